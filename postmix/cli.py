@@ -1,0 +1,124 @@
+"""``postmix <stage> <verb>``: every verb parses arguments and calls the library, nothing more."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from postmix import __version__
+from postmix.errors import PostmixError
+
+console = Console(stderr=True)
+out = Console()
+
+app = typer.Typer(
+    name="postmix",
+    help="Post-training data toolkit: ingest, curate, judge, mix, train.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+curate_app = typer.Typer(help="Dedup, decontaminate and filter datasets.", no_args_is_help=True)
+judge_app = typer.Typer(help="Generate, rate and pair completions with an LLM judge.", no_args_is_help=True)
+mix_app = typer.Typer(help="Build, version, inspect and export training mixes.", no_args_is_help=True)
+train_app = typer.Typer(help="SFT, DPO and RLVR over TRL on one mix version.", no_args_is_help=True)
+app.add_typer(curate_app, name="curate")
+app.add_typer(judge_app, name="judge")
+app.add_typer(mix_app, name="mix")
+app.add_typer(train_app, name="train")
+
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"postmix {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    _state["debug"] = debug
+
+
+def print_report_summary(report, paths: dict[str, str]) -> None:
+    out.print(f"[bold]{report.summary()}[/bold]")
+    for role, path in paths.items():
+        out.print(f"  {role:8s} {path}")
+
+
+@app.command()
+def ingest(
+    source: str = typer.Argument(..., help="Input: .jsonl/.json/.parquet, an Arrow folder, or hf:owner/name."),
+    output: Path = typer.Argument(..., help="Output .jsonl or .parquet (rejects and report go beside it)."),
+    format: str | None = typer.Option(None, "--format", "-f", help="Input format; auto-detected when omitted: messages, sharegpt, alpaca, prompt_completion, trl_preference, ultrafeedback, rlvr."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on the first bad row instead of collecting rejects."),
+    source_name: str | None = typer.Option(None, "--source", help="Source name for rows that carry none (default: file name)."),
+    split: str = typer.Option("train", "--split", help="Split, for Hub datasets."),
+) -> None:
+    """Convert a public-format dataset into postmix records; bad rows go to a rejects file."""
+    from postmix.io import ingest as run_ingest
+    from postmix.io.write import report_path
+
+    result = run_ingest(source, output, format=format, strict=strict, source_name=source_name, split=split)
+    print_report_summary(result.report, {"output": str(result.output), "rejects": str(result.rejects),
+                                         "report": str(report_path(result.output))})
+
+
+@app.command()
+def stats(
+    path: str = typer.Argument(..., help="A dataset in any supported format."),
+    tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer (path or Hub name) for token counts."),
+    format: str | None = typer.Option(None, "--format", "-f", help="Input format when not postmix records."),
+    as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow custom tokenizer code."),
+) -> None:
+    """Rows, sources, turns, role counts and length distributions of a dataset."""
+    from postmix.stats import dataset_stats
+
+    result = dataset_stats(path, tokenizer=tokenizer, format=format, trust_remote_code=trust_remote_code)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    out.print(f"[bold]{result['path']}[/bold]: {result['rows']} {result['kind']} rows"
+              + (f", {result['unreadable_rows']} unreadable" if result["unreadable_rows"] else ""))
+    sources = Table("source", "rows", "share", title="sources")
+    for name, count in result["sources"].items():
+        sources.add_row(name, str(count), f"{count / max(result['rows'], 1):.1%}")
+    out.print(sources)
+    for column, col in result["columns"].items():
+        table = Table("measure", "mean", "p10", "p50", "p90", "p99", "max", title=f"{column}")
+        rows = [("turns", col["turns"]), ("chars/row", col["chars_per_row"])]
+        rows += [(f"chars/{role} turn", d) for role, d in col["chars_per_turn"].items()]
+        if "tokens_per_row" in col:
+            rows.append(("tokens/row", col["tokens_per_row"]))
+        for name, d in rows:
+            table.add_row(name, f"{d['mean']:.1f}", *(f"{d[k]:.0f}" for k in ("p10", "p50", "p90", "p99", "p100")))
+        out.print(table)
+        out.print("roles: " + ", ".join(f"{r}={n}" for r, n in col["roles"].items()))
+
+
+def main() -> None:
+    """Console entry point: user errors in one line, tracebacks only with --debug."""
+    try:
+        app()
+    except PostmixError as exc:
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.print("interrupted: finished rows are kept in the .partial files beside the outputs")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

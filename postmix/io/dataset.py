@@ -1,0 +1,108 @@
+"""Postmix records as ``datasets.Dataset``: the form every stage works on.
+
+Files postmix wrote (their columns match a record kind) load straight into Arrow without a
+Python object per row. Anything else — ShareGPT, Alpaca, a Hub set — goes through ingest first,
+and the rows ingest could not convert come back as rejects so the calling stage can account for
+them in its own report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import datasets
+import pyarrow as pa
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
+from postmix.io.read import file_type, load_arrow_folder, load_hub
+from postmix.io.write import output_type
+from postmix.schemas import FEATURES, Reject, kind_of_columns
+
+
+def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | None:
+    ftype = file_type(path)
+    if ftype == "parquet":
+        names = pq.read_schema(path).names
+        kind = kind_of_columns(names)
+        if kind is None:
+            return None
+        return pq.read_table(path, columns=list(FEATURES[kind])), kind
+    if ftype == "jsonl" and not path.name.endswith(".gz"):
+        with open(path, "rb") as handle:
+            first = handle.readline()
+        try:
+            kind = kind_of_columns(list(json.loads(first))) if first.strip() else kind_hint
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
+            return None
+        if kind is None:
+            return None
+        schema = FEATURES[kind].arrow_schema
+        try:
+            table = pa_json.read_json(
+                path,
+                parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None  # a malformed line or a non-postmix row: let ingest find and report it
+        return table.select(list(FEATURES[kind])), kind
+    return None
+
+
+def load_records(
+    source: str | Path, *, format: str | None = None, split: str = "train"
+) -> tuple[datasets.Dataset, str, list[Reject]]:
+    """``(dataset, record kind, rows that could not be converted)`` for any supported input."""
+    ftype = file_type(source)
+    if ftype == "arrow":
+        ds = load_arrow_folder(source)
+        kind = kind_of_columns(ds.column_names)
+        if kind is not None and format is None:
+            return ds.select_columns(list(FEATURES[kind])), kind, []
+    elif ftype == "hub":
+        ds = load_hub(str(source), split, streaming=False)
+        kind = kind_of_columns(ds.column_names)
+        if kind is not None and format is None:
+            return ds.select_columns(list(FEATURES[kind])), kind, []
+    elif format is None:
+        fast = _postmix_table(Path(source), None)
+        if fast is not None:
+            table, kind = fast
+            return datasets.Dataset(table.cast(FEATURES[kind].arrow_schema)), kind, []
+    return _via_ingest(source, format=format, split=split)
+
+
+def _via_ingest(source: str | Path, *, format: str | None, split: str):
+    from postmix.io.ingest import ingest
+    from postmix.io.read import iter_raw_rows
+
+    with tempfile.TemporaryDirectory(prefix="postmix-ingest-") as tmp:
+        out = Path(tmp) / "records.parquet"
+        result = ingest(source, out, format=format, split=split, progress=False)
+        table = pq.read_table(out)
+        rejects = [Reject.model_validate(r.data) for r in iter_raw_rows(result.rejects)]
+    table = table.cast(FEATURES[result.kind].arrow_schema)
+    return datasets.Dataset(table), result.kind, rejects
+
+
+def save_records(ds: datasets.Dataset, output: str | Path) -> Path:
+    """Write by suffix (.jsonl / .jsonl.gz / .parquet), atomically."""
+    output = Path(output)
+    kind = output_type(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=output.name + ".", suffix=".partial", dir=output.parent)
+    os.close(fd)
+    try:
+        if kind == "jsonl":
+            compression = "gzip" if output.name.endswith(".gz") else None
+            ds.to_json(tmp, lines=True, force_ascii=False, compression=compression)
+        else:
+            ds.to_parquet(tmp)
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return output

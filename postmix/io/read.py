@@ -1,0 +1,179 @@
+"""Read rows from JSONL, JSON, Parquet, Arrow folders and Hugging Face Hub datasets.
+
+``iter_raw_rows`` is the validating path used by ingest: it streams one row at a time with its
+1-based position, and turns a malformed line into a ``RawRow`` with an error instead of raising,
+so one bad line never aborts a long run. Parquet and Arrow are read batch by batch, so a
+multi-GB file never has to become Python objects all at once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from postmix.errors import InputNotFoundError, PostmixError, UnsupportedFormatError
+
+HUB_PREFIX = "hf:"
+BATCH_ROWS = 4096
+
+_SUFFIX_HELP = (
+    "use .jsonl (or .jsonl.gz), .json, .parquet, an Arrow folder written by "
+    "Dataset.save_to_disk, or hf:<owner>/<name> for a Hub dataset"
+)
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One input row, or the reason it could not be read. ``line`` is 1-based."""
+
+    line: int
+    data: dict[str, Any] | None
+    error: str | None = None
+    detail: str = ""
+    raw: str | None = None
+
+
+def file_type(path: str | Path) -> str:
+    """``jsonl``, ``json``, ``parquet``, ``arrow`` (folder) or ``hub``; a one-line error otherwise."""
+    text = str(path)
+    if text.startswith(HUB_PREFIX):
+        return "hub"
+    p = Path(text)
+    if not p.exists():
+        raise InputNotFoundError(f"no such file or folder: {text} (check the path)")
+    if p.is_dir():
+        if (p / "dataset_info.json").exists() or (p / "state.json").exists():
+            return "arrow"
+        if (p / "dataset_dict.json").exists():
+            raise UnsupportedFormatError(
+                f"{text} holds several splits: pass the split folder, e.g. {text}/train"
+            )
+        raise UnsupportedFormatError(f"{text} is a folder but not a saved Arrow dataset: {_SUFFIX_HELP}")
+    name = p.name.lower()
+    for suffix, kind in ((".jsonl.gz", "jsonl"), (".jsonl", "jsonl"), (".ndjson", "jsonl"),
+                         (".json", "json"), (".parquet", "parquet")):
+        if name.endswith(suffix):
+            return kind
+    raise UnsupportedFormatError(f"unknown file type '{p.suffix or p.name}' for {text}: {_SUFFIX_HELP}")
+
+
+def _iter_jsonl(path: Path) -> Iterator[RawRow]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue  # blank lines are layout, not rows
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield RawRow(line_no, None, "not_utf8", f"invalid UTF-8 at byte {exc.start}",
+                             raw.decode("utf-8", errors="replace").rstrip("\n"))
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield RawRow(line_no, None, "malformed_json", f"{exc.msg} at column {exc.colno}",
+                             text.rstrip("\n"))
+                continue
+            if not isinstance(value, dict):
+                yield RawRow(line_no, None, "not_an_object",
+                             f"expected a JSON object, got {type(value).__name__}", text.rstrip("\n"))
+                continue
+            yield RawRow(line_no, value)
+
+
+def _iter_json(path: Path) -> Iterator[RawRow]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnsupportedFormatError(
+            f"{path} is not valid JSON ({exc}); for one object per line name it .jsonl"
+        ) from None
+    if isinstance(value, dict):  # {"data": [...]} and similar single-key wrappers
+        lists = [v for v in value.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise UnsupportedFormatError(f"{path} must hold a JSON array of objects")
+        value = lists[0]
+    if not isinstance(value, list):
+        raise UnsupportedFormatError(f"{path} must hold a JSON array of objects")
+    for index, item in enumerate(value, start=1):
+        if isinstance(item, dict):
+            yield RawRow(index, item)
+        else:
+            yield RawRow(index, None, "not_an_object",
+                         f"expected a JSON object, got {type(item).__name__}", json.dumps(item)[:2000])
+
+
+def _iter_parquet(path: Path) -> Iterator[RawRow]:
+    import pyarrow.parquet as pq
+
+    line = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+        for row in batch.to_pylist():
+            line += 1
+            yield RawRow(line, row)
+
+
+def _iter_dataset(dataset: Any) -> Iterator[RawRow]:
+    line = 0
+    for batch in dataset.iter(batch_size=BATCH_ROWS):
+        columns = list(batch)
+        for values in zip(*(batch[c] for c in columns), strict=True):
+            line += 1
+            yield RawRow(line, dict(zip(columns, values, strict=True)))
+
+
+def load_arrow_folder(path: str | Path) -> Any:
+    import datasets
+
+    loaded = datasets.load_from_disk(str(path))
+    if isinstance(loaded, datasets.DatasetDict):
+        raise UnsupportedFormatError(f"{path} holds several splits: pass the split folder")
+    return loaded
+
+
+def load_hub(name: str, split: str = "train", *, streaming: bool = True) -> Any:
+    """A Hub dataset named ``hf:owner/name`` or ``hf:owner/name@revision``; streamed by default."""
+    import datasets
+
+    repo = name[len(HUB_PREFIX):] if name.startswith(HUB_PREFIX) else name
+    repo, _, revision = repo.partition("@")
+    try:
+        return datasets.load_dataset(repo, split=split, streaming=streaming, revision=revision or None)
+    except Exception as exc:  # network, auth, missing split: all user-fixable
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PostmixError(
+            f"could not load Hub dataset {repo!r} split {split!r}: {first_line} "
+            "(check the name, your network and HF_TOKEN, or download it and pass a local file)"
+        ) from None
+
+
+def iter_raw_rows(source: str | Path, *, split: str = "train") -> Iterator[RawRow]:
+    """Every row of ``source`` in order, malformed ones included as errors."""
+    kind = file_type(source)
+    if kind == "hub":
+        yield from _iter_dataset(load_hub(str(source), split))
+        return
+    path = Path(source)
+    if kind == "jsonl":
+        yield from _iter_jsonl(path)
+    elif kind == "json":
+        yield from _iter_json(path)
+    elif kind == "parquet":
+        yield from _iter_parquet(path)
+    else:
+        yield from _iter_dataset(load_arrow_folder(path))
+
+
+def size_hint(source: str | Path) -> int | None:
+    """Bytes to read, for a progress bar; None when unknown (Hub, folders)."""
+    try:
+        kind = file_type(source)
+    except PostmixError:
+        return None
+    return Path(source).stat().st_size if kind in ("jsonl", "json", "parquet") else None

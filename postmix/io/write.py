@@ -1,0 +1,128 @@
+"""Write rows to JSONL or Parquet (chosen by suffix), incrementally and atomically.
+
+Rows go to ``<path>.partial`` as they come and the file is renamed into place only when the
+writer closes cleanly, so a reader never sees half a file under the final name. If the run dies,
+the ``.partial`` file keeps every row finished so far.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+
+from postmix.errors import UnsupportedFormatError
+
+PARQUET_FLUSH_ROWS = 8192
+
+
+def output_type(path: str | Path) -> str:
+    name = Path(path).name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+        return "jsonl"
+    if name.endswith(".parquet"):
+        return "parquet"
+    raise UnsupportedFormatError(
+        f"cannot write '{path}': name the output .jsonl, .jsonl.gz or .parquet"
+    )
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".jsonl.gz", ".jsonl", ".ndjson", ".parquet", ".json"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def rejects_path(output: str | Path) -> Path:
+    """``data/clean.jsonl`` -> ``data/clean.rejects.jsonl``."""
+    output = Path(output)
+    return output.with_name(_stem(output) + ".rejects.jsonl")
+
+
+def report_path(output: str | Path) -> Path:
+    """``data/clean.jsonl`` -> ``data/clean.report.json``."""
+    output = Path(output)
+    return output.with_name(_stem(output) + ".report.json")
+
+
+def dumps_row(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+class RowWriter:
+    """Append rows one at a time; ``close()`` publishes the file. Use as a context manager."""
+
+    def __init__(self, path: str | Path, *, schema: pa.Schema | None = None):
+        self.path = Path(path)
+        self.kind = output_type(self.path)
+        self.schema = schema
+        self.rows = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self._text: IO[str] | None = None
+        self._parquet: Any = None
+        self._buffer: list[dict[str, Any]] = []
+        if self.kind == "jsonl":
+            opener = gzip.open if self.path.name.lower().endswith(".gz") else open
+            # gzip with mtime=0 would need GzipFile; plain text mode is fine for streaming output
+            self._text = opener(self.partial, "wt", encoding="utf-8")
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.rows += 1
+        if self._text is not None:
+            self._text.write(dumps_row(row) + "\n")
+            return
+        self._buffer.append(row)
+        if len(self._buffer) >= PARQUET_FLUSH_ROWS:
+            self._flush_parquet()
+
+    def write_many(self, rows: Any) -> None:
+        for row in rows:
+            self.write(row)
+
+    def _flush_parquet(self) -> None:
+        import pyarrow.parquet as pq
+
+        if not self._buffer and self._parquet is not None:
+            return
+        table = pa.Table.from_pylist(self._buffer, schema=self.schema)
+        if self._parquet is None:
+            self.schema = table.schema
+            self._parquet = pq.ParquetWriter(self.partial, table.schema)
+        self._parquet.write_table(table)
+        self._buffer = []
+
+    def flush(self) -> None:
+        if self._text is not None:
+            self._text.flush()
+
+    def close(self) -> Path:
+        if self._text is not None:
+            self._text.close()
+        else:
+            self._flush_parquet()
+            self._parquet.close()
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop writing but keep the ``.partial`` file with the rows finished so far."""
+        if self._text is not None:
+            self._text.close()
+        elif self._parquet is not None:
+            self._parquet.close()
+
+    def __enter__(self) -> RowWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

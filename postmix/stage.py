@@ -1,0 +1,123 @@
+"""What every dataset-to-dataset stage (filter, dedup, decontam, ...) shares: load the input,
+split rows into kept and rejected by the stage's verdicts, write output + rejects + report.
+
+A stage function decides; it never writes. It returns a ``Verdicts`` with one entry per input
+row (``None`` = keep), so the accounting ``in == out + rejected`` holds by construction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+
+from postmix.io.dataset import load_records, save_records
+from postmix.io.write import RowWriter, rejects_path, report_path
+from postmix.schemas import Reject, StepReport
+
+REJECTS_BATCH = 2048
+
+
+@dataclass
+class Verdicts:
+    """Per-row outcome of a stage. ``reasons[i] is None`` keeps row ``i``."""
+
+    reasons: Sequence[str | None]
+    details: Sequence[str]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.reasons) != len(self.details):
+            raise ValueError("reasons and details must have one entry per row")
+
+    @classmethod
+    def keep_all(cls, n: int) -> Verdicts:
+        return cls([None] * n, [""] * n)
+
+    def kept_indices(self) -> np.ndarray:
+        return np.fromiter((i for i, r in enumerate(self.reasons) if r is None), dtype=np.int64)
+
+    def rejected_indices(self) -> np.ndarray:
+        return np.fromiter((i for i, r in enumerate(self.reasons) if r is not None), dtype=np.int64)
+
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(r for r in self.reasons if r is not None).items()))
+
+
+@dataclass
+class StageOutput:
+    kept: datasets.Dataset
+    report: StepReport
+    output: Path
+    rejects: Path
+
+
+def write_rejects(
+    writer: RowWriter, ds: datasets.Dataset, verdicts: Verdicts, indices: np.ndarray
+) -> None:
+    """Rejected rows, whole, with reason and detail, so any of them can be restored."""
+    for start in range(0, len(indices), REJECTS_BATCH):
+        chunk = indices[start : start + REJECTS_BATCH]
+        rows = ds.select(chunk).to_list()
+        for index, row in zip(chunk.tolist(), rows, strict=True):
+            writer.write(
+                Reject(
+                    reason=verdicts.reasons[index],
+                    detail=verdicts.details[index],
+                    id=row.get("id"),
+                    source=row.get("source"),
+                    row=row,
+                ).to_row()
+            )
+
+
+def run_stage(
+    step: str,
+    source: str | Path,
+    output: str | Path,
+    decide: Callable[[datasets.Dataset, str], Verdicts],
+    config: Any,
+    *,
+    format: str | None = None,
+    extra_inputs: Sequence[str] = (),
+) -> StageOutput:
+    """Load ``source``, let ``decide`` judge each row, write kept rows, rejects and the report."""
+    started = time.perf_counter()
+    ds, kind, load_rejects = load_records(source, format=format)
+    loaded = time.perf_counter()
+    verdicts = decide(ds, kind)
+    if len(verdicts.reasons) != len(ds):
+        raise RuntimeError(f"{step} returned {len(verdicts.reasons)} verdicts for {len(ds)} rows")
+    decided = time.perf_counter()
+    kept = ds.select(verdicts.kept_indices())
+    save_records(kept, output)
+    rejected = verdicts.counts()
+    with RowWriter(rejects_path(output)) as writer:
+        for reject in load_rejects:  # rows the input conversion could not read at all
+            writer.write(reject.to_row())
+            rejected[reject.reason] = rejected.get(reject.reason, 0) + 1
+        write_rejects(writer, ds, verdicts, verdicts.rejected_indices())
+    config_dump = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config or {})
+    report = StepReport(
+        step=step,
+        config=config_dump,
+        rows_in=len(ds) + len(load_rejects),
+        rows_out=len(kept),
+        rejected=dict(sorted(rejected.items())),
+        timings={
+            "load": round(loaded - started, 3),
+            "decide": round(decided - loaded, 3),
+            "write": round(time.perf_counter() - decided, 3),
+        },
+        inputs=[str(source), *extra_inputs],
+        outputs={"data": str(output), "rejects": str(rejects_path(output))},
+        details={"kind": kind, **verdicts.stats},
+    )
+    report.write(report_path(output))
+    return StageOutput(kept=kept, report=report, output=Path(output), rejects=rejects_path(output))
