@@ -34,6 +34,30 @@ app.add_typer(train_app, name="train")
 
 _state = {"debug": False}
 
+# Each stage package contributes its verbs through a ``register(group)`` function in its own
+# module, so the stages stay independent and this file stays a table of contents.
+_VERB_MODULES = {
+    curate_app: ("postmix.curate.dedup_cli", "postmix.curate.decontam_cli",
+                 "postmix.curate.filter_cli", "postmix.curate.synth_cli"),
+    judge_app: ("postmix.judge.cli",),
+    mix_app: ("postmix.mix.cli",),
+    train_app: ("postmix.train.cli",),
+}
+
+
+def _register_verbs() -> None:
+    import importlib
+
+    for group, modules in _VERB_MODULES.items():
+        for name in modules:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name == name:  # that stage is not built yet
+                    continue
+                raise
+            module.register(group)
+
 
 def _version(value: bool) -> None:
     if value:
@@ -104,6 +128,9 @@ def stats(
             table.add_row(name, f"{d['mean']:.1f}", *(f"{d[k]:.0f}" for k in ("p10", "p50", "p90", "p99", "p100")))
         out.print(table)
         out.print("roles: " + ", ".join(f"{r}={n}" for r, n in col["roles"].items()))
+
+
+_register_verbs()
 
 
 def main() -> None:

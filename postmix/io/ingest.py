@@ -112,7 +112,9 @@ def ingest(
                     record.id = ids.claim(record.id, derived, raw.line)
                 except (ValidationError, ValueError, KeyError, TypeError) as exc:
                     reason = "duplicate_id" if "already used" in str(exc) else "schema"
-                    reject(raw, reason, one_line(exc) if not isinstance(exc, KeyError) else f"missing field {exc}")
+                    detail = one_line(exc) if not isinstance(exc, KeyError) else f"missing field {exc}"
+                    given = raw.data.get("id")
+                    reject(raw, reason, detail, None if given is None else str(given))
                     continue
                 if writer is None:
                     writer = RowWriter(output, schema=FEATURES[kind].arrow_schema)

@@ -76,7 +76,7 @@ def _iter_jsonl(path: Path) -> Iterator[RawRow]:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield RawRow(line_no, None, "malformed_json", f"{exc.msg} at column {exc.colno}",
+                yield RawRow(line_no, None, "malformed_json", f"{exc.msg} (column {exc.colno})",
                              text.rstrip("\n"))
                 continue
             if not isinstance(value, dict):
