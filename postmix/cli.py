@@ -130,6 +130,30 @@ def stats(
         out.print("roles: " + ", ".join(f"{r}={n}" for r, n in col["roles"].items()))
 
 
+@app.command("run")
+def run_recipe_command(
+    recipe: str = typer.Argument(..., help="Recipe YAML (a path, or pkg://postmix/... for a bundled one)."),
+    workdir: Path | None = typer.Option(None, "--workdir", "-w", help="Where stage outputs go (default: the recipe's workdir, else ./postmix-runs/<name>)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (stages, cache keys, cached or not) and stop."),
+) -> None:
+    """Run a pipeline recipe; finished stages are cached by content and skipped on re-runs."""
+    from postmix.io.paths import resolve_path
+    from postmix.pipeline import load_recipe, plan, run_recipe
+
+    recipe_path = Path(resolve_path(recipe))
+    spec = load_recipe(recipe_path)
+    target = workdir or Path(spec.workdir or Path("postmix-runs") / spec.name)
+    if dry_run:
+        table = Table("stage", "run", "inputs", "key", "status", title=f"plan: {spec.name} -> {target}")
+        for step in plan(spec, target, recipe_path.parent):
+            table.add_row(step.spec.name, step.spec.run, ", ".join(map(str, step.spec.input)) or "-",
+                          step.key, "cached" if step.cached else "to run")
+        out.print(table)
+        return
+    result = run_recipe(spec, target, recipe_dir=recipe_path.parent, echo=out.print)
+    out.print(f"[bold]done[/bold]: {len(result.stages)} stages, summary in {target / 'last_run.json'}")
+
+
 _register_verbs()
 
 

@@ -1,0 +1,211 @@
+"""``postmix run recipe.yaml``: a pipeline of stages whose outputs are content-addressed and cached.
+
+Each stage's cache key is a hash of its type, its config, the keys of the stages it reads and the
+content of the files it reads (plus the postmix version). A stage whose key already has a finished
+folder is skipped, so a re-run costs nothing and a failed run resumes at the stage that failed.
+A stage writes into ``<key>.partial`` and is renamed into place only when it succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xxhash
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from postmix import __version__
+from postmix.errors import ConfigError, PostmixError
+from postmix.io.errors_text import one_line
+from postmix.io.paths import resolve_path
+
+
+class StageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    run: str
+    input: list[str] = Field(default_factory=list, description="earlier stage names or paths")
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value or []
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    workdir: str | None = None
+    stages: list[StageSpec]
+
+    @model_validator(mode="after")
+    def _check(self) -> Recipe:
+        seen: set[str] = set()
+        for stage in self.stages:
+            if stage.name in seen:
+                raise ValueError(f"stage name {stage.name!r} is used twice")
+            if stage.run not in STAGE_TYPES:
+                raise ValueError(f"stage {stage.name!r}: unknown run {stage.run!r}; known: {', '.join(sorted(STAGE_TYPES))}")
+            seen.add(stage.name)
+        return self
+
+
+@dataclass
+class StageContext:
+    """What a stage handler gets: resolved inputs, its config, a folder to write into."""
+
+    stage: StageSpec
+    inputs: list[Path]
+    input_outputs: list[dict[str, str]]
+    out_dir: Path
+    recipe_dir: Path
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[StageContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StageType:
+    handler: Handler
+    description: str
+
+
+STAGE_TYPES: dict[str, StageType] = {}
+
+
+def stage_type(name: str, description: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        STAGE_TYPES[name] = StageType(fn, description)
+        return fn
+
+    return register
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    from postmix import stages  # noqa: F401  (registers the stage types)
+
+    path = resolve_path(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no such recipe: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {one_line(exc)}") from None
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {one_line(exc)}") from None
+
+
+def fingerprint_path(path: Path) -> str:
+    """Content hash of a file or folder (every file, in sorted order); Hub names hash as text."""
+    digest = xxhash.xxh3_128()
+    if str(path).startswith("hf:"):
+        digest.update(str(path).encode())
+        return digest.hexdigest()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class PlannedStage:
+    spec: StageSpec
+    key: str
+    folder: Path
+    inputs: list[Path | str]  # paths, or names of earlier stages
+    cached: bool
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
+    keys: dict[str, str] = {}
+    planned = []
+    for stage in recipe.stages:
+        parts: list[str] = []
+        inputs: list[Path | str] = []
+        for ref in stage.input:
+            if ref in keys:
+                parts.append(f"stage:{keys[ref]}")
+                inputs.append(ref)
+                continue
+            path = resolve_path(ref, base=recipe_dir)
+            if not str(path).startswith("hf:") and not Path(path).exists():
+                raise ConfigError(f"stage {stage.name!r}: input {ref!r} is neither an earlier stage nor an existing path")
+            parts.append(f"file:{fingerprint_path(Path(path)) if not str(path).startswith('hf:') else path}")
+            inputs.append(Path(path) if not str(path).startswith("hf:") else str(path))
+        key = xxhash.xxh3_64_hexdigest(_canonical([stage.run, stage.config, parts, __version__]).encode())
+        keys[stage.name] = key
+        folder = workdir / "stages" / f"{stage.name}-{key}"
+        planned.append(PlannedStage(stage, key, folder, inputs, (folder / "stage.json").exists()))
+    return planned
+
+
+@dataclass
+class RunResult:
+    workdir: Path
+    stages: dict[str, dict[str, Any]]  # name -> {"status", "folder", "outputs", "seconds"}
+
+
+def run_recipe(
+    recipe: Recipe,
+    workdir: str | Path,
+    *,
+    recipe_dir: str | Path = ".",
+    options: dict[str, Any] | None = None,
+    echo: Callable[[str], None] = print,
+) -> RunResult:
+    workdir = Path(workdir)
+    recipe_dir = Path(recipe_dir)
+    planned = plan(recipe, workdir, recipe_dir)
+    results: dict[str, dict[str, Any]] = {}
+    for step in planned:
+        record_path = step.folder / "stage.json"
+        if record_path.exists():
+            record = json.loads(record_path.read_text())
+            results[step.spec.name] = {**record, "status": "cached"}
+            echo(f"[cached] {step.spec.name} ({step.spec.run}) -> {step.folder}")
+            continue
+        inputs = [Path(results[i]["outputs"]["data"]) if isinstance(i, str) and i in results else i
+                  for i in step.inputs]
+        upstream = [results[i]["outputs"] for i in step.inputs if isinstance(i, str) and i in results]
+        partial = step.folder.with_name(step.folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        echo(f"[run]    {step.spec.name} ({step.spec.run})")
+        started = time.perf_counter()
+        ctx = StageContext(step.spec, inputs, upstream, partial, recipe_dir, options or {})
+        try:
+            outputs = STAGE_TYPES[step.spec.run].handler(ctx)
+        except PostmixError as exc:
+            raise PostmixError(f"stage {step.spec.name!r} failed: {exc} (fix it and run again: finished stages are cached)") from exc
+        # outputs were written under the partial folder; point them at the final folder
+        final = {k: str(v).replace(str(partial), str(step.folder)) for k, v in outputs.items()}
+        record = {"name": step.spec.name, "run": step.spec.run, "key": step.key, "outputs": final,
+                  "seconds": round(time.perf_counter() - started, 2), "config": step.spec.config}
+        (partial / "stage.json").write_text(json.dumps(record, indent=2) + "\n")
+        if step.folder.exists():
+            shutil.rmtree(step.folder)
+        partial.rename(step.folder)
+        results[step.spec.name] = {**record, "status": "ran"}
+        echo(f"         done in {record['seconds']}s -> {step.folder}")
+    (workdir / "last_run.json").write_text(json.dumps(results, indent=2) + "\n")
+    return RunResult(workdir, results)

@@ -1,0 +1,95 @@
+"""The recipe runner: content-addressed stages, skipped when cached, resumed after a failure."""
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from postmix.cli import app
+from postmix.errors import ConfigError, PostmixError
+from postmix.pipeline import STAGE_TYPES, load_recipe, plan, run_recipe, stage_type
+
+CALLS: list[str] = []
+
+
+@stage_type("test_upper", "test-only: upper-case every assistant turn")
+def _upper(ctx):
+    import datasets
+
+    from postmix.io import load_records, save_records
+
+    CALLS.append(ctx.stage.name)
+    if ctx.stage.config.get("fail_marker") and (ctx.recipe_dir / ctx.stage.config["fail_marker"]).exists():
+        raise PostmixError("asked to fail")
+    ds, _, _ = load_records(ctx.inputs[0])
+    rows = ds.to_list()
+    for row in rows:
+        row["messages"][-1]["content"] = row["messages"][-1]["content"].upper()
+    out = ctx.out_dir / "upper.jsonl"
+    save_records(datasets.Dataset.from_list(rows, features=ds.features), out)
+    return {"data": str(out)}
+
+
+def write_recipe(tmp_path, stages):
+    (tmp_path / "raw.jsonl").write_text(
+        "".join(json.dumps({"prompt": f"p{i}", "completion": f"c{i}"}) + "\n" for i in range(4)))
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "stages": stages}))
+    return path
+
+
+STAGES = [
+    {"name": "raw", "run": "ingest", "input": "raw.jsonl"},
+    {"name": "upper", "run": "test_upper", "input": "raw", "config": {"fail_marker": "FAIL"}},
+]
+
+
+def test_rerun_skips_finished_stages_and_failure_resumes_at_the_failed_one(tmp_path):
+    CALLS.clear()
+    recipe_path = write_recipe(tmp_path, STAGES)
+    recipe = load_recipe(recipe_path)
+    (tmp_path / "FAIL").write_text("")
+    with pytest.raises(PostmixError, match="stage 'upper' failed"):
+        run_recipe(recipe, tmp_path / "work", recipe_dir=tmp_path, echo=lambda _: None)
+    assert [p.cached for p in plan(recipe, tmp_path / "work", tmp_path)] == [True, False]
+    assert not list((tmp_path / "work" / "stages").glob("upper-*[!l]"))  # only the .partial remains
+    (tmp_path / "FAIL").unlink()
+    result = run_recipe(recipe, tmp_path / "work", recipe_dir=tmp_path, echo=lambda _: None)
+    assert [s["status"] for s in result.stages.values()] == ["cached", "ran"]
+    out = [json.loads(line) for line in open(result.stages["upper"]["outputs"]["data"])]
+    assert [r["messages"][-1]["content"] for r in out] == ["C0", "C1", "C2", "C3"]
+    again = run_recipe(recipe, tmp_path / "work", recipe_dir=tmp_path, echo=lambda _: None)
+    assert [s["status"] for s in again.stages.values()] == ["cached", "cached"]
+    assert CALLS == ["upper", "upper"]
+
+
+def test_changing_an_input_file_or_config_changes_the_keys_downstream(tmp_path):
+    recipe_path = write_recipe(tmp_path, STAGES)
+    first = [p.key for p in plan(load_recipe(recipe_path), tmp_path / "w", tmp_path)]
+    with open(tmp_path / "raw.jsonl", "a") as handle:
+        handle.write(json.dumps({"prompt": "new", "completion": "row"}) + "\n")
+    second = [p.key for p in plan(load_recipe(recipe_path), tmp_path / "w", tmp_path)]
+    assert first[0] != second[0] and first[1] != second[1]
+    stages = [STAGES[0], {**STAGES[1], "config": {"fail_marker": "OTHER"}}]
+    third = [p.key for p in plan(load_recipe(write_recipe(tmp_path, stages)), tmp_path / "w", tmp_path)]
+    assert third[1] != second[1]
+
+
+def test_recipe_errors_are_one_line_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown run 'nope'"):
+        load_recipe(write_recipe(tmp_path, [{"name": "a", "run": "nope"}]))
+    with pytest.raises(ConfigError, match="used twice"):
+        load_recipe(write_recipe(tmp_path, [STAGES[0], STAGES[0]]))
+    bad_input = write_recipe(tmp_path, [{"name": "a", "run": "ingest", "input": "missing.jsonl"}])
+    with pytest.raises(ConfigError, match="neither an earlier stage nor an existing path"):
+        plan(load_recipe(bad_input), tmp_path / "w", tmp_path)
+    assert "ingest" in STAGE_TYPES
+
+
+def test_dry_run_prints_the_plan_without_running(tmp_path):
+    recipe_path = write_recipe(tmp_path, STAGES)
+    result = CliRunner().invoke(app, ["run", str(recipe_path), "--workdir", str(tmp_path / "w"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "to run" in result.output and "upper" in result.output
+    assert not (tmp_path / "w").exists()
