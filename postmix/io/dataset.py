@@ -17,6 +17,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
+import xxhash
 
 from postmix.io.read import file_type, load_arrow_folder, load_hub
 from postmix.io.write import output_type
@@ -71,7 +72,10 @@ def load_records(
         fast = _postmix_table(Path(source), None)
         if fast is not None:
             table, kind = fast
-            return datasets.Dataset(table.cast(FEATURES[kind].arrow_schema)), kind, []
+            # Without a fingerprint, datasets hashes the whole table to make one (seconds at 1M rows).
+            stat = Path(source).stat()
+            fingerprint = xxhash.xxh3_64_hexdigest(f"{Path(source).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+            return datasets.Dataset(table.cast(FEATURES[kind].arrow_schema), fingerprint=fingerprint), kind, []
     return _via_ingest(source, format=format, split=split)
 
 

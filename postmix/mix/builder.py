@@ -1,0 +1,297 @@
+"""``build(spec)``: sources -> per-source steps -> global steps -> take rules -> shuffle -> a
+registry version.
+
+Order matters. Global steps (cross-source dedup, decontamination) run on every curated row of
+every source *before* the take rules, so ``count: N`` is the number of rows in the mix, and
+rows repeated by ``epochs`` are not then removed as duplicates of themselves.
+
+Every row that leaves is accounted for: the manifest lists per source a step report for
+loading (unreadable rows), each step, each global step (this source's share) and the take rule
+(``not_sampled``); all reconcile ``in == out + rejected``. Rows removed by a step are written
+whole to ``rejects.parquet`` with step, source, reason and detail. Rows a take rule leaves out
+are only counted: they are still in the fingerprinted source, and the seed picks them again.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from postmix import __version__
+from postmix.errors import ConfigError
+from postmix.io.dataset import load_records
+from postmix.mix.content import content_hash, write_shard, write_shards
+from postmix.mix.fingerprint import fingerprint, pinned_location
+from postmix.mix.measure import load_tokenizer, row_tokens
+from postmix.mix.registry import MANIFEST, Registry, ResolvedMix, pause_hook
+from postmix.mix.sampling import sampling_key, take
+from postmix.mix.spec import MixSpec, load_spec, parse_spec, resolve_source, spec_to_dict
+from postmix.mix.steps import arrow_rows, run_step
+from postmix.progress import progress_bar
+from postmix.schemas import FEATURES, StepReport
+
+REJECT_COLUMNS = {
+    "reject_step": pa.string(), "reject_source": pa.string(), "reject_reason": pa.string(),
+    "reject_detail": pa.string(), "reject_line": pa.int64(), "reject_raw": pa.string(),
+}
+
+
+@dataclass
+class BuildResult:
+    mix: ResolvedMix
+    created: bool  # False: the latest version already held exactly these rows
+    manifest: dict[str, Any]
+
+
+@dataclass
+class _Source:
+    name: str
+    location: str
+    fingerprint: str
+    table: pa.Table
+    reports: list[StepReport] = field(default_factory=list)
+
+
+def in_memory_dataset(table: pa.Table) -> datasets.Dataset:
+    """A Dataset over ``table`` without ``datasets`` pickling the whole table to fingerprint it
+    (about 1 s per million rows); nothing here uses the datasets cache that fingerprint keys."""
+    return datasets.Dataset(table, fingerprint=uuid.uuid4().hex)
+
+
+def _rejects_schema(kind: str) -> pa.Schema:
+    schema = FEATURES[kind].arrow_schema
+    for name, kind_type in REJECT_COLUMNS.items():
+        schema = schema.append(pa.field(name, kind_type))
+    return schema
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
+               else pa.nulls(table.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _load_rejects_table(rejects: list[Any], source: str, kind: str) -> pa.Table:
+    """Rows the input conversion could not read: no record columns, the raw row as JSON."""
+    columns = {
+        "reject_step": ["load"] * len(rejects),
+        "reject_source": [source] * len(rejects),
+        "reject_reason": [r.reason for r in rejects],
+        "reject_detail": [r.detail for r in rejects],
+        "reject_line": [r.line for r in rejects],
+        "reject_raw": [json.dumps(r.row, ensure_ascii=False, default=str) for r in rejects],
+    }
+    table = pa.table({k: pa.array(v, REJECT_COLUMNS[k]) for k, v in columns.items()})
+    return _conform(table, _rejects_schema(kind))
+
+
+def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[pa.Table]) -> _Source:
+    source = spec.sources[position]
+    location = resolve_source(source, base)
+    fp = fingerprint(location)
+    started = time.perf_counter()
+    ds, kind, load_rejects = load_records(pinned_location(location, fp), format=source.format, split=source.split)
+    if kind != spec.kind:
+        raise ConfigError(f"source {source.name!r} ({source.path}) holds {kind} rows but the mix is {spec.kind}: "
+                          "fix `kind:` or the source")
+    reasons: dict[str, int] = {}
+    for reject in load_rejects:
+        reasons[reject.reason] = reasons.get(reject.reason, 0) + 1
+    if load_rejects:
+        rejects.append(_load_rejects_table(load_rejects, source.name, kind))
+    report = StepReport(step="load", rows_in=len(ds) + len(load_rejects), rows_out=len(ds),
+                        rejected=dict(sorted(reasons.items())), inputs=[location],
+                        timings={"load": round(time.perf_counter() - started, 3)},
+                        details={"fingerprint": fp, "split": source.split, "format": source.format})
+    # one schema for every source (Hub and Arrow-folder loads keep their own string/list widths)
+    table = arrow_rows(ds).select(list(FEATURES[kind])).cast(FEATURES[kind].arrow_schema)
+    loaded = _Source(source.name, location, fp, table, [report])
+    for step in source.steps:
+        result = run_step(step, in_memory_dataset(loaded.table), kind, source=source.name)
+        loaded.table = arrow_rows(result.kept)
+        loaded.reports.append(result.report)
+        if result.rejects is not None:
+            rejects.append(_conform(result.rejects, _rejects_schema(kind)))
+    return loaded
+
+
+def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Table]) -> list[StepReport]:
+    """Steps over all sources at once; each source gets a report of its own share of every step."""
+    if not spec.global_steps:
+        return []
+    combined = pa.concat_tables([s.table for s in sources])
+    owner = np.repeat(np.arange(len(sources)), [s.table.num_rows for s in sources])
+    reports = []
+    for step in spec.global_steps:
+        result = run_step(step, in_memory_dataset(combined), spec.kind, source="*", label=f"global:{step.step}")
+        reports.append(result.report)
+        rejected_owner = np.zeros(0, dtype=np.int64)
+        if result.rejects is not None:
+            rejected_owner = owner[result.rejected_indices]
+            names = np.array([s.name for s in sources], dtype=object)[rejected_owner]
+            table = result.rejects.set_column(result.rejects.schema.get_field_index("reject_source"),
+                                              "reject_source", pa.array(names.tolist(), pa.string()))
+            rejects.append(_conform(table, _rejects_schema(spec.kind)))
+        reasons = np.array(result.rejected_reasons, dtype=object)
+        for index, source in enumerate(sources):
+            mine = reasons[rejected_owner == index]
+            counts = {str(r): int((mine == r).sum()) for r in sorted(set(mine.tolist()))}
+            rows_in = int((owner == index).sum())
+            source.reports.append(StepReport(
+                step=f"global:{step.step}", config=result.report.config, rows_in=rows_in,
+                rows_out=rows_in - len(mine), rejected=counts, details={"scope": "all sources"},
+            ))
+        owner = owner[result.kept_indices] if result.kept_indices is not None else owner
+        combined = arrow_rows(result.kept)
+    for index, source in enumerate(sources):
+        source.table = combined.filter(pa.array(owner == index))
+    return reports
+
+
+def _apply_take(spec: MixSpec, sources: list[_Source]) -> tuple[list[pa.Table], list[np.ndarray], list[dict]]:
+    tables, copies, summaries = [], [], []
+    for source_spec, source in zip(spec.sources, sources, strict=True):
+        rule = source_spec.take_rule()
+        available = source.table.num_rows
+        if "count" in rule and rule["count"] > available:
+            removed = source.reports[0].rows_in - available
+            hint = f" ({removed} removed by loading and curation)" if removed else ""
+            epochs = rule["count"] / available if available else 0
+            raise ConfigError(
+                f"source {source.name!r}: count {rule['count']} but only {available} rows are available{hint}; "
+                + (f"lower the count or upsample with `epochs: {epochs:.3g}`" if available else "lower the count")
+            )
+        taken = take(source.table.column("id"), rule, sampling_key(spec.seed, source.name))
+        emitted = len(taken.indices)
+        source.reports.append(StepReport(
+            step="take", config=rule, rows_in=available, rows_out=taken.unique_rows,
+            rejected={"not_sampled": available - taken.unique_rows} if available > taken.unique_rows else {},
+            details={"rows_emitted": emitted, "repeats": emitted - taken.unique_rows,
+                     "sampling": "keyed xxh3/splitmix hash of id, seed and source name"},
+        ))
+        tables.append(source.table.take(pa.array(taken.indices)))
+        copies.append(taken.copies)
+        summaries.append({"rule": rule, "rows_available": available, "unique_rows": taken.unique_rows,
+                          "rows": emitted})
+    return tables, copies, summaries
+
+
+def _per_source_sum(values: np.ndarray, owner: np.ndarray, n_sources: int) -> list[int]:
+    return np.bincount(owner, weights=values, minlength=n_sources).astype(np.int64).tolist()
+
+
+def build(
+    spec: str | Path | MixSpec | dict[str, Any],
+    *,
+    home: str | Path | None = None,
+    tokenizer: str | None = None,
+    base: str | Path | None = None,
+    progress: bool | None = None,
+) -> BuildResult:
+    """Build ``spec`` (a YAML path, a dict or a ``MixSpec``) into the registry at ``home``.
+
+    Returns the new version, or the latest one (``created=False``) when it already holds exactly
+    the rows this build produced. ``base`` resolves relative source paths of a dict / MixSpec
+    (a YAML file's own folder is used for a path).
+    """
+    started = time.perf_counter()
+    if isinstance(spec, (str, Path)):
+        spec_obj, base_dir = load_spec(spec)
+    else:
+        spec_obj = spec if isinstance(spec, MixSpec) else parse_spec(spec)
+        base_dir = Path(base).resolve() if base is not None else Path.cwd()
+    tokenizer_name = tokenizer or spec_obj.tokenizer
+    registry = Registry(home)
+    staged = registry.staging_dir()
+    try:
+        rejects: list[pa.Table] = []
+        sources = []
+        with progress_bar("loading sources", total=len(spec_obj.sources), enabled=progress) as bar:
+            for position in range(len(spec_obj.sources)):
+                sources.append(_load_source(spec_obj, position, base_dir, rejects))
+                bar.advance(1)
+        global_reports = _run_global_steps(spec_obj, sources, rejects)
+        tables, copies, takes = _apply_take(spec_obj, sources)
+        final = pa.concat_tables(tables) if tables else FEATURES[spec_obj.kind].arrow_schema.empty_table()
+        owner = np.repeat(np.arange(len(tables), dtype=np.int32), [t.num_rows for t in tables])
+        copy = np.concatenate(copies) if copies else np.zeros(0, np.int32)
+        if spec_obj.shuffle and final.num_rows:
+            order = np.random.default_rng(spec_obj.seed).permutation(final.num_rows)
+            final, owner, copy = final.take(pa.array(order)), owner[order], copy[order]
+        digest = content_hash(final)
+        tokens = None
+        if tokenizer_name:
+            per_row = row_tokens(final, spec_obj.kind, load_tokenizer(tokenizer_name))
+            tokens = _per_source_sum(per_row, owner, len(sources))
+        shards = write_shards(final, staged / "data")
+        names = [s.name for s in sources]
+        provenance = pa.table({
+            "mix_source": pa.DictionaryArray.from_arrays(pa.array(owner, pa.int32()), pa.array(names, pa.string())),
+            "copy": pa.array(copy, pa.int32()),
+        })
+        write_shard(provenance, staged / "provenance.parquet")
+        reject_table = pa.concat_tables(rejects) if rejects else _rejects_schema(spec_obj.kind).empty_table()
+        pq.write_table(reject_table, staged / "rejects.parquet", compression="zstd")
+        spec_dict = spec_to_dict(spec_obj)
+        (staged / "spec.yaml").write_text(yaml.safe_dump(spec_dict, sort_keys=False, allow_unicode=True))
+        total = final.num_rows
+        source_entries = []
+        for index, (source, summary) in enumerate(zip(sources, takes, strict=True)):
+            source_entries.append({
+                "name": source.name, "location": source.location, "fingerprint": source.fingerprint,
+                "split": spec_obj.sources[index].split, "take": summary["rule"],
+                "rows_read": source.reports[0].rows_in, "rows_available": summary["rows_available"],
+                "unique_rows": summary["unique_rows"], "rows": summary["rows"],
+                "share": round(summary["rows"] / total, 6) if total else 0.0,
+                "tokens": None if tokens is None else tokens[index],
+                "steps": [r.model_dump(mode="json") for r in source.reports],
+            })
+        manifest: dict[str, Any] = {
+            "name": spec_obj.name, "kind": spec_obj.kind, "content_hash": digest, "rows": total,
+            "postmix_version": __version__, "seed": spec_obj.seed, "shuffle": spec_obj.shuffle,
+            "tokenizer": tokenizer_name, "tokens": None if tokens is None else int(sum(tokens)),
+            "spec": spec_dict, "sources": source_entries,
+            "global_steps": [r.model_dump(mode="json") for r in global_reports],
+            "shards": shards, "provenance": "provenance.parquet",
+            "rejects": {"file": "rejects.parquet", "rows": reject_table.num_rows,
+                        "by_step_and_reason": _reject_counts(reject_table)},
+            "build_seconds": None,
+        }
+        pause_hook("before_publish")
+
+        def finish_manifest(version: int, parent: int | None, created_at: str) -> None:
+            manifest.update(version=version, ref=f"{spec_obj.name}@{version}", parent=parent,
+                            created_at=created_at, build_seconds=round(time.perf_counter() - started, 3))
+            (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+        mix, created = registry.publish(
+            staged, name=spec_obj.name, kind=spec_obj.kind, content_hash=digest, rows=total, spec=spec_dict,
+            sources=[{"name": e["name"], "location": e["location"], "fingerprint": e["fingerprint"],
+                      "rows": e["rows"], "tokens": e["tokens"]} for e in source_entries],
+            finish_manifest=finish_manifest,
+        )
+        return BuildResult(mix=mix, created=created, manifest=mix.manifest)
+    finally:
+        if staged.exists():  # failed or unchanged builds leave nothing behind
+            shutil.rmtree(staged, ignore_errors=True)
+
+
+def _reject_counts(table: pa.Table) -> dict[str, dict[str, int]]:
+    if not table.num_rows:
+        return {}
+    grouped = table.group_by(["reject_step", "reject_reason"]).aggregate([("reject_reason", "count")]).to_pylist()
+    out: dict[str, dict[str, int]] = {}
+    for row in sorted(grouped, key=lambda r: (r["reject_step"], r["reject_reason"])):
+        out.setdefault(row["reject_step"], {})[row["reject_reason"]] = row["reject_reason_count"]
+    return out

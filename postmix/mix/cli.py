@@ -1,0 +1,165 @@
+"""``postmix mix build | list | show | diff | export | report``: argument parsing only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+out = Console()
+
+HOME_HELP = "Registry folder (default: $POSTMIX_HOME, else ./.postmix)."
+
+
+def _home_option():
+    return typer.Option(None, "--home", help=HOME_HELP)
+
+
+def build_cmd(
+    spec: Path = typer.Argument(..., help="Mix spec (YAML)."),
+    home: Path | None = _home_option(),
+    tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer for token counts (overrides the spec's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+) -> None:
+    """Build a spec into a new registry version (or return the latest if its rows are identical)."""
+    from postmix.mix import build
+
+    result = build(spec, home=home, tokenizer=tokenizer)
+    if as_json:
+        out.print_json(json.dumps(result.manifest))
+        return
+    status = "built" if result.created else "unchanged, same rows as"
+    out.print(f"[bold]{status} {result.mix.ref}[/bold]: {result.mix.rows:,} rows, content {result.mix.content_hash}")
+    _composition(result.manifest)
+    out.print(f"  folder   {result.mix.path}")
+
+
+def list_cmd(
+    name: str | None = typer.Argument(None, help="Only versions of this mix."),
+    home: Path | None = _home_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Every mix version in the registry."""
+    from postmix.mix import list_mixes
+
+    versions = list_mixes(home=home, name=name)
+    if as_json:
+        out.print_json(json.dumps(versions))
+        return
+    table = Table("mix", "kind", "rows", "content", "parent", "created", title="mixes")
+    for v in versions:
+        table.add_row(f"{v['name']}@{v['version']}", v["kind"], f"{v['rows']:,}", v["content_hash"][:12],
+                      "" if v["parent"] is None else f"@{v['parent']}", v["created_at"])
+    out.print(table if versions else "no mixes yet: build one with `postmix mix build spec.yaml`")
+
+
+def _composition(manifest: dict) -> None:
+    with_tokens = manifest.get("tokens") is not None
+    columns = ["source", "rows", "share", "unique", "removed by steps", "take"] + (["tokens"] if with_tokens else [])
+    table = Table(*columns, title="composition")
+    for s in manifest["sources"]:
+        removed = sum(sum(st["rejected"].values()) for st in s["steps"] if st["step"] != "take")
+        take = ", ".join(f"{k}={v}" for k, v in s["take"].items())
+        row = [s["name"], f"{s['rows']:,}", f"{s['share']:.1%}", f"{s['unique_rows']:,}", f"{removed:,}", take]
+        table.add_row(*row, *([f"{s['tokens']:,}"] if with_tokens else []))
+    out.print(table)
+
+
+def show_cmd(
+    ref: str = typer.Argument(..., help="name or name@N."),
+    home: Path | None = _home_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest and runs as JSON."),
+) -> None:
+    """Composition, steps and training runs of one mix version."""
+    from postmix.mix import Registry
+
+    registry = Registry(home)
+    mix = registry.resolve(ref)
+    manifest = mix.manifest
+    runs = registry.runs(mix.name, mix.version)
+    if as_json:
+        out.print_json(json.dumps({"manifest": manifest, "runs": runs}))
+        return
+    out.print(f"[bold]{mix.ref}[/bold] {mix.kind}, {mix.rows:,} rows, content {mix.content_hash}, "
+              f"parent {manifest.get('parent')}, created {manifest.get('created_at')}, seed {manifest.get('seed')}")
+    _composition(manifest)
+    steps = Table("source", "step", "in", "out", "removed", title="steps")
+    for s in manifest["sources"]:
+        for st in s["steps"]:
+            steps.add_row(s["name"], st["step"], f"{st['rows_in']:,}", f"{st['rows_out']:,}",
+                          ", ".join(f"{k}={v}" for k, v in st["rejected"].items()) or "-")
+    out.print(steps)
+    out.print(f"rejects: {manifest['rejects']['rows']:,} rows in {mix.path / manifest['rejects']['file']}")
+    if runs:
+        table = Table("run", "method", "model", "output", "finished", title="training runs")
+        for r in runs:
+            table.add_row(str(r.get("run_id", "")), str(r.get("method", "")), str(r.get("model", "")),
+                          str(r.get("output_dir", "")), str(r.get("finished_at", "")))
+        out.print(table)
+    else:
+        out.print("training runs: none recorded")
+
+
+def diff_cmd(
+    a: str = typer.Argument(..., help="First version, name@N."),
+    b: str = typer.Argument(..., help="Second version, name@M."),
+    home: Path | None = _home_option(),
+    sample: int = typer.Option(10, "--sample", help="Ids listed per direction."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Spec changes, per-source count changes and rows added/removed by id."""
+    from postmix.mix import diff
+
+    result = diff(a, b, home=home, sample=sample)
+    if as_json:
+        out.print_json(json.dumps(result, default=str))
+        return
+    out.print(f"[bold]{result['a']} -> {result['b']}[/bold]: rows {result['rows']['a']:,} -> {result['rows']['b']:,}"
+              + (" (identical content)" if result["same_content"] else ""))
+    for change in result["spec_changes"]:
+        out.print(f"  spec {change['key']}: {change['a']!r} -> {change['b']!r}")
+    for change in result["source_changes"]:
+        note = " (source data changed)" if change["fingerprint_changed"] else ""
+        out.print(f"  source {change['source']}: {change['a']} -> {change['b']} ({change['delta']:+d}){note}")
+    out.print(f"  rows added {result['rows_added']:,}, removed {result['rows_removed']:,}")
+    for label, key in (("added", "added_sample"), ("removed", "removed_sample")):
+        if result[key]:
+            out.print(f"  e.g. {label}: {', '.join(result[key])}")
+
+
+def export_cmd(
+    ref: str = typer.Argument(..., help="name@N."),
+    destination: Path | None = typer.Argument(None, help="Empty or new folder."),
+    hub: str | None = typer.Option(None, "--hub", help="Push to this Hub dataset repo instead (owner/name)."),
+    format: str = typer.Option("parquet", "--format", help="parquet (shards copied as-is) or jsonl."),
+    private: bool = typer.Option(False, "--private", help="With --hub: create a private repo."),
+    home: Path | None = _home_option(),
+) -> None:
+    """Write a mix version to a folder (data + manifest) or push it to the Hub."""
+    from postmix.mix import export
+
+    where = export(ref, destination, home=home, format=format, hub=hub, private=private)
+    out.print(f"exported {ref} to {where}")
+
+
+def report_cmd(
+    ref: str = typer.Argument(..., help="name or name@N."),
+    html_path: Path = typer.Option(..., "--html", help="Output HTML file (self-contained)."),
+    home: Path | None = _home_option(),
+) -> None:
+    """An HTML page with the composition chart and length histograms of a mix version."""
+    from postmix.mix import report
+
+    out.print(f"wrote {report(ref, html_path, home=home)}")
+
+
+def register(group: typer.Typer) -> None:
+    group.command("build")(build_cmd)
+    group.command("list")(list_cmd)
+    group.command("show")(show_cmd)
+    group.command("diff")(diff_cmd)
+    group.command("export")(export_cmd)
+    group.command("report")(report_cmd)

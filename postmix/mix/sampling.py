@@ -1,0 +1,123 @@
+"""Deterministic sampling: rows are ranked by a keyed hash of their id, and a take rule keeps a
+prefix of that ranking.
+
+Why a hash of ids rather than ``rng.permutation(n)``: the choice of a row depends only on its id,
+the seed and the source name, not on its position or on the other rows. Re-ordering a source,
+appending rows to it, or removing some by curation leaves every other row's rank unchanged, and
+``count: 200`` picks a superset of ``count: 100``. A permutation would reshuffle everything.
+
+The hash is computed on the raw bytes of the Arrow id column with NumPy (no Python per row):
+each byte ``b`` at offset ``j`` of its id contributes ``mix64(key ^ (j << 8 | b))``; the
+contributions are summed per id (mod 2**64, through a cumulative sum) and the sum is mixed once
+more with the id length. ``mix64`` is the SplitMix64 finaliser. Ties (duplicate ids) keep source
+order, so the ranking is a total order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import xxhash
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+BATCH_ROWS = 262_144  # bounds the per-byte temporaries to ~a few hundred MB for long ids
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser, element-wise on uint64 (wrap-around multiplication is intended)."""
+    with np.errstate(over="ignore"):
+        z = x + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        return z ^ (z >> np.uint64(31))
+
+
+def sampling_key(seed: int, source: str) -> int:
+    """64-bit key per (seed, source), so two sources sharing ids are not sampled in lockstep."""
+    return xxhash.xxh3_64_intdigest(f"{seed}\x00{source}".encode())
+
+
+def _string_parts(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes of all values, offsets into them) of a string/binary array; nulls hash as empty."""
+    if pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type):
+        offset_type = np.int64
+    else:
+        array = array.cast(pa.string()) if not pa.types.is_binary(array.type) else array
+        offset_type = np.int32
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)[array.offset : array.offset + len(array) + 1]
+    start, end = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(buffers[2], dtype=np.uint8)[start:end] if buffers[2] is not None and end > start \
+        else np.zeros(0, np.uint8)
+    return data, (offsets - start).astype(np.int64)
+
+
+def keyed_hash(ids: pa.Array | pa.ChunkedArray, key: int) -> np.ndarray:
+    """uint64 hash per id; equal ids give equal hashes, any key gives an independent ranking."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks() if ids.num_chunks != 1 else ids.chunk(0)
+    out = np.empty(len(ids), dtype=np.uint64)
+    key64 = np.uint64(key)
+    for start in range(0, len(ids), BATCH_ROWS):
+        chunk = ids.slice(start, BATCH_ROWS)
+        data, offsets = _string_parts(chunk)
+        lengths = np.diff(offsets)
+        position = np.arange(len(data), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+        contrib = mix64(key64 ^ ((position.astype(np.uint64) << np.uint64(8)) | data.astype(np.uint64)))
+        with np.errstate(over="ignore"):
+            cumulative = np.concatenate(([np.uint64(0)], np.cumsum(contrib, dtype=np.uint64)))
+            sums = cumulative[offsets[1:]] - cumulative[offsets[:-1]]
+            out[start : start + len(chunk)] = mix64(sums ^ mix64(lengths.astype(np.uint64) ^ key64))
+    return out
+
+
+def hash_order(ids: pa.Array | pa.ChunkedArray, key: int) -> np.ndarray:
+    """Row indices ranked by keyed hash; ties keep their source order (stable sort)."""
+    return np.argsort(keyed_hash(ids, key), kind="stable")
+
+
+@dataclass(frozen=True)
+class Take:
+    """What a take rule selects: ``indices`` (sorted, each row once) and how often each repeats."""
+
+    indices: np.ndarray  # int64 row indices, emitted in this order
+    copies: np.ndarray  # copy number of each emitted row (0 = first appearance)
+    unique_rows: int  # distinct rows taken
+
+
+def round_half_up(value: float) -> int:
+    return int(math.floor(value + 0.5))
+
+
+def take(ids: pa.Array | pa.ChunkedArray, rule: dict[str, float], key: int) -> Take:
+    """Apply ``{"count": N}``, ``{"fraction": f}`` or ``{"epochs": e}`` to rows with these ids.
+
+    count N: the N best-ranked rows. fraction f: round_half_up(f * n) best-ranked rows. epochs e:
+    every row floor(e) times, then round_half_up((e - floor(e)) * n) best-ranked rows once more.
+    Emitted rows keep source order within each copy, so an unshuffled mix reads like its sources.
+    The caller checks that N <= n (see ``postmix.mix.build``).
+    """
+    n = len(ids)
+    (rule_name, value), = rule.items()
+    if rule_name == "epochs":
+        full = int(math.floor(value))
+        extra = round_half_up((value - full) * n)
+    elif rule_name == "fraction":
+        full, extra = 0, round_half_up(value * n)
+    else:
+        full, extra = 0, int(value)
+    extra = min(extra, n)
+    partial = np.sort(hash_order(ids, key)[:extra]) if extra else np.zeros(0, np.int64)
+    everything = np.arange(n, dtype=np.int64)
+    parts = [everything] * full + [partial]
+    copies = [np.full(len(p), c, dtype=np.int32) for c, p in enumerate(parts)]
+    return Take(
+        indices=np.concatenate(parts).astype(np.int64),
+        copies=np.concatenate(copies),
+        unique_rows=n if full else len(partial),
+    )

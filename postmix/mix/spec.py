@@ -1,0 +1,157 @@
+"""The mix spec: which sources, how much of each, which curation steps, which seed.
+
+A spec is data (YAML), validated by pydantic with ``extra="forbid"`` so a typo such as ``cuont:``
+is an error rather than a silently ignored key. Relative source paths resolve against the folder
+of the spec file, so a spec and its data can move together.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from postmix.errors import ConfigError
+from postmix.io.errors_text import one_line
+from postmix.io.paths import PACKAGE_PREFIX, resolve_path
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MixKind = Literal["sft", "preference", "rlvr"]
+
+
+class StepSpec(BaseModel):
+    """One curation step: ``{filter: {...}}``, ``{dedup: {...}}`` or ``{decontam: {...}}``.
+
+    The config stays a plain dict here; the step's own pydantic config class validates it when the
+    spec is checked (``postmix.mix.steps.check_step``), so this module needs no curation imports.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_key_form(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "- dedup" with default config
+            return {"step": value, "config": {}}
+        if isinstance(value, dict) and "step" not in value:
+            if len(value) != 1:
+                raise ValueError(f"a step is one key (filter, dedup or decontam) with its config, got {sorted(value)}")
+            (step, config), = value.items()
+            return {"step": step, "config": config or {}}
+        return value
+
+
+class SourceSpec(BaseModel):
+    """One source and its take rule. At most one of ``count``, ``fraction``, ``epochs``; none = all rows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, pattern=NAME_PATTERN, description="Label in reports; default: file stem / Hub name.")
+    path: str = Field(description="File, Arrow folder, hf:owner/name[@revision] or pkg://package/path.")
+    split: str = Field("train", description="Split, for Hub datasets.")
+    format: str | None = Field(None, description="Input format for non-postmix files (auto-detected when omitted).")
+    count: int | None = Field(None, ge=0, description="Exactly this many rows (no more than the source holds).")
+    fraction: float | None = Field(None, gt=0.0, le=1.0, description="This share of the rows, rounded half up.")
+    epochs: float | None = Field(None, gt=0.0, description="Every row floor(e) times plus a fraction: upsampling.")
+    steps: list[StepSpec] = Field(default_factory=list, description="Curation steps run on this source alone.")
+
+    @model_validator(mode="after")
+    def _one_take_rule(self) -> SourceSpec:
+        given = [k for k in ("count", "fraction", "epochs") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"source {self.path!r}: give one of count, fraction, epochs (got {', '.join(given)})")
+        if self.name is None:
+            self.name = default_source_name(self.path)
+        return self
+
+    def take_rule(self) -> dict[str, Any]:
+        for key in ("count", "fraction", "epochs"):
+            if getattr(self, key) is not None:
+                return {key: getattr(self, key)}
+        return {"fraction": 1.0}
+
+
+class MixSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN, description="Registry name; versions are name@1, name@2, ...")
+    kind: MixKind
+    description: str = ""
+    sources: list[SourceSpec] = Field(min_length=1)
+    global_steps: list[StepSpec] = Field(
+        default_factory=list,
+        description="Steps over all curated sources together (cross-source dedup, decontamination), "
+        "run before the take rules so counts hold after them and upsampled copies are not deduplicated.",
+    )
+    seed: int = Field(0, ge=0, description="Key of the sampling hash and of the shuffle.")
+    shuffle: bool = Field(True, description="Shuffle the final rows; otherwise sources stay in spec order.")
+    tokenizer: str | None = Field(None, description="Tokenizer (path or Hub name) for token counts; none = rows only.")
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[SourceSpec]) -> list[SourceSpec]:
+        seen: set[str] = set()
+        for source in sources:
+            if source.name in seen:
+                raise ValueError(f"two sources are named {source.name!r}: give them distinct `name:`s")
+            seen.add(source.name)
+        return sources
+
+
+def default_source_name(path: str) -> str:
+    text = path.split("@", 1)[0] if path.startswith("hf:") else path
+    stem = re.split(r"[\\/:]", text.rstrip("/"))[-1]
+    for suffix in (".jsonl.gz", ".jsonl", ".ndjson", ".json", ".parquet"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", stem).lstrip("._-")
+    return stem or "source"
+
+
+def resolve_source(source: SourceSpec, base: Path | None) -> str:
+    """The location to read: Hub names as given, pkg:// through importlib, relative paths from ``base``."""
+    if source.path.startswith("hf:"):
+        return source.path
+    resolved = resolve_path(source.path, base=None if source.path.startswith(PACKAGE_PREFIX) else base)
+    return os.path.normpath(resolved)
+
+
+def parse_spec(data: Any, *, origin: str = "spec") -> MixSpec:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: a mix spec is a YAML mapping with name, kind and sources")
+    try:
+        spec = MixSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {one_line(exc)} (see docs/mix.md for the spec format)") from None
+    from postmix.mix.steps import check_step  # the curation configs validate their own fields
+
+    for source in spec.sources:
+        for step in source.steps:
+            check_step(step, where=f"{origin}: source {source.name!r}")
+    for step in spec.global_steps:
+        check_step(step, where=f"{origin}: global_steps")
+    return spec
+
+
+def load_spec(path: str | Path) -> tuple[MixSpec, Path]:
+    """``(spec, folder relative source paths resolve against)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no such spec file: {path} (pass a YAML mix spec, e.g. recipes/mix/sample_sft.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {one_line(exc)}") from None
+    return parse_spec(data, origin=str(path)), path.resolve().parent
+
+
+def spec_to_dict(spec: MixSpec) -> dict[str, Any]:
+    """The spec as recorded in manifests: defaults filled in, so a diff shows effective values."""
+    return spec.model_dump(mode="json")
