@@ -33,3 +33,21 @@ def ingest_stage(ctx: StageContext) -> dict[str, Any]:
     if config:
         raise ConfigError(f"stage {ctx.stage.name!r}: unknown ingest options {sorted(config)}")
     return _outputs(output)
+
+
+@stage_type("mix_build", "build and version a training mix from earlier stages or files")
+def mix_build_stage(ctx: StageContext) -> dict[str, Any]:
+    """``config`` is a mix spec; a source whose ``path`` names one of this stage's inputs reads
+    that stage's output. The registry is ``config.home``, else ``<workdir>/.postmix``."""
+    from postmix.mix import build
+
+    spec = dict(ctx.stage.config)
+    home = spec.pop("home", None) or ctx.options.get("home") or ctx.out_dir.parent.parent / ".postmix"
+    by_name = dict(zip(ctx.stage.input, ctx.inputs, strict=True))
+    spec["sources"] = [
+        {**source, "path": str(by_name.get(source.get("path"), source.get("path")))}
+        for source in spec.get("sources", [])
+    ]
+    result = build(spec, home=home, base=ctx.recipe_dir, progress=False)
+    return {"mix": result.mix.ref, "home": str(home), "data": str(result.mix.path),
+            "content_hash": result.mix.content_hash}
