@@ -1,1 +1,31 @@
+"""One engine for every model call: OpenAI-compatible endpoints (vLLM serve, OpenAI, any
+compatible server) or vLLM offline, with bounded concurrency, retries, a persistent request
+cache and a token/cost ledger."""
 
+from postmix.llm.cache import RequestCache
+from postmix.llm.config import EndpointConfig, PoolConfig, RetryConfig, load_endpoints, redact_url
+from postmix.llm.engine import Engine, parse_structured, run_requests
+from postmix.llm.ledger import Ledger
+from postmix.llm.request import ChatRequest, ChatResult, Usage, request_key
+from postmix.llm.transport import HttpTransport, OpenAITransport, RawReply, TransportError
+
+__all__ = [
+    "ChatRequest",
+    "ChatResult",
+    "EndpointConfig",
+    "Engine",
+    "HttpTransport",
+    "Ledger",
+    "OpenAITransport",
+    "PoolConfig",
+    "RawReply",
+    "RequestCache",
+    "RetryConfig",
+    "TransportError",
+    "Usage",
+    "load_endpoints",
+    "parse_structured",
+    "redact_url",
+    "request_key",
+    "run_requests",
+]

@@ -1,0 +1,149 @@
+"""``judge compare``: pairwise judging of two sets of responses to the same prompts.
+
+Each pair is judged twice, once in each order. LLM judges favour a position; a verdict that
+changes when the order changes is not a preference, so it counts as a tie, and the share of such
+flips (the position-flip rate) is reported as a measure of how much to trust the judge.
+A row of A is matched with the first row of B that has the same ``prompt_id``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from postmix.errors import ConfigError
+from postmix.io.write import RowWriter, report_path
+from postmix.judge.inputs import failures_path, load_completions
+from postmix.judge.prompts import compare_messages
+from postmix.judge.runner import config_dump, reject_counts, resolve_cache, run_requests_into
+from postmix.llm import ChatRequest, ChatResult, PoolConfig
+from postmix.schemas import Completion, Reject, StepReport, stable_id
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rationale: str
+    winner: Literal["1", "2", "tie"]
+
+
+class CompareConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="Judge model in the pool; None = the first.")
+    sampling: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0.0},
+                                     description="Greedy by default so verdicts are reproducible.")
+    cache_path: str | None = Field(None, description="Request cache; None = <output>.cache.sqlite.")
+    use_cache: bool = True
+
+
+@dataclass
+class CompareResult:
+    output: Path
+    failures: Path
+    report: StepReport
+
+
+def combine(first_order: str, second_order: str) -> tuple[str, bool]:
+    """Verdicts from the (A, B) and (B, A) orders, each as "1"/"2"/"tie" -> ("a"|"b"|"tie", flipped)."""
+    ab = {"1": "a", "2": "b", "tie": "tie"}[first_order]
+    ba = {"1": "b", "2": "a", "tie": "tie"}[second_order]
+    return (ab, False) if ab == ba else ("tie", True)
+
+
+def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
+            config: CompareConfig | None = None, *, progress: bool | None = None) -> CompareResult:
+    config = config or CompareConfig()
+    started = time.perf_counter()
+    judge_model = config.model or pool.models[0]
+    if judge_model not in pool.models:
+        raise ConfigError(f"judge model {judge_model!r} is not in the pool ({', '.join(pool.models)})")
+    left, right = load_completions(a), load_completions(b)
+    by_prompt: dict[str, Completion] = {}
+    for c in right.items:
+        by_prompt.setdefault(c.prompt_id, c)
+    output, failures = Path(output), failures_path(output)
+    reasons = [r.reason for r in left.rejects]
+    pairs: list[tuple[Completion, Completion]] = []
+    unmatched: list[Reject] = []
+    for c in left.items:
+        other = by_prompt.get(c.prompt_id)
+        if other is None:
+            unmatched.append(Reject(reason="unmatched_prompt", detail=f"no row of {b} has "
+                                    f"prompt_id {c.prompt_id}", id=c.id, source=c.source,
+                                    row=c.to_row()))
+        elif c.response.strip() == other.response.strip():
+            unmatched.append(Reject(reason="identical_responses", detail="A and B say the same",
+                                    id=c.id, source=c.source, row=c.to_row()))
+        else:
+            pairs.append((c, other))
+    reasons += [r.reason for r in unmatched]
+
+    def requests():
+        for index, (x, y) in enumerate(pairs):
+            prompt = [m.model_dump() for m in x.prompt]
+            for first, second in ((x, y), (y, x)):
+                yield ChatRequest(compare_messages(prompt, first.response, second.response),
+                                  dict(config.sampling), schema=Verdict, model=judge_model,
+                                  tag=index)
+
+    outcomes: Counter = Counter()
+    flips = hard_flips = 0
+    answers: list[ChatResult] = []
+    with RowWriter(output) as out, RowWriter(failures) as failed:
+        for reject in [*left.rejects, *unmatched]:
+            failed.write(reject.to_row())
+
+        def handle(result: ChatResult) -> None:
+            nonlocal flips, hard_flips
+            answers.append(result)
+            if len(answers) < 2:
+                return
+            ab, ba = answers  # map() keeps input order: the (A, B) then the (B, A) request
+            answers.clear()
+            x, y = pairs[ab.request.tag]
+            if not (ab.ok and ba.ok):
+                bad = ab if not ab.ok else ba
+                reasons.append(bad.error_kind or "error")
+                failed.write(Reject(reason=bad.error_kind or "error", detail=bad.error or "",
+                                    id=x.id, source=x.source, row=x.to_row()).to_row())
+                return
+            verdict, flipped = combine(ab.parsed.winner, ba.parsed.winner)
+            outcomes[verdict] += 1
+            flips += flipped
+            hard_flips += ab.parsed.winner == ba.parsed.winner != "tie"  # same position won twice
+            out.write({"id": stable_id("comparison", [x.id, y.id, judge_model]),
+                       "prompt_id": x.prompt_id, "prompt": [m.model_dump() for m in x.prompt],
+                       "response_a": x.response, "response_b": y.response,
+                       "model_a": x.model, "model_b": y.model, "verdict": verdict,
+                       "flipped": flipped, "winner_ab": ab.parsed.winner,
+                       "winner_ba": ba.parsed.winner, "rationale_ab": ab.parsed.rationale,
+                       "rationale_ba": ba.parsed.rationale, "judge": judge_model})
+
+        ledger = run_requests_into(pool, requests(), handle, total=2 * len(pairs),
+                                   description="judge compare",
+                                   cache_path=resolve_cache(output, config.cache_path,
+                                                            config.use_cache), progress=progress)
+        judged = out.rows
+    report = StepReport(
+        step="judge.compare", config=config_dump(config, pool),
+        rows_in=len(left.items) + len(left.rejects), rows_out=judged,
+        rejected=reject_counts(reasons), timings={"total": round(time.perf_counter() - started, 3)},
+        inputs=[str(a), str(b)], outputs={"data": str(output), "failures": str(failures)},
+        details={
+            "judge_model": judge_model,
+            "a_wins": outcomes["a"], "b_wins": outcomes["b"], "ties": outcomes["tie"],
+            "win_rate_a": round((outcomes["a"] + outcomes["tie"] / 2) / judged, 4) if judged else 0.0,
+            "position_flip_rate": round(flips / judged, 4) if judged else 0.0,
+            "position_flip_rate_strict": round(hard_flips / judged, 4) if judged else 0.0,
+            "b_rows_without_a": len({c.prompt_id for c in right.items}
+                                    - {c.prompt_id for c in left.items}),
+            "parse_failure_rate": round(ledger.parse_failure_rate, 4),
+            "ledger": ledger.to_dict()})
+    report.write(report_path(output))
+    return CompareResult(output, failures, report)

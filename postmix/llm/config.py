@@ -1,0 +1,141 @@
+"""Endpoints, pools and retry policy, as pydantic models loadable from YAML.
+
+An endpoint names the *environment variable* that holds its API key (``api_key_env``), never the
+key itself, so a config file can be committed, copied into a report and shared safely.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from postmix.errors import ConfigError, EndpointError
+
+
+def redact_url(url: str) -> str:
+    """``http://user:pass@host/v1`` -> ``http://host/v1``: credentials never reach a report or log."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+class EndpointConfig(BaseModel):
+    """One server that answers chat requests for one model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="Label in reports and the ledger.")
+    model: str = Field(min_length=1, description="Model name sent in each request; endpoints that "
+                       "share it form one pool that spreads load.")
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible root, e.g. "
+                          "`vllm serve` at http://host:8000/v1 or https://api.openai.com/v1.")
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding "
+                                    "the key; None sends no Authorization header (local vLLM).")
+    backend: Literal["http", "openai", "vllm"] = Field(
+        "http", description="http: thin aiohttp client (fastest, measured in "
+        "benchmarks/bench_judge.py); openai: the official AsyncOpenAI client; vllm: vllm.LLM "
+        "offline in this process (GPU node).")
+    max_concurrency: int = Field(64, ge=1, description="Requests in flight (and sockets open) at "
+                                 "once; more callers queue. 64 saturates a single vLLM replica.")
+    requests_per_minute: float | None = Field(None, gt=0)
+    tokens_per_minute: float | None = Field(None, gt=0, description="Budget on prompt+max_tokens "
+                                            "estimated before sending (chars/4).")
+    price_input_per_m: float = Field(0.0, ge=0, description="USD per million prompt tokens.")
+    price_output_per_m: float = Field(0.0, ge=0, description="USD per million completion tokens.")
+    sampling: dict[str, Any] = Field(default_factory=dict, description="Default sampling params "
+                                     "(temperature, top_p, max_tokens, ...); a request overrides.")
+    timeout: float = Field(120.0, gt=0, description="Seconds for one attempt, after a slot is free.")
+    vllm_args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for "
+                                      "vllm.LLM when backend is vllm (tensor_parallel_size, ...).")
+    vllm_batch_size: int = Field(256, ge=1, description="Requests per vllm.LLM.chat call.")
+
+    def api_key(self) -> str | None:
+        """The key from the environment; a clear error when the variable is named but unset."""
+        if not self.api_key_env:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise EndpointError(f"endpoint {self.name!r} needs an API key: set the environment "
+                                f"variable {self.api_key_env}")
+        return value
+
+    def public_dict(self) -> dict[str, Any]:
+        """For reports: everything but credentials embedded in the URL."""
+        data = self.model_dump(mode="json")
+        data["base_url"] = redact_url(self.base_url)
+        return data
+
+
+class RetryConfig(BaseModel):
+    """How hard to try before an item goes to the failures file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(5, ge=1, description="HTTP attempts per request (429, 5xx, timeouts, "
+                              "dropped connections, unreadable replies); 5 rides out a restart.")
+    backoff_base: float = Field(0.5, ge=0, description="First wait in seconds; doubles per "
+                                "attempt, with +-50% jitter so retries do not arrive in lockstep.")
+    backoff_max: float = Field(30.0, ge=0, description="Cap on one wait.")
+    retry_after_max: float = Field(120.0, ge=0, description="Cap on a server's Retry-After.")
+    parse_retries: int = Field(2, ge=0, description="Re-asks after an answer that does not match "
+                               "the JSON schema, before recording parse_error.")
+
+
+class PoolConfig(BaseModel):
+    """Endpoints for one or more models, and the retry policy shared by all of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoints: list[EndpointConfig] = Field(min_length=1)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> PoolConfig:
+        names = [e.name for e in self.endpoints]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"endpoint names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def models(self) -> list[str]:
+        """Distinct model names in first-seen order."""
+        return list(dict.fromkeys(e.model for e in self.endpoints))
+
+    def for_model(self, model: str) -> list[EndpointConfig]:
+        return [e for e in self.endpoints if e.model == model]
+
+    def public_dict(self) -> dict[str, Any]:
+        return {"endpoints": [e.public_dict() for e in self.endpoints],
+                "retry": self.retry.model_dump(mode="json")}
+
+
+def load_endpoints(path: str | Path) -> PoolConfig:
+    """A pool from YAML: ``endpoints: [...]`` (+ optional ``retry:``), or one endpoint mapping."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"no such endpoints file: {path} (see recipes/endpoints/ for examples)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping with an 'endpoints' list")
+    if "endpoints" not in data:
+        data = {"endpoints": [data]}
+    try:
+        return PoolConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']} ({exc.error_count()} error(s); "
+                          "see recipes/endpoints/ for examples)") from None

@@ -1,0 +1,317 @@
+"""The one engine behind every model call in postmix.
+
+``Engine.chat(request)`` answers one ``ChatRequest``: from the cache when it was answered before,
+otherwise on the least-loaded endpoint serving the request's model, within that endpoint's
+concurrency and per-minute budgets, retrying transient failures with exponential backoff and
+jitter (honouring Retry-After), and re-asking a bounded number of times when a structured answer
+does not validate. It never raises for one bad item: the result says ``ok=False`` with a
+machine-readable ``error_kind`` and the last error. Only a run-wide problem (a rejected API key)
+raises ``EndpointError``.
+
+``Engine.map(requests)`` streams results in input order with a bounded window in flight, so a
+stage can write its output incrementally; ``run_requests`` is the synchronous wrapper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from postmix.errors import ConfigError, EndpointError
+from postmix.llm.cache import RequestCache
+from postmix.llm.config import EndpointConfig, PoolConfig, RetryConfig
+from postmix.llm.ledger import Ledger
+from postmix.llm.ratelimit import RateLimiter
+from postmix.llm.request import (
+    ChatRequest,
+    ChatResult,
+    Usage,
+    request_key,
+    schema_dict,
+    schema_name,
+)
+from postmix.llm.transport import RawReply, TransportError, make_transport
+
+log = logging.getLogger("postmix.llm")
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+DEFAULT_MAX_TOKENS_ESTIMATE = 512  # for tokens_per_minute when a request sets no max_tokens
+
+
+@dataclass
+class _Slot:
+    """One endpoint's live state."""
+
+    config: EndpointConfig
+    transport: Any
+    semaphore: asyncio.Semaphore
+    rpm: RateLimiter | None
+    tpm: RateLimiter | None
+    waiting: int = 0  # requests assigned here and not finished (in flight or queued)
+
+
+class _Failure(Exception):
+    def __init__(self, kind: str, message: str, attempts: int, endpoint: str | None):
+        super().__init__(message)
+        self.kind, self.attempts, self.endpoint = kind, attempts, endpoint
+
+
+def parse_structured(content: str, schema: Any) -> Any:
+    """Validate an answer against a pydantic model (or, for a dict schema, require a JSON object).
+
+    Models sometimes wrap JSON in a Markdown fence even when asked not to; that is stripped.
+    """
+    match = _FENCE.match(content)
+    text = match.group(1) if match else content
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return schema.model_validate_json(text)
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
+def _parse_error_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        return f"{where}: {first['msg']}"
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+class Engine:
+    """Async engine over a pool of endpoints. Use ``async with Engine(pool, ...) as engine``."""
+
+    def __init__(self, pool: PoolConfig, *, cache_path: str | Path | None = None,
+                 cache: RequestCache | None = None, retry: RetryConfig | None = None,
+                 seed: int | None = None,
+                 transport_factory: Callable[[EndpointConfig], Any] = make_transport):
+        self.pool = pool
+        self.retry = retry or pool.retry
+        self.ledger = Ledger(pool.endpoints)
+        self.cache = cache if cache is not None else (RequestCache(cache_path) if cache_path else None)
+        self._owns_cache = cache is None and self.cache is not None
+        self._jitter = random.Random(seed)
+        self._slots: dict[str, list[_Slot]] = {}
+        for endpoint in pool.endpoints:
+            slot = _Slot(
+                endpoint, transport_factory(endpoint), asyncio.Semaphore(endpoint.max_concurrency),
+                RateLimiter(endpoint.requests_per_minute) if endpoint.requests_per_minute else None,
+                RateLimiter(endpoint.tokens_per_minute) if endpoint.tokens_per_minute else None)
+            self._slots.setdefault(endpoint.model, []).append(slot)
+        # default sampling per model: the first endpoint's, so replicas share cache keys
+        self._defaults = {m: slots[0].config.sampling for m, slots in self._slots.items()}
+
+    @property
+    def concurrency(self) -> int:
+        return sum(e.max_concurrency for e in self.pool.endpoints)
+
+    # -- one request -----------------------------------------------------------------------
+
+    def resolve(self, request: ChatRequest) -> tuple[str, dict[str, Any], str]:
+        """(model, merged sampling, cache key) for a request."""
+        model = request.model or self.pool.models[0]
+        if model not in self._slots:
+            raise ConfigError(f"no endpoint serves model {model!r}; the pool has: "
+                              f"{', '.join(self.pool.models)}")
+        sampling = {**self._defaults[model], **request.sampling}
+        key = request_key(model, request.messages, sampling, schema_dict(request.schema),
+                          request.salt)
+        return model, sampling, key
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        model, sampling, key = self.resolve(request)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                result = self._from_cache(hit, request, model, key, sampling)
+                if result is not None:
+                    self.ledger.cached += 1
+                    return result
+        body: dict[str, Any] = {"model": model, "messages": request.messages, **sampling}
+        if request.schema is not None:
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": schema_name(request.schema), "schema": schema_dict(request.schema),
+                "strict": True}}
+        attempts, parse_failures, messages = 0, 0, request.messages
+        last_parse_error = ""
+        for _ in range(self.retry.parse_retries + 1):
+            try:
+                reply, endpoint, used = await self._send(model, body)
+            except _Failure as failure:
+                self.ledger.failed[failure.kind] += 1
+                return ChatResult(False, error=str(failure), error_kind=failure.kind,
+                                  endpoint=failure.endpoint, model=model,
+                                  attempts=attempts + failure.attempts,
+                                  parse_failures=parse_failures, key=key, request=request,
+                                  sampling=sampling)
+            attempts += used
+            parsed = None
+            if request.schema is not None:
+                self.ledger.structured_answers += 1
+                try:
+                    parsed = parse_structured(reply.content, request.schema)
+                except (ValidationError, ValueError) as exc:
+                    parse_failures += 1
+                    self.ledger.parse_failures += 1
+                    last_parse_error = _parse_error_text(exc)
+                    log.debug("model %s: answer failed the schema (%s); re-asking", model,
+                              last_parse_error)
+                    messages = [*request.messages, {"role": "assistant", "content": reply.content[:8000]},
+                                {"role": "user", "content": "That reply could not be used ("
+                                 f"{last_parse_error}). Answer again with only a JSON object "
+                                 "that matches the requested schema."}]
+                    body = {**body, "messages": messages}
+                    continue
+            if self.cache is not None:
+                self.cache.put(key, model, {"content": reply.content, "finish_reason":
+                                            reply.finish_reason, "usage": reply.usage})
+            return ChatResult(True, content=reply.content, parsed=parsed,
+                              usage=Usage.from_dict(reply.usage), endpoint=endpoint, model=model,
+                              attempts=attempts, finish_reason=reply.finish_reason,
+                              parse_failures=parse_failures, key=key, request=request,
+                                  sampling=sampling)
+        self.ledger.failed["parse_error"] += 1
+        return ChatResult(False, error=f"no valid answer after {parse_failures} tries: "
+                          f"{last_parse_error}", error_kind="parse_error", model=model,
+                          attempts=attempts, parse_failures=parse_failures, key=key,
+                          request=request, sampling=sampling)
+
+    def _from_cache(self, hit: dict[str, Any], request: ChatRequest, model: str, key: str,
+                    sampling: dict[str, Any]) -> ChatResult | None:
+        parsed = None
+        if request.schema is not None:
+            try:
+                parsed = parse_structured(hit["content"], request.schema)
+            except (ValidationError, ValueError):
+                return None  # cannot happen for answers this engine stored; ask again
+        return ChatResult(True, content=hit["content"], parsed=parsed,
+                          usage=Usage.from_dict(hit.get("usage")), model=model, cached=True,
+                          finish_reason=hit.get("finish_reason"), key=key, request=request,
+                          sampling=sampling)
+
+    def _pick(self, model: str) -> _Slot:
+        slots = self._slots[model]
+        if len(slots) == 1:
+            return slots[0]
+        return min(slots, key=lambda s: s.waiting / s.config.max_concurrency)
+
+    def _backoff(self, attempt: int, error: TransportError) -> float:
+        wait = min(self.retry.backoff_max, self.retry.backoff_base * 2 ** (attempt - 1))
+        wait *= self._jitter.uniform(0.5, 1.5)
+        if error.retry_after is not None:
+            wait = max(wait, min(error.retry_after, self.retry.retry_after_max))
+        return wait
+
+    async def _send(self, model: str, body: dict[str, Any]) -> tuple[RawReply, str, int]:
+        """One answer within ``max_attempts`` HTTP attempts: (reply, endpoint name, attempts)."""
+        last: TransportError | None = None
+        slot = None
+        for attempt in range(1, self.retry.max_attempts + 1):
+            slot = self._pick(model)
+            name = slot.config.name
+            slot.waiting += 1
+            try:
+                async with slot.semaphore:
+                    if slot.rpm is not None:
+                        await slot.rpm.acquire(1)
+                    if slot.tpm is not None:
+                        await slot.tpm.acquire(_token_estimate(body))
+                    self.ledger.attempt(name)
+                    reply = await slot.transport.send(body)
+            except TransportError as exc:
+                last = exc
+                self.ledger.error(name, exc.kind)
+                if exc.kind == "auth":
+                    raise EndpointError(f"endpoint {name!r} refused the API key ({exc}); check "
+                                        f"the variable named by api_key_env") from None
+                if not exc.retryable:
+                    raise _Failure(exc.kind, str(exc), attempt, name) from None
+                if attempt < self.retry.max_attempts:
+                    wait = self._backoff(attempt, exc)
+                    log.debug("endpoint %s: %s (attempt %d), retrying in %.2fs", name, exc.kind,
+                              attempt, wait)
+                    await asyncio.sleep(wait)
+                continue
+            finally:
+                slot.waiting -= 1
+            usage = reply.usage or {}
+            self.ledger.answered(name, int(usage.get("prompt_tokens") or 0),
+                                 int(usage.get("completion_tokens") or 0))
+            return reply, name, attempt
+        assert last is not None
+        log.info("endpoint %s: giving up after %d attempts: %s", slot.config.name if slot else "?",
+                 self.retry.max_attempts, last.kind)
+        raise _Failure(last.kind, f"{last} (after {self.retry.max_attempts} attempts)",
+                       self.retry.max_attempts, slot.config.name if slot else None)
+
+    # -- many requests ---------------------------------------------------------------------
+
+    async def map(self, requests: Iterable[ChatRequest], *,
+                  window: int | None = None) -> AsyncIterator[ChatResult]:
+        """Results in input order, with at most ``window`` requests started but not yielded.
+
+        The window (default 4x the pool's concurrency) lets fast answers overtake a slow or
+        retrying one without holding the whole input in memory.
+        """
+        window = window or max(64, 4 * self.concurrency)
+        source = iter(requests)
+        pending: deque[asyncio.Task[ChatResult]] = deque()
+        try:
+            for request in source:
+                pending.append(asyncio.ensure_future(self.chat(request)))
+                if len(pending) >= window:
+                    yield await pending.popleft()
+            while pending:
+                yield await pending.popleft()
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def close(self) -> None:
+        for slots in self._slots.values():
+            for slot in slots:
+                await slot.transport.close()
+        if self._owns_cache and self.cache is not None:
+            self.cache.close()
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+
+def _token_estimate(body: dict[str, Any]) -> float:
+    chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", ()))
+    return chars / 4 + float(body.get("max_tokens") or body.get("max_completion_tokens")
+                             or DEFAULT_MAX_TOKENS_ESTIMATE)
+
+
+def run_requests(pool: PoolConfig, requests: Iterable[ChatRequest], *,
+                 on_result: Callable[[ChatResult], None] | None = None,
+                 **engine_kwargs: Any) -> tuple[list[ChatResult], Ledger]:
+    """Synchronous helper: answer every request, in input order, and return the ledger too."""
+
+    async def _run() -> tuple[list[ChatResult], Ledger]:
+        results: list[ChatResult] = []
+        async with Engine(pool, **engine_kwargs) as engine:
+            async for result in engine.map(requests):
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+            return results, engine.ledger
+
+    return asyncio.run(_run())

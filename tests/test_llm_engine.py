@@ -1,0 +1,192 @@
+"""The engine against a real local HTTP server: retries per fault kind, attempt caps, structured
+output re-asks, the cache, bounded concurrency, load spreading and key handling."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+from pydantic import BaseModel
+
+from postmix.errors import EndpointError
+from postmix.llm import (
+    ChatRequest,
+    EndpointConfig,
+    PoolConfig,
+    RequestCache,
+    RetryConfig,
+    run_requests,
+)
+from postmix.testing.openai_server import (
+    DROP,
+    EMPTY_CHOICES,
+    MALFORMED_JSON,
+    RATE_LIMIT,
+    SERVER_ERROR,
+    SLOW,
+    FakeOpenAIServer,
+)
+
+FAST = RetryConfig(max_attempts=3, backoff_base=0.001, backoff_max=0.01, parse_retries=1)
+
+
+def pool_for(*servers, backend="http", retry=FAST, **endpoint):
+    endpoint.setdefault("timeout", 2.0)
+    return PoolConfig(endpoints=[EndpointConfig(name=f"e{i}", model="m", base_url=s.base_url,
+                                                backend=backend, **endpoint)
+                                 for i, s in enumerate(servers)], retry=retry)
+
+
+def ask(text, **kw):
+    return ChatRequest([{"role": "user", "content": text}], **kw)
+
+
+class Answer(BaseModel):
+    value: int
+
+
+@pytest.mark.parametrize("backend", ["http", "openai"])
+@pytest.mark.parametrize("fault", [RATE_LIMIT, SERVER_ERROR, DROP, SLOW, EMPTY_CHOICES])
+def test_each_transient_fault_is_retried_and_recorded(openai_server, backend, fault):
+    openai_server.slow_seconds = 1.0
+    openai_server.inject(fault)
+    pool = pool_for(openai_server, backend=backend, timeout=0.3)
+    (result,), ledger = run_requests(pool, [ask("hello")])
+    assert result.ok and result.content == "echo: hello" and result.attempts == 2
+    kind = {RATE_LIMIT: "rate_limit", SERVER_ERROR: "server_error", DROP: "connection",
+            SLOW: "timeout", EMPTY_CHOICES: "bad_response"}[fault]
+    if backend == "openai" and fault == DROP:
+        kind = next(iter(ledger.endpoints["e0"].retries))  # the SDK reports a drop as either
+        assert kind in ("connection", "timeout")
+    assert ledger.endpoints["e0"].retries == {kind: 1}
+    assert [e.outcome for e in openai_server.requests] == [str(fault), "ok"]
+
+
+def test_attempt_cap_turns_into_a_failure_with_the_last_error(openai_server):
+    openai_server.inject(SERVER_ERROR, times=2)
+    openai_server.inject(RATE_LIMIT)
+    results, ledger = run_requests(pool_for(openai_server), [ask("x")])
+    assert not results[0].ok and results[0].error_kind == "rate_limit"
+    assert "429" in results[0].error and results[0].attempts == 3
+    assert ledger.failed == {"rate_limit": 1} and len(openai_server.requests) == 3
+
+
+def test_client_errors_are_not_retried(openai_server):
+    # the fake server answers 400 to stream=true: the request itself is wrong
+    results, _ = run_requests(pool_for(openai_server), [ask("x", sampling={"stream": True})])
+    assert results[0].error_kind == "http_error" and len(openai_server.requests) == 1
+
+
+def test_retry_after_is_honoured(openai_server):
+    openai_server.retry_after = 0.3
+    openai_server.inject(RATE_LIMIT)
+    run_requests(pool_for(openai_server), [ask("x")])
+    first, second = openai_server.requests
+    assert second.time - first.time >= 0.3  # the backoff alone would wait ~1 ms
+
+
+def test_structured_output_reasks_then_validates(openai_server):
+    answers = iter(['{"value": "not a number"}', '{"value": 7}'])
+    openai_server.set_responder(lambda body: next(answers))
+    (result,), ledger = run_requests(pool_for(openai_server), [ask("n?", schema=Answer)])
+    assert result.ok and result.parsed == Answer(value=7) and result.parse_failures == 1
+    first, second = openai_server.chat_requests()
+    assert first["response_format"]["json_schema"]["schema"]["properties"]["value"]["type"] == "integer"
+    assert second["messages"][1] == {"role": "assistant", "content": '{"value": "not a number"}'}
+    assert "value" in second["messages"][2]["content"]
+    assert ledger.parse_failures == 1 and ledger.parse_failure_rate == 0.5
+
+
+def test_parse_failures_past_the_cap_fail_the_item_not_the_run(openai_server):
+    openai_server.inject(MALFORMED_JSON, times=2)
+    results, ledger = run_requests(pool_for(openai_server), [ask("a", schema=Answer),
+                                                             ask("b")])
+    assert results[0].error_kind == "parse_error" and results[0].parse_failures == 2
+    assert results[1].ok and ledger.failed == {"parse_error": 1}
+
+
+def test_fenced_json_is_accepted(openai_server):
+    openai_server.set_responder(lambda body: '```json\n{"value": 3}\n```')
+    (result,), _ = run_requests(pool_for(openai_server), [ask("n?", schema=Answer)])
+    assert result.parsed.value == 3
+
+
+def test_cache_answers_a_rerun_without_requests(openai_server, tmp_path):
+    requests = [ask(f"q{i}") for i in range(20)] + [ask("q0", salt="sample=1")]
+    first, _ = run_requests(pool_for(openai_server), requests, cache_path=tmp_path / "c.sqlite")
+    assert len(openai_server.requests) == 21  # the salt makes a distinct request
+    second, ledger = run_requests(pool_for(openai_server), requests,
+                                  cache_path=tmp_path / "c.sqlite")
+    assert len(openai_server.requests) == 21 and ledger.cached == 21
+    assert [r.content for r in second] == [r.content for r in first]
+    assert all(r.cached for r in second)
+    with RequestCache(tmp_path / "c.sqlite") as cache:
+        assert len(cache) == 21
+        mode = cache._db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_failures_are_not_cached(openai_server, tmp_path):
+    openai_server.inject(SERVER_ERROR, times=3)
+    first, _ = run_requests(pool_for(openai_server), [ask("x")], cache_path=tmp_path / "c.sqlite")
+    second, _ = run_requests(pool_for(openai_server), [ask("x")], cache_path=tmp_path / "c.sqlite")
+    assert not first[0].ok and second[0].ok and not second[0].cached
+
+
+def test_in_flight_requests_never_exceed_max_concurrency(openai_server):
+    live, peak, lock = [0], [0], threading.Lock()
+
+    async def responder(body):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        await asyncio.sleep(0.02)
+        with lock:
+            live[0] -= 1
+        return "ok"
+
+    openai_server.set_responder(responder)
+    results, _ = run_requests(pool_for(openai_server, max_concurrency=3),
+                              [ask(str(i)) for i in range(30)])
+    assert all(r.ok for r in results) and peak[0] == 3
+
+
+def test_a_pool_of_replicas_spreads_load_and_keeps_input_order():
+    with FakeOpenAIServer(latency=0.01) as a, FakeOpenAIServer(latency=0.01) as b:
+        results, ledger = run_requests(pool_for(a, b, max_concurrency=2),
+                                       [ask(str(i)) for i in range(40)])
+        assert [r.content for r in results] == [f"echo: {i}" for i in range(40)]
+        assert len(a.requests) + len(b.requests) == 40
+        assert len(a.requests) >= 10 and len(b.requests) >= 10
+        assert ledger.endpoints["e0"].answered + ledger.endpoints["e1"].answered == 40
+
+
+def test_key_is_sent_as_bearer_and_a_rejected_key_stops_the_run(monkeypatch):
+    monkeypatch.setenv("POSTMIX_TEST_KEY", "sk-right")
+    with FakeOpenAIServer(api_key="sk-right") as server:
+        results, _ = run_requests(pool_for(server, api_key_env="POSTMIX_TEST_KEY"), [ask("x")])
+        assert results[0].ok
+        monkeypatch.setenv("POSTMIX_TEST_KEY", "sk-wrong")
+        with pytest.raises(EndpointError) as info:
+            run_requests(pool_for(server, api_key_env="POSTMIX_TEST_KEY"), [ask("x")])
+        assert "sk-wrong" not in str(info.value) and "api_key_env" in str(info.value)
+
+
+def test_usage_and_cost_go_to_the_ledger(openai_server):
+    openai_server.set_responder(lambda body: {"content": "fine",
+                                              "usage": {"prompt_tokens": 1000,
+                                                        "completion_tokens": 500}})
+    pool = pool_for(openai_server, price_input_per_m=2.0, price_output_per_m=10.0)
+    results, ledger = run_requests(pool, [ask("a"), ask("b")])
+    entry = ledger.to_dict()["endpoints"]["e0"]
+    assert entry["prompt_tokens"] == 2000 and entry["completion_tokens"] == 1000
+    assert entry["cost_usd"] == pytest.approx((2000 * 2.0 + 1000 * 10.0) / 1e6)
+    assert results[0].usage.prompt_tokens == 1000
+
+
+def test_endpoint_defaults_merge_under_request_sampling(openai_server):
+    pool = pool_for(openai_server, sampling={"temperature": 0.1, "max_tokens": 50})
+    run_requests(pool, [ask("x", sampling={"temperature": 0.9})])
+    body = openai_server.chat_requests()[0]
+    assert body["temperature"] == 0.9 and body["max_tokens"] == 50 and body["model"] == "m"
+    assert json.dumps(body).count("Authorization") == 0
