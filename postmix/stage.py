@@ -16,10 +16,11 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
 
-from postmix.io.dataset import load_records, save_records
+from postmix.io.dataset import dataset_table, load_records, write_table
 from postmix.io.write import RowWriter, rejects_path, report_path
-from postmix.schemas import Reject, StepReport
+from postmix.schemas import StepReport
 
 REJECTS_BATCH = 2048
 
@@ -59,22 +60,15 @@ class StageOutput:
 
 
 def write_rejects(
-    writer: RowWriter, ds: datasets.Dataset, verdicts: Verdicts, indices: np.ndarray
+    writer: RowWriter, table: pa.Table, verdicts: Verdicts, indices: np.ndarray
 ) -> None:
     """Rejected rows, whole, with reason and detail, so any of them can be restored."""
     for start in range(0, len(indices), REJECTS_BATCH):
         chunk = indices[start : start + REJECTS_BATCH]
-        rows = ds.select(chunk).to_list()
+        rows = table.take(pa.array(chunk)).to_pylist()
         for index, row in zip(chunk.tolist(), rows, strict=True):
-            writer.write(
-                Reject(
-                    reason=verdicts.reasons[index],
-                    detail=verdicts.details[index],
-                    id=row.get("id"),
-                    source=row.get("source"),
-                    row=row,
-                ).to_row()
-            )
+            writer.write({"reason": verdicts.reasons[index], "detail": verdicts.details[index],
+                          "line": None, "id": row.get("id"), "source": row.get("source"), "row": row})
 
 
 def run_stage(
@@ -95,14 +89,16 @@ def run_stage(
     if len(verdicts.reasons) != len(ds):
         raise RuntimeError(f"{step} returned {len(verdicts.reasons)} verdicts for {len(ds)} rows")
     decided = time.perf_counter()
-    kept = ds.select(verdicts.kept_indices())
-    save_records(kept, output)
+    table = dataset_table(ds)
+    kept_indices = verdicts.kept_indices()
+    write_table(table.take(pa.array(kept_indices)), output)
+    kept = ds.select(kept_indices)
     rejected = verdicts.counts()
     with RowWriter(rejects_path(output)) as writer:
         for reject in load_rejects:  # rows the input conversion could not read at all
             writer.write(reject.to_row())
             rejected[reject.reason] = rejected.get(reject.reason, 0) + 1
-        write_rejects(writer, ds, verdicts, verdicts.rejected_indices())
+        write_rejects(writer, table, verdicts, verdicts.rejected_indices())
     config_dump = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config or {})
     report = StepReport(
         step=step,

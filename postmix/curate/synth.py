@@ -51,7 +51,7 @@ from postmix.llm import ChatRequest, ChatResult, Ledger, PoolConfig
 from postmix.schemas import FEATURES, Reject, RLVRRecord, StepReport, normalise_text, stable_id
 
 # Prompt-only rows: the "prompts" form that `judge generate` and `curate respond` read.
-PROMPT_FEATURES = datasets.Features({k: FEATURES["rlvr"][k] for k in ("id", "prompt", "source", "meta")})
+PROMPT_FEATURES = FEATURES["prompt"]
 
 
 class WrittenPrompt(BaseModel):

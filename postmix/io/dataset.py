@@ -92,21 +92,41 @@ def _via_ingest(source: str | Path, *, format: str | None, split: str):
     return datasets.Dataset(table), result.kind, rejects
 
 
-def save_records(ds: datasets.Dataset, output: str | Path) -> Path:
-    """Write by suffix (.jsonl / .jsonl.gz / .parquet), atomically."""
+def dataset_table(ds: datasets.Dataset) -> pa.Table:
+    """The rows of ``ds`` as one Arrow table (a ``take`` when ``ds`` is a selection, no copy otherwise)."""
+    return ds.with_format("arrow")[:]
+
+
+def write_table(table: pa.Table, output: str | Path) -> Path:
+    """Write an Arrow table by suffix (.jsonl / .jsonl.gz / .parquet), atomically.
+
+    Arrow-native on purpose: going through ``Dataset.to_json``/``to_parquet`` after a selection
+    re-materialises every row through datasets' formatters, which dominated large stage runs.
+    """
+    import gzip
+
+    from postmix.io.write import dumps_row
+
     output = Path(output)
     kind = output_type(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=output.name + ".", suffix=".partial", dir=output.parent)
     os.close(fd)
     try:
-        if kind == "jsonl":
-            compression = "gzip" if output.name.endswith(".gz") else None
-            ds.to_json(tmp, lines=True, force_ascii=False, compression=compression)
+        if kind == "parquet":
+            pq.write_table(table, tmp)
         else:
-            ds.to_parquet(tmp)
+            opener = gzip.open if output.name.endswith(".gz") else open
+            with opener(tmp, "wt", encoding="utf-8") as handle:
+                for batch in table.to_batches(max_chunksize=8192):
+                    handle.write("".join(dumps_row(row) + "\n" for row in batch.to_pylist()))
         os.replace(tmp, output)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return output
+
+
+def save_records(ds: datasets.Dataset, output: str | Path) -> Path:
+    """Write a dataset by suffix (.jsonl / .jsonl.gz / .parquet), atomically."""
+    return write_table(dataset_table(ds), output)

@@ -49,6 +49,9 @@ FEATURES: dict[str, datasets.Features] = {
             "meta": _STR,
         }
     ),
+    # prompt-only rows (synthesised prompts, judge inputs): listed last so that the richer kinds
+    # above, which also have a prompt column, are recognised first
+    "prompt": datasets.Features({"id": _STR, "prompt": _MESSAGES, "source": _STR, "meta": _STR}),
 }
 
 

@@ -1,0 +1,406 @@
+"""Exact and near-duplicate removal: ``dedup(ds, config) -> Verdicts``.
+
+1. Every row's text view (``--on``) is normalised (NFKC, case, punctuation, whitespace).
+2. Exact: rows with the same xxh3-64 of that text form a group; one survives.
+3. Near: MinHash signatures (``postmix.curate.minhash``), LSH candidate pairs
+   (``postmix.curate.lsh``) joined into clusters by union-find; one row per cluster survives.
+   With ``verify`` every candidate pair is checked by exact Jaccard and a row is removed only
+   for a kept row it directly matches (so a chain A~B~C never removes a C far from A).
+4. The survivor is chosen by ``keep``; each removed row's reject detail names it:
+   ``duplicate_of=<id> similarity=0.912 method=minhash``.
+
+Rows whose text is empty after normalisation are never duplicates of anything (they would all
+collapse into one cluster); empty-text rows are a job for the filters. With ``against``, rows
+of the reference dataset always survive and new rows that duplicate them are removed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, model_validator
+
+from postmix.curate import lsh
+from postmix.curate.minhash import MinHashConfig, estimated_jaccard, exact_jaccard, shingle_sets
+from postmix.curate.signature_cache import Reference, load_reference, normalised_view, row_features
+from postmix.curate.textview import View, view_texts
+from postmix.curate.unionfind import clusters, greedy_survivors
+from postmix.errors import ConfigError
+from postmix.schemas import kind_of_columns
+from postmix.stage import StageOutput, Verdicts, run_stage
+
+EXACT = "exact_duplicate"
+NEAR = "near_duplicate"
+_VERIFY_WINDOW = 32
+_PREVIEW_CHARS = 160
+
+
+class DedupConfig(MinHashConfig):
+    """Settings of ``postmix curate dedup``; the MinHash fields are inherited."""
+
+    mode: Literal["exact", "near", "both"] = Field(
+        "both", description="exact: identical normalised text; near: MinHash-LSH; both: exact first (cheap, "
+        "and it keeps near-dup clusters from being dominated by identical copies)."
+    )
+    on: View = Field("user", description="Text compared: user turns (the usual choice for prompt dedup), "
+                     "prompt, assistant or the whole conversation.")
+    threshold: float = Field(0.8, gt=0.0, le=1.0, description="Jaccard similarity at which rows count as near duplicates.")
+    bands: int | None = Field(None, ge=1, description="LSH bands; chosen from threshold and min_recall when omitted.")
+    rows: int | None = Field(None, ge=1, description="LSH rows per band; give with bands.")
+    min_recall: float = Field(
+        lsh.DEFAULT_MIN_RECALL, gt=0.0, lt=1.0,
+        description="Chance of catching a pair exactly at the threshold when bands/rows are chosen "
+        "(0.92 = datatrove's 14x8 at 0.8); pairs above the threshold are caught more often.",
+    )
+    verify: bool = Field(False, description="Compute exact Jaccard of candidate pairs and drop those below threshold.")
+    keep: Literal["first", "longest", "source-priority"] = Field(
+        "first", description="Survivor of a group: first row, longest conversation, or best-ranked source."
+    )
+    source_priority: list[str] = Field(
+        default_factory=list, description="Sources best first, for keep=source-priority; unlisted sources rank last."
+    )
+    batch_size: int = Field(65536, ge=1, description="Rows normalised and hashed per batch (bounds text memory).")
+    largest_clusters: int = Field(5, ge=0, description="Clusters listed with examples in the report.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DedupConfig:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both bands and rows, or neither")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        if self.keep == "source-priority" and not self.source_priority:
+            raise ValueError("keep=source-priority needs source_priority, e.g. ['human', 'synthetic']")
+        return self
+
+    def lsh_shape(self) -> tuple[int, int]:
+        if self.bands is not None and self.rows is not None:
+            return self.bands, self.rows
+        return lsh.optimal_bands_rows(self.num_perm, self.threshold, self.min_recall)
+
+
+# ---------------------------------------------------------------- survivor ranking
+
+
+def _column(ds: datasets.Dataset, name: str) -> pa.Array:
+    column = ds.with_format("arrow")[name]
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column
+
+
+def _conversation_lengths(ds: datasets.Dataset, kind: str, batch_size: int) -> np.ndarray:
+    from postmix.curate.signature_cache import arrow_batches
+
+    parts = [pc.utf8_length(view_texts(t, kind, "conversation")).to_numpy(zero_copy_only=False)
+             for _, t in arrow_batches(ds, batch_size)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def preference_rank(ds: datasets.Dataset, kind: str, config: DedupConfig) -> np.ndarray:
+    """``rank[i]``: lower survives. Ties always go to the earlier row, so results are stable."""
+    n = len(ds)
+    index = np.arange(n)
+    if config.keep == "first":
+        return index
+    if config.keep == "longest":
+        keys = (index, -_conversation_lengths(ds, kind, config.batch_size))
+    else:
+        position = pc.index_in(_column(ds, "source"), value_set=pa.array(config.source_priority, pa.string()))
+        keys = (index, position.fill_null(len(config.source_priority)).to_numpy(zero_copy_only=False))
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.lexsort(keys)] = index
+    return rank
+
+
+def _group_survivors(groups: np.ndarray, members: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """For each member (row index), the best-ranked member of its group."""
+    order = np.lexsort((rank[members], groups))
+    sorted_groups = groups[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = sorted_groups[1:] != sorted_groups[:-1]
+    run_first = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    survivors = np.empty(len(members), dtype=np.int64)
+    survivors[order] = members[order][run_first]
+    return survivors
+
+
+# ---------------------------------------------------------------- the stage
+
+
+class _Outcome:
+    """Removed rows and why, filled by the exact and near passes."""
+
+    def __init__(self, n: int):
+        self.reason = np.zeros(n, dtype=np.int8)  # 0 keep, 1 exact, 2 near
+        self.kept = np.full(n, -1, dtype=np.int64)  # survivor: >= 0 new row, < 0 reference row -1-r
+        self.similarity = np.zeros(n, dtype=np.float64)
+        self.method = np.zeros(n, dtype=np.int8)  # 0 exact hash, 1 minhash estimate, 2 exact jaccard
+
+
+def _exact_pass(features, reference: Reference | None, rank: np.ndarray, out: _Outcome) -> dict[str, Any]:
+    eligible = np.flatnonzero(~features.empty)
+    removed = 0
+    if reference is not None and len(eligible) and (~reference.features.empty).any():
+        ref_rows = np.flatnonzero(~reference.features.empty)
+        ref_rows = ref_rows[np.argsort(reference.features.exact[ref_rows], kind="stable")]
+        ref_hashes = reference.features.exact[ref_rows]
+        pos = np.minimum(np.searchsorted(ref_hashes, features.exact[eligible]), len(ref_hashes) - 1)
+        hit = ref_hashes[pos] == features.exact[eligible]
+        rows = eligible[hit]
+        out.reason[rows], out.kept[rows], out.similarity[rows] = 1, -1 - ref_rows[pos[hit]], 1.0
+        removed += len(rows)
+        eligible = eligible[~hit]
+    if len(eligible):
+        survivors = _group_survivors(features.exact[eligible], eligible, rank)
+        dup = survivors != eligible
+        rows = eligible[dup]
+        out.reason[rows], out.kept[rows], out.similarity[rows] = 1, survivors[dup], 1.0
+        removed += len(rows)
+    return {"removed": removed}
+
+
+def _candidate_pairs(features, reference: Reference | None, active: np.ndarray, bands: int, rows: int,
+                     window: int) -> tuple[np.ndarray, int]:
+    """Candidate pairs in a joint index space: reference rows first (0..m-1), new rows after."""
+    members = [np.flatnonzero(active)]
+    hashes = [lsh.band_hashes(features.signatures, bands, rows, members[0])]
+    offset = 0
+    if reference is not None:
+        ref_active = np.flatnonzero(~reference.features.empty)
+        offset = len(reference.features)
+        hashes.insert(0, lsh.band_hashes(reference.features.signatures, bands, rows, ref_active))
+        members = [ref_active, members[0] + offset]
+    all_members = np.concatenate(members)
+    all_hashes = np.concatenate(hashes, axis=1)
+    total = offset + len(features)
+    if len(all_members) < 2:
+        return np.zeros((0, 2), np.int64), offset
+    keys = []
+    for band in range(bands):
+        pairs = lsh.bucket_pairs(all_hashes[band], all_members, window)
+        lo, hi = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
+        keep = hi >= offset  # a pair inside the reference is not ours to resolve
+        keys.append(lo[keep] * total + hi[keep])
+    unique = np.unique(np.concatenate(keys))
+    return np.stack([unique // total, unique % total], axis=1), offset
+
+
+class _JointText:
+    """Shingle sets of the rows (joint index) that exact Jaccard needs, computed once."""
+
+    def __init__(self, ds, kind, reference: Reference | None, offset: int, config: DedupConfig, rows: np.ndarray):
+        self.rows = np.unique(rows)
+        parts = []
+        ref_rows = self.rows[self.rows < offset]
+        new_rows = self.rows[self.rows >= offset] - offset
+        if len(ref_rows):
+            ref_ds, ref_kind = reference.dataset()
+            parts.append(normalised_view(ref_ds, ref_kind, config.on, config, ref_rows))
+        if len(new_rows):
+            parts.append(normalised_view(ds, kind, config.on, config, new_rows))
+        data = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint8)
+        offsets = [np.zeros(1, np.int64)]
+        base = 0
+        for part_data, part_offsets in parts:
+            offsets.append(part_offsets[1:] + base)
+            base += len(part_data)
+        self.flat, self.set_offsets = shingle_sets(data, np.concatenate(offsets), config)
+
+    def jaccard(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return exact_jaccard(self.flat, self.set_offsets, np.searchsorted(self.rows, left),
+                             np.searchsorted(self.rows, right))
+
+
+def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _Outcome,
+               timings: dict[str, float]) -> dict[str, Any]:
+    bands, rows = config.lsh_shape()
+    active = ~features.empty & (out.reason == 0)
+    started = time.perf_counter()
+    window = _VERIFY_WINDOW if config.verify else 1
+    pairs, offset = _candidate_pairs(features, reference, active, bands, rows, window)
+    timings["lsh"] = time.perf_counter() - started
+    stats: dict[str, Any] = {"bands": bands, "rows": rows, "candidate_pairs": int(len(pairs)),
+                             "recall_at_threshold": round(float(lsh.collision_probability(config.threshold, bands, rows)), 4)}
+    text = None
+    if config.verify and len(pairs):
+        started = time.perf_counter()
+        text = _JointText(ds, kind, reference, offset, config, pairs.ravel())
+        similar = text.jaccard(pairs[:, 0], pairs[:, 1]) >= config.threshold
+        stats["false_positive_pairs_dropped"] = int((~similar).sum())
+        pairs = pairs[similar]
+        timings["verify"] = time.perf_counter() - started
+    started = time.perf_counter()
+    total = offset + len(features)
+    labels = clusters(total, pairs)
+    nodes = np.unique(pairs.ravel())
+    joint_rank = np.concatenate([np.arange(offset), offset + rank]) if offset else rank
+    if config.verify:
+        # every verified pair is >= threshold: remove a row only for a kept row it directly matches
+        kept_by = greedy_survivors(total, pairs, nodes[np.argsort(joint_rank[nodes], kind="stable")])
+        survivors = np.where(kept_by[nodes] >= 0, kept_by[nodes], nodes)
+        # rows only chained to a cluster (A~B~C with C far from A) stay: report how many
+        stats["chained_rows_kept"] = int((kept_by[nodes] == -1).sum() - len(np.unique(labels[nodes])))
+    else:
+        survivors = _group_survivors(labels[nodes], nodes, joint_rank) if len(nodes) else nodes
+    new = (nodes >= offset) & (survivors != nodes)
+    removed, kept = nodes[new] - offset, survivors[new]
+    out.reason[removed] = 2
+    out.kept[removed] = np.where(kept >= offset, kept - offset, -1 - kept)
+    if text is not None:
+        out.similarity[removed] = text.jaccard(removed + offset, kept)
+        out.method[removed] = 2
+    else:
+        sims = np.empty(len(removed))
+        for start in range(0, len(removed), 65536):
+            r, k = removed[start : start + 65536], kept[start : start + 65536]
+            sims[start : start + 65536] = estimated_jaccard(features.signatures[r], _joint_signatures(features, reference, offset, k))
+        out.similarity[removed] = sims
+        out.method[removed] = 1
+    sizes = np.bincount(np.unique(labels[nodes], return_inverse=True)[1]) if len(nodes) else np.zeros(0, np.int64)
+    stats.update({"clusters": int(len(sizes)), "cluster_size_histogram": _histogram(sizes), "removed": int(len(removed))})
+    timings["clusters"] = time.perf_counter() - started
+    stats["_labels"], stats["_nodes"], stats["_offset"] = labels, nodes, offset
+    return stats
+
+
+def _joint_signatures(features, reference: Reference | None, offset: int, rows: np.ndarray) -> np.ndarray:
+    if not offset:
+        return features.signatures[rows]
+    result = np.empty((len(rows), features.signatures.shape[1]), features.signatures.dtype)
+    in_ref = rows < offset
+    result[in_ref] = reference.features.signatures[rows[in_ref]]
+    result[~in_ref] = features.signatures[rows[~in_ref] - offset]
+    return result
+
+
+def _histogram(sizes: np.ndarray) -> dict[str, int]:
+    """Cluster sizes in bins 2, 3, 4, 5-8, 9-16, ...: readable for any corpus size."""
+    bins: Counter[tuple[int, int]] = Counter()
+    for size, count in zip(*np.unique(sizes, return_counts=True), strict=True):
+        size = int(size)
+        lo, hi = (size, size) if size <= 4 else (2 ** int(np.ceil(np.log2(size)) - 1) + 1, 2 ** int(np.ceil(np.log2(size))))
+        bins[(lo, hi)] += int(count)
+    return {(str(lo) if lo == hi else f"{lo}-{hi}"): bins[(lo, hi)] for lo, hi in sorted(bins)}
+
+
+def _preview(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 1] + "…"
+
+
+def _largest_clusters(ds, kind, ids, reference, near: dict[str, Any], out: _Outcome, config: DedupConfig):
+    labels, nodes, offset = near["_labels"], near["_nodes"], near["_offset"]
+    if not len(nodes) or not config.largest_clusters:
+        return []
+    unique, inverse, counts = np.unique(labels[nodes], return_inverse=True, return_counts=True)
+    top = np.lexsort((unique, -counts))[: config.largest_clusters]
+    listed = []
+    for t in top:
+        members = nodes[inverse == t]
+        removed = members[(members >= offset)]
+        removed = removed[out.reason[removed - offset] == 2] - offset
+        if not len(removed):
+            continue
+        kept = out.kept[removed[0]]
+        examples = removed[:3]
+        texts = view_texts(ds.select(examples).with_format("arrow")[:], kind, config.on).to_pylist()
+        if kept >= 0:
+            kept_id = ids[kept]
+            kept_text = view_texts(ds.select([kept]).with_format("arrow")[:], kind, config.on)[0].as_py()
+        else:
+            kept_id = reference.ids[-1 - kept]
+            ref_ds, ref_kind = reference.dataset()
+            kept_text = view_texts(ref_ds.select([-1 - kept]).with_format("arrow")[:], ref_kind, config.on)[0].as_py()
+        listed.append({
+            "size": int(counts[t]),
+            "kept": {"id": kept_id, "in_reference": bool(kept < 0), "text": _preview(kept_text)},
+            "examples": [{"id": ids[r], "similarity": round(float(out.similarity[r]), 4), "text": _preview(x)}
+                         for r, x in zip(examples.tolist(), texts, strict=True)],
+        })
+    return listed
+
+
+def dedup(
+    ds: datasets.Dataset,
+    config: DedupConfig | None = None,
+    *,
+    kind: str | None = None,
+    against: str | Path | datasets.Dataset | None = None,
+    cache_dir: str | Path | None = None,
+) -> Verdicts:
+    """One verdict per row of ``ds``: ``None`` keeps it, ``exact_duplicate`` / ``near_duplicate``
+    remove it with ``duplicate_of=<kept id>`` in the detail. ``stats`` holds the report details."""
+    config = config or DedupConfig()
+    kind = kind or kind_of_columns(ds.column_names)
+    if kind is None:
+        raise ConfigError("dedup needs postmix records: run `postmix ingest` on the data first")
+    n = len(ds)
+    timings: dict[str, float] = {}
+    reference = None
+    if against is not None:
+        reference = load_reference(against, config.on, config, cache_dir=cache_dir, batch_size=config.batch_size)
+        timings["reference"] = reference.seconds
+    started = time.perf_counter()
+    features = row_features(ds, kind, config.on, config, signatures=config.mode != "exact", batch_size=config.batch_size)
+    rank = preference_rank(ds, kind, config)
+    timings["hashing"] = time.perf_counter() - started
+    out = _Outcome(n)
+    stats: dict[str, Any] = {"empty_text_rows": int(features.empty.sum()), "text_view": config.on}
+    if config.mode in ("exact", "both"):
+        started = time.perf_counter()
+        stats["exact"] = _exact_pass(features, reference, rank, out)
+        timings["exact"] = time.perf_counter() - started
+    near: dict[str, Any] = {}
+    if config.mode in ("near", "both"):
+        near = _near_pass(ds, kind, features, reference, rank, config, out, timings)
+    ids = _column(ds, "id").to_pylist()
+    reasons: list[str | None] = [None] * n
+    details = [""] * n
+    methods = ("exact-hash", "minhash", "jaccard")
+    for row in np.flatnonzero(out.reason).tolist():
+        kept = int(out.kept[row])
+        kept_id = ids[kept] if kept >= 0 else reference.ids[-1 - kept]
+        reasons[row] = EXACT if out.reason[row] == 1 else NEAR
+        details[row] = (f"duplicate_of={kept_id} similarity={out.similarity[row]:.3f} method={methods[out.method[row]]}"
+                        + (" kept_in=reference" if kept < 0 else ""))
+    removed_rows = np.flatnonzero(out.reason)
+    sources = _column(ds, "source").take(pa.array(removed_rows)).to_pylist() if len(removed_rows) else []
+    per_source: dict[str, dict[str, int]] = {}
+    for source, code in zip(sources, out.reason[removed_rows].tolist(), strict=True):
+        entry = per_source.setdefault(str(source), {EXACT: 0, NEAR: 0})
+        entry[EXACT if code == 1 else NEAR] += 1
+    stats["removed_per_source"] = dict(sorted(per_source.items()))
+    if near:
+        stats["largest_clusters"] = _largest_clusters(ds, kind, ids, reference, near, out, config)
+        stats["near"] = {k: v for k, v in near.items() if not k.startswith("_")}
+    if reference is not None:
+        stats["against"] = {"path": reference.name, "rows": len(reference.ids), "cache_hit": reference.cache_hit,
+                            "cache": str(reference.cache_path) if reference.cache_path else None}
+    stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    return Verdicts(reasons, details, stats)
+
+
+def dedup_file(
+    source: str | Path,
+    output: str | Path,
+    config: DedupConfig | None = None,
+    *,
+    against: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    format: str | None = None,
+) -> StageOutput:
+    """Read ``source``, dedup it, write kept rows to ``output`` with rejects and report beside it."""
+    config = config or DedupConfig()
+
+    def decide(ds: datasets.Dataset, kind: str) -> Verdicts:
+        return dedup(ds, config, kind=kind, against=against, cache_dir=cache_dir)
+
+    extra = [str(against)] if against is not None else []
+    return run_stage("dedup", source, output, decide, config, format=format, extra_inputs=extra)
