@@ -1,0 +1,83 @@
+"""The rows a run trains on: one mix version (``--mix name@N``) or one postmix file (``--data``).
+
+Either way the result says exactly what was read (mix ref and content hash, or file path and
+bytes hash) so the run card can name it, and the dataset is cut down to the columns TRL reads:
+
+- SFT: ``messages`` (TRL's conversational language-modelling format);
+- DPO: ``prompt``, ``chosen``, ``rejected`` (TRL's conversational preference format);
+- RLVR: ``prompt`` plus ``ground_truth``, ``verifier``, ``constraints``, which GRPO hands to the
+  reward function as keyword arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from postmix.errors import ConfigError, PostmixError
+
+KIND_OF_METHOD = {"sft": "sft", "dpo": "preference", "rlvr": "rlvr"}
+COLUMNS = {
+    "sft": ["messages"],
+    "dpo": ["prompt", "chosen", "rejected"],
+    "rlvr": ["prompt", "ground_truth", "verifier", "constraints"],
+}
+
+
+@dataclass
+class TrainingData:
+    dataset: Any  # datasets.Dataset with only the columns TRL reads
+    kind: str
+    rows: int
+    mix_ref: str | None = None
+    content_hash: str | None = None
+    path: str | None = None
+    rejects: list[Any] = field(default_factory=list)  # rows of --data that are not records
+
+    def describe(self) -> dict[str, Any]:
+        return {"mix": self.mix_ref, "content_hash": self.content_hash, "path": self.path,
+                "kind": self.kind, "rows": self.rows, "rejected_rows": len(self.rejects)}
+
+
+def _file_hash(path: Path) -> str:
+    digest = xxhash.xxh3_128()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path)).encode() if path.is_dir() else b"")
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()[:24]
+
+
+def load_training_data(method: str, *, mix: str | None = None, data: str | Path | None = None,
+                       home: str | Path | None = None) -> TrainingData:
+    """Resolve ``mix`` (preferred) or read ``data``; check the record kind fits ``method``."""
+    if (mix is None) == (data is None):
+        raise ConfigError("pass exactly one of --mix name@N or --data PATH")
+    if mix is not None:
+        from postmix import mix as mixes
+
+        resolved = mixes.resolve(mix, home=home)
+        result = TrainingData(resolved.dataset, resolved.kind, resolved.rows, mix_ref=resolved.ref,
+                              content_hash=resolved.content_hash, path=str(resolved.path))
+        origin = f"mix {resolved.ref}"
+    else:
+        from postmix.io import load_records
+
+        ds, kind, rejects = load_records(data)
+        path = Path(str(data))
+        digest = _file_hash(path) if path.exists() else getattr(ds, "_fingerprint", None)
+        result = TrainingData(ds, kind, len(ds), content_hash=digest, path=str(data), rejects=rejects)
+        origin = str(data)
+    expected = KIND_OF_METHOD[method]
+    if result.kind != expected:
+        raise PostmixError(f"{origin} holds {result.kind} rows but `train {method}` needs {expected} "
+                           f"rows; pick a {expected} mix or file")
+    if result.rows == 0:
+        raise PostmixError(f"{origin} has no {expected} rows to train on")
+    result.dataset = result.dataset.select_columns(COLUMNS[method])
+    return result

@@ -1,0 +1,402 @@
+"""Precise instruction following: an IFEval-style catalogue of verifiable constraints.
+
+A constraint spec is a flat dict, ``{"type": "word_count", "relation": "at_most", "num_words":
+50}``. Each type has a parameter schema (a pydantic model, so a sampler can read the ranges from
+``params.model_json_schema()``), a checker ``check(response, **params) -> bool`` and an
+instruction ``describe(spec) -> "Answer in at most 50 words."`` that is appended to a prompt.
+
+The checks follow Google's IFEval (Zhou et al., 2023) where it is explicit: words are ``\\w+``
+runs, paragraphs are split by the markdown divider ``***``, sections and placeholders count "at
+least", bullets and paragraphs "exactly", end phrases compare case-insensitively. One deliberate
+difference: count relations are ``at_most`` / ``at_least`` (both inclusive), so the instruction
+text and the check say the same thing. A response satisfies a row when it satisfies every one of
+the row's constraints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from postmix.train.verifiers.base import Verdict, unscorable
+
+Relation = Literal["at_most", "at_least"]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class ConstraintType:
+    """One kind of verifiable instruction."""
+
+    name: str
+    params: type[_Params]
+    check: Callable[..., bool]
+    instruction: Callable[[Any], str]
+
+    def describe(self, **params: Any) -> str:
+        return self.instruction(self.params(**params))
+
+
+CONSTRAINTS: dict[str, ConstraintType] = {}
+
+
+class ConstraintSpecError(ValueError):
+    """A constraint spec names an unknown type or has parameters its type does not accept."""
+
+
+def _constraint(name: str, params: type[_Params], instruction: Callable[[Any], str]):
+    def register(check: Callable[..., bool]) -> Callable[..., bool]:
+        CONSTRAINTS[name] = ConstraintType(name, params, check, instruction)
+        return check
+
+    return register
+
+
+def _holds(count: int, relation: str, bound: int) -> bool:
+    return count <= bound if relation == "at_most" else count >= bound
+
+
+def _rel(relation: str) -> str:
+    return relation.replace("_", " ")
+
+
+def _quoted(words: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(f'"{w}"' for w in words)
+
+
+def _word_re(word: str) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)" + re.escape(word) + r"(?!\w)", re.IGNORECASE)
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text)
+
+
+def sentences(text: str) -> list[str]:
+    parts = re.split(r"(?<=[.!?])[\"')\]]*\s+", text.strip())
+    return [p for p in parts if re.search(r"\w", p)]
+
+
+# ---------------------------------------------------------------- length
+
+
+class WordCount(_Params):
+    relation: Relation
+    num_words: int = Field(ge=1, le=5000)
+
+
+@_constraint("word_count", WordCount, lambda p: f"Answer in {_rel(p.relation)} {p.num_words} words.")
+def word_count(response: str, *, relation: str, num_words: int) -> bool:
+    return _holds(len(words(response)), relation, num_words)
+
+
+class SentenceCount(_Params):
+    relation: Relation
+    num_sentences: int = Field(ge=1, le=500)
+
+
+@_constraint("sentence_count", SentenceCount,
+             lambda p: f"Your response should contain {_rel(p.relation)} {p.num_sentences} sentences.")
+def sentence_count(response: str, *, relation: str, num_sentences: int) -> bool:
+    return _holds(len(sentences(response)), relation, num_sentences)
+
+
+class ParagraphCount(_Params):
+    num_paragraphs: int = Field(ge=1, le=50)
+
+
+@_constraint("paragraph_count", ParagraphCount,
+             lambda p: f"There should be exactly {p.num_paragraphs} paragraphs. Paragraphs are "
+                       "separated from each other by the markdown divider: ***")
+def paragraph_count(response: str, *, num_paragraphs: int) -> bool:
+    parts = re.split(r"\s?\*\*\*\s?", response)
+    # Empty pieces at the very start or end are tolerated (a leading or trailing divider);
+    # an empty paragraph in the middle is not.
+    inner = parts[1:-1] if len(parts) > 2 else []
+    if any(not p.strip() for p in inner):
+        return False
+    return sum(1 for p in parts if p.strip()) == num_paragraphs
+
+
+# ---------------------------------------------------------------- keywords and letters
+
+
+class KeywordsInclude(_Params):
+    keywords: list[str] = Field(min_length=1, max_length=10)
+
+
+@_constraint("keywords_include", KeywordsInclude,
+             lambda p: f"Include the keywords {_quoted(p.keywords)} in the response.")
+def keywords_include(response: str, *, keywords: list[str]) -> bool:
+    return all(_word_re(k).search(response) for k in keywords)
+
+
+class KeywordsForbidden(_Params):
+    forbidden_words: list[str] = Field(min_length=1, max_length=10)
+
+
+@_constraint("keywords_forbidden", KeywordsForbidden,
+             lambda p: f"Do not include the words {_quoted(p.forbidden_words)} in the response.")
+def keywords_forbidden(response: str, *, forbidden_words: list[str]) -> bool:
+    return not any(_word_re(w).search(response) for w in forbidden_words)
+
+
+class KeywordFrequency(_Params):
+    keyword: str = Field(min_length=1)
+    relation: Relation
+    frequency: int = Field(ge=1, le=100)
+
+
+@_constraint("keyword_frequency", KeywordFrequency,
+             lambda p: f'In your response, the word "{p.keyword}" should appear '
+                       f"{_rel(p.relation)} {p.frequency} times.")
+def keyword_frequency(response: str, *, keyword: str, relation: str, frequency: int) -> bool:
+    return _holds(len(_word_re(keyword).findall(response)), relation, frequency)
+
+
+class LetterFrequency(_Params):
+    letter: str = Field(pattern=r"^[A-Za-z]$")
+    relation: Relation
+    let_frequency: int = Field(ge=1, le=500)
+
+
+@_constraint("letter_frequency", LetterFrequency,
+             lambda p: f'In your response, the letter "{p.letter.lower()}" should appear '
+                       f"{_rel(p.relation)} {p.let_frequency} times.")
+def letter_frequency(response: str, *, letter: str, relation: str, let_frequency: int) -> bool:
+    return _holds(response.lower().count(letter.lower()), relation, let_frequency)
+
+
+class CapitalWordFrequency(_Params):
+    relation: Relation
+    capital_frequency: int = Field(ge=1, le=100)
+
+
+@_constraint("capital_word_frequency", CapitalWordFrequency,
+             lambda p: "In your response, words with all capital letters should appear "
+                       f"{_rel(p.relation)} {p.capital_frequency} times.")
+def capital_word_frequency(response: str, *, relation: str, capital_frequency: int) -> bool:
+    return _holds(sum(1 for w in words(response) if w.isupper()), relation, capital_frequency)
+
+
+# ---------------------------------------------------------------- format
+
+
+class NoParams(_Params):
+    pass
+
+
+_FENCE = re.compile(r"^```(?:json|JSON|Json)?\s*|\s*```$")
+
+
+@_constraint("json_format", NoParams,
+             lambda p: "Entire output should be wrapped in JSON format. You can use markdown "
+                       "ticks such as ```.")
+def json_format(response: str) -> bool:
+    body = _FENCE.sub("", response.strip()).strip()
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
+class BulletCount(_Params):
+    num_bullets: int = Field(ge=1, le=50)
+
+
+_BULLET = re.compile(r"^\s*(?:\*(?!\*)|-)\s+\S", re.MULTILINE)
+
+
+@_constraint("bullet_count", BulletCount,
+             lambda p: f"Your answer must contain exactly {p.num_bullets} bullet points. Use the "
+                       "markdown bullet points such as:\n* This is point 1.\n* This is point 2")
+def bullet_count(response: str, *, num_bullets: int) -> bool:
+    return len(_BULLET.findall(response)) == num_bullets
+
+
+@_constraint("title", NoParams,
+             lambda p: "Your answer must contain a title, wrapped in double angular brackets, "
+                       "such as <<poem of joy>>.")
+def title(response: str) -> bool:
+    return any(t.strip() for t in re.findall(r"<<([^\n]+?)>>", response))
+
+
+class HighlightedSections(_Params):
+    num_highlights: int = Field(ge=1, le=20)
+
+
+@_constraint("highlighted_sections", HighlightedSections,
+             lambda p: f"Highlight at least {p.num_highlights} sections in your answer with "
+                       "markdown, i.e. *highlighted section*.")
+def highlighted_sections(response: str, *, num_highlights: int) -> bool:
+    spans = re.findall(r"\*\*([^\n*]+)\*\*|\*([^\n*]+)\*", response)
+    return sum(1 for bold, italic in spans if (bold or italic).strip()) >= num_highlights
+
+
+class Sections(_Params):
+    section_splitter: Literal["Section", "SECTION", "Part", "PART", "Chapter", "Paragraph"] = "Section"
+    num_sections: int = Field(ge=1, le=20)
+
+
+@_constraint("sections", Sections,
+             lambda p: f"Your response must have {p.num_sections} sections. Mark the beginning of "
+                       f"each section with {p.section_splitter} X, such as: {p.section_splitter} 1")
+def sections(response: str, *, section_splitter: str = "Section", num_sections: int) -> bool:
+    parts = re.split(r"\s?" + re.escape(section_splitter) + r"\s?\d+\s?", response)
+    return len(parts) - 1 >= num_sections
+
+
+class Placeholders(_Params):
+    num_placeholders: int = Field(ge=1, le=20)
+
+
+@_constraint("placeholders", Placeholders,
+             lambda p: f"The response must contain at least {p.num_placeholders} placeholders "
+                       "represented by square brackets, such as [address].")
+def placeholders(response: str, *, num_placeholders: int) -> bool:
+    return len(re.findall(r"\[[^\[\]\n]+\]", response)) >= num_placeholders
+
+
+class Postscript(_Params):
+    postscript_marker: Literal["P.S.", "P.P.S."] = "P.S."
+
+
+@_constraint("postscript", Postscript,
+             lambda p: "At the end of your response, please explicitly add a postscript "
+                       f"starting with {p.postscript_marker}")
+def postscript(response: str, *, postscript_marker: str = "P.S.") -> bool:
+    letters = [re.escape(c) for c in postscript_marker.lower().replace(".", "").strip()]
+    pattern = r"^\s*" + r"\.\s?".join(letters) + r"\.?"
+    return re.search(pattern, response.lower(), re.MULTILINE) is not None
+
+
+@_constraint("quotation", NoParams,
+             lambda p: "Wrap your entire response with double quotation marks.")
+def quotation(response: str) -> bool:
+    body = response.strip()
+    return len(body) > 1 and body[0] == '"' and body[-1] == '"'
+
+
+# ---------------------------------------------------------------- case and punctuation
+
+
+@_constraint("lowercase", NoParams,
+             lambda p: "Your entire response should be in English, and in all lowercase "
+                       "letters. No capital letters are allowed.")
+def lowercase(response: str) -> bool:
+    return bool(response.strip()) and response == response.lower()
+
+
+@_constraint("uppercase", NoParams,
+             lambda p: "Your entire response should be in English, and in all capital letters.")
+def uppercase(response: str) -> bool:
+    return bool(response.strip()) and response == response.upper()
+
+
+@_constraint("no_commas", NoParams,
+             lambda p: "In your entire response, refrain from the use of any commas.")
+def no_commas(response: str) -> bool:
+    return "," not in response
+
+
+# ---------------------------------------------------------------- start and end
+
+
+class StartPhrase(_Params):
+    start_phrase: str = Field(min_length=1)
+
+
+def _unquoted(text: str) -> str:
+    return text.strip().strip('"').strip().lower()
+
+
+@_constraint("start_phrase", StartPhrase,
+             lambda p: f'Start your response with the exact phrase "{p.start_phrase}".')
+def start_phrase(response: str, *, start_phrase: str) -> bool:
+    return _unquoted(response).startswith(start_phrase.strip().lower())
+
+
+class EndPhrase(_Params):
+    end_phrase: str = Field(min_length=1)
+
+
+@_constraint("end_phrase", EndPhrase,
+             lambda p: f'Finish your response with this exact phrase "{p.end_phrase}". '
+                       "No other words should follow this phrase.")
+def end_phrase(response: str, *, end_phrase: str) -> bool:
+    return _unquoted(response).endswith(end_phrase.strip().lower())
+
+
+# ---------------------------------------------------------------- specs
+
+
+def parse_spec(spec: dict[str, Any] | str) -> tuple[ConstraintType, _Params]:
+    """The constraint type and validated parameters of a spec (a dict or its JSON text)."""
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise ConstraintSpecError(f"constraint spec is not JSON: {exc.msg}") from None
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ConstraintSpecError(f"constraint spec must be an object with a 'type': {spec!r:.100}")
+    params = {k: v for k, v in spec.items() if k != "type"}
+    kind = CONSTRAINTS.get(spec["type"])
+    if kind is None:
+        raise ConstraintSpecError(
+            f"unknown constraint type {spec['type']!r}; known: {', '.join(sorted(CONSTRAINTS))}")
+    try:
+        return kind, kind.params(**params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "params"
+        raise ConstraintSpecError(f"constraint {spec['type']!r}: {where}: {first['msg']}") from None
+
+
+def describe(spec: dict[str, Any] | str) -> str:
+    """The instruction text of a spec, e.g. ``"Answer in at most 50 words."``."""
+    kind, params = parse_spec(spec)
+    return kind.instruction(params)
+
+
+def describe_all(specs: list[dict[str, Any]] | list[str]) -> str:
+    """The instructions of several specs, one sentence after the other."""
+    return " ".join(describe(s) for s in specs)
+
+
+def check(response: str, spec: dict[str, Any] | str) -> bool:
+    """Whether ``response`` satisfies one spec (raises ConstraintSpecError on a bad spec)."""
+    kind, params = parse_spec(spec)
+    return kind.check(response, **params.model_dump())
+
+
+def row_constraints(ground_truth: str | None, constraints: Any) -> list[Any]:
+    """A row's specs: its ``constraints`` column, else its ground truth as a JSON list of specs."""
+    if constraints:
+        return list(constraints)
+    try:
+        value = json.loads(ground_truth or "")
+    except json.JSONDecodeError:
+        raise ConstraintSpecError("row has no constraints and its ground truth is not JSON") from None
+    value = [value] if isinstance(value, dict) else value
+    if not isinstance(value, list) or not value:
+        raise ConstraintSpecError("row has no constraints and its ground truth lists none")
+    return value
+
+
+def verify(response: str, ground_truth: str | None, constraints: Any = None) -> Verdict:
+    """Correct when the response satisfies every constraint of the row."""
+    try:
+        parsed = [parse_spec(s) for s in row_constraints(ground_truth, constraints)]
+    except ConstraintSpecError as exc:
+        return unscorable("bad_constraint", str(exc))
+    failed = [kind.name for kind, params in parsed if not kind.check(response or "", **params.model_dump())]
+    return Verdict(not failed, "" if not failed else "constraint_failed", detail=",".join(failed))
