@@ -3,7 +3,7 @@
 Each stage's cache key is a hash of its type, its config, the keys of the stages it reads and the
 content of the files it reads (plus the postmix version). A stage whose key already has a finished
 folder is skipped, so a re-run costs nothing and a failed run resumes at the stage that failed.
-A stage writes into ``<key>.partial`` and is renamed into place only when it succeeds.
+A stage counts as finished only when its ``stage.json`` has been written, after all its outputs.
 """
 
 from __future__ import annotations
@@ -187,24 +187,23 @@ def run_recipe(
         inputs = [Path(results[i]["outputs"]["data"]) if isinstance(i, str) and i in results else i
                   for i in step.inputs]
         upstream = [results[i]["outputs"] for i in step.inputs if isinstance(i, str) and i in results]
-        partial = step.folder.with_name(step.folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        # A stage folder counts as finished only once its stage.json exists (written last,
+        # atomically); a folder without one is what a failed or killed attempt left, and is wiped.
+        shutil.rmtree(step.folder, ignore_errors=True)
+        step.folder.mkdir(parents=True)
         echo(f"[run]    {step.spec.name} ({step.spec.run})")
         started = time.perf_counter()
-        ctx = StageContext(step.spec, inputs, upstream, partial, recipe_dir, options or {})
+        ctx = StageContext(step.spec, inputs, upstream, step.folder, recipe_dir, options or {})
         try:
             outputs = STAGE_TYPES[step.spec.run].handler(ctx)
         except PostmixError as exc:
             raise PostmixError(f"stage {step.spec.name!r} failed: {exc} (fix it and run again: finished stages are cached)") from exc
-        # outputs were written under the partial folder; point them at the final folder
-        final = {k: str(v).replace(str(partial), str(step.folder)) for k, v in outputs.items()}
-        record = {"name": step.spec.name, "run": step.spec.run, "key": step.key, "outputs": final,
+        record = {"name": step.spec.name, "run": step.spec.run, "key": step.key,
+                  "outputs": {k: str(v) for k, v in outputs.items()},
                   "seconds": round(time.perf_counter() - started, 2), "config": step.spec.config}
-        (partial / "stage.json").write_text(json.dumps(record, indent=2) + "\n")
-        if step.folder.exists():
-            shutil.rmtree(step.folder)
-        partial.rename(step.folder)
+        tmp = record_path.with_name("stage.json.tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.replace(record_path)
         results[step.spec.name] = {**record, "status": "ran"}
         echo(f"         done in {record['seconds']}s -> {step.folder}")
     (workdir / "last_run.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -39,6 +39,7 @@ def ingest_stage(ctx: StageContext) -> dict[str, Any]:
 def mix_build_stage(ctx: StageContext) -> dict[str, Any]:
     """``config`` is a mix spec; a source whose ``path`` names one of this stage's inputs reads
     that stage's output. The registry is ``config.home``, else ``<workdir>/.postmix``."""
+    from postmix.io import save_records
     from postmix.mix import build
 
     spec = dict(ctx.stage.config)
@@ -49,5 +50,142 @@ def mix_build_stage(ctx: StageContext) -> dict[str, Any]:
         for source in spec.get("sources", [])
     ]
     result = build(spec, home=home, base=ctx.recipe_dir, progress=False)
-    return {"mix": result.mix.ref, "home": str(home), "data": str(result.mix.path),
+    # a plain file too, so later stages (generate, a second mix) can read the version like any dataset
+    data = save_records(result.mix.dataset, ctx.out_dir / f"{ctx.stage.name}.parquet")
+    return {"mix": result.mix.ref, "home": str(home), "data": str(data), "version_dir": str(result.mix.path),
             "content_hash": result.mix.content_hash}
+
+
+@stage_type("tiny_model", "build a tiny random-initialised Llama-style model (for demos and CPU checks)")
+def tiny_model_stage(ctx: StageContext) -> dict[str, Any]:
+    from postmix.testing.tiny_model import build_tiny_model
+
+    path = build_tiny_model(ctx.out_dir / "model", **ctx.stage.config)
+    return {"model": str(path), "data": str(path)}
+
+
+def _pool(ctx: StageContext, config: dict[str, Any], key: str = "pool"):
+    """An endpoint pool from the stage's ``pool:`` path (relative to the recipe) or the run's options."""
+    from postmix.io.paths import resolve_path
+    from postmix.llm import load_endpoints
+
+    path = config.pop(key, None) or ctx.options.get(key)
+    if path is None:
+        raise ConfigError(f"stage {ctx.stage.name!r} needs `{key}:` (an endpoints YAML)")
+    return load_endpoints(resolve_path(path, base=ctx.recipe_dir))
+
+
+def _model_stage(ctx: StageContext, fn, config_cls, *, pool_key: str = "pool", with_input: bool = True):
+    config = dict(ctx.stage.config)
+    pool = _pool(ctx, config, pool_key)
+    # the request cache lives outside the stage folder so a failed stage's answers are reused
+    config.setdefault("cache_path", str(ctx.out_dir.parent / f"{ctx.stage.name}.cache.sqlite"))
+    output = ctx.out_dir / f"{ctx.stage.name}.jsonl"
+    args = (_single_input(ctx), output) if with_input else (output,)
+    result = fn(*args, pool, config_cls.model_validate(config), progress=False)
+    failures = getattr(result, "failures", None)
+    return _outputs(output, {"failures": str(failures)} if failures else None)
+
+
+@stage_type("synth", "persona-driven prompt synthesis through the engine")
+def synth_stage(ctx: StageContext) -> dict[str, Any]:
+    from postmix.curate.synth import SynthConfig, synthesize
+
+    return _model_stage(ctx, synthesize, SynthConfig, with_input=False)
+
+
+@stage_type("respond", "write assistant responses for prompts, then filter them")
+def respond_stage(ctx: StageContext) -> dict[str, Any]:
+    from postmix.curate.respond import RespondConfig, respond
+
+    return _model_stage(ctx, respond, RespondConfig)
+
+
+@stage_type("generate", "sample K completions per prompt from a model pool")
+def generate_stage(ctx: StageContext) -> dict[str, Any]:
+    from postmix.judge.generate import GenerateConfig, generate
+
+    return _model_stage(ctx, generate, GenerateConfig)
+
+
+@stage_type("rate", "rate completions with an LLM judge (UltraFeedback rubric by default)")
+def rate_stage(ctx: StageContext) -> dict[str, Any]:
+    from postmix.judge.rate import RateConfig, rate
+
+    return _model_stage(ctx, rate, RateConfig, pool_key="judge")
+
+
+@stage_type("pairs", "build chosen/rejected preference pairs from rated completions")
+def pairs_stage(ctx: StageContext) -> dict[str, Any]:
+    from postmix.judge.pairs import PairsConfig, make_pairs
+
+    output = ctx.out_dir / f"{ctx.stage.name}.jsonl"
+    result = make_pairs(_single_input(ctx), output, PairsConfig.model_validate(ctx.stage.config))
+    return _outputs(output, {"rejects": str(result.rejects)})
+
+
+def _curate_stage(ctx: StageContext, run_file, config_cls) -> dict[str, Any]:
+    output = ctx.out_dir / f"{ctx.stage.name}.parquet"
+    run_file(_single_input(ctx), output, config_cls.model_validate(ctx.stage.config))
+    return _outputs(output)
+
+
+@stage_type("filter", "quality filters: empty turns, lengths, role order, refusals, self-identity, ...")
+def filter_stage(ctx: StageContext) -> dict[str, Any]:
+    from postmix.curate.filters import FilterConfig, filter_file
+
+    return _curate_stage(ctx, filter_file, FilterConfig)
+
+
+@stage_type("dedup", "exact and MinHash-LSH near-duplicate removal")
+def dedup_stage(ctx: StageContext) -> dict[str, Any]:
+    from postmix.curate.dedup import DedupConfig, dedup_file
+
+    return _curate_stage(ctx, dedup_file, DedupConfig)
+
+
+@stage_type("decontam", "remove rows that overlap named benchmarks (n-gram coverage)")
+def decontam_stage(ctx: StageContext) -> dict[str, Any]:
+    from postmix.curate.decontam import DecontamConfig, decontaminate_file
+
+    return _curate_stage(ctx, decontaminate_file, DecontamConfig)
+
+
+def _train_stage(ctx: StageContext, method: str) -> dict[str, Any]:
+    """Inputs: a ``mix_build`` stage (its version is what gets trained) or a data file, and
+    optionally a stage that produced a model (``tiny_model``, an earlier training run); otherwise
+    ``config.model`` names it. The rest of ``config`` is the trainer config."""
+    from postmix.train import train
+
+    config = dict(ctx.stage.config)
+    model = config.pop("model", None)
+    mix = home = data = None
+    for upstream, path in zip(ctx.input_outputs + [{}] * len(ctx.inputs), ctx.inputs, strict=False):
+        if "mix" in upstream:
+            mix, home = upstream["mix"], upstream.get("home")
+        elif "model" in upstream:
+            model = upstream["model"]
+        elif not upstream:
+            data = path
+    if model is None:
+        raise ConfigError(f"stage {ctx.stage.name!r} needs a model: `config.model` or a model-producing input")
+    output = ctx.out_dir / "run"
+    result = train(method, str(model), output=output, mix=mix, data=None if mix else data,
+                   config=config, home=home)
+    return {"model": str(output), "data": str(output), "run_card": str(output / "run_card.json"),
+            "final_loss": str(result.run_card.get("metrics", {}).get("train_loss", ""))}
+
+
+@stage_type("train_sft", "supervised fine-tuning over TRL on one mix version")
+def train_sft_stage(ctx: StageContext) -> dict[str, Any]:
+    return _train_stage(ctx, "sft")
+
+
+@stage_type("train_dpo", "DPO over TRL on one preference mix version")
+def train_dpo_stage(ctx: StageContext) -> dict[str, Any]:
+    return _train_stage(ctx, "dpo")
+
+
+@stage_type("train_rlvr", "GRPO with verifiable rewards over TRL on one RLVR mix version")
+def train_rlvr_stage(ctx: StageContext) -> dict[str, Any]:
+    return _train_stage(ctx, "rlvr")

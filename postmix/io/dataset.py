@@ -19,6 +19,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import xxhash
 
+from postmix.io.paths import resolve_path
 from postmix.io.read import file_type, load_arrow_folder, load_hub
 from postmix.io.write import output_type
 from postmix.schemas import FEATURES, Reject, kind_of_columns
@@ -57,6 +58,7 @@ def load_records(
     source: str | Path, *, format: str | None = None, split: str = "train"
 ) -> tuple[datasets.Dataset, str, list[Reject]]:
     """``(dataset, record kind, rows that could not be converted)`` for any supported input."""
+    source = resolve_path(source)
     ftype = file_type(source)
     if ftype == "arrow":
         ds = load_arrow_folder(source)

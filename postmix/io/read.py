@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from postmix.errors import InputNotFoundError, PostmixError, UnsupportedFormatError
+from postmix.io.paths import resolve_path
 
 HUB_PREFIX = "hf:"
 BATCH_ROWS = 4096
@@ -39,7 +40,7 @@ class RawRow:
 
 def file_type(path: str | Path) -> str:
     """``jsonl``, ``json``, ``parquet``, ``arrow`` (folder) or ``hub``; a one-line error otherwise."""
-    text = str(path)
+    text = str(resolve_path(path))
     if text.startswith(HUB_PREFIX):
         return "hub"
     p = Path(text)
@@ -137,14 +138,14 @@ def load_arrow_folder(path: str | Path) -> Any:
     return loaded
 
 
-def load_hub(name: str, split: str = "train", *, streaming: bool = True) -> Any:
+def load_hub(name: str, split: str = "train", *, streaming: bool = True, config: str | None = None) -> Any:
     """A Hub dataset named ``hf:owner/name`` or ``hf:owner/name@revision``; streamed by default."""
     import datasets
 
     repo = name[len(HUB_PREFIX):] if name.startswith(HUB_PREFIX) else name
     repo, _, revision = repo.partition("@")
     try:
-        return datasets.load_dataset(repo, split=split, streaming=streaming, revision=revision or None)
+        return datasets.load_dataset(repo, config, split=split, streaming=streaming, revision=revision or None)
     except Exception as exc:  # network, auth, missing split: all user-fixable
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PostmixError(
@@ -155,6 +156,7 @@ def load_hub(name: str, split: str = "train", *, streaming: bool = True) -> Any:
 
 def iter_raw_rows(source: str | Path, *, split: str = "train") -> Iterator[RawRow]:
     """Every row of ``source`` in order, malformed ones included as errors."""
+    source = resolve_path(source)
     kind = file_type(source)
     if kind == "hub":
         yield from _iter_dataset(load_hub(str(source), split))

@@ -1,0 +1,218 @@
+"""Which benchmark a ``--benchmark`` option names, and loading its instances.
+
+``NAME``                 a built-in: its Hub dataset, split and text fields (network needed), or
+                         ``gsm8k-sample``, 30 GSM8K test questions shipped with postmix (offline)
+``NAME=PATH``            a local .jsonl/.json/.parquet (or ``hf:owner/name``); text fields are the
+                         built-in's for a known NAME, else the first of question/prompt/problem/...
+``NAME=PATH:F1,F2``      the same with explicit text fields; each field is scored on its own and
+                         the instance score is their mean (as open-instruct does)
+
+The Hub entries follow the evaluation sets open-instruct's decontamination script queries for
+Tulu 3 (dataset, config, split, fields); nothing is downloaded unless a name is used without a path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from postmix.errors import ConfigError
+
+SAMPLE_PATH = "pkg://postmix/data/benchmarks/gsm8k_test_sample.jsonl"
+# Tried in order when a local file is given without fields and its name is not built in.
+GUESSED_FIELDS = ("question", "prompt", "problem", "instruction", "input", "text", "Question", "query")
+ID_FIELDS = ("id", "task_id", "unique_id", "question_id", "key", "idx")
+
+_BBH_TASKS = (
+    "boolean_expressions", "causal_judgement", "date_understanding", "disambiguation_qa",
+    "dyck_languages", "formal_fallacies", "geometric_shapes", "hyperbaton",
+    "logical_deduction_five_objects", "logical_deduction_seven_objects",
+    "logical_deduction_three_objects", "movie_recommendation", "multistep_arithmetic_two",
+    "navigate", "object_counting", "penguins_in_a_table", "reasoning_about_colored_objects",
+    "ruin_names", "salient_translation_error_detection", "snarks", "sports_understanding",
+    "temporal_sequences", "tracking_shuffled_objects_five_objects",
+    "tracking_shuffled_objects_seven_objects", "tracking_shuffled_objects_three_objects",
+    "web_of_lies", "word_sorting",
+)
+_MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
+                  "number_theory", "prealgebra", "precalculus")
+
+
+@dataclass(frozen=True)
+class BuiltinBenchmark:
+    """Where a named benchmark lives. ``configs``: Hub configs loaded and concatenated."""
+
+    hub: str | None
+    split: str
+    fields: tuple[str, ...]
+    configs: tuple[str | None, ...] = (None,)
+    id_field: str | None = None
+    path: str | None = None  # a file shipped with postmix instead of the Hub
+
+
+BUILTIN_BENCHMARKS: dict[str, BuiltinBenchmark] = {
+    "gsm8k": BuiltinBenchmark("openai/gsm8k", "test", ("question",), ("main",)),
+    "gsm8k-sample": BuiltinBenchmark(None, "test", ("question",), path=SAMPLE_PATH),
+    "math": BuiltinBenchmark("EleutherAI/hendrycks_math", "test", ("problem",), _MATH_SUBJECTS),
+    "math500": BuiltinBenchmark("HuggingFaceH4/MATH-500", "test", ("problem",), id_field="unique_id"),
+    "humaneval": BuiltinBenchmark("openai/openai_humaneval", "test", ("prompt",), id_field="task_id"),
+    "mbpp": BuiltinBenchmark("google-research-datasets/mbpp", "test", ("text",), ("full",), id_field="task_id"),
+    "mmlu": BuiltinBenchmark("cais/mmlu", "test", ("question",), ("all",)),
+    "mmlu-pro": BuiltinBenchmark("TIGER-Lab/MMLU-Pro", "test", ("question",), id_field="question_id"),
+    "ifeval": BuiltinBenchmark("google/IFEval", "train", ("prompt",), id_field="key"),
+    "alpacaeval": BuiltinBenchmark("tatsu-lab/alpaca_eval", "eval", ("instruction",), ("alpaca_eval",)),
+    "bbh": BuiltinBenchmark("lukaemon/bbh", "test", ("input",), _BBH_TASKS),
+    "truthfulqa": BuiltinBenchmark("truthfulqa/truthful_qa", "validation", ("question",), ("generation",)),
+    "popqa": BuiltinBenchmark("akariasai/PopQA", "test", ("question",), id_field="id"),
+    "gpqa": BuiltinBenchmark("Idavidrein/gpqa", "train", ("Question",), ("gpqa_extended",)),
+    "aime": BuiltinBenchmark("HuggingFaceH4/aime_2024", "train", ("problem",), id_field="id"),
+    "drop": BuiltinBenchmark("ucinlp/drop", "validation", ("passage", "question"), id_field="query_id"),
+    "bigcodebench": BuiltinBenchmark("bigcode/bigcodebench", "v0.1.2", ("instruct_prompt",), id_field="task_id"),
+}
+
+
+class UnknownBenchmarkError(ConfigError):
+    """A benchmark named without a path that is not built in."""
+
+
+class BenchmarkSpec(BaseModel):
+    """One benchmark to decontaminate against."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="Name used in reject details and the report.")
+    path: str | None = Field(None, description="Local file or hf:owner/name; None = the built-in entry for name.")
+    fields: tuple[str, ...] = Field((), description="Text fields; empty = the built-in's, or guessed from the first row.")
+    split: str | None = Field(None, description="Split of a Hub dataset (built-in default, else 'test').")
+    id_field: str | None = Field(None, description="Column holding instance ids; default: the built-in's, 'id', "
+                                 "'task_id', ... if present, else the 0-based row number.")
+
+    def label(self) -> str:
+        fields = f":{','.join(self.fields)}" if self.fields else ""
+        return f"{self.name}={self.path}{fields}" if self.path else self.name
+
+
+_NAME = re.compile(r"^[\w.\-]+$")
+_FIELDS = re.compile(r"^[\w\- ]+(,[\w\- ]+)*$")
+
+
+def parse_benchmark_spec(text: str) -> BenchmarkSpec:
+    """``NAME``, ``NAME=PATH`` or ``NAME=PATH:FIELD1,FIELD2`` -> a spec.
+
+    The fields suffix is what follows the last ``:`` when it is a comma-separated list of plain
+    names (no ``/``, ``\\`` or ``.``), so ``hf:owner/name``, ``hf:name`` and ``pkg://...`` keep their colon;
+    a path that exists as written is never split.
+    """
+    name, sep, rest = text.strip().partition("=")
+    name = name.strip()
+    if not name or not _NAME.match(name):
+        raise ConfigError(f"bad --benchmark {text!r}: start with a name of letters, digits, '_', '-' or '.', "
+                          "e.g. gsm8k or gsm8k=test.jsonl:question")
+    if not sep:
+        return BenchmarkSpec(name=name)
+    path, fields = rest, ()
+    head, colon, tail = rest.rpartition(":")
+    # "hf:name" (a Hub set without an owner) is a path, not the path "hf" with field "name"
+    if colon and head and head != "hf" and _FIELDS.match(tail) and not Path(rest).exists():
+        path, fields = head, tuple(f.strip() for f in tail.split(",") if f.strip())
+    if not path.strip() or (colon and not head):
+        raise ConfigError(f"bad --benchmark {text!r}: give a file after '=', e.g. {name}=test.jsonl:question")
+    return BenchmarkSpec(name=name, path=path, fields=fields)
+
+
+def builtin_for(spec: BenchmarkSpec) -> BuiltinBenchmark | None:
+    return BUILTIN_BENCHMARKS.get(spec.name.lower())
+
+
+def resolve_spec(spec: BenchmarkSpec) -> BenchmarkSpec:
+    """Fill path (built-in), fields, split and id field from the registry; no data is read.
+
+    Raises ``UnknownBenchmarkError`` for a name without a path that is not built in.
+    """
+    builtin = builtin_for(spec)
+    if spec.path is None and builtin is None:
+        raise UnknownBenchmarkError(
+            f"unknown benchmark {spec.name!r}: use one of {', '.join(sorted(BUILTIN_BENCHMARKS))}, "
+            f"or give a file: {spec.name}=PATH.jsonl:FIELD"
+        )
+    updates: dict[str, Any] = {}
+    if spec.path is None:
+        updates["path"] = builtin.path or f"hf:{builtin.hub}"
+    if not spec.fields and builtin is not None:
+        updates["fields"] = builtin.fields
+    if spec.split is None:
+        updates["split"] = builtin.split if builtin is not None else "test"
+    if spec.id_field is None and builtin is not None:
+        updates["id_field"] = builtin.id_field
+    return spec.model_copy(update=updates)
+
+
+@dataclass
+class BenchmarkInstances:
+    """The text of a benchmark: ``texts[i][f]`` is instance ``i``'s field ``f``."""
+
+    name: str
+    source: str
+    fields: tuple[str, ...]
+    ids: list[str]
+    texts: list[tuple[str, ...]]
+    skipped: int  # rows missing a text field (open-instruct skips them too)
+
+
+def _hub_rows(spec: BenchmarkSpec, builtin: BuiltinBenchmark | None) -> Iterator[dict[str, Any]]:
+    from postmix.io.read import load_hub
+
+    configs = builtin.configs if builtin is not None and spec.path == f"hf:{builtin.hub}" else (None,)
+    for config in configs:
+        yield from load_hub(spec.path, spec.split, streaming=False, config=config)
+
+
+def _file_rows(path: str) -> Iterator[dict[str, Any]]:
+    from postmix.io.read import iter_raw_rows
+
+    for raw in iter_raw_rows(path):
+        if raw.error is not None:
+            raise ConfigError(f"benchmark file {path} line {raw.line}: {raw.error} ({raw.detail}); fix or remove that line")
+        yield raw.data
+
+
+def load_instances(spec: BenchmarkSpec) -> BenchmarkInstances:
+    """Read a benchmark's instances (from its file, or the Hub for a built-in named without a path)."""
+    from postmix.io.paths import resolve_path
+
+    spec = resolve_spec(spec)
+    builtin = builtin_for(spec)
+    source = str(resolve_path(spec.path))
+    rows = _hub_rows(spec, builtin) if source.startswith("hf:") else _file_rows(source)
+    fields = spec.fields
+    id_field = spec.id_field
+    ids: list[str] = []
+    texts: list[tuple[str, ...]] = []
+    skipped = 0
+    for position, row in enumerate(rows):
+        if not fields:
+            fields = tuple(f for f in GUESSED_FIELDS if isinstance(row.get(f), str))[:1]
+            if not fields:
+                raise ConfigError(f"benchmark {spec.name}: no text field found in {source} (columns: "
+                                  f"{', '.join(map(str, row))}); name them: {spec.name}={spec.path}:FIELD")
+        if position == 0:
+            missing = [f for f in fields if f not in row]
+            if missing:
+                raise ConfigError(f"benchmark {spec.name}: {source} has no field {missing[0]!r} (columns: "
+                                  f"{', '.join(map(str, row))}); name the text fields: {spec.name}={spec.path}:FIELD")
+            if id_field not in row:  # none given, or the built-in's is absent from a local copy
+                id_field = next((f for f in ID_FIELDS if f in row), None)
+        values = [row.get(f) for f in fields]
+        if any(v is None for v in values):
+            skipped += 1
+            continue
+        ids.append(str(row.get(id_field, position)) if id_field else str(position))
+        texts.append(tuple(v if isinstance(v, str) else str(v) for v in values))
+    if not texts:
+        raise ConfigError(f"benchmark {spec.name}: {source} holds no instances with fields {', '.join(fields) or '?'}")
+    return BenchmarkInstances(spec.name, source, tuple(fields), ids, texts, skipped)

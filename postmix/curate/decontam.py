@@ -1,0 +1,251 @@
+"""Benchmark decontamination: ``decontaminate(ds, config) -> Verdicts``.
+
+1. Each benchmark's instances (``postmix.curate.benchmarks``) are normalised and their n-grams
+   indexed (``postmix.curate.ngram_index``), all benchmarks in one index.
+2. Every training row's text view (``on``: user turns by default) is normalised, tokenised and
+   scanned batch by batch, on all cores.
+3. A row is removed when its score against some instance reaches ``threshold``; the reject
+   detail names the best one: ``contaminated:gsm8k:12:0.875 span="..."`` (span: the row's
+   normalised text from the first to the last shared gram).
+4. ``Verdicts.stats`` reports per benchmark: instances hit (best score over all rows reaches the
+   threshold), the contaminated fraction of the benchmark (the dataset-level figure open-instruct
+   prints as "mean match score" with ``--match_threshold``), rows removed per source, examples.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numba
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from postmix.curate.benchmarks import (
+    BenchmarkInstances,
+    BenchmarkSpec,
+    load_instances,
+    parse_benchmark_spec,
+)
+from postmix.curate.ngram_index import NgramIndex, build_index, scan, token_hashes
+from postmix.curate.normalise import NormaliseOptions, normalise_texts
+from postmix.curate.textview import View, view_texts
+from postmix.errors import ConfigError
+from postmix.progress import progress_bar
+from postmix.schemas import kind_of_columns
+from postmix.stage import StageOutput, Verdicts, run_stage
+
+CONTAMINATED = "contaminated"
+_SPAN_CHARS = 200
+
+
+class DecontamConfig(BaseModel):
+    """Settings of ``postmix curate decontam``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    benchmarks: list[BenchmarkSpec] = Field(
+        min_length=1, description="Benchmarks to check against; strings like 'gsm8k' or 'gsm8k=test.jsonl:question' are parsed."
+    )
+    ngram: int = Field(8, ge=2, le=64, description="Tokens per n-gram; 8 is what Tulu 3 used.")
+    threshold: float = Field(
+        0.5, gt=0.0, le=1.0,
+        description="Score (share of an instance's tokens covered by shared n-grams) at which a row is "
+        "contaminated; 0.5 is Tulu 3's match threshold.",
+    )
+    on: View = Field("user", description="Text of the training row scanned: user turns (where benchmark "
+                     "questions leak), prompt, assistant or the whole conversation.")
+    min_short_tokens: int = Field(
+        3, ge=1,
+        description="Instances (fields) shorter than ngram are matched by exact containment; below this many "
+        "tokens they are skipped, since a one- or two-word field ('yes', '42') occurs in almost any text.",
+    )
+    normalise: NormaliseOptions = Field(default_factory=NormaliseOptions,
+                                        description="Applied to benchmark and training text alike.")
+    batch_size: int = Field(65536, ge=1, description="Training rows normalised and scanned per batch (bounds memory).")
+    workers: int | None = Field(None, ge=1, description="Threads for the scan; None = every core. Results do not depend on it.")
+    examples: int = Field(5, ge=0, description="Contaminated rows listed per benchmark in the report.")
+
+    @field_validator("benchmarks", mode="before")
+    @classmethod
+    def _parse_strings(cls, value: Any) -> Any:
+        if isinstance(value, (str, BenchmarkSpec, dict)):
+            value = [value]
+        return [parse_benchmark_spec(v) if isinstance(v, str) else v for v in value]
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _unique_names(cls, value: list[BenchmarkSpec]) -> list[BenchmarkSpec]:
+        names = [b.name for b in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"benchmark names must be unique, got {names}")
+        return value
+
+
+class BenchmarkIndex:
+    """The benchmarks' instances and their n-gram index."""
+
+    def __init__(self, loaded: list[BenchmarkInstances], config: DecontamConfig):
+        self.benchmarks = loaded
+        self.instance_benchmark = np.repeat(np.arange(len(loaded)), [len(b.ids) for b in loaded])
+        self.first_instance = np.concatenate([[0], np.cumsum([len(b.ids) for b in loaded])]).astype(np.int64)
+        texts: list[str] = []
+        owners: list[int] = []
+        for b, bench in enumerate(loaded):
+            for i, fields in enumerate(bench.texts):
+                texts.extend(fields)
+                owners.extend([int(self.first_instance[b]) + i] * len(fields))
+        data, offsets = normalise_texts(pa.array(texts, pa.large_string()), config.normalise)
+        self.index: NgramIndex = build_index(data, offsets, np.array(owners, dtype=np.int64),
+                                             int(self.first_instance[-1]), config.ngram, config.min_short_tokens)
+
+    def describe(self, instance: int) -> tuple[str, str]:
+        """(benchmark name, instance id) of a global instance number."""
+        b = int(self.instance_benchmark[instance])
+        bench = self.benchmarks[b]
+        return bench.name, bench.ids[instance - int(self.first_instance[b])]
+
+
+def build_benchmark_index(config: DecontamConfig) -> BenchmarkIndex:
+    return BenchmarkIndex([load_instances(spec) for spec in config.benchmarks], config)
+
+
+@contextmanager
+def _threads(workers: int | None):
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(workers or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _span(data: np.ndarray, offsets: np.ndarray, row: int, start: int, end: int) -> str:
+    tokens = data[offsets[row] : offsets[row + 1]].tobytes().decode("utf-8").split(" ")
+    text = " ".join(tokens[start:end])
+    return text if len(text) <= _SPAN_CHARS else text[: _SPAN_CHARS - 1] + "…"
+
+
+def decontaminate(
+    ds: datasets.Dataset,
+    config: DecontamConfig,
+    *,
+    kind: str | None = None,
+    index: BenchmarkIndex | None = None,
+) -> Verdicts:
+    """One verdict per row of ``ds``: ``None`` keeps it, ``contaminated`` removes it with
+    ``contaminated:<benchmark>:<instance id>:<score> span="..."`` in the detail."""
+    kind = kind or kind_of_columns(ds.column_names)
+    if kind is None:
+        raise ConfigError("decontam needs postmix records: run `postmix ingest` on the data first")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    index = index or build_benchmark_index(config)
+    timings["index"] = time.perf_counter() - started
+    n = len(ds)
+    reasons: list[str | None] = [None] * n
+    details = [""] * n
+    pairs: list[tuple[np.ndarray, ...]] = []
+    best: dict[int, tuple[int, float, str]] = {}  # row -> (instance, score, span)
+    started = time.perf_counter()
+    arrow = ds.with_format("arrow")
+    with _threads(config.workers), progress_bar("decontam: scanning", total=n) as bar:
+        for start in range(0, n, config.batch_size):
+            table = arrow[start : start + config.batch_size]
+            data, offsets = normalise_texts(view_texts(table, kind, config.on), config.normalise)
+            tokens, token_offsets = token_hashes(data, offsets)
+            found = scan(tokens, token_offsets, index.index, config.threshold)
+            pairs.append((found.row + start, found.instance, found.score))
+            # per row, the best instance: highest score, then lowest instance number
+            order = np.lexsort((found.instance, -found.score, found.row))
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = found.row[order][1:] != found.row[order][:-1]
+            for k in order[first].tolist():
+                row = int(found.row[k])
+                best[start + row] = (int(found.instance[k]), float(found.score[k]),
+                                     _span(data, offsets, row, int(found.start[k]), int(found.end[k])))
+            bar.advance(len(table))
+    timings["scan"] = time.perf_counter() - started
+    for row, (instance, score, span) in best.items():
+        name, instance_id = index.describe(instance)
+        reasons[row] = CONTAMINATED
+        details[row] = f"{CONTAMINATED}:{name}:{instance_id}:{score:.3f} span=\"{span}\""
+    stats = _report(ds, index, config, pairs, best)
+    stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    return Verdicts(reasons, details, stats)
+
+
+def _report(ds: datasets.Dataset, index: BenchmarkIndex, config: DecontamConfig,
+            pairs: list[tuple[np.ndarray, ...]], best: dict[int, tuple[int, float, str]]) -> dict[str, Any]:
+    rows = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, np.int64)
+    instances = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, np.int64)
+    hit = np.zeros(index.index.n_instances, dtype=bool)
+    hit[instances] = True
+    removed = np.array(sorted(best), dtype=np.int64)
+    sources = ds.with_format("arrow")["source"].take(pa.array(removed)).to_pylist() if len(removed) else []
+    ids = ds.with_format("arrow")["id"].take(pa.array(removed)).to_pylist() if len(removed) else []
+    per_source: dict[str, dict[str, int]] = defaultdict(dict)
+    examples: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row, source, row_id in zip(removed.tolist(), sources, ids, strict=True):
+        instance, score, span = best[row]
+        name, instance_id = index.describe(instance)
+        per_source[name][str(source)] = per_source[name].get(str(source), 0) + 1
+        if len(examples[name]) < config.examples:
+            examples[name].append({"row_id": row_id, "instance_id": instance_id, "score": round(score, 4), "span": span})
+    benchmarks: dict[str, Any] = {}
+    for b, bench in enumerate(index.benchmarks):
+        lo, hi = int(index.first_instance[b]), int(index.first_instance[b + 1])
+        mine = (instances >= lo) & (instances < hi)
+        instances_hit = int(hit[lo:hi].sum())
+        benchmarks[bench.name] = {
+            "source": bench.source,
+            "fields": list(bench.fields),
+            "instances": hi - lo,
+            "instances_skipped": bench.skipped,
+            "instances_not_indexable": int((index.index.instance_segments[lo:hi] == 0).sum()),
+            "instances_hit": instances_hit,
+            "contaminated_fraction": round(instances_hit / (hi - lo), 6),
+            "rows_matching": int(len(np.unique(rows[mine]))),
+            "rows_removed": int(sum(per_source[bench.name].values())),
+            "rows_removed_per_source": dict(sorted(per_source[bench.name].items())),
+            "examples": examples[bench.name],
+        }
+    return {"text_view": config.on, "ngram": config.ngram, "threshold": config.threshold,
+            "benchmarks": benchmarks, "rows_removed": len(best)}
+
+
+def decontaminate_file(
+    source: str | Path,
+    output: str | Path,
+    config: DecontamConfig,
+    *,
+    format: str | None = None,
+) -> StageOutput:
+    """Read ``source``, decontaminate it, write kept rows to ``output`` with rejects and report beside it."""
+    index = build_benchmark_index(config)  # before reading the data: a bad benchmark fails fast
+    return run_stage("decontam", source, output,
+                     lambda ds, kind: decontaminate(ds, config, kind=kind, index=index), config, format=format)
+
+
+def contamination_report(ids: list[str], texts: list[str], benchmarks: list[str | BenchmarkSpec],
+                         **config: Any) -> dict[str, Any]:
+    """Contamination of plain texts (e.g. synthesised prompts) against benchmarks, as report
+    details only: nothing is removed. ``config`` overrides ``DecontamConfig`` fields."""
+    from postmix.schemas import FEATURES
+
+    settings = DecontamConfig(benchmarks=benchmarks, **config)
+    ds = datasets.Dataset.from_dict(
+        {"id": list(ids), "messages": [[{"role": "user", "content": t}] for t in texts],
+         "source": ["texts"] * len(texts), "meta": ["{}"] * len(texts)},
+        features=FEATURES["sft"])
+    verdicts = decontaminate(ds, settings.model_copy(update={"on": "user"}), kind="sft")
+    flagged = [i for i, r in zip(ids, verdicts.reasons, strict=True) if r is not None]
+    per_benchmark = {name: {k: v for k, v in stats.items() if k not in ("rows_removed", "rows_removed_per_source")}
+                     for name, stats in verdicts.stats["benchmarks"].items()}
+    return {"ngram": settings.ngram, "threshold": settings.threshold, "rows_flagged": len(flagged),
+            "flagged_ids": flagged[:20], "benchmarks": per_benchmark}

@@ -1,0 +1,596 @@
+"""Quality filters: ``apply_filters(ds, config) -> Verdicts``.
+
+Every turn of every row (sft ``messages``; preference ``prompt``/``chosen``/``rejected``; rlvr
+``prompt``; completion ``prompt`` and ``response``) goes into one flat Arrow table, and each rule
+runs over that table at once: Arrow compute for lengths and regular expressions, NumPy for role
+order and line counts, a compiled kernel for repeated n-grams. Python touches only the rows that
+fail, to write the detail (which phrase, which turn).
+
+A rejected row's reason is the first failing rule in ``config.rules`` order (then the custom regex
+rules in file order); the report also counts every rule that fired, so a rule whose rows were
+all taken by an earlier one is still visible.
+
+Built-in rules (rule name = reason code):
+
+``empty_turn``           a turn that is empty or only whitespace
+``min_chars``/``max_chars``   a turn shorter/longer than ``min_chars``/``max_chars`` characters
+``min_tokens``/``max_tokens`` the same in tokens of ``tokenizer``
+``max_turns``            more than ``max_turns`` messages in a conversation
+``role_order``           system anywhere but first; user/assistant not alternating (tool turns
+                         may follow an assistant turn and precede the next one); a conversation not
+                         starting with user; not ending with assistant (``require_final_assistant``)
+                         or, for prompts (rlvr, preference prompt), not ending with user
+``refusal``              a refusal/boilerplate phrase in an assistant turn ("As an AI language model")
+``self_identification``  a model naming itself or its maker in an assistant turn ("I am ChatGPT",
+                         "trained by OpenAI"), as Tulu 3 removed
+``repeated_lines``       a turn whose lines (>= ``min_line_chars``) are more than
+                         ``max_duplicate_line_fraction`` duplicates of earlier lines (Gopher: 0.3)
+``repeated_ngrams``      a turn of >= ``repetition_min_words`` words where more than
+                         ``max_repeated_ngram_fraction`` of the words lie in a word ``repetition_ngram``-gram
+                         that occurs twice or more in it: generation loops
+``mojibake``             text decoded with the wrong codec ("Ã©", "â€™", "Â "), U+FFFD, C1 controls
+``control_chars``        ASCII control characters other than tab, newline, carriage return
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from postmix.curate.ngram_index import token_hashes
+from postmix.curate.normalise import normalise_texts
+from postmix.errors import ConfigError
+from postmix.progress import progress_bar
+from postmix.schemas import ROLES, kind_of_columns
+from postmix.stage import StageOutput, Verdicts, run_stage
+
+BUILTIN_RULES: tuple[str, ...] = (
+    "empty_turn", "min_chars", "max_chars", "min_tokens", "max_tokens", "max_turns", "role_order",
+    "refusal", "self_identification", "repeated_lines", "repeated_ngrams", "mojibake", "control_chars",
+)
+DEFAULT_RULES: tuple[str, ...] = (
+    "empty_turn", "role_order", "max_chars", "control_chars", "mojibake", "refusal",
+    "self_identification", "repeated_lines", "repeated_ngrams",
+)
+DEFAULT_REFUSAL_PHRASES: tuple[str, ...] = (
+    "As an AI language model", "As a language model", "As a large language model",
+    "I cannot fulfill", "I can't fulfill", "I am unable to fulfill", "I'm unable to fulfill",
+    "I cannot comply with", "I can't comply with", "I'm sorry, but I cannot", "I'm sorry, but I can't",
+    "I apologize, but I cannot", "I apologize, but I can't", "my knowledge cutoff",
+    "I do not have personal opinions", "I don't have personal opinions",
+)
+DEFAULT_SELF_ID_PHRASES: tuple[str, ...] = (
+    "I am ChatGPT", "I'm ChatGPT", "as ChatGPT,", "I am GPT-3", "I'm GPT-3", "I am GPT-4", "I'm GPT-4",
+    "trained by OpenAI", "developed by OpenAI", "created by OpenAI", "built by OpenAI",
+    "I am Claude", "I'm Claude", "trained by Anthropic", "developed by Anthropic", "created by Anthropic",
+    "I am Bard", "I'm Bard", "I am Gemini", "I'm Gemini",
+)
+MOJIBAKE_PATTERN = r"Ã[\x80-\xbf]|Â[\x80-\xbf]|â€|[\x80-\x9f]|\x{FFFD}"
+_MOJIBAKE_PY = r"Ã[\x80-\xbf]|Â[\x80-\xbf]|â€|[\x80-\x9f]|\ufffd"
+CONTROL_PATTERN = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+_DETAIL_CHARS = 80
+
+
+class RegexRule(BaseModel):
+    """A custom rule: a row fails when ``pattern`` is found in one of its ``roles`` turns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="Rule name, shown in the report.")
+    pattern: str = Field(min_length=1, description="Regular expression (RE2 syntax runs vectorised; other Python "
+                         "syntax, e.g. look-arounds, runs per turn).")
+    roles: list[str] = Field(default_factory=lambda: list(ROLES), description="Turns searched.")
+    reason: str | None = Field(None, description="Reason code of rejected rows; default: the name.")
+    ignore_case: bool = Field(False, description="Case-insensitive match.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"bad regular expression {value!r}: {exc}") from None
+        return value
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown roles {unknown}: use {', '.join(ROLES)}")
+        return value
+
+    @property
+    def code(self) -> str:
+        return self.reason or self.name
+
+
+class FilterConfig(BaseModel):
+    """Settings of ``postmix curate filter``. Every default is chosen to remove clear defects, not
+    to judge quality: tighten them per dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[str] = Field(default_factory=lambda: list(DEFAULT_RULES),
+                             description="Built-in rules to run, in priority order (the first failing one is the reason).")
+    custom: list[RegexRule] = Field(default_factory=list, description="Custom regex rules, run after the built-ins.")
+    min_chars: int = Field(1, ge=0, description="min_chars: fewest characters per turn (whitespace counts).")
+    max_chars: int = Field(100_000, ge=1, description="max_chars: most characters per turn; catches dumps, not long answers.")
+    tokenizer: str | None = Field(None, description="Tokenizer (path or Hub name) for min_tokens/max_tokens.")
+    min_tokens: int = Field(1, ge=0, description="min_tokens: fewest tokens per turn.")
+    max_tokens: int = Field(8192, ge=1, description="max_tokens: most tokens per turn.")
+    max_turns: int = Field(64, ge=1, description="max_turns: most messages per conversation, system included.")
+    require_final_assistant: bool = Field(True, description="role_order: an SFT conversation must end with the "
+                                          "assistant (there is nothing to learn after the last answer).")
+    refusal_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_REFUSAL_PHRASES),
+                                       description="refusal: phrases, case-insensitive, in assistant turns.")
+    self_identification_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_SELF_ID_PHRASES),
+                                                   description="self_identification: phrases, case-insensitive, in assistant turns.")
+    phrase_roles: list[str] = Field(default_factory=lambda: ["assistant"],
+                                    description="Turns searched by refusal and self_identification.")
+    max_duplicate_line_fraction: float = Field(0.3, ge=0.0, le=1.0, description="repeated_lines: Gopher's 0.3.")
+    min_line_chars: int = Field(10, ge=1, description="repeated_lines: shorter lines ('}', '---') are not counted.")
+    min_lines: int = Field(4, ge=2, description="repeated_lines: turns with fewer counted lines are not judged.")
+    repetition_ngram: int = Field(10, ge=2, description="repeated_ngrams: words per n-gram.")
+    max_repeated_ngram_fraction: float = Field(0.5, ge=0.0, le=1.0,
+                                               description="repeated_ngrams: share of words in repeated n-grams.")
+    repetition_min_words: int = Field(50, ge=2, description="repeated_ngrams: shorter turns are not judged.")
+    repetition_roles: list[str] = Field(default_factory=lambda: ["assistant"],
+                                        description="Turns judged by repeated_lines and repeated_ngrams.")
+    batch_size: int = Field(65536, ge=1, description="Rows per batch (bounds memory).")
+    examples: int = Field(3, ge=0, description="Rejected rows listed per rule in the report.")
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, value: list[str]) -> list[str]:
+        unknown = [r for r in value if r not in BUILTIN_RULES]
+        if unknown:
+            raise ValueError(f"unknown rule {unknown[0]!r}: use {', '.join(BUILTIN_RULES)}, or a custom regex rule")
+        return list(dict.fromkeys(value))
+
+    @field_validator("phrase_roles", "repetition_roles")
+    @classmethod
+    def _roles(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown roles {unknown}: use {', '.join(ROLES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FilterConfig:
+        if {"min_tokens", "max_tokens"} & set(self.rules) and not self.tokenizer:
+            raise ValueError("min_tokens/max_tokens need a tokenizer (path or Hub name)")
+        codes = [*self.rules, *(c.code for c in self.custom)]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"rule names / reason codes must be unique, got {codes}")
+        return self
+
+    def rule_codes(self) -> list[str]:
+        return [*self.rules, *(c.code for c in self.custom)]
+
+
+def load_filter_config(path: str | Path, **overrides: Any) -> FilterConfig:
+    """A ``FilterConfig`` from YAML (a mapping of its fields; a bare list = custom rules)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from postmix.io.errors_text import one_line
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"no such rules file: {path} (check the path)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {one_line(exc)}") from None
+    if data is None:
+        data = {}
+    if isinstance(data, list):
+        data = {"custom": data}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of filter settings or a list of regex rules")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return FilterConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"bad filter rules in {path}: {one_line(exc)}") from None
+
+
+# ---------------------------------------------------------------- the turn table
+
+
+_PARTS = {
+    "sft": ("messages",),
+    "preference": ("prompt", "chosen", "rejected"),
+    "rlvr": ("prompt",),
+    "completion": ("prompt", "response"),
+}
+# role_order sequences: parts joined, and whether they end with an answer (True) or a prompt.
+_SEQUENCES = {
+    "sft": ((("messages",), True),),
+    "preference": ((("prompt", "chosen"), True), (("prompt", "rejected"), True)),
+    "rlvr": ((("prompt",), False),),
+    "completion": ((("prompt", "response"), True),),
+}
+_ROLE_CODE = {role: code for code, role in enumerate(ROLES)}  # system 0, user 1, assistant 2, tool 3
+_UNKNOWN_ROLE = len(ROLES)
+# _ALLOWED[prev, cur]: which role may follow which inside one conversation
+_ALLOWED = np.zeros((len(ROLES) + 1, len(ROLES) + 1), dtype=bool)
+for _prev, _cur in (("system", "user"), ("user", "assistant"), ("assistant", "user"),
+                    ("assistant", "tool"), ("tool", "tool"), ("tool", "assistant")):
+    _ALLOWED[_ROLE_CODE[_prev], _ROLE_CODE[_cur]] = True
+
+
+@dataclass
+class Turns:
+    """Every turn of a batch: its row, part (index into the kind's parts), position in the part,
+    role code and text."""
+
+    row: np.ndarray
+    part: np.ndarray
+    position: np.ndarray
+    role: np.ndarray
+    content: pa.Array  # large_string, nulls as ""
+    parts: tuple[str, ...]
+
+    def roles_in(self, roles: list[str]) -> np.ndarray:
+        return np.isin(self.role, [_ROLE_CODE[r] for r in roles])
+
+    def describe(self, turn: int) -> str:
+        part = self.parts[self.part[turn]]
+        where = "" if part == "messages" else f"{part} "
+        return f"{where}turn {int(self.position[turn])} ({ROLES[self.role[turn]] if self.role[turn] < len(ROLES) else '?'})"
+
+    def text(self, turn: int) -> str:
+        return self.content[turn].as_py()
+
+
+def _column(table: pa.Table, name: str) -> pa.Array:
+    column = table.column(name)
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def turn_table(table: pa.Table, kind: str) -> Turns:
+    rows, parts, positions, roles, contents = [], [], [], [], []
+    for p, name in enumerate(_PARTS[kind]):
+        column = _column(table, name)
+        if name == "response":  # a completion's response is one assistant turn
+            n = len(column)
+            rows.append(np.arange(n))
+            positions.append(np.zeros(n, dtype=np.int64))
+            roles.append(np.full(n, _ROLE_CODE["assistant"], dtype=np.int64))
+            contents.append(column.cast(pa.large_string()).fill_null(""))
+        else:
+            flat = pc.list_flatten(column)
+            parent = pc.list_parent_indices(column).to_numpy(zero_copy_only=False).astype(np.int64)
+            # list_flatten skips null lists, so positions come from each parent's first flat index
+            first = np.zeros(len(column), dtype=np.int64)
+            if len(parent):
+                seen = np.r_[True, parent[1:] != parent[:-1]]
+                first[parent[seen]] = np.flatnonzero(seen)
+            rows.append(parent)
+            positions.append(np.arange(len(parent)) - first[parent])
+            role_index = pc.index_in(pc.struct_field(flat, "role"), value_set=pa.array(list(ROLES)))
+            roles.append(role_index.fill_null(_UNKNOWN_ROLE).to_numpy(zero_copy_only=False).astype(np.int64))
+            contents.append(pc.struct_field(flat, "content").cast(pa.large_string()).fill_null(""))
+        parts.append(np.full(len(rows[-1]), p, dtype=np.int64))
+    row, part, position, role = (np.concatenate(x) for x in (rows, parts, positions, roles))
+    content = pa.concat_arrays(contents) if contents else pa.array([], pa.large_string())
+    order = np.lexsort((position, part, row))
+    return Turns(row[order], part[order], position[order], role[order], content.take(pa.array(order)),
+                 _PARTS[kind])
+
+
+# ---------------------------------------------------------------- rules
+
+
+@dataclass
+class RuleResult:
+    """``fired[i]``: row ``i`` fails; ``detail(i)`` says why (called only for rejected rows)."""
+
+    fired: np.ndarray
+    detail: Callable[[int], str]
+
+
+def _first_turn(turns: Turns, turn_mask: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row fired, first failing turn of each row or -1)."""
+    first = np.full(n, -1, dtype=np.int64)
+    failing = np.flatnonzero(turn_mask)[::-1]  # reversed, so the earliest turn is written last
+    first[turns.row[failing]] = failing
+    return first >= 0, first
+
+
+def _turn_rule(turns: Turns, turn_mask: np.ndarray, n: int, say: Callable[[int], str]) -> RuleResult:
+    fired, first = _first_turn(turns, turn_mask, n)
+    return RuleResult(fired, lambda row: f"{turns.describe(first[row])}: {say(first[row])}")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 1] + "…"
+
+
+def phrase_pattern(phrases: list[str]) -> str:
+    """One case-insensitive alternation; straight and curly apostrophes match each other and any
+    run of whitespace matches a space."""
+    parts = []
+    for phrase in phrases:
+        pattern = ""
+        for char in " ".join(phrase.split()):
+            pattern += "['’]" if char in "'’" else r"\s+" if char == " " else re.escape(char)
+        parts.append(pattern)
+    return "|".join(parts)
+
+
+def _regex_rule(turns: Turns, n: int, pattern: str, python_pattern: str, roles: list[str] | None,
+                ignore_case: bool) -> RuleResult:
+    in_roles = turns.roles_in(roles) if roles is not None else np.ones(len(turns.row), dtype=bool)
+    candidates = np.flatnonzero(in_roles)
+    mask = np.zeros(len(turns.row), dtype=bool)
+    compiled = re.compile(python_pattern, re.IGNORECASE if ignore_case else 0)
+    if len(candidates):
+        texts = turns.content.take(pa.array(candidates))
+        try:
+            hits = pc.match_substring_regex(texts, pattern, ignore_case=ignore_case)
+            mask[candidates] = hits.fill_null(False).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:  # RE2 cannot run this pattern (look-around, back-reference)
+            mask[candidates] = [compiled.search(t) is not None for t in texts.to_pylist()]
+
+    def say(turn: int) -> str:
+        match = compiled.search(turns.text(turn))
+        return f"matched {_clip(match.group(0))!r}" if match else "matched"
+
+    return _turn_rule(turns, mask, n, say)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _repeated_fraction(tokens, token_offsets, ngram, min_words):  # pragma: no cover - compiled
+    """Per text: share of tokens inside an n-gram that occurs twice or more (0 if too short)."""
+    n = token_offsets.shape[0] - 1
+    out = np.zeros(n, dtype=np.float64)
+    combine = np.uint64(0x9E3779B97F4A7C15)
+    for i in numba.prange(n):
+        first = token_offsets[i]
+        m = token_offsets[i + 1] - first
+        if m < min_words or m < ngram:
+            continue
+        k = m - ngram + 1
+        grams = np.empty(k, dtype=np.uint64)
+        for p in range(k):
+            h = np.uint64(0)
+            for j in range(ngram):
+                h = h * combine + tokens[first + p + j]
+            grams[p] = h
+        order = np.argsort(grams)
+        covered = np.zeros(m, dtype=np.bool_)
+        q = 0
+        while q < k:
+            r = q
+            while r + 1 < k and grams[order[r + 1]] == grams[order[q]]:
+                r += 1
+            if r > q:
+                for s in range(q, r + 1):
+                    start = order[s]
+                    for j in range(ngram):
+                        covered[start + j] = True
+            q = r + 1
+        out[i] = covered.sum() / m
+    return out
+
+
+def _repeated_lines(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
+    judged = np.flatnonzero(turns.roles_in(config.repetition_roles))
+    fraction = np.zeros(len(turns.row))
+    if len(judged):
+        lines = pc.split_pattern(turns.content.take(pa.array(judged)), "\n")
+        flat = pc.utf8_trim_whitespace(pc.list_flatten(lines))
+        owner = pc.list_parent_indices(lines).to_numpy(zero_copy_only=False).astype(np.int64)
+        counted = pc.greater_equal(pc.utf8_length(flat), config.min_line_chars).to_numpy(zero_copy_only=False)
+        owner = owner[counted]
+        codes = pc.dictionary_encode(flat.filter(pa.array(counted))).indices.to_numpy(zero_copy_only=False)
+        per_turn = np.bincount(owner, minlength=len(judged))
+        keys = owner * (int(codes.max()) + 1 if len(codes) else 1) + codes
+        distinct = np.bincount(np.unique(keys) // (int(codes.max()) + 1 if len(codes) else 1), minlength=len(judged))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dup = np.where(per_turn >= config.min_lines, (per_turn - distinct) / np.maximum(per_turn, 1), 0.0)
+        fraction[judged] = dup
+    mask = fraction > config.max_duplicate_line_fraction
+    return _turn_rule(turns, mask, n, lambda t: f"{fraction[t]:.0%} of lines repeat")
+
+
+def _repeated_ngrams(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
+    judged = np.flatnonzero(turns.roles_in(config.repetition_roles))
+    fraction = np.zeros(len(turns.row))
+    if len(judged):
+        data, offsets = normalise_texts(turns.content.take(pa.array(judged)))
+        tokens, token_offsets = token_hashes(data, offsets)
+        fraction[judged] = _repeated_fraction(tokens, token_offsets, config.repetition_ngram,
+                                              config.repetition_min_words)
+    mask = fraction > config.max_repeated_ngram_fraction
+    return _turn_rule(turns, mask, n,
+                      lambda t: f"{fraction[t]:.0%} of words in repeated {config.repetition_ngram}-grams")
+
+
+def _role_order(turns: Turns, n: int, kind: str, config: FilterConfig) -> RuleResult:
+    fired = np.zeros(n, dtype=bool)
+    problems: dict[int, str] = {}
+    for parts, answers in _SEQUENCES[kind]:
+        label = "+".join(parts) + " " if kind != "sft" else ""
+        part_ids = [turns.parts.index(p) for p in parts]
+        idx = np.flatnonzero(np.isin(turns.part, part_ids))  # already ordered by row, part, position
+        row, role = turns.row[idx], turns.role[idx]
+        starts = np.r_[True, row[1:] != row[:-1]] if len(row) else np.zeros(0, dtype=bool)
+        ends = np.r_[row[1:] != row[:-1], True] if len(row) else np.zeros(0, dtype=bool)
+        position = np.arange(len(idx)) - np.maximum.accumulate(np.where(starts, np.arange(len(idx)), 0))
+        bad = np.zeros(len(idx), dtype=bool)
+        why = np.zeros(len(idx), dtype=np.int64)  # 1 bad start, 2 bad transition, 3 bad end
+        bad_start = starts & ~np.isin(role, [_ROLE_CODE["system"], _ROLE_CODE["user"]])
+        transition = np.zeros(len(idx), dtype=bool)
+        transition[1:] = ~starts[1:] & ~_ALLOWED[role[:-1], role[1:]]
+        want_last = _ROLE_CODE["assistant"] if answers else _ROLE_CODE["user"]
+        check_end = answers and config.require_final_assistant or not answers
+        bad_end = ends & (role != want_last) if check_end else np.zeros(len(idx), dtype=bool)
+        for code, mask in ((3, bad_end), (2, transition), (1, bad_start)):  # earliest problem wins
+            why[mask] = code
+            bad |= mask
+        found: dict[int, str] = {}
+        for k in np.flatnonzero(bad)[::-1].tolist():  # reversed: a row's earliest problem is kept
+            prev = ROLES[role[k - 1]] if k and role[k - 1] < len(ROLES) else "?"
+            cur = ROLES[role[k]] if role[k] < len(ROLES) else "unknown role"
+            found[int(row[k])] = label + {
+                1: f"starts with {cur}", 2: f"turn {position[k]}: {cur} after {prev}",
+                3: f"ends with {cur}, expected {ROLES[want_last]}"}[int(why[k])]
+        present = np.zeros(n, dtype=bool)
+        present[row] = True
+        found.update({r: f"{label}no turns" for r in np.flatnonzero(~present).tolist()})
+        for r, text in found.items():  # an earlier sequence's problem wins
+            problems.setdefault(r, text)
+            fired[r] = True
+    return RuleResult(fired, lambda row: problems[row])
+
+
+def _max_turns(table: pa.Table, kind: str, n: int, config: FilterConfig) -> RuleResult:
+    counts = np.zeros(n, dtype=np.int64)
+    for name in _PARTS[kind]:
+        if name != "response":
+            counts += pc.list_value_length(_column(table, name)).fill_null(0).to_numpy(zero_copy_only=False)
+    fired = counts > config.max_turns
+    return RuleResult(fired, lambda row: f"{counts[row]} turns > {config.max_turns}")
+
+
+class _TokenCounter:
+    """Token counts per turn with a Hugging Face tokenizer, loaded once per run."""
+
+    def __init__(self, name: str):
+        try:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(name)
+        except Exception as exc:  # missing path, no network, not a tokenizer
+            raise ConfigError(f"could not load tokenizer {name!r}: {str(exc).splitlines()[0] if str(exc) else exc}"
+                              " (give a local tokenizer folder or a Hub name you can reach)") from None
+
+    def counts(self, texts: pa.Array) -> np.ndarray:
+        out = np.zeros(len(texts), dtype=np.int64)
+        step = 4096
+        for start in range(0, len(texts), step):
+            batch = texts.slice(start, step).to_pylist()
+            ids = self.tokenizer(batch, add_special_tokens=False)["input_ids"]
+            out[start : start + len(batch)] = [len(x) for x in ids]
+        return out
+
+
+def _evaluate(rule: str, table: pa.Table, turns: Turns, kind: str, n: int, config: FilterConfig,
+              tokens: _TokenCounter | None) -> RuleResult:
+    if rule == "empty_turn":
+        mask = pc.equal(pc.utf8_trim_whitespace(turns.content), "").to_numpy(zero_copy_only=False)
+        return _turn_rule(turns, mask, n, lambda t: "empty")
+    if rule in ("min_chars", "max_chars"):
+        length = pc.utf8_length(turns.content).to_numpy(zero_copy_only=False)
+        if rule == "min_chars":
+            return _turn_rule(turns, length < config.min_chars, n, lambda t: f"{length[t]} chars < {config.min_chars}")
+        return _turn_rule(turns, length > config.max_chars, n, lambda t: f"{length[t]} chars > {config.max_chars}")
+    if rule in ("min_tokens", "max_tokens"):
+        count = tokens.counts(turns.content)
+        if rule == "min_tokens":
+            return _turn_rule(turns, count < config.min_tokens, n, lambda t: f"{count[t]} tokens < {config.min_tokens}")
+        return _turn_rule(turns, count > config.max_tokens, n, lambda t: f"{count[t]} tokens > {config.max_tokens}")
+    if rule == "max_turns":
+        return _max_turns(table, kind, n, config)
+    if rule == "role_order":
+        return _role_order(turns, n, kind, config)
+    if rule in ("refusal", "self_identification"):
+        phrases = config.refusal_phrases if rule == "refusal" else config.self_identification_phrases
+        if not phrases:
+            return RuleResult(np.zeros(n, dtype=bool), lambda row: "")
+        pattern = phrase_pattern(phrases)
+        return _regex_rule(turns, n, pattern, pattern, config.phrase_roles, True)
+    if rule == "repeated_lines":
+        return _repeated_lines(turns, n, config)
+    if rule == "repeated_ngrams":
+        return _repeated_ngrams(turns, n, config)
+    if rule == "mojibake":
+        return _regex_rule(turns, n, MOJIBAKE_PATTERN, _MOJIBAKE_PY, None, False)
+    if rule == "control_chars":
+        return _regex_rule(turns, n, CONTROL_PATTERN, CONTROL_PATTERN, None, False)
+    raise ValueError(rule)  # unreachable: FilterConfig validates rule names
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def apply_filters(ds: datasets.Dataset, config: FilterConfig | None = None, *, kind: str | None = None) -> Verdicts:
+    """One verdict per row: ``None`` keeps it; otherwise the code of the first failing rule, with
+    what matched and where in the detail (``turn 3 (assistant): matched 'As an AI language model'``)."""
+    config = config or FilterConfig()
+    kind = kind or kind_of_columns(ds.column_names)
+    if kind is None:
+        raise ConfigError("filter needs postmix records: run `postmix ingest` on the data first")
+    tokens = _TokenCounter(config.tokenizer) if {"min_tokens", "max_tokens"} & set(config.rules) else None
+    codes = config.rule_codes()
+    n_total = len(ds)
+    reasons: list[str | None] = [None] * n_total
+    details = [""] * n_total
+    fired_counts = dict.fromkeys(codes, 0)
+    arrow = ds.with_format("arrow")
+    with progress_bar("filter", total=n_total) as bar:
+        for start in range(0, n_total, config.batch_size):
+            table = arrow[start : start + config.batch_size]
+            n = len(table)
+            turns = turn_table(table, kind)
+            decided = np.zeros(n, dtype=bool)
+            results: list[tuple[str, RuleResult]] = [
+                (rule, _evaluate(rule, table, turns, kind, n, config, tokens)) for rule in config.rules
+            ]
+            results += [(custom.code, _regex_rule(turns, n, custom.pattern, custom.pattern, custom.roles, custom.ignore_case))
+                        for custom in config.custom]
+            for code, result in results:
+                fired_counts[code] += int(result.fired.sum())
+                for row in np.flatnonzero(result.fired & ~decided).tolist():
+                    reasons[start + row] = code
+                    details[start + row] = result.detail(row)
+                decided |= result.fired
+            bar.advance(n)
+    return Verdicts(reasons, details, _report(ds, reasons, details, codes, fired_counts, config))
+
+
+def _report(ds: datasets.Dataset, reasons: list[str | None], details: list[str], codes: list[str],
+            fired: dict[str, int], config: FilterConfig) -> dict[str, Any]:
+    rejected = [i for i, r in enumerate(reasons) if r is not None]
+    arrow = ds.with_format("arrow")
+    sources = arrow["source"].take(pa.array(rejected, pa.int64())).to_pylist() if rejected else []
+    ids = arrow["id"].take(pa.array(rejected, pa.int64())).to_pylist() if rejected else []
+    per_rule = dict.fromkeys(codes, 0)
+    per_source: dict[str, dict[str, int]] = defaultdict(dict)
+    examples: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row, source, row_id in zip(rejected, sources, ids, strict=True):
+        code = reasons[row]
+        per_rule[code] += 1
+        per_source[str(source)][code] = per_source[str(source)].get(code, 0) + 1
+        if len(examples[code]) < config.examples:
+            examples[code].append({"id": row_id, "detail": details[row]})
+    return {"rules": codes, "rejected_per_rule": per_rule, "fired_per_rule": fired,
+            "rejected_per_source": dict(sorted(per_source.items())), "examples": dict(examples)}
+
+
+def filter_file(
+    source: str | Path,
+    output: str | Path,
+    config: FilterConfig | None = None,
+    *,
+    format: str | None = None,
+) -> StageOutput:
+    """Read ``source``, filter it, write kept rows to ``output`` with rejects and report beside it."""
+    config = config or FilterConfig()
+    return run_stage("filter", source, output, lambda ds, kind: apply_filters(ds, config, kind=kind), config,
+                     format=format)

@@ -1,0 +1,345 @@
+"""An in-memory n-gram index of benchmark text, and the compiled scan that scores training rows
+against it — the Tulu 3 decontamination score without an Elasticsearch server.
+
+Text arrives normalised (``postmix.curate.normalise``: NFKC, lowercase, punctuation to spaces,
+single spaces), so a *token* is a run of bytes between spaces. Every token is hashed once
+(FNV-1a 64 + a MurmurHash3 finaliser) and an n-gram's key combines its tokens' hashes; keys are
+64-bit integers, so a collision between two different n-grams has odds around 2^-64 per pair.
+
+A benchmark instance is one or more *segments* (one per text field, e.g. DROP's passage and
+question). The score of a (training row, instance) pair follows open-instruct's
+``decontamination/search.py``: per segment, the fraction of the segment's tokens covered by
+n-grams the row shares with it; the instance score is the mean over its segments. A segment
+shorter than ``n`` tokens has no n-grams: it scores 1.0 when the row contains it whole (as a
+contiguous token run), else 0.
+
+The index is three parallel arrays sorted by key (``keys``, ``key_segment``, ``key_position``),
+looked up by binary search behind a bitmap prefilter, so the common case — an n-gram that is in
+no benchmark — costs one memory access. The scan runs row-parallel with numba (threads that share
+the index instead of copying it to worker processes); every row's result depends only on that
+row, so results are the same for any number of threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+_COMBINE = np.uint64(0x9E3779B97F4A7C15)
+_SPACE = 32
+
+
+@numba.njit(cache=True, nogil=True)
+def _fmix64(h):  # pragma: no cover - compiled
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _token_counts(data, offsets):  # pragma: no cover - compiled
+    n = len(offsets) - 1
+    counts = np.zeros(n, dtype=np.int64)
+    for i in numba.prange(n):
+        start, end = offsets[i], offsets[i + 1]
+        if end > start:
+            c = 1
+            for k in range(start, end):
+                if data[k] == _SPACE:
+                    c += 1
+            counts[i] = c
+    return counts
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _fill_token_hashes(data, offsets, token_offsets, out):  # pragma: no cover - compiled
+    n = len(offsets) - 1
+    for i in numba.prange(n):
+        start, end = offsets[i], offsets[i + 1]
+        t = token_offsets[i]
+        h = _FNV_OFFSET
+        for k in range(start, end):
+            c = data[k]
+            if c == _SPACE:
+                out[t] = _fmix64(h)
+                t += 1
+                h = _FNV_OFFSET
+            else:
+                h = (h ^ np.uint64(c)) * _FNV_PRIME
+        if end > start:
+            out[t] = _fmix64(h)
+
+
+def token_hashes(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(hashes, token_offsets)``: row ``i``'s tokens are ``hashes[token_offsets[i]:token_offsets[i+1]]``.
+
+    ``data``/``offsets`` hold normalised UTF-8 text (single spaces between tokens, none at the ends).
+    """
+    counts = _token_counts(data, offsets)
+    token_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=token_offsets[1:])
+    hashes = np.empty(token_offsets[-1], dtype=np.uint64)
+    _fill_token_hashes(data, offsets, token_offsets, hashes)
+    return hashes, token_offsets
+
+
+@numba.njit(cache=True, nogil=True)
+def _gram(tokens, first, width):  # pragma: no cover - compiled
+    h = np.uint64(0)
+    for j in range(width):
+        h = h * _COMBINE + tokens[first + j]
+    return _fmix64(h + np.uint64(width))
+
+
+@numba.njit(cache=True, nogil=True)
+def _segment_grams(tokens, token_offsets, lengths, n, out_key, out_segment, out_position):  # pragma: no cover
+    """Keys of every segment: its n-grams, or the whole segment when shorter than ``n``."""
+    k = 0
+    for s in range(len(lengths)):
+        first = token_offsets[s]
+        m = lengths[s]
+        if m >= n:
+            for p in range(m - n + 1):
+                out_key[k] = _gram(tokens, first + p, n)
+                out_segment[k] = s
+                out_position[k] = p
+                k += 1
+        elif m > 0:
+            out_key[k] = _gram(tokens, first, m)
+            out_segment[k] = s
+            out_position[k] = 0
+            k += 1
+    return k
+
+
+@dataclass
+class NgramIndex:
+    """The n-grams of a set of benchmark instances. ``instance`` ids are 0..n_instances-1 in the
+    order given; segments of one instance are numbered consecutively."""
+
+    n: int
+    keys: np.ndarray  # uint64, sorted
+    key_segment: np.ndarray  # int64
+    key_position: np.ndarray  # int64, token position of the n-gram (0 for a short segment)
+    segment_length: np.ndarray  # int64 tokens
+    segment_instance: np.ndarray  # int64
+    instance_segments: np.ndarray  # int64, segments per instance (0 = nothing indexable)
+    short_lengths: np.ndarray  # int64, distinct lengths (< n) of short segments, for the scan
+    bitmap: np.ndarray  # uint64 words; bit (key >> shift) set for every key
+    shift: int
+
+    @property
+    def n_instances(self) -> int:
+        return len(self.instance_segments)
+
+
+def build_index(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    segment_instance: np.ndarray,
+    n_instances: int,
+    n: int,
+    min_short_tokens: int,
+) -> NgramIndex:
+    """Index normalised segments (``data``/``offsets``, one entry per segment) of ``n_instances``.
+
+    Segments shorter than ``min_short_tokens`` are left out (a one-word answer such as "yes"
+    would match almost any text) and do not count in their instance's mean.
+    """
+    tokens, token_offsets = token_hashes(data, offsets)
+    lengths = np.diff(token_offsets)
+    usable = lengths >= max(min_short_tokens, 1)
+    lengths = np.where(usable, lengths, 0)
+    segment_instance = np.asarray(segment_instance, dtype=np.int64)
+    instance_segments = np.bincount(segment_instance[usable], minlength=n_instances).astype(np.int64)
+    total = int(np.where(lengths >= n, lengths - n + 1, np.minimum(lengths, 1)).sum())
+    keys = np.empty(total, dtype=np.uint64)
+    key_segment = np.empty(total, dtype=np.int64)
+    key_position = np.empty(total, dtype=np.int64)
+    _segment_grams(tokens, token_offsets, lengths, n, keys, key_segment, key_position)
+    order = np.argsort(keys, kind="stable")
+    keys, key_segment, key_position = keys[order], key_segment[order], key_position[order]
+    # about 16 bits per key keeps the prefilter's false-positive rate near 1/16
+    bits = int(min(max(np.ceil(np.log2(max(total, 1) * 16)), 16), 30))
+    shift = 64 - bits
+    bitmap = np.zeros((1 << bits) // 64, dtype=np.uint64)
+    slots = (keys >> np.uint64(shift)).astype(np.int64)
+    np.bitwise_or.at(bitmap, slots >> 6, np.left_shift(np.uint64(1), (slots & 63).astype(np.uint64)))
+    short = np.unique(lengths[(lengths > 0) & (lengths < n)])
+    return NgramIndex(n, keys, key_segment, key_position, lengths.astype(np.int64), segment_instance,
+                      instance_segments, short.astype(np.int64), bitmap, shift)
+
+
+@numba.njit(cache=True, nogil=True)
+def _maybe(bitmap, shift, h):  # pragma: no cover - compiled
+    slot = h >> np.uint64(shift)
+    return (bitmap[slot >> np.uint64(6)] >> (slot & np.uint64(63))) & np.uint64(1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _hits(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
+          segment_length, collect, out_segment, out_position, out_row_position):  # pragma: no cover
+    """Index entries the row's grams hit. Counts only, unless ``collect`` (then fills the outputs)."""
+    count = 0
+    for g in range(short_lengths.shape[0] + 1):
+        width = n if g == short_lengths.shape[0] else short_lengths[g]
+        for p in range(m - width + 1):
+            h = _gram(tokens, first + p, width)
+            if not _maybe(bitmap, shift, h):
+                continue
+            lo = np.searchsorted(keys, h)
+            while lo < keys.shape[0] and keys[lo] == h:
+                s = key_segment[lo]
+                # a short key only matches a gram of its own width (and an n-gram only n-grams)
+                if (segment_length[s] >= n) == (width == n):
+                    if collect:
+                        out_segment[count] = s
+                        out_position[count] = key_position[lo]
+                        out_row_position[count] = p
+                    count += 1
+                lo += 1
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
+def _instance_scores(n, segment_ids, positions, row_positions, segment_length, segment_instance,
+                     instance_segments):  # pragma: no cover - compiled
+    """Per instance hit by the row: (instance, score, first row token, end row token)."""
+    order = np.argsort(segment_ids * np.int64(1 << 32) + positions)
+    k = order.shape[0]
+    instances = np.empty(k, dtype=np.int64)
+    scores = np.zeros(k, dtype=np.float64)
+    span_start = np.empty(k, dtype=np.int64)
+    span_end = np.empty(k, dtype=np.int64)
+    found = -1
+    i = 0
+    while i < k:
+        s = segment_ids[order[i]]
+        length = segment_length[s]
+        width = n if length >= n else length
+        covered = 0
+        lo_row = row_positions[order[i]]
+        hi_row = lo_row + width
+        j = i
+        while j < k and segment_ids[order[j]] == s:
+            p = positions[order[j]]
+            if j + 1 < k and segment_ids[order[j + 1]] == s:
+                covered += min(width, positions[order[j + 1]] - p)
+            else:
+                covered += width
+            r = row_positions[order[j]]
+            lo_row = min(lo_row, r)
+            hi_row = max(hi_row, r + width)
+            j += 1
+        inst = segment_instance[s]
+        if found < 0 or instances[found] != inst:
+            found += 1
+            instances[found] = inst
+            span_start[found] = lo_row
+            span_end[found] = hi_row
+        else:
+            span_start[found] = min(span_start[found], lo_row)
+            span_end[found] = max(span_end[found], hi_row)
+        scores[found] += min(covered, length) / length / instance_segments[inst]
+        i = j
+    found += 1
+    return instances[:found], scores[:found], span_start[:found], span_end[:found]
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_scores(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
+                segment_length, segment_instance, instance_segments):  # pragma: no cover - compiled
+    empty = np.zeros(0, dtype=np.int64)
+    count = _hits(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
+                  segment_length, False, empty, empty, empty)
+    segs = np.empty(count, dtype=np.int64)
+    pos = np.empty(count, dtype=np.int64)
+    rows = np.empty(count, dtype=np.int64)
+    if count:
+        _hits(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
+              segment_length, True, segs, pos, rows)
+    return _instance_scores(n, segs, pos, rows, segment_length, segment_instance, instance_segments)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _count_flagged(tokens, token_offsets, n, short_lengths, bitmap, shift, keys, key_segment,
+                   key_position, segment_length, segment_instance, instance_segments,
+                   threshold):  # pragma: no cover - compiled
+    rows = token_offsets.shape[0] - 1
+    flagged = np.zeros(rows, dtype=np.int64)
+    empty = np.zeros(0, dtype=np.int64)
+    for i in numba.prange(rows):
+        first = token_offsets[i]
+        m = token_offsets[i + 1] - first
+        if _hits(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
+                 segment_length, False, empty, empty, empty) == 0:
+            continue  # the common case: no gram of this row is in any benchmark
+        inst, scores, _, _ = _row_scores(tokens, first, m, n, short_lengths, bitmap, shift, keys,
+                                         key_segment, key_position, segment_length,
+                                         segment_instance, instance_segments)
+        c = 0
+        for j in range(inst.shape[0]):
+            if scores[j] >= threshold:
+                c += 1
+        flagged[i] = c
+    return flagged
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _flagged_pairs(tokens, token_offsets, rows, pair_offsets, n, short_lengths, bitmap, shift, keys,
+                   key_segment, key_position, segment_length, segment_instance, instance_segments,
+                   threshold, out_instance, out_score, out_start, out_end):  # pragma: no cover
+    for q in numba.prange(rows.shape[0]):
+        i = rows[q]
+        first = token_offsets[i]
+        m = token_offsets[i + 1] - first
+        inst, scores, starts, ends = _row_scores(tokens, first, m, n, short_lengths, bitmap, shift,
+                                                 keys, key_segment, key_position, segment_length,
+                                                 segment_instance, instance_segments)
+        k = pair_offsets[q]
+        for j in range(inst.shape[0]):
+            if scores[j] >= threshold:
+                out_instance[k] = inst[j]
+                out_score[k] = scores[j]
+                out_start[k] = starts[j]
+                out_end[k] = ends[j]
+                k += 1
+
+
+@dataclass
+class Matches:
+    """Every (row, instance) pair of a batch whose score reached the threshold, row-major; within
+    a row, instances in increasing order. ``start``/``end`` are the row's token positions spanning
+    the shared grams."""
+
+    row: np.ndarray
+    instance: np.ndarray
+    score: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+
+def scan(tokens: np.ndarray, token_offsets: np.ndarray, index: NgramIndex, threshold: float) -> Matches:
+    """Score every row (``token_hashes`` output) against every indexed instance."""
+    args = (index.n, index.short_lengths, index.bitmap, index.shift, index.keys, index.key_segment,
+            index.key_position, index.segment_length, index.segment_instance, index.instance_segments)
+    per_row = _count_flagged(tokens, token_offsets, *args, float(threshold))
+    rows = np.flatnonzero(per_row)
+    pair_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(per_row[rows], out=pair_offsets[1:])
+    total = int(pair_offsets[-1])
+    instance = np.empty(total, dtype=np.int64)
+    score = np.empty(total, dtype=np.float64)
+    start = np.empty(total, dtype=np.int64)
+    end = np.empty(total, dtype=np.int64)
+    if len(rows):
+        _flagged_pairs(tokens, token_offsets, rows, pair_offsets, *args, float(threshold),
+                       instance, score, start, end)
+    return Matches(np.repeat(rows, per_row[rows]), instance, score, start, end)
