@@ -154,6 +154,29 @@ def run_recipe_command(
     out.print(f"[bold]done[/bold]: {len(result.stages)} stages, summary in {target / 'last_run.json'}")
 
 
+@app.command()
+def quickstart(
+    out: Path = typer.Option(Path("quickstart-out"), "--out", "-o", help="Where every output, report and run card goes."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="OpenAI-compatible base URL (or $POSTMIX_ENDPOINT); adds generate -> rate -> pairs -> DPO."),
+    model: str | None = typer.Option(None, "--model", help="Model name at the endpoint (or $POSTMIX_MODEL)."),
+    prompts: int = typer.Option(24, "--prompts", help="Prompts sent to the endpoint for the preference branch."),
+) -> None:
+    """Run a real pipeline on the bundled sample: ingest, filter, dedup, decontaminate, version an
+    SFT mix and train a tiny model on CPU. Offline; no GPU, server or API key needed."""
+    from postmix.quickstart import quickstart as run_quickstart
+
+    result = run_quickstart(out, endpoint=endpoint, model=model, prompts=prompts, echo=out_console_print)
+    table = Table("stage", "status", "seconds", "outputs", title=f"quickstart -> {out}")
+    for name, stage in result.stages.items():
+        shown = {k: v for k, v in stage["outputs"].items() if k in ("data", "rejects", "report", "mix", "run_card", "failures")}
+        table.add_row(name, stage["status"], str(stage.get("seconds", "")), "\n".join(f"{k}: {v}" for k, v in shown.items()))
+    out_console_print(table)
+
+
+def out_console_print(message: object) -> None:
+    out.print(message)
+
+
 _register_verbs()
 
 

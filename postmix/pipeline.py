@@ -20,7 +20,7 @@ import xxhash
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from postmix import __version__
+from postmix import __version__, yamlfile
 from postmix.errors import ConfigError, PostmixError
 from postmix.io.errors_text import one_line
 from postmix.io.paths import resolve_path
@@ -97,7 +97,7 @@ def load_recipe(path: str | Path) -> Recipe:
 
     path = resolve_path(path)
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yamlfile.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"no such recipe: {path}") from None
     except yaml.YAMLError as exc:

@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from postmix import yamlfile
 from postmix.curate.ngram_index import token_hashes
 from postmix.curate.normalise import normalise_texts
 from postmix.errors import ConfigError
@@ -191,7 +192,7 @@ def load_filter_config(path: str | Path, **overrides: Any) -> FilterConfig:
     if not path.exists():
         raise ConfigError(f"no such rules file: {path} (check the path)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlfile.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {one_line(exc)}") from None
     if data is None:

@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from postmix import yamlfile
 from postmix.errors import ConfigError
 
 Score = Literal[1, 2, 3, 4, 5]
@@ -125,7 +126,7 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
         raise ConfigError(f"unknown rubric {text!r}: use one of {', '.join(BUILTIN_RUBRICS)} or "
                           "the path of a rubric YAML file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlfile.safe_load(path.read_text(encoding="utf-8"))
         return Rubric.model_validate(data)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from postmix import yamlfile
 from postmix.errors import ConfigError, EndpointError
 
 
@@ -125,7 +126,7 @@ def load_endpoints(path: str | Path) -> PoolConfig:
     if not path.exists():
         raise ConfigError(f"no such endpoints file: {path} (see recipes/endpoints/ for examples)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlfile.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

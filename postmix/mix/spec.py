@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from postmix import yamlfile
 from postmix.errors import ConfigError
 from postmix.io.errors_text import one_line
 from postmix.io.paths import PACKAGE_PREFIX, resolve_path
@@ -146,7 +147,7 @@ def load_spec(path: str | Path) -> tuple[MixSpec, Path]:
     if not path.is_file():
         raise ConfigError(f"no such spec file: {path} (pass a YAML mix spec, e.g. recipes/mix/sample_sft.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlfile.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {one_line(exc)}") from None
     return parse_spec(data, origin=str(path)), path.resolve().parent

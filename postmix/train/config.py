@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from postmix import yamlfile
 from postmix.errors import ConfigError
 
 Method = Literal["sft", "dpo", "rlvr"]
@@ -171,7 +172,7 @@ def load_config(method: str, path: str | Path | None) -> TrainConfig:
     if not path.is_file():
         raise ConfigError(f"no such config file: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yamlfile.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -1,0 +1,82 @@
+"""The README's main job: the quickstart runs offline to the end, and with an endpoint adds the
+preference branch (generate -> rate -> pairs -> preference mix -> DPO)."""
+
+import json
+import zlib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from postmix.cli import app
+from postmix.quickstart import HOW_TO_ENABLE
+from postmix.schemas import StepReport
+
+
+@pytest.fixture(scope="module")
+def offline_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quickstart")
+    result = CliRunner().invoke(app, ["quickstart", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_offline_quickstart_runs_every_stage_and_reports_reconcile(offline_run):
+    out, printed = offline_run
+    summary = json.loads((out / "last_run.json").read_text())
+    assert list(summary) == ["raw", "filtered", "deduped", "clean", "sft_mix", "tiny_model", "sft"]
+    assert HOW_TO_ENABLE.split(":")[0] in printed
+    rows = None
+    for name in ("raw", "filtered", "deduped", "clean"):
+        report = StepReport.read(summary[name]["outputs"]["report"])
+        if rows is not None:
+            assert report.rows_in == rows  # each stage reads exactly what the previous one kept
+        rows = report.rows_out
+        rejects = Path(summary[name]["outputs"]["rejects"]).read_text().splitlines()
+        assert len(rejects) == report.rejected_total
+    clean_rejects = [json.loads(r) for r in Path(summary["clean"]["outputs"]["rejects"]).read_text().splitlines()]
+    assert clean_rejects and all(r["reason"] == "contaminated" for r in clean_rejects)
+    assert StepReport.read(summary["deduped"]["outputs"]["report"]).rejected.get("near_duplicate", 0) > 0
+    card = json.loads(Path(summary["sft"]["outputs"]["run_card"]).read_text())
+    assert card["mix"] == summary["sft_mix"]["outputs"]["mix"] == "quickstart-sft@1"
+    assert card["status"] == "completed"
+
+
+def test_rerun_is_fully_cached(offline_run):
+    out, _ = offline_run
+    result = CliRunner().invoke(app, ["quickstart", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {s["status"] for s in json.loads((out / "last_run.json").read_text()).values()} == {"cached"}
+
+
+def scripted(body):
+    """A stand-in model: plain answers of varied length, and UltraFeedback ratings derived from them."""
+    fmt = body.get("response_format")
+    text = " ".join(m["content"] for m in body["messages"])
+    if not fmt:
+        seed = body.get("seed") or 0
+        return "Answer: " + " ".join(["step"] * (3 + seed % 17))
+    score = 1 + zlib.crc32(text.encode()) % 5
+    aspects = fmt["json_schema"]["schema"]["required"]
+    return json.dumps({a: {"rationale": "scripted", "score": score} for a in aspects})
+
+
+def test_with_an_endpoint_the_preference_branch_trains_dpo(offline_run, openai_server, monkeypatch):
+    out, _ = offline_run
+    monkeypatch.setenv("POSTMIX_API_KEY", "sk-quickstart-secret")
+    openai_server.set_responder(scripted)
+    result = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--endpoint", openai_server.base_url,
+                                      "--model", "fake-model", "--prompts", "12"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "last_run.json").read_text())
+    assert summary["sft"]["status"] == "cached"  # the offline part is reused, not retrained
+    assert [summary[n]["status"] for n in ("completions", "ratings", "pairs", "pref_mix", "dpo")] == ["ran"] * 5
+    generated = StepReport.read(summary["completions"]["outputs"]["report"])
+    assert generated.rows_in == 24 and generated.rows_out + generated.rejected_total == 24
+    card = json.loads(Path(summary["dpo"]["outputs"]["run_card"]).read_text())
+    assert card["mix"] == "quickstart-prefs@1" and card["status"] == "completed"
+    written = "".join(p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file() and p.suffix in
+                      (".json", ".jsonl", ".yaml", ".txt"))
+    assert "sk-quickstart-secret" not in written
+    auth = {r.headers.get("Authorization") for r in openai_server.requests if r.path.endswith("/chat/completions")}
+    assert auth == {"Bearer sk-quickstart-secret"}
