@@ -66,7 +66,7 @@ class StageContext:
 
     stage: StageSpec
     inputs: list[Path]
-    input_outputs: list[dict[str, str]]
+    input_outputs: list[dict[str, str] | None]  # per input: the upstream stage's outputs, None for a file
     out_dir: Path
     recipe_dir: Path
     options: dict[str, Any] = field(default_factory=dict)
@@ -79,14 +79,16 @@ Handler = Callable[[StageContext], dict[str, Any]]
 class StageType:
     handler: Handler
     description: str
+    check: Callable[[dict[str, Any]], None] | None = None  # validates a config without running
 
 
 STAGE_TYPES: dict[str, StageType] = {}
 
 
-def stage_type(name: str, description: str) -> Callable[[Handler], Handler]:
+def stage_type(name: str, description: str, *, check: Callable[[dict[str, Any]], None] | None = None
+               ) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        STAGE_TYPES[name] = StageType(fn, description)
+        STAGE_TYPES[name] = StageType(fn, description, check)
         return fn
 
     return register
@@ -152,6 +154,12 @@ def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
                 raise ConfigError(f"stage {stage.name!r}: input {ref!r} is neither an earlier stage nor an existing path")
             parts.append(f"file:{fingerprint_path(Path(path)) if not str(path).startswith('hf:') else path}")
             inputs.append(Path(path) if not str(path).startswith("hf:") else str(path))
+        check = STAGE_TYPES[stage.run].check
+        if check is not None:  # a typo in a config fails at plan time, not hours into a run
+            try:
+                check(dict(stage.config))
+            except (ValidationError, ValueError, TypeError) as exc:
+                raise ConfigError(f"stage {stage.name!r} ({stage.run}): {one_line(exc)}") from None
         key = xxhash.xxh3_64_hexdigest(_canonical([stage.run, stage.config, parts, __version__]).encode())
         keys[stage.name] = key
         folder = workdir / "stages" / f"{stage.name}-{key}"
@@ -186,7 +194,7 @@ def run_recipe(
             continue
         inputs = [Path(results[i]["outputs"]["data"]) if isinstance(i, str) and i in results else i
                   for i in step.inputs]
-        upstream = [results[i]["outputs"] for i in step.inputs if isinstance(i, str) and i in results]
+        upstream = [results[i]["outputs"] if isinstance(i, str) and i in results else None for i in step.inputs]
         # A stage folder counts as finished only once its stage.json exists (written last,
         # atomically); a folder without one is what a failed or killed attempt left, and is wiped.
         shutil.rmtree(step.folder, ignore_errors=True)

@@ -9,6 +9,39 @@ from postmix.errors import ConfigError
 from postmix.pipeline import StageContext, stage_type
 
 
+def _checker(module: str, class_name: str, *, drop: tuple[str, ...] = ()):
+    """Validate a stage config against the library's own config model (imported lazily)."""
+
+    def check(config: dict[str, Any]) -> None:
+        import importlib
+
+        model = getattr(importlib.import_module(module), class_name)
+        model.model_validate({k: v for k, v in config.items() if k not in drop})
+
+    return check
+
+
+def _check_ingest(config: dict[str, Any]) -> None:
+    unknown = set(config) - {"format", "strict", "source_name", "split"}
+    if unknown:
+        raise ValueError(f"unknown ingest options {sorted(unknown)}")
+
+
+def _check_mix(config: dict[str, Any]) -> None:
+    from postmix.mix import parse_spec
+
+    parse_spec({k: v for k, v in config.items() if k != "home"})
+
+
+def _train_checker(method: str):
+    def check(config: dict[str, Any]) -> None:
+        from postmix.train.config import parse_config
+
+        parse_config(method, {k: v for k, v in config.items() if k != "model"})
+
+    return check
+
+
 def _single_input(ctx: StageContext) -> Any:
     if len(ctx.inputs) != 1:
         raise ConfigError(f"stage {ctx.stage.name!r} ({ctx.stage.run}) takes exactly one input")
@@ -22,7 +55,7 @@ def _outputs(output, extra: dict[str, Any] | None = None) -> dict[str, Any]:
             **(extra or {})}
 
 
-@stage_type("ingest", "convert a public-format dataset into postmix records")
+@stage_type("ingest", "convert a public-format dataset into postmix records", check=_check_ingest)
 def ingest_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.io import ingest
 
@@ -35,7 +68,7 @@ def ingest_stage(ctx: StageContext) -> dict[str, Any]:
     return _outputs(output)
 
 
-@stage_type("mix_build", "build and version a training mix from earlier stages or files")
+@stage_type("mix_build", "build and version a training mix from earlier stages or files", check=_check_mix)
 def mix_build_stage(ctx: StageContext) -> dict[str, Any]:
     """``config`` is a mix spec; a source whose ``path`` names one of this stage's inputs reads
     that stage's output. The registry is ``config.home``, else ``<workdir>/.postmix``."""
@@ -87,35 +120,35 @@ def _model_stage(ctx: StageContext, fn, config_cls, *, pool_key: str = "pool", w
     return _outputs(output, {"failures": str(failures)} if failures else None)
 
 
-@stage_type("synth", "persona-driven prompt synthesis through the engine")
+@stage_type("synth", "persona-driven prompt synthesis through the engine", check=_checker('postmix.curate.synth', 'SynthConfig', drop=('pool',)))
 def synth_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.curate.synth import SynthConfig, synthesize
 
     return _model_stage(ctx, synthesize, SynthConfig, with_input=False)
 
 
-@stage_type("respond", "write assistant responses for prompts, then filter them")
+@stage_type("respond", "write assistant responses for prompts, then filter them", check=_checker('postmix.curate.respond', 'RespondConfig', drop=('pool',)))
 def respond_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.curate.respond import RespondConfig, respond
 
     return _model_stage(ctx, respond, RespondConfig)
 
 
-@stage_type("generate", "sample K completions per prompt from a model pool")
+@stage_type("generate", "sample K completions per prompt from a model pool", check=_checker('postmix.judge.generate', 'GenerateConfig', drop=('pool',)))
 def generate_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.judge.generate import GenerateConfig, generate
 
     return _model_stage(ctx, generate, GenerateConfig)
 
 
-@stage_type("rate", "rate completions with an LLM judge (UltraFeedback rubric by default)")
+@stage_type("rate", "rate completions with an LLM judge (UltraFeedback rubric by default)", check=_checker('postmix.judge.rate', 'RateConfig', drop=('judge',)))
 def rate_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.judge.rate import RateConfig, rate
 
     return _model_stage(ctx, rate, RateConfig, pool_key="judge")
 
 
-@stage_type("pairs", "build chosen/rejected preference pairs from rated completions")
+@stage_type("pairs", "build chosen/rejected preference pairs from rated completions", check=_checker('postmix.judge.pairs', 'PairsConfig'))
 def pairs_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.judge.pairs import PairsConfig, make_pairs
 
@@ -130,21 +163,21 @@ def _curate_stage(ctx: StageContext, run_file, config_cls) -> dict[str, Any]:
     return _outputs(output)
 
 
-@stage_type("filter", "quality filters: empty turns, lengths, role order, refusals, self-identity, ...")
+@stage_type("filter", "quality filters: empty turns, lengths, role order, refusals, self-identity, ...", check=_checker('postmix.curate.filters', 'FilterConfig'))
 def filter_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.curate.filters import FilterConfig, filter_file
 
     return _curate_stage(ctx, filter_file, FilterConfig)
 
 
-@stage_type("dedup", "exact and MinHash-LSH near-duplicate removal")
+@stage_type("dedup", "exact and MinHash-LSH near-duplicate removal", check=_checker('postmix.curate.dedup', 'DedupConfig'))
 def dedup_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.curate.dedup import DedupConfig, dedup_file
 
     return _curate_stage(ctx, dedup_file, DedupConfig)
 
 
-@stage_type("decontam", "remove rows that overlap named benchmarks (n-gram coverage)")
+@stage_type("decontam", "remove rows that overlap named benchmarks (n-gram coverage)", check=_checker('postmix.curate.decontam', 'DecontamConfig'))
 def decontam_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.curate.decontam import DecontamConfig, decontaminate_file
 
@@ -160,12 +193,12 @@ def _train_stage(ctx: StageContext, method: str) -> dict[str, Any]:
     config = dict(ctx.stage.config)
     model = config.pop("model", None)
     mix = home = data = None
-    for upstream, path in zip(ctx.input_outputs + [{}] * len(ctx.inputs), ctx.inputs, strict=False):
-        if "mix" in upstream:
+    for upstream, path in zip(ctx.input_outputs, ctx.inputs, strict=True):
+        if upstream and "mix" in upstream:
             mix, home = upstream["mix"], upstream.get("home")
-        elif "model" in upstream:
+        elif upstream and "model" in upstream:
             model = upstream["model"]
-        elif not upstream:
+        else:
             data = path
     if model is None:
         raise ConfigError(f"stage {ctx.stage.name!r} needs a model: `config.model` or a model-producing input")
@@ -176,16 +209,16 @@ def _train_stage(ctx: StageContext, method: str) -> dict[str, Any]:
             "final_loss": str(result.run_card.get("metrics", {}).get("train_loss", ""))}
 
 
-@stage_type("train_sft", "supervised fine-tuning over TRL on one mix version")
+@stage_type("train_sft", "supervised fine-tuning over TRL on one mix version", check=_train_checker('sft'))
 def train_sft_stage(ctx: StageContext) -> dict[str, Any]:
     return _train_stage(ctx, "sft")
 
 
-@stage_type("train_dpo", "DPO over TRL on one preference mix version")
+@stage_type("train_dpo", "DPO over TRL on one preference mix version", check=_train_checker('dpo'))
 def train_dpo_stage(ctx: StageContext) -> dict[str, Any]:
     return _train_stage(ctx, "dpo")
 
 
-@stage_type("train_rlvr", "GRPO with verifiable rewards over TRL on one RLVR mix version")
+@stage_type("train_rlvr", "GRPO with verifiable rewards over TRL on one RLVR mix version", check=_train_checker('rlvr'))
 def train_rlvr_stage(ctx: StageContext) -> dict[str, Any]:
     return _train_stage(ctx, "rlvr")

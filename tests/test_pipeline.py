@@ -96,3 +96,19 @@ def test_dry_run_prints_the_plan_without_running(tmp_path):
     assert result.exit_code == 0, result.output
     assert "to run" in result.output and "upper" in result.output
     assert not (tmp_path / "w").exists()
+
+
+def test_bundled_recipes_validate_in_a_dry_run():
+    """Every stage config of the shipped recipes is checked against the library's config models."""
+    root = Path(__file__).resolve().parents[1]
+    for recipe in (root / "recipes" / "tulu3.yaml", root / "postmix" / "data" / "recipes" / "quickstart.yaml"):
+        result = CliRunner().invoke(app, ["run", str(recipe), "--dry-run", "--workdir", "unused-dir"])
+        assert result.exit_code == 0, result.output
+        assert "to run" in result.output
+    assert not Path("unused-dir").exists()
+
+
+def test_a_config_typo_fails_at_plan_time(tmp_path):
+    stages = [STAGES[0], {"name": "d", "run": "dedup", "input": "raw", "config": {"treshold": 0.9}}]
+    with pytest.raises(ConfigError, match="stage 'd' \\(dedup\\).*treshold"):
+        plan(load_recipe(write_recipe(tmp_path, stages)), tmp_path / "w", tmp_path)
