@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import xxhash
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from postmix import __version__, yamlfile
@@ -97,13 +96,7 @@ def stage_type(name: str, description: str, *, check: Callable[[dict[str, Any]],
 def load_recipe(path: str | Path) -> Recipe:
     from postmix import stages  # noqa: F401  (registers the stage types)
 
-    path = resolve_path(path)
-    try:
-        data = yamlfile.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"no such recipe: {path}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {one_line(exc)}") from None
+    data = yamlfile.read_yaml(resolve_path(path), "recipe")
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:

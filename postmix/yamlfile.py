@@ -8,6 +8,7 @@ PyYAML follows YAML 1.1, where ``on``, ``off``, ``yes``, ``no``, ``y`` and ``n``
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -28,3 +29,17 @@ _Loader.add_implicit_resolver(
 
 def safe_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+
+
+def read_yaml(path: str | Path, what: str, *, hint: str = "") -> Any:
+    """The YAML document in ``path``; a one-line ``ConfigError`` when the file is missing (naming
+    ``what`` it should have been, plus ``hint``) or does not parse."""
+    from postmix.errors import ConfigError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no such {what}: {path}" + (f" ({hint})" if hint else ""))
+    try:
+        return safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).strip().splitlines()[0]}") from None

@@ -183,18 +183,11 @@ class FilterConfig(BaseModel):
 
 def load_filter_config(path: str | Path, **overrides: Any) -> FilterConfig:
     """A ``FilterConfig`` from YAML (a mapping of its fields; a bare list = custom rules)."""
-    import yaml
     from pydantic import ValidationError
 
     from postmix.io.errors_text import one_line
 
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"no such rules file: {path} (check the path)")
-    try:
-        data = yamlfile.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {one_line(exc)}") from None
+    data = yamlfile.read_yaml(path, "rules file", hint="check the path")
     if data is None:
         data = {}
     if isinstance(data, list):

@@ -27,20 +27,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
-_COMBINE = np.uint64(0x9E3779B97F4A7C15)
+# the same word hash as dedup's shingles (FNV-1a + murmur finaliser), so both stages agree on tokens
+from postmix.curate.minhash import _COMBINE, _FNV_OFFSET, _FNV_PRIME, _fmix64
+
 _SPACE = 32
-
-
-@numba.njit(cache=True, nogil=True)
-def _fmix64(h):  # pragma: no cover - compiled
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
-    return h
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)

@@ -29,7 +29,7 @@ from postmix.curate.synth import request_seed
 from postmix.errors import ConfigError
 from postmix.io.read import iter_raw_rows
 from postmix.io.write import RowWriter, rejects_path, report_path
-from postmix.judge.inputs import failures_path
+from postmix.judge.inputs import failures_path, prompt_messages
 from postmix.judge.runner import config_dump, reject_counts, resolve_cache, run_requests_into
 from postmix.llm import ChatRequest, ChatResult, PoolConfig
 from postmix.schemas import FEATURES, Message, Reject, SFTRecord, StepReport, stable_id
@@ -82,21 +82,6 @@ class _Prompt:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _messages(data: dict[str, Any]) -> list[dict[str, str]] | None:
-    """The conversation up to and including the last user turn (SFT, RLVR or prompt rows)."""
-    value = data.get("messages")
-    if value is None:
-        value = data.get("prompt")
-    if isinstance(value, str):
-        value = json.loads(value) if value.lstrip().startswith("[") else [
-            {"role": "user", "content": value}]
-    if not isinstance(value, list):
-        return None
-    messages = [Message.model_validate(m).model_dump() for m in value]
-    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
-    return messages[: last_user + 1] if last_user >= 0 else None
-
-
 def _meta(data: dict[str, Any]) -> dict[str, Any]:
     """The row's meta, with an RLVR row's verifier and ground truth kept alongside."""
     meta = data.get("meta") or {}
@@ -122,7 +107,7 @@ def load_prompt_rows(source: str | Path) -> tuple[list[_Prompt], list[Reject]]:
             continue
         data = raw.data
         try:
-            messages = _messages(data)
+            messages = prompt_messages(data)
             meta = _meta(data)
         except (ValidationError, ValueError) as exc:
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

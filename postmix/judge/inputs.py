@@ -55,7 +55,7 @@ class Loaded:
     rejects: list[Reject] = field(default_factory=list)
 
 
-def _prompt_messages(data: dict[str, Any]) -> list[dict[str, str]] | None:
+def prompt_messages(data: dict[str, Any]) -> list[dict[str, str]] | None:
     """The conversation up to and including the last user turn, from SFT or prompt-only rows."""
     value = data.get("messages")
     if value is None:
@@ -80,7 +80,7 @@ def load_prompts(source: str | Path) -> Loaded:
                                          line=raw.line, row=raw.raw))
             continue
         try:
-            prompt = _prompt_messages(raw.data)
+            prompt = prompt_messages(raw.data)
         except (ValidationError, ValueError) as exc:
             detail = _validation_text(exc) if isinstance(exc, ValidationError) else str(exc)
             loaded.rejects.append(Reject(reason="bad_prompt", detail=detail, line=raw.line,

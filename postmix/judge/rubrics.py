@@ -17,7 +17,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from postmix import yamlfile
@@ -125,11 +124,9 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
     if not path.exists():
         raise ConfigError(f"unknown rubric {text!r}: use one of {', '.join(BUILTIN_RUBRICS)} or "
                           "the path of a rubric YAML file")
+    data = yamlfile.read_yaml(path, "rubric file")
     try:
-        data = yamlfile.safe_load(path.read_text(encoding="utf-8"))
         return Rubric.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

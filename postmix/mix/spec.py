@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from postmix import yamlfile
@@ -144,12 +143,7 @@ def parse_spec(data: Any, *, origin: str = "spec") -> MixSpec:
 def load_spec(path: str | Path) -> tuple[MixSpec, Path]:
     """``(spec, folder relative source paths resolve against)``."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"no such spec file: {path} (pass a YAML mix spec, e.g. recipes/mix/sample_sft.yaml)")
-    try:
-        data = yamlfile.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {one_line(exc)}") from None
+    data = yamlfile.read_yaml(path, "spec file", hint="pass a YAML mix spec, e.g. recipes/mix/sample_sft.yaml")
     return parse_spec(data, origin=str(path)), path.resolve().parent
 
 

@@ -24,7 +24,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from postmix import yamlfile
@@ -168,13 +167,7 @@ def load_config(method: str, path: str | Path | None) -> TrainConfig:
     """The config in a YAML file (or the defaults when ``path`` is None)."""
     if path is None:
         return parse_config(method)
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"no such config file: {path}")
-    try:
-        data = yamlfile.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = yamlfile.read_yaml(path, "config file") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config fields")
     return parse_config(method, data, origin=str(path))
