@@ -3,6 +3,7 @@
     python benchmarks/bench_dedup.py                         # throughput + quality, synthetic text
     python benchmarks/bench_dedup.py --corpus debian-copyright
     python benchmarks/bench_dedup.py --sections e2e --e2e-docs 1000000
+    python benchmarks/bench_dedup.py --engine ray            # Ray engine next to the local one
 
 throughput  signatures of the same normalised 5-word shingles, 128 permutations: datasketch
             ``MinHash.update_batch`` (+ ``MinHashLSH``), rensa ``RMinHash`` (per document and its
@@ -13,6 +14,9 @@ quality     recall of pairs at or above the threshold and precision, against exa
             (synthetic) or the real ones in Debian licence texts.
 e2e         ``dedup_file`` (load, exact + near dedup, write output/rejects/report) of N documents
             in a child process; wall time and the child's peak RSS.
+--engine ray  instead of the sections: dedup and filter on the Ray engine (a local Ray, or the
+            cluster at RAY_ADDRESS) next to the local engine on the same corpora, with the
+            verdicts checked equal (``bench_dedup_ray.py``).
 """
 
 from __future__ import annotations
@@ -353,8 +357,17 @@ def main() -> None:
     parser.add_argument("--e2e-docs", type=int, default=1_000_000)
     parser.add_argument("--verify", action="store_true", help="e2e with --verify")
     parser.add_argument("--sections", default="throughput,quality", help="comma list of throughput,quality,e2e")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="ray: compare the Ray engine with the local one instead of the sections")
+    parser.add_argument("--engine-docs", default="20000,100000", help="--engine ray: comma list of corpus sizes")
     parser.add_argument("--_e2e-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.engine == "ray":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_dedup_ray import compare
+
+        compare([int(d) for d in args.engine_docs.split(",")], verify=args.verify)
+        return
     if args._e2e_child:
         e2e_child(*args._e2e_child, verify=args.verify)
         return

@@ -135,6 +135,8 @@ def run_recipe_command(
     recipe: str = typer.Argument(..., help="Recipe YAML (a path, or pkg://postmix/... for a bundled one)."),
     workdir: Path | None = typer.Option(None, "--workdir", "-w", help="Where stage outputs go (default: the recipe's workdir, else ./postmix-runs/<name>)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (stages, cache keys, cached or not) and stop."),
+    engine: str | None = typer.Option(None, "--engine", help="Default engine (local or ray) of the dedup, decontam, "
+                                      "filter and mix_build stages that do not set `engine:`; results are the same."),
 ) -> None:
     """Run a pipeline recipe; finished stages are cached by content and skipped on re-runs."""
     from postmix.io.paths import resolve_path
@@ -150,7 +152,12 @@ def run_recipe_command(
                           step.key, "cached" if step.cached else "to run")
         out.print(table)
         return
-    result = run_recipe(spec, target, recipe_dir=recipe_path.parent, echo=out.print)
+    if engine is not None:
+        from postmix.scale.ray_stages import check_engine
+
+        check_engine(engine)
+    result = run_recipe(spec, target, recipe_dir=recipe_path.parent, echo=out.print,
+                        options={"engine": engine} if engine else None)
     out.print(f"[bold]done[/bold]: {len(result.stages)} stages, summary in {target / 'last_run.json'}")
 
 

@@ -82,7 +82,8 @@ def mix_build_stage(ctx: StageContext) -> dict[str, Any]:
         {**source, "path": str(by_name.get(source.get("path"), source.get("path")))}
         for source in spec.get("sources", [])
     ]
-    result = build(spec, home=home, base=ctx.recipe_dir, progress=False)
+    engine = None if "engine" in spec else ctx.options.get("engine")
+    result = build(spec, home=home, base=ctx.recipe_dir, progress=False, engine=engine)
     # a plain file too, so later stages (generate, a second mix) can read the version like any dataset
     data = save_records(result.mix.dataset, ctx.out_dir / f"{ctx.stage.name}.parquet")
     return {"mix": result.mix.ref, "home": str(home), "data": str(data), "version_dir": str(result.mix.path),
@@ -157,31 +158,54 @@ def pairs_stage(ctx: StageContext) -> dict[str, Any]:
     return _outputs(output, {"rejects": str(result.rejects)})
 
 
-def _curate_stage(ctx: StageContext, run_file, config_cls) -> dict[str, Any]:
+def _engine_options(config: dict[str, Any], options: dict[str, Any]) -> tuple[str, Any]:
+    """Pop ``engine:`` (local|ray, default the run's ``--engine`` option) and ``ray:`` (a
+    ``RayConfig`` mapping) from a curation stage's config."""
+    from postmix.scale.ray_session import RayConfig
+    from postmix.scale.ray_stages import check_engine
+
+    engine = check_engine(config.pop("engine", None) or options.get("engine") or "local")
+    ray = config.pop("ray", None)
+    return engine, RayConfig.model_validate(ray) if ray is not None else None
+
+
+def _curate_checker(step: str):
+    def check(config: dict[str, Any]) -> None:
+        from postmix.scale.ray_stages import config_class
+
+        config = dict(config)
+        _engine_options(config, {})
+        config_class(step).model_validate(config)
+
+    return check
+
+
+def _curate_stage(ctx: StageContext, step: str) -> dict[str, Any]:
+    from postmix.scale.ray_stages import config_class, stage_file
+
+    config = dict(ctx.stage.config)
+    engine, ray_config = _engine_options(config, ctx.options)
     output = ctx.out_dir / f"{ctx.stage.name}.parquet"
-    run_file(_single_input(ctx), output, config_cls.model_validate(ctx.stage.config))
+    extra = {"ray_config": ray_config} if engine == "ray" else {}
+    stage_file(step, engine)(_single_input(ctx), output, config_class(step).model_validate(config), **extra)
     return _outputs(output)
 
 
-@stage_type("filter", "quality filters: empty turns, lengths, role order, refusals, self-identity, ...", check=_checker('postmix.curate.filters', 'FilterConfig'))
+@stage_type("filter", "quality filters: empty turns, lengths, role order, refusals, self-identity, ...",
+            check=_curate_checker("filter"))
 def filter_stage(ctx: StageContext) -> dict[str, Any]:
-    from postmix.curate.filters import FilterConfig, filter_file
-
-    return _curate_stage(ctx, filter_file, FilterConfig)
+    return _curate_stage(ctx, "filter")
 
 
-@stage_type("dedup", "exact and MinHash-LSH near-duplicate removal", check=_checker('postmix.curate.dedup', 'DedupConfig'))
+@stage_type("dedup", "exact and MinHash-LSH near-duplicate removal", check=_curate_checker("dedup"))
 def dedup_stage(ctx: StageContext) -> dict[str, Any]:
-    from postmix.curate.dedup import DedupConfig, dedup_file
-
-    return _curate_stage(ctx, dedup_file, DedupConfig)
+    return _curate_stage(ctx, "dedup")
 
 
-@stage_type("decontam", "remove rows that overlap named benchmarks (n-gram coverage)", check=_checker('postmix.curate.decontam', 'DecontamConfig'))
+@stage_type("decontam", "remove rows that overlap named benchmarks (n-gram coverage)",
+            check=_curate_checker("decontam"))
 def decontam_stage(ctx: StageContext) -> dict[str, Any]:
-    from postmix.curate.decontam import DecontamConfig, decontaminate_file
-
-    return _curate_stage(ctx, decontaminate_file, DecontamConfig)
+    return _curate_stage(ctx, "decontam")
 
 
 def _train_stage(ctx: StageContext, method: str) -> dict[str, Any]:

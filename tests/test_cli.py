@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from importlib.resources import files
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -40,7 +41,7 @@ def test_ingest_and_stats_on_the_bundled_sample(tmp_path):
     report = json.loads((tmp_path / "clean.report.json").read_text())
     rejects = (tmp_path / "clean.rejects.jsonl").read_text().splitlines()
     written = out.read_text().splitlines()
-    raw_rows = [line for line in open(SAMPLE, encoding="utf-8") if line.strip()]
+    raw_rows = [line for line in Path(SAMPLE).read_text(encoding="utf-8").splitlines() if line.strip()]
     assert report["rows_in"] == len(raw_rows) == len(written) + len(rejects)
     assert report["rows_out"] == len(written) and len(rejects) >= 3
     stats = runner.invoke(app, ["stats", str(out), "--json"])

@@ -30,12 +30,16 @@ def register(group: typer.Typer) -> None:
         case_sensitive: bool = typer.Option(False, "--case-sensitive", help="Do not lowercase."),
         keep_punctuation: bool = typer.Option(False, "--keep-punctuation", help="Do not strip punctuation and symbols."),
         format: str | None = typer.Option(None, "--format", "-f", help="Input format when not postmix records."),
+        engine: str = typer.Option("local", "--engine", help="local (this process, every core) or ray (Ray Data on "
+                                   "RAY_ADDRESS / --ray-address, else a local Ray); same results."),
+        ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster to join with --engine ray."),
     ) -> None:
         """Remove rows that contain benchmark instances (n-gram overlap, Tulu 3 scoring); no server needed."""
         from postmix.cli import out, print_report_summary
-        from postmix.curate.decontam import DecontamConfig, decontaminate_file
+        from postmix.curate.decontam import DecontamConfig
         from postmix.io.errors_text import one_line
         from postmix.io.write import report_path
+        from postmix.scale.ray_stages import engine_stage
 
         try:
             config = DecontamConfig(
@@ -46,7 +50,7 @@ def register(group: typer.Typer) -> None:
             )
         except ValidationError as exc:
             raise ConfigError(f"bad decontam option: {one_line(exc)}") from None
-        result = decontaminate_file(source, output, config, format=format)
+        result = engine_stage("decontam", engine, ray_address)(source, output, config, format=format)
         for name, stats in result.report.details.get("benchmarks", {}).items():
             out.print(f"  {name}: {stats['instances_hit']}/{stats['instances']} instances found in the data "
                       f"({stats['contaminated_fraction']:.2%}), {stats['rows_removed']} rows removed")

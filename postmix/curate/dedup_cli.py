@@ -35,12 +35,16 @@ def register(group: typer.Typer) -> None:
         case_sensitive: bool = typer.Option(False, "--case-sensitive", help="Do not lowercase."),
         keep_punctuation: bool = typer.Option(False, "--keep-punctuation", help="Do not strip punctuation and symbols."),
         format: str | None = typer.Option(None, "--format", "-f", help="Input format when not postmix records."),
+        engine: str = typer.Option("local", "--engine", help="local (this process, every core) or ray (Ray Data on "
+                                   "RAY_ADDRESS / --ray-address, else a local Ray); same results."),
+        ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster to join with --engine ray."),
     ) -> None:
         """Remove exact and near-duplicate rows (MinHash-LSH); every removal names the row it duplicates."""
         from postmix.cli import print_report_summary
-        from postmix.curate.dedup import DedupConfig, dedup_file
+        from postmix.curate.dedup import DedupConfig
         from postmix.io.errors_text import one_line
         from postmix.io.write import report_path
+        from postmix.scale.ray_stages import engine_stage
 
         try:
             config = DedupConfig(
@@ -52,6 +56,11 @@ def register(group: typer.Typer) -> None:
             )
         except ValidationError as exc:
             raise ConfigError(f"bad dedup option: {one_line(exc)}") from None
-        result = dedup_file(source, output, config, against=against, cache_dir=cache_dir, format=format)
+        if against is not None and engine == "ray":
+            raise ConfigError("--against runs on the local engine only (the reference's signature cache "
+                              "is a local file): drop --engine ray for this step")
+        run = engine_stage("dedup", engine, ray_address)
+        extra = {"against": against, "cache_dir": cache_dir} if against is not None else {}
+        result = run(source, output, config, format=format, **extra)
         print_report_summary(result.report, {"output": str(result.output), "rejects": str(result.rejects),
                                              "report": str(report_path(result.output))})

@@ -26,13 +26,17 @@ def register(group: typer.Typer) -> None:
                                                "lists, `custom:` regex rules), or a list of regex rules."),
         tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer for min_tokens/max_tokens."),
         format: str | None = typer.Option(None, "--format", "-f", help="Input format when not postmix records."),
+        engine: str = typer.Option("local", "--engine", help="local (this process, every core) or ray (Ray Data on "
+                                   "RAY_ADDRESS / --ray-address, else a local Ray); same results."),
+        ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster to join with --engine ray."),
     ) -> None:
         """Drop rows failing quality rules (empty turns, role order, refusals, self-identification,
         repetition, mojibake, custom regex); each reject names the rule and what matched."""
         from postmix.cli import print_report_summary
-        from postmix.curate.filters import FilterConfig, filter_file, load_filter_config
+        from postmix.curate.filters import FilterConfig, load_filter_config
         from postmix.io.errors_text import one_line
         from postmix.io.write import report_path
+        from postmix.scale.ray_stages import engine_stage
 
         overrides = {"rules": rule or None, "tokenizer": tokenizer}
         if rules_file is not None:
@@ -42,6 +46,6 @@ def register(group: typer.Typer) -> None:
                 config = FilterConfig(**{k: v for k, v in overrides.items() if v is not None})
             except ValidationError as exc:
                 raise ConfigError(f"bad filter option: {one_line(exc)}") from None
-        result = filter_file(source, output, config, format=format)
+        result = engine_stage("filter", engine, ray_address)(source, output, config, format=format)
         print_report_summary(result.report, {"output": str(result.output), "rejects": str(result.rejects),
                                              "report": str(report_path(result.output))})

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from postmix import yamlfile
@@ -41,10 +40,11 @@ class EndpointConfig(BaseModel):
                           "`vllm serve` at http://host:8000/v1 or https://api.openai.com/v1.")
     api_key_env: str | None = Field(None, description="Name of the environment variable holding "
                                     "the key; None sends no Authorization header (local vLLM).")
-    backend: Literal["http", "openai", "vllm"] = Field(
+    backend: Literal["http", "openai", "vllm", "vllm-ray"] = Field(
         "http", description="http: thin aiohttp client (fastest, measured in "
         "benchmarks/bench_judge.py); openai: the official AsyncOpenAI client; vllm: vllm.LLM "
-        "offline in this process (GPU node).")
+        "offline in this process (GPU node); vllm-ray: offline batch generation with vllm.LLM "
+        "replicas on a Ray cluster (postmix.llm.vllm_ray), through Ray Data map_batches.")
     max_concurrency: int = Field(64, ge=1, description="Requests in flight (and sockets open) at "
                                  "once; more callers queue. 64 saturates a single vLLM replica.")
     requests_per_minute: float | None = Field(None, gt=0)
@@ -58,6 +58,15 @@ class EndpointConfig(BaseModel):
     vllm_args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for "
                                       "vllm.LLM when backend is vllm (tensor_parallel_size, ...).")
     vllm_batch_size: int = Field(256, ge=1, description="Requests per vllm.LLM.chat call.")
+    ray_replicas: int = Field(1, ge=1, description="vllm-ray: vllm.LLM actors (model replicas) in the "
+                              "Ray cluster; one per GPU node (or per tensor-parallel group) is usual.")
+    ray_num_gpus: float | None = Field(None, ge=0, description="vllm-ray: GPUs per replica; None = "
+                                       "tensor_parallel_size x pipeline_parallel_size of vllm_args.")
+    ray_address: str | None = Field(None, description="vllm-ray: Ray cluster address; None = RAY_ADDRESS, "
+                                    "else a cluster running on this machine, else a local Ray.")
+    ray_runtime_env: dict[str, Any] = Field(default_factory=dict, description="vllm-ray: Ray runtime_env "
+                                            "of the replicas (pip, env_vars, py_modules), when the "
+                                            "workers' Python lacks vLLM or needs settings.")
 
     def api_key(self) -> str | None:
         """The key from the environment; a clear error when the variable is named but unset."""
@@ -91,6 +100,22 @@ class RetryConfig(BaseModel):
                                "the JSON schema, before recording parse_error.")
 
 
+class HealthConfig(BaseModel):
+    """When an endpoint of a multi-endpoint pool is taken out, and when it is tried again.
+
+    An endpoint is never taken out while it is the last healthy one serving its model: then
+    there is nowhere else to send its requests, and plain retries with backoff apply.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    failures_to_eject: int = Field(3, ge=1, description="Consecutive connection errors, timeouts or "
+                                   "5xx replies that take an endpoint out; 3 tells a dead server from "
+                                   "one dropped connection.")
+    cooldown: float = Field(30.0, gt=0, description="Seconds out before one probe request is let "
+                            "through; long enough for a `vllm serve` restart to come back up.")
+
+
 class PoolConfig(BaseModel):
     """Endpoints for one or more models, and the retry policy shared by all of them."""
 
@@ -98,6 +123,7 @@ class PoolConfig(BaseModel):
 
     endpoints: list[EndpointConfig] = Field(min_length=1)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> PoolConfig:
@@ -117,18 +143,15 @@ class PoolConfig(BaseModel):
 
     def public_dict(self) -> dict[str, Any]:
         return {"endpoints": [e.public_dict() for e in self.endpoints],
-                "retry": self.retry.model_dump(mode="json")}
+                "retry": self.retry.model_dump(mode="json"),
+                "health": self.health.model_dump(mode="json")}
 
 
 def load_endpoints(path: str | Path) -> PoolConfig:
-    """A pool from YAML: ``endpoints: [...]`` (+ optional ``retry:``), or one endpoint mapping."""
+    """A pool from YAML: ``endpoints: [...]`` (+ optional ``retry:``, ``health:``), or one endpoint
+    mapping."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"no such endpoints file: {path} (see recipes/endpoints/ for examples)")
-    try:
-        data = yamlfile.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = yamlfile.read_yaml(path, "endpoints file", hint="see recipes/endpoints/ for examples")
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping with an 'endpoints' list")
     if "endpoints" not in data:

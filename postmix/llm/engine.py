@@ -1,10 +1,12 @@
 """The one engine behind every model call in postmix.
 
 ``Engine.chat(request)`` answers one ``ChatRequest``: from the cache when it was answered before,
-otherwise on the least-loaded endpoint serving the request's model, within that endpoint's
-concurrency and per-minute budgets, retrying transient failures with exponential backoff and
-jitter (honouring Retry-After), and re-asking a bounded number of times when a structured answer
-does not validate. It never raises for one bad item: the result says ``ok=False`` with a
+otherwise on the least-loaded healthy endpoint serving the request's model, within that
+endpoint's concurrency and per-minute budgets, retrying transient failures with exponential
+backoff and jitter (honouring Retry-After), and re-asking a bounded number of times when a
+structured answer does not validate. With several endpoints per model (one ``vllm serve`` per
+node), an endpoint that keeps failing is taken out for a cool-down (``postmix.llm.health``): a
+request that failed on it goes at once to another endpoint, and none is lost. It never raises for one bad item: the result says ``ok=False`` with a
 machine-readable ``error_kind`` and the last error. Only a run-wide problem (a rejected API key)
 raises ``EndpointError``.
 
@@ -19,6 +21,7 @@ import json
 import logging
 import random
 import re
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from postmix.errors import ConfigError, EndpointError
 from postmix.llm.cache import RequestCache
 from postmix.llm.config import EndpointConfig, PoolConfig, RetryConfig
+from postmix.llm.health import COUNTED, EndpointHealth, PoolLedger
 from postmix.llm.ledger import Ledger
 from postmix.llm.ratelimit import RateLimiter
 from postmix.llm.request import (
@@ -57,7 +61,12 @@ class _Slot:
     semaphore: asyncio.Semaphore
     rpm: RateLimiter | None
     tpm: RateLimiter | None
+    health: EndpointHealth
     waiting: int = 0  # requests assigned here and not finished (in flight or queued)
+
+
+class _Reroute(Exception):
+    """The endpoint was taken out while this request queued for it: choose again, no attempt spent."""
 
 
 class _Failure(Exception):
@@ -95,10 +104,12 @@ class Engine:
     def __init__(self, pool: PoolConfig, *, cache_path: str | Path | None = None,
                  cache: RequestCache | None = None, retry: RetryConfig | None = None,
                  seed: int | None = None,
-                 transport_factory: Callable[[EndpointConfig], Any] = make_transport):
+                 transport_factory: Callable[[EndpointConfig], Any] | None = None):
         self.pool = pool
         self.retry = retry or pool.retry
-        self.ledger = Ledger(pool.endpoints)
+        transport_factory = transport_factory or default_transport
+        self.health = {e.name: EndpointHealth(e.name, pool.health) for e in pool.endpoints}
+        self.ledger = PoolLedger(pool.endpoints, self.health)
         self.cache = cache if cache is not None else (RequestCache(cache_path) if cache_path else None)
         self._owns_cache = cache is None and self.cache is not None
         self._jitter = random.Random(seed)
@@ -107,7 +118,8 @@ class Engine:
             slot = _Slot(
                 endpoint, transport_factory(endpoint), asyncio.Semaphore(endpoint.max_concurrency),
                 RateLimiter(endpoint.requests_per_minute) if endpoint.requests_per_minute else None,
-                RateLimiter(endpoint.tokens_per_minute) if endpoint.tokens_per_minute else None)
+                RateLimiter(endpoint.tokens_per_minute) if endpoint.tokens_per_minute else None,
+                self.health[endpoint.name])
             self._slots.setdefault(endpoint.model, []).append(slot)
         # default sampling per model: the first endpoint's, so replicas share cache keys
         self._defaults = {m: slots[0].config.sampling for m, slots in self._slots.items()}
@@ -200,11 +212,24 @@ class Engine:
                           finish_reason=hit.get("finish_reason"), key=key, request=request,
                           sampling=sampling)
 
-    def _pick(self, model: str) -> _Slot:
+    def _pick(self, model: str, avoid: set[str] = frozenset()) -> tuple[_Slot, bool]:
+        """``(slot, is_probe)``: an ejected endpoint whose cool-down is over gets this request as
+        its probe; otherwise the least-loaded healthy endpoint, preferring ones this request has
+        not failed on. A model always has a healthy endpoint (the last one is never ejected)."""
         slots = self._slots[model]
-        if len(slots) == 1:
-            return slots[0]
-        return min(slots, key=lambda s: s.waiting / s.config.max_concurrency)
+        now = time.monotonic()
+        for slot in slots:
+            if slot.config.name not in avoid and slot.health.probe_ready(now):
+                slot.health.start_probe(now)
+                return slot, True
+        healthy = [s for s in slots if s.health.healthy] or slots
+        fresh = [s for s in healthy if s.config.name not in avoid] or healthy
+        if len(fresh) == 1:
+            return fresh[0], False
+        return min(fresh, key=lambda s: s.waiting / s.config.max_concurrency), False
+
+    def _others_healthy(self, model: str, slot: _Slot) -> bool:
+        return any(s is not slot and s.health.healthy for s in self._slots[model])
 
     def _backoff(self, attempt: int, error: TransportError) -> float:
         wait = min(self.retry.backoff_max, self.retry.backoff_base * 2 ** (attempt - 1))
@@ -213,38 +238,61 @@ class Engine:
             wait = max(wait, min(error.retry_after, self.retry.retry_after_max))
         return wait
 
+    def _note_failure(self, model: str, slot: _Slot, kind: str) -> None:
+        if kind in COUNTED:
+            slot.health.failed(kind, time.monotonic(), can_eject=self._others_healthy(model, slot))
+        else:
+            slot.health.answered_with_error()
+
     async def _send(self, model: str, body: dict[str, Any]) -> tuple[RawReply, str, int]:
         """One answer within ``max_attempts`` HTTP attempts: (reply, endpoint name, attempts)."""
         last: TransportError | None = None
         slot = None
-        for attempt in range(1, self.retry.max_attempts + 1):
-            slot = self._pick(model)
+        avoid: set[str] = set()  # endpoints this request failed on with a dead-server error
+        attempt = 0
+        while attempt < self.retry.max_attempts:
+            slot, probe = self._pick(model, avoid)
             name = slot.config.name
             slot.waiting += 1
             try:
                 async with slot.semaphore:
+                    if not probe and not slot.health.healthy and self._others_healthy(model, slot):
+                        raise _Reroute
+                    attempt += 1
                     if slot.rpm is not None:
                         await slot.rpm.acquire(1)
                     if slot.tpm is not None:
                         await slot.tpm.acquire(_token_estimate(body))
                     self.ledger.attempt(name)
                     reply = await slot.transport.send(body)
+            except _Reroute:
+                continue
             except TransportError as exc:
                 last = exc
                 self.ledger.error(name, exc.kind)
+                self._note_failure(model, slot, exc.kind)
                 if exc.kind == "auth":
                     raise EndpointError(f"endpoint {name!r} refused the API key ({exc}); check "
                                         f"the variable named by api_key_env") from None
                 if not exc.retryable:
                     raise _Failure(exc.kind, str(exc), attempt, name) from None
-                if attempt < self.retry.max_attempts:
+                if exc.kind in COUNTED:
+                    avoid.add(name)
+                failover = exc.kind in COUNTED and any(
+                    s.config.name not in avoid and s.health.healthy for s in self._slots[model])
+                if attempt < self.retry.max_attempts and not failover:
                     wait = self._backoff(attempt, exc)
                     log.debug("endpoint %s: %s (attempt %d), retrying in %.2fs", name, exc.kind,
                               attempt, wait)
                     await asyncio.sleep(wait)
                 continue
+            except BaseException:  # cancelled mid-probe: the next request probes instead
+                if probe:
+                    slot.health.probe_abandoned(time.monotonic())
+                raise
             finally:
                 slot.waiting -= 1
+            slot.health.succeeded(time.monotonic())
             usage = reply.usage or {}
             self.ledger.answered(name, int(usage.get("prompt_tokens") or 0),
                                  int(usage.get("completion_tokens") or 0))
@@ -292,6 +340,15 @@ class Engine:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
+
+
+def default_transport(endpoint: EndpointConfig) -> Any:
+    """The transport of an endpoint's ``backend``; ``vllm-ray`` lives with its Ray code."""
+    if endpoint.backend == "vllm-ray":
+        from postmix.llm.vllm_ray import VLLMRayTransport
+
+        return VLLMRayTransport(endpoint)
+    return make_transport(endpoint)
 
 
 def _token_estimate(body: dict[str, Any]) -> float:

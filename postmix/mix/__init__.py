@@ -66,10 +66,11 @@ def list_mixes(*, home: str | Path | None = None, name: str | None = None) -> li
 
 
 def build(spec: Any, *, home: str | Path | None = None, tokenizer: str | None = None,
-          base: str | Path | None = None, progress: bool | None = None) -> BuildResult:
+          base: str | Path | None = None, progress: bool | None = None,
+          engine: str | None = None) -> BuildResult:
     from postmix.mix.builder import build as run_build
 
-    return run_build(spec, home=home, tokenizer=tokenizer, base=base, progress=progress)
+    return run_build(spec, home=home, tokenizer=tokenizer, base=base, progress=progress, engine=engine)
 
 
 def diff(a: str, b: str, *, home: str | Path | None = None, sample: int = 10) -> dict[str, Any]:

@@ -198,12 +198,14 @@ def build(
     tokenizer: str | None = None,
     base: str | Path | None = None,
     progress: bool | None = None,
+    engine: str | None = None,
 ) -> BuildResult:
     """Build ``spec`` (a YAML path, a dict or a ``MixSpec``) into the registry at ``home``.
 
     Returns the new version, or the latest one (``created=False``) when it already holds exactly
     the rows this build produced. ``base`` resolves relative source paths of a dict / MixSpec
-    (a YAML file's own folder is used for a path).
+    (a YAML file's own folder is used for a path). ``engine`` (local|ray) overrides the spec's
+    ``engine:`` for the curation steps; the rows are the same either way.
     """
     started = time.perf_counter()
     if isinstance(spec, (str, Path)):
@@ -212,6 +214,21 @@ def build(
         spec_obj = spec if isinstance(spec, MixSpec) else parse_spec(spec)
         base_dir = Path(base).resolve() if base is not None else Path.cwd()
     tokenizer_name = tokenizer or spec_obj.tokenizer
+    if engine is not None and engine != spec_obj.engine:
+        from postmix.scale.ray_stages import check_engine
+
+        check_engine(engine)
+        spec_obj = spec_obj.model_copy(update={"engine": engine})
+    if spec_obj.engine == "ray":
+        from postmix.scale.ray_mix import ray_steps
+
+        with ray_steps():
+            return _build(spec_obj, base_dir, home, tokenizer_name, progress, started)
+    return _build(spec_obj, base_dir, home, tokenizer_name, progress, started)
+
+
+def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer_name: str | None,
+           progress: bool | None, started: float) -> BuildResult:
     registry = Registry(home)
     staged = registry.staging_dir()
     try:

@@ -23,11 +23,13 @@ def build_cmd(
     home: Path | None = _home_option(),
     tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer for token counts (overrides the spec's)."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    engine: str | None = typer.Option(None, "--engine", help="Where curation steps run: local or ray (overrides "
+                                      "the spec's `engine:`); the rows are the same."),
 ) -> None:
     """Build a spec into a new registry version (or return the latest if its rows are identical)."""
     from postmix.mix import build
 
-    result = build(spec, home=home, tokenizer=tokenizer)
+    result = build(spec, home=home, tokenizer=tokenizer, engine=engine)
     if as_json:
         out.print_json(json.dumps(result.manifest))
         return

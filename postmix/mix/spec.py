@@ -93,6 +93,9 @@ class MixSpec(BaseModel):
     seed: int = Field(0, ge=0, description="Key of the sampling hash and of the shuffle.")
     shuffle: bool = Field(True, description="Shuffle the final rows; otherwise sources stay in spec order.")
     tokenizer: str | None = Field(None, description="Tokenizer (path or Hub name) for token counts; none = rows only.")
+    engine: Literal["local", "ray"] = Field(
+        "local", description="Where the curation steps run: local (one process, every core) or ray (Ray Data "
+        "on RAY_ADDRESS or a local Ray). Both give the same rows and the same content hash.")
 
     @field_validator("sources")
     @classmethod

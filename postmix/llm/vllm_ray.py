@@ -1,0 +1,155 @@
+"""The ``vllm-ray`` backend: offline batch generation with ``vllm.LLM`` replicas on a Ray cluster.
+
+Requests the engine has queued go out as one *wave*: a Ray Dataset of request bodies mapped
+by ``VLLMChat`` actors (``map_batches`` with an actor pool: ``ray_replicas`` actors, each holding
+one ``vllm.LLM`` on ``ray_num_gpus`` GPUs, fed ``vllm_batch_size`` requests per ``LLM.chat``
+call). The engine's cache, retries, schema checks and ledger apply unchanged, as for the
+in-process ``vllm`` backend. Each wave loads the model once per actor, so give the endpoint a
+``max_concurrency`` as large as the job (e.g. 100000): the engine then queues everything and
+the whole job is one wave, which is how Ray Data batch inference is meant to run.
+
+vLLM is imported only on the Ray workers: the driver (a CPU head node) needs Ray, not vLLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from postmix.errors import ConfigError, EndpointError
+from postmix.llm.config import EndpointConfig
+from postmix.llm.transport import RawReply, TransportError
+
+_NO_VLLM = "vllm-ray: the Ray workers cannot import vllm"
+
+
+class VLLMChat:
+    """The Ray Data actor: one ``vllm.LLM`` per actor, one ``LLM.chat`` call per batch."""
+
+    def __init__(self, model: str, vllm_args: dict[str, Any]):
+        try:
+            import vllm
+        except ImportError as exc:
+            raise RuntimeError(f"{_NO_VLLM} ({exc})") from None
+        self.vllm = vllm
+        self.llm = vllm.LLM(model=model, **vllm_args)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        from postmix.llm.vllm_offline import to_sampling_params
+
+        bodies = [json.loads(body) for body in batch["body"]]
+        n = len(bodies)
+        text: list[str | None] = [None] * n
+        finish: list[str | None] = [None] * n
+        prompt_tokens, completion_tokens = [0] * n, [0] * n
+        error: list[str | None] = [None] * n
+        kind: list[str | None] = [None] * n
+        params, good = [], []
+        for i, body in enumerate(bodies):
+            try:
+                params.append(to_sampling_params(self.vllm, body))
+                good.append(i)
+            except ConfigError as exc:  # this request is wrong; the others still run
+                error[i], kind[i] = str(exc), "http_error"
+        try:
+            outputs = self.llm.chat([bodies[i]["messages"] for i in good], params, use_tqdm=False) if good else []
+        except Exception as exc:  # an engine error fails the batch; the engine retries it
+            for i in good:
+                error[i], kind[i] = f"vLLM: {exc}", "server_error"
+            outputs = []
+        for i, output in zip(good, outputs, strict=False):
+            first = output.outputs[0] if output.outputs else None
+            if first is None:
+                error[i], kind[i] = "vLLM returned no output", "bad_response"
+                continue
+            text[i], finish[i] = first.text, first.finish_reason
+            prompt_tokens[i] = len(output.prompt_token_ids or ())
+            completion_tokens[i] = len(first.token_ids or ())
+        return {"index": list(batch["index"]), "text": text, "finish_reason": finish,
+                "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                "error": error, "error_kind": kind}
+
+
+def gpus_per_replica(endpoint: EndpointConfig) -> float:
+    if endpoint.ray_num_gpus is not None:
+        return endpoint.ray_num_gpus
+    args = endpoint.vllm_args
+    return float(int(args.get("tensor_parallel_size", 1)) * int(args.get("pipeline_parallel_size", 1)))
+
+
+def run_wave(endpoint: EndpointConfig, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Answer ``bodies`` with one Ray Data pipeline; rows come back in input order."""
+    import ray.data
+
+    from postmix.scale.ray_session import RayConfig, connect
+
+    connect(RayConfig(address=endpoint.ray_address))
+    items = [{"index": i, "body": json.dumps(body, ensure_ascii=False)} for i, body in enumerate(bodies)]
+    mapped = ray.data.from_items(items).map_batches(
+        VLLMChat, batch_format="numpy", batch_size=endpoint.vllm_batch_size,
+        fn_constructor_kwargs={"model": endpoint.model, "vllm_args": endpoint.vllm_args},
+        concurrency=endpoint.ray_replicas, num_gpus=gpus_per_replica(endpoint),
+        **({"runtime_env": endpoint.ray_runtime_env} if endpoint.ray_runtime_env else {}))
+    try:
+        rows = mapped.take_all()
+    except Exception as exc:
+        if _NO_VLLM in str(exc):
+            raise EndpointError(f"{_NO_VLLM}: install 'postmix[vllm]' on the GPU nodes, or give the "
+                                "endpoint a ray_runtime_env that provides it") from None
+        raise
+    return sorted(rows, key=lambda row: int(row["index"]))
+
+
+class VLLMRayTransport:
+    """Queues the engine's requests and answers them a wave at a time on Ray."""
+
+    def __init__(self, endpoint: EndpointConfig):
+        self.endpoint = endpoint
+        self._queue: deque[tuple[dict[str, Any], asyncio.Future[RawReply]]] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self.waves: list[int] = []  # requests per wave, for reports and tests
+
+    async def send(self, body: dict[str, Any]) -> RawReply:
+        future: asyncio.Future[RawReply] = asyncio.get_running_loop().create_future()
+        self._queue.append((body, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            await asyncio.sleep(0)  # let the engine enqueue everything it has ready
+            wave = [self._queue.popleft() for _ in range(len(self._queue))]
+            wave = [(body, fut) for body, fut in wave if not fut.cancelled()]
+            if not wave:
+                continue
+            self.waves.append(len(wave))
+            try:
+                rows = await loop.run_in_executor(None, run_wave, self.endpoint, [body for body, _ in wave])
+            except EndpointError as exc:
+                for _, fut in wave:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            except Exception as exc:  # the cluster lost the job: the engine retries these requests
+                for _, fut in wave:
+                    if not fut.done():
+                        fut.set_exception(TransportError("server_error", f"Ray: {str(exc).splitlines()[0]}"))
+                continue
+            for (_, fut), row in zip(wave, rows, strict=True):
+                if fut.done():
+                    continue
+                if row["error_kind"]:
+                    fut.set_exception(TransportError(str(row["error_kind"]), str(row["error"])))
+                else:
+                    usage = {"prompt_tokens": int(row["prompt_tokens"]), "completion_tokens": int(row["completion_tokens"])}
+                    fut.set_result(RawReply(str(row["text"]), row["finish_reason"], usage))
+
+    async def close(self) -> None:
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()

@@ -1,0 +1,76 @@
+"""The example notebooks run top to bottom on the bundled sample and draw every figure they
+promise, and the committed notebooks are exactly what ``scripts/make_notebooks.py`` writes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+GENERATOR = ROOT / "scripts" / "make_notebooks.py"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A 1-bar matplotlib chart with axes and a title is already ~10 KB; an empty canvas is ~2 KB.
+MIN_FIGURE_BYTES = 5_000
+
+FIGURES = {
+    "01_curate_and_mix.ipynb": ["01_cluster_sizes.png", "01_contamination.png",
+                                "01_mix_composition.png", "01_rows_per_step.png"],
+    "02_judge_and_pairs.ipynb": ["02_compare.png", "02_length_bias.png", "02_ratings_by_aspect.png",
+                                 "02_ratings_by_model.png", "02_win_rates.png"],
+    "03_train.ipynb": ["03_rlvr_reward.png", "03_sft_loss.png"],
+}
+NEEDS = {"03_train.ipynb": ["trl", "torch"]}
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_notebook_runs_and_draws_its_figures(name, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("matplotlib")
+    for module in NEEDS.get(name, []):
+        pytest.importorskip(module)
+    # The kernel inherits the environment: its tempfile work folders land in tmp_path too.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()  # raises CellExecutionError, with the cell and traceback, on the first error
+
+    errors = [output for cell in notebook.cells if cell.cell_type == "code"
+              for output in cell.outputs if output.output_type == "error"]
+    assert errors == []
+    drawn = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert drawn == FIGURES[name]
+    for figure in drawn:
+        data = (tmp_path / figure).read_bytes()
+        assert data.startswith(PNG_MAGIC), figure
+        assert len(data) > MIN_FIGURE_BYTES, f"{figure} is only {len(data)} bytes"
+
+
+def test_committed_notebooks_are_what_the_generator_writes(tmp_path):
+    pytest.importorskip("nbformat")
+    subprocess.run([sys.executable, str(GENERATOR), "--out", str(tmp_path)], check=True,
+                   capture_output=True, text=True)
+    generated = sorted(p.name for p in tmp_path.glob("*.ipynb"))
+    assert generated == sorted(FIGURES)
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == generated
+    stale = [name for name in generated
+             if (tmp_path / name).read_bytes() != (NOTEBOOKS / name).read_bytes()]
+    assert stale == [], f"run `python scripts/make_notebooks.py`: {stale} differ from the generator"
+
+
+def test_committed_notebooks_carry_no_outputs():
+    nbformat = pytest.importorskip("nbformat")
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        assert code, path.name
+        assert all(cell.outputs == [] and cell.execution_count is None for cell in code), path.name

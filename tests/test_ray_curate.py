@@ -1,0 +1,357 @@
+"""The Ray engine gives the local engine's results: dedup (with a planted A~B~C chain), filter,
+decontam, the stage files and mix build, run both ways on the same data in one local Ray (2 CPUs).
+Partitions and block sizes are set small so every shuffle has several groups to merge."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from postmix.curate.decontam import DecontamConfig, decontaminate
+from postmix.curate.dedup import DedupConfig, dedup, dedup_file
+from postmix.curate.filters import FilterConfig, apply_filters
+from postmix.curate.unionfind import clusters
+from postmix.errors import ConfigError
+from postmix.io.dataset import save_records
+from postmix.schemas import FEATURES
+
+ray = pytest.importorskip("ray")
+
+from postmix.scale.ray_components import connected_components  # noqa: E402
+from postmix.scale.ray_session import RayConfig, ray_pipeline  # noqa: E402
+
+SMALL = RayConfig(partitions=3, block_rows=97)  # odd sizes: groups and blocks never line up
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+# ---------------------------------------------------------------- data built here
+
+
+VOCAB = [f"v{i}q{random.Random(i).randint(0, 10**6)}" for i in range(4000)]
+
+
+def words(seed: int, n: int = 100) -> list[str]:
+    rng = random.Random(seed)
+    return [rng.choice(VOCAB) for _ in range(n)]
+
+
+def replaced(ws: list[str], position: int) -> list[str]:
+    """One word of 100 replaced: 5 of 96 five-word shingles change, Jaccard 91/101 = 0.901."""
+    return ws[:position] + ["replacedword"] + ws[position + 1 :]
+
+
+def sft(rows: list[tuple[str, str, str, str]]) -> datasets.Dataset:
+    return datasets.Dataset.from_list(
+        [{"id": rid, "source": source, "meta": "{}",
+          "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]}
+         for rid, user, source, answer in rows], features=FEATURES["sft"])
+
+
+# A~B (0.901) and B~C (0.901) but A, C differ in two words: Jaccard 86/106 = 0.811 < 0.85.
+CHAIN_A = words(7)
+CHAIN_B = replaced(CHAIN_A, 30)
+CHAIN_C = replaced(CHAIN_B, 70)
+
+
+def corpus(n: int = 1200, seed: int = 0) -> datasets.Dataset:
+    """Random rows from n/3 bases: exact copies (after normalising), one-word edits, truncations,
+    texts that normalise to nothing; the chain planted at fixed places (A first)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        base = words(1000 + rng.randint(0, n // 3))
+        r = rng.random()
+        if r < 0.3:
+            base = replaced(base, rng.randint(0, 99))
+        elif r < 0.4:
+            base = base[: rng.randint(60, 100)]
+        text = " ".join(base)
+        if rng.random() < 0.05:
+            text = "  " + text.upper() + " !"
+        if rng.random() < 0.02:
+            text = "?!"
+        rows.append((f"r{i}", text, rng.choice(["web", "human", "synth"]), "x" * rng.randint(1, 60)))
+    for position, (rid, ws, source) in zip((5, 600, 1100), (("A", CHAIN_A, "web"), ("B", CHAIN_B, "human"),
+                                                            ("C", CHAIN_C, "web")), strict=True):
+        rows.insert(position, (rid, " ".join(ws), source, "answer"))
+    return sft(rows)
+
+
+@pytest.fixture(scope="module")
+def planted() -> datasets.Dataset:
+    return corpus()
+
+
+def by_id(ds, verdicts) -> dict[str, tuple]:
+    return {row_id: (r, d) for row_id, r, d in zip(ds["id"], verdicts.reasons, verdicts.details, strict=True)}
+
+
+def without_timings(stats: dict) -> dict:
+    return {k: v for k, v in stats.items() if k not in ("timings", "engine")}
+
+
+def assert_same(local, distributed) -> None:
+    assert list(distributed.reasons) == list(local.reasons)
+    assert list(distributed.details) == list(local.details)
+    assert without_timings(distributed.stats) == without_timings(local.stats)
+
+
+# ---------------------------------------------------------------- connected components
+
+
+def test_components_over_ray_data_equal_union_find(ray_local):
+    rng = np.random.default_rng(3)
+    lo, hi = rng.integers(0, 4000, 3000), rng.integers(0, 4000, 3000)
+    chain = np.arange(5000, 5300)  # a path of 300 nodes, listed from its far end
+    lo = np.r_[lo, chain[::-1][1:]]
+    hi = np.r_[hi, chain[::-1][:-1]]
+    keep = lo != hi
+    lo, hi = np.minimum(lo[keep], hi[keep]), np.maximum(lo[keep], hi[keep])
+    with ray_pipeline(SMALL) as run:
+        edges = ray.data.from_arrow([pa.table({"lo": lo[k::4], "hi": hi[k::4]}) for k in range(4)])
+        labels, _ = connected_components(edges, run.partitions)
+        got = pa.concat_tables(list(labels.iter_batches(batch_size=None, batch_format="pyarrow")))
+    node, label = got["node"].to_numpy(), got["label"].to_numpy()
+    assert sorted(node.tolist()) == np.unique(np.r_[lo, hi]).tolist()  # every node once
+    assert (label == clusters(6000, np.stack([lo, hi], axis=1))[node]).all()
+    assert set(label[np.isin(node, chain)].tolist()) == {5000}  # the path is one cluster
+
+
+# ---------------------------------------------------------------- dedup
+
+
+CONFIGS = {
+    "near-first": DedupConfig(threshold=0.85),
+    "near-verify": DedupConfig(threshold=0.85, verify=True),
+    "longest": DedupConfig(threshold=0.85, keep="longest"),
+    "source-priority": DedupConfig(threshold=0.85, mode="near", keep="source-priority",
+                                   source_priority=["human", "web"]),
+    "exact-only": DedupConfig(mode="exact"),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_dedup_on_ray_returns_the_local_verdicts(ray_local, planted, name):
+    from postmix.scale.ray_dedup import dedup_ray
+
+    config = CONFIGS[name]
+    local = dedup(planted, config)
+    distributed = dedup_ray(planted, config, ray_config=SMALL)
+    assert_same(local, distributed)
+    assert distributed.stats["engine"]["name"] == "ray"
+    got = by_id(planted, distributed)
+    if name == "near-first":  # the chain is one cluster: B and C both go, as duplicates of A
+        assert got["A"] == (None, "")
+        assert got["B"][1].startswith("duplicate_of=A ") and got["C"][1].startswith("duplicate_of=A ")
+    if name == "near-verify":  # C matches only B, which is removed: C stays
+        assert got["B"][1] == "duplicate_of=A similarity=0.901 method=jaccard"
+        assert got["C"] == (None, "") and distributed.stats["near"]["chained_rows_kept"] >= 1
+    if name == "source-priority":  # B is the human row: the chain keeps it
+        assert got["B"] == (None, "")
+        assert got["A"][1].startswith("duplicate_of=B ") and got["C"][1].startswith("duplicate_of=B ")
+    if name == "exact-only":
+        assert distributed.counts() == local.counts() and set(distributed.counts()) == {"exact_duplicate"}
+
+
+def test_dedup_stage_file_on_ray_writes_the_same_files(ray_local, planted, tmp_path):
+    from postmix.scale.ray_stages import stage_file
+
+    source = save_records(planted, tmp_path / "in.parquet")
+    config = DedupConfig(threshold=0.85)
+    local = dedup_file(source, tmp_path / "local.parquet", config)
+    distributed = stage_file("dedup", "ray")(source, tmp_path / "ray.parquet", config, ray_config=SMALL)
+    assert pq.read_table(distributed.output).equals(pq.read_table(local.output))
+    rejects = [[json.loads(line) for line in path.read_text().splitlines()] for path in (local.rejects, distributed.rejects)]
+    assert rejects[0] == rejects[1] and len(rejects[0]) == local.report.rows_in - local.report.rows_out
+    assert distributed.report.rejected == local.report.rejected
+
+
+def test_dedup_against_a_reference_is_refused_on_ray(ray_local, planted):
+    from postmix.scale.ray_dedup import dedup_ray
+    from postmix.scale.ray_stages import decider
+
+    with pytest.raises(ConfigError, match="local engine"):
+        dedup_ray(planted, DedupConfig(), against=planted)
+    with pytest.raises(ConfigError, match="unknown engine"):
+        decider("dedup", "spark")
+
+
+# ---------------------------------------------------------------- filter and decontam
+
+
+def messy_rows(n: int = 500, seed: int = 1) -> datasets.Dataset:
+    rng = random.Random(seed)
+    answers = ["As an AI language model, I cannot", "", "I am ChatGPT, trained by OpenAI", "loop again " * 40,
+               "the same line here\n" * 8, "mojibake: cafÃ©", "a fine answer"]
+    rows = []
+    for i in range(n):
+        messages = [{"role": "user", "content": f"question {i}"},
+                    {"role": "assistant", "content": rng.choice(answers + [f"answer {i}"] * 6)}]
+        if rng.random() < 0.05:
+            messages.reverse()
+        rows.append({"id": f"r{i}", "source": rng.choice(["a", "b"]), "meta": "{}", "messages": messages})
+    return datasets.Dataset.from_list(rows, features=FEATURES["sft"])
+
+
+def test_filter_on_ray_returns_the_local_verdicts(ray_local):
+    from postmix.scale.ray_filter import filter_ray
+
+    ds = messy_rows()
+    config = FilterConfig(examples=2, custom=[{"name": "q7", "pattern": r"question \d*7$", "roles": ["user"]}])
+    local = apply_filters(ds, config)
+    distributed = filter_ray(ds, config, ray_config=SMALL)
+    assert_same(local, distributed)
+    # every rule fired somewhere, so the merge of block reports is exercised for each
+    assert set(local.counts()) == {"empty_turn", "role_order", "mojibake", "refusal", "self_identification",
+                                   "repeated_lines", "repeated_ngrams", "q7"}
+
+
+def test_decontam_on_ray_returns_the_local_verdicts(ray_local, tmp_path):
+    from postmix.scale.ray_decontam import decontaminate_ray
+
+    questions = [" ".join(f"b{j}t{k}" for k in range(20)) for j in range(30)]
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(json.dumps({"question": q}) + "\n" for q in questions), encoding="utf-8")
+    rng = random.Random(2)
+    rows = []
+    for i in range(400):
+        text = " ".join(f"f{rng.randint(0, 999)}" for _ in range(30))
+        if i % 5 == 0:  # a leaked question, whole or in part
+            text += " " + " ".join(questions[i % 30].split()[: rng.randint(6, 20)])
+        rows.append({"id": f"r{i}", "source": rng.choice(["a", "b"]), "meta": "{}",
+                     "messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "x"}]})
+    ds = datasets.Dataset.from_list(rows, features=FEATURES["sft"])
+    config = DecontamConfig(benchmarks=[f"leaky={bench}:question"])
+    local = decontaminate(ds, config)
+    distributed = decontaminate_ray(ds, config, ray_config=SMALL)
+    assert_same(local, distributed)
+    assert 0 < local.counts()["contaminated"] <= 80
+
+
+# ---------------------------------------------------------------- mix build
+
+
+def test_mix_build_with_steps_on_ray_gives_the_local_mix(ray_local, planted, tmp_path):
+    from postmix.mix import build as build_local
+    from postmix.scale.ray_mix import build as build_with_engine
+
+    web = save_records(planted.select(range(0, 700)), tmp_path / "web.parquet")
+    other = save_records(planted.select(range(700, len(planted))), tmp_path / "other.parquet")
+    spec = {"name": "scaled", "kind": "sft", "seed": 3,
+            "sources": [{"name": "web", "path": str(web), "steps": [{"step": "filter", "config": {}}]},
+                        {"name": "other", "path": str(other), "count": 50}],
+            "global_steps": [{"step": "dedup", "config": {"threshold": 0.85}}]}
+    local = build_local(spec, home=tmp_path / "local-home", progress=False)
+    distributed = build_with_engine(spec, engine="ray", home=tmp_path / "ray-home", progress=False)
+    assert distributed.mix.content_hash == local.mix.content_hash
+    assert distributed.mix.dataset["id"] == local.mix.dataset["id"]
+    reports = [[(r["step"], r["rows_in"], r["rows_out"], r["rejected"]) for s in m.manifest["sources"] for r in s["steps"]]
+               for m in (local, distributed)]
+    assert reports[0] == reports[1]
+    assert any(step == "global:dedup" and rejected for step, _, _, rejected in reports[0])
+
+
+# ---------------------------------------------------------------- the switches a user turns: CLI, recipe, spec
+
+
+def test_cli_engine_ray_writes_the_files_the_local_engine_writes(ray_local, planted, tmp_path):
+    from typer.testing import CliRunner
+
+    from postmix.cli import app
+
+    source = str(save_records(planted, tmp_path / "in.parquet"))
+    messy = save_records(messy_rows(), tmp_path / "messy.parquet")
+    runner = CliRunner()
+    bench = leaked_benchmark(planted, tmp_path)
+    for step, data, args in (("dedup", source, ["--threshold", "0.85"]), ("filter", messy, []),
+                             ("decontam", source, ["--benchmark", bench])):
+        for engine in ("local", "ray"):
+            result = runner.invoke(app, ["curate", step, str(data), str(tmp_path / f"{step}-{engine}.parquet"),
+                                         "--engine", engine, *args])
+            assert result.exit_code == 0, result.output
+        outputs = [pq.read_table(tmp_path / f"{step}-{engine}.parquet") for engine in ("local", "ray")]
+        assert outputs[0].equals(outputs[1]), step
+        rejects = [(tmp_path / f"{step}-{engine}.rejects.jsonl").read_text() for engine in ("local", "ray")]
+        assert rejects[0] == rejects[1], step
+        assert rejects[1].count("\n") > 0, step  # each step had something to remove
+
+
+def leaked_benchmark(ds, tmp_path) -> str:
+    """A benchmark file whose questions are ten of the corpus's user turns (so decontam has work)."""
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(json.dumps({"question": m[0]["content"]}) + "\n" for m in ds["messages"][100:110]),
+                     encoding="utf-8")
+    return f"leaky={bench}:question"
+
+
+def test_cli_refuses_against_on_ray_and_an_unknown_engine(planted, tmp_path):
+    from typer.testing import CliRunner
+
+    from postmix.cli import app
+
+    source = str(save_records(planted.select(range(20)), tmp_path / "in.parquet"))
+    runner = CliRunner()
+    result = runner.invoke(app, ["curate", "dedup", source, str(tmp_path / "o.parquet"), "--engine", "ray",
+                                 "--against", source])
+    assert isinstance(result.exception, ConfigError) and "local engine only" in str(result.exception)
+    result = runner.invoke(app, ["curate", "filter", source, str(tmp_path / "o.parquet"), "--engine", "spark"])
+    assert isinstance(result.exception, ConfigError) and "unknown engine 'spark'" in str(result.exception)
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_recipe_and_mix_spec_engine_keys_give_the_local_results(ray_local, planted, tmp_path):
+    import yaml
+
+    from postmix.pipeline import load_recipe, plan, run_recipe
+
+    save_records(planted, tmp_path / "in.parquet")
+    bench = leaked_benchmark(planted, tmp_path)
+
+    def recipe(engine: str | None, name: str):
+        extra = {"engine": engine} if engine else {}
+        stages = [
+            {"name": "dedup", "run": "dedup", "input": "in.parquet", "config": {"threshold": 0.85, **extra}},
+            {"name": "filtered", "run": "filter", "input": "dedup", "config": dict(extra)},
+            {"name": "mix", "run": "mix_build", "input": ["filtered"],
+             "config": {"name": "m", "kind": "sft", "seed": 1, **extra,
+                        "sources": [{"path": "filtered", "steps": [{"step": "decontam",
+                                                                    "config": {"benchmarks": [bench]}}]}]}},
+        ]
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"name": name, "stages": stages}))
+        return load_recipe(path)
+
+    quiet = {"echo": lambda _: None, "recipe_dir": tmp_path}
+    local = run_recipe(recipe(None, "local"), tmp_path / "w-local", **quiet)
+    on_ray = run_recipe(recipe("ray", "ray"), tmp_path / "w-ray", **quiet)
+    for stage in ("dedup", "filtered"):
+        outputs = [pq.read_table(r.stages[stage]["outputs"]["data"]) for r in (local, on_ray)]
+        assert outputs[0].equals(outputs[1]), stage
+    hashes = [r.stages["mix"]["outputs"]["content_hash"] for r in (local, on_ray)]
+    assert hashes[0] == hashes[1]
+    manifest = json.loads((Path(on_ray.stages["mix"]["outputs"]["version_dir"]) / "manifest.json").read_text())
+    assert manifest["spec"]["engine"] == "ray"  # the manifest records how the mix was built
+    # the run-wide default (`postmix run --engine ray`) reaches stages that do not set one
+    by_option = run_recipe(recipe(None, "option"), tmp_path / "w-option", options={"engine": "ray"}, **quiet)
+    assert by_option.stages["mix"]["outputs"]["content_hash"] == hashes[0]
+    # a bad engine fails at plan time, before anything runs
+    bad = recipe(None, "bad")
+    bad.stages[0].config["engine"] = "spark"
+    with pytest.raises(ConfigError, match="unknown engine 'spark'"):
+        plan(bad, tmp_path / "w-bad", tmp_path)
