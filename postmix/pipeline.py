@@ -174,8 +174,10 @@ def run_recipe(
     options: dict[str, Any] | None = None,
     echo: Callable[[str], None] = print,
 ) -> RunResult:
-    workdir = Path(workdir)
-    recipe_dir = Path(recipe_dir)
+    # Absolute from here on: stage outputs are handed to later stages, which may resolve relative
+    # paths against the recipe's folder (mix specs do), and a re-run may start from another cwd.
+    workdir = Path(workdir).resolve()
+    recipe_dir = Path(recipe_dir).resolve()
     planned = plan(recipe, workdir, recipe_dir)
     results: dict[str, dict[str, Any]] = {}
     for step in planned:

@@ -112,3 +112,21 @@ def test_a_config_typo_fails_at_plan_time(tmp_path):
     stages = [STAGES[0], {"name": "d", "run": "dedup", "input": "raw", "config": {"treshold": 0.9}}]
     with pytest.raises(ConfigError, match="stage 'd' \\(dedup\\).*treshold"):
         plan(load_recipe(write_recipe(tmp_path, stages)), tmp_path / "w", tmp_path)
+
+
+def test_a_relative_workdir_outside_the_recipe_folder_feeds_a_mix_build(tmp_path, monkeypatch):
+    """Stage outputs reach a mix spec, which resolves relative source paths against the recipe's
+    folder: with the recipe elsewhere (as the bundled quickstart is) they must still be found,
+    and a re-run from another cwd must find the cached outputs."""
+    recipe_dir = tmp_path / "recipes"
+    recipe_dir.mkdir()
+    stages = [STAGES[0], {"name": "mix", "run": "mix_build", "input": "raw",
+                          "config": {"name": "m", "kind": "sft", "sources": [{"path": "raw"}]}}]
+    recipe = load_recipe(write_recipe(recipe_dir, stages))
+    monkeypatch.chdir(tmp_path)
+    result = run_recipe(recipe, Path("out"), recipe_dir=recipe_dir, echo=lambda _: None)
+    assert result.stages["mix"]["outputs"]["mix"] == "m@1"
+    assert Path(result.stages["raw"]["outputs"]["data"]).is_absolute()
+    monkeypatch.chdir(recipe_dir)
+    again = run_recipe(recipe, tmp_path / "out", recipe_dir=recipe_dir, echo=lambda _: None)
+    assert [s["status"] for s in again.stages.values()] == ["cached", "cached"]
