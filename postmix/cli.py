@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -161,6 +162,14 @@ def run_recipe_command(
     out.print(f"[bold]done[/bold]: {len(result.stages)} stages, summary in {target / 'last_run.json'}")
 
 
+def _from_cwd(value: str) -> str:
+    """A path under the current folder as a relative one (short enough for a terminal table)."""
+    if not os.path.isabs(value):
+        return value
+    relative = os.path.relpath(value)
+    return value if relative.startswith("..") else relative
+
+
 @app.command()
 def quickstart(
     out: Path = typer.Option(Path("quickstart-out"), "--out", "-o", help="Where every output, report and run card goes."),
@@ -176,7 +185,8 @@ def quickstart(
     table = Table("stage", "status", "seconds", "outputs", title=f"quickstart -> {out}")
     for name, stage in result.stages.items():
         shown = {k: v for k, v in stage["outputs"].items() if k in ("data", "rejects", "report", "mix", "run_card", "failures")}
-        table.add_row(name, stage["status"], str(stage.get("seconds", "")), "\n".join(f"{k}: {v}" for k, v in shown.items()))
+        table.add_row(name, stage["status"], str(stage.get("seconds", "")),
+                      "\n".join(f"{k}: {_from_cwd(v)}" for k, v in shown.items()))
     out_console_print(table)
 
 
