@@ -86,13 +86,47 @@ def compare(docs_list: list[int], *, verify: bool = False, partitions: int | Non
                   f"{local_s / ray_s:9.2f}  {equal!s:5s}  {sum(local.counts().values())}")
 
 
+def compare_files(docs: int, *, row_group_rows: int = 20_000) -> None:
+    """File to file (load, decide, write output + rejects + report): the local engine, Ray with the
+    workers reading the input's row groups, and Ray with the driver cutting blocks."""
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from postmix.curate.dedup import DedupConfig, dedup_file
+    from postmix.io.dataset import dataset_table
+    from postmix.scale.ray_session import RayConfig, connect
+    from postmix.scale.ray_stages import dedup_file_ray
+
+    connect(RayConfig())
+    table = dataset_table(synthetic_sft(docs))
+    config = DedupConfig()
+    with tempfile.TemporaryDirectory() as tmp:
+        grouped, single = Path(tmp) / "grouped.parquet", Path(tmp) / "single.parquet"
+        pq.write_table(table, grouped, row_group_size=row_group_rows)
+        pq.write_table(table, single, row_group_size=docs)
+        dedup_file_ray(grouped, Path(tmp) / "warm.parquet", config)  # start Ray's workers
+        local, local_s = timed(lambda: dedup_file(grouped, Path(tmp) / "local.parquet", config))
+        print(f"dedup file to file, {docs} docs; local engine {local_s:.2f} s")
+        for name, path in (("workers read", grouped), ("driver blocks", single)):
+            result, seconds = timed(lambda path=path: dedup_file_ray(path, Path(tmp) / "ray.parquet", config))
+            equal = pq.read_table(result.output).equals(pq.read_table(local.output))
+            print(f"  ray, {name:13s} {seconds:6.2f} s  ray/local {local_s / seconds:.2f}  equal {equal}  "
+                  f"input: {result.report.details['engine']['input']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", default="20000,100000", help="comma list of corpus sizes")
     parser.add_argument("--verify", action="store_true", help="dedup with exact-Jaccard verification")
     parser.add_argument("--partitions", type=int, default=None, help="Ray shuffle partitions (default: CPUs)")
     parser.add_argument("--skip-filter", action="store_true", help="time dedup only")
+    parser.add_argument("--files", type=int, default=0, help="also time file-to-file dedup of this many docs, "
+                        "with the workers reading row groups and with driver blocks")
     args = parser.parse_args()
+    if args.files:
+        compare_files(args.files)
     compare([int(d) for d in args.docs.split(",")], verify=args.verify, partitions=args.partitions,
             skip_filter=args.skip_filter)
 

@@ -355,3 +355,45 @@ def test_recipe_and_mix_spec_engine_keys_give_the_local_results(ray_local, plant
     bad.stages[0].config["engine"] = "spark"
     with pytest.raises(ConfigError, match="unknown engine 'spark'"):
         plan(bad, tmp_path / "w-bad", tmp_path)
+
+
+def test_workers_read_a_parquet_input_by_row_groups_with_the_local_results(ray_local, planted, tmp_path):
+    """A Parquet file with a row group per CPU or more is read by the Ray workers themselves (the
+    report says so); one with a single group goes through the driver; the files are the local ones."""
+    from postmix.curate.decontam import decontaminate_file
+    from postmix.curate.filters import filter_file
+    from postmix.scale.ray_stages import stage_file
+
+    table = pa.Table.from_pylist(planted.to_list(), schema=FEATURES["sft"].arrow_schema)
+    grouped = tmp_path / "grouped.parquet"
+    pq.write_table(table, grouped, row_group_size=150)  # 9 row groups, uneven last one
+    assert pq.ParquetFile(grouped).metadata.num_row_groups == 9
+    single = tmp_path / "single.parquet"
+    pq.write_table(table, single)
+    bench = leaked_benchmark(planted, tmp_path)
+    local_runs = {"dedup": (dedup_file, DedupConfig(threshold=0.85)), "filter": (filter_file, FilterConfig()),
+                  "decontam": (decontaminate_file, DecontamConfig(benchmarks=[bench]))}
+    for step, (run_local, config) in local_runs.items():
+        local = run_local(grouped, tmp_path / f"{step}-local.parquet", config)
+        on_workers = stage_file(step, "ray")(grouped, tmp_path / f"{step}-ray.parquet", config, ray_config=SMALL)
+        via_driver = stage_file(step, "ray")(single, tmp_path / f"{step}-driver.parquet", config, ray_config=SMALL)
+        assert on_workers.report.details["engine"]["input"].startswith("workers (9 row groups"), step
+        assert via_driver.report.details["engine"]["input"] == "driver", step
+        for result in (on_workers, via_driver):
+            assert pq.read_table(result.output).equals(pq.read_table(local.output)), step
+            assert result.rejects.read_text() == local.rejects.read_text(), step
+            assert result.report.rejected == local.report.rejected, step
+
+
+def test_workers_read_only_what_every_node_sees(ray_local, tmp_path, monkeypatch):
+    """On a cluster each alive node is asked for the file's size; one that sees no file (or another
+    file) sends the input through the driver. Two entries for this one node stand in for two nodes."""
+    from postmix.scale import ray_session
+
+    here = ray_local.nodes()[0]
+    monkeypatch.setattr(ray_local, "nodes", lambda: [here, dict(here), {**here, "Alive": False}])
+    path = tmp_path / "x.parquet"
+    path.write_bytes(b"0123456789")
+    assert ray_session._visible_on_every_node(str(path), 10)
+    assert not ray_session._visible_on_every_node(str(path), 11)
+    assert not ray_session._visible_on_every_node(str(tmp_path / "missing.parquet"), 10)

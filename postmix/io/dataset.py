@@ -99,6 +99,9 @@ def dataset_table(ds: datasets.Dataset) -> pa.Table:
     return ds.with_format("arrow")[:]
 
 
+PARQUET_ROW_GROUP_ROWS = 100_000
+
+
 def write_table(table: pa.Table, output: str | Path) -> Path:
     """Write an Arrow table by suffix (.jsonl / .jsonl.gz / .parquet), atomically.
 
@@ -116,7 +119,9 @@ def write_table(table: pa.Table, output: str | Path) -> Path:
     os.close(fd)
     try:
         if kind == "parquet":
-            pq.write_table(table, tmp)
+            # 100k-row groups rather than pyarrow's 1Mi: a stage's output can then be read in
+            # parallel by the next one (Ray workers take a row group each) at little cost.
+            pq.write_table(table, tmp, row_group_size=PARQUET_ROW_GROUP_ROWS)
         else:
             opener = gzip.open if output.name.endswith(".gz") else open
             with opener(tmp, "wt", encoding="utf-8") as handle:

@@ -7,6 +7,7 @@ local engine does."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,8 +50,10 @@ def _scan_block(table: pa.Table, *, kind: str, config: DecontamConfig, index: Be
 
 
 def decontaminate_ray(ds: Any, config: DecontamConfig, *, kind: str | None = None,
-                      index: BenchmarkIndex | None = None, ray_config: RayConfig | None = None) -> Verdicts:
-    """``postmix.curate.decontam.decontaminate`` on Ray Data: same arguments, same ``Verdicts``."""
+                      index: BenchmarkIndex | None = None, ray_config: RayConfig | None = None,
+                      source: str | Path | None = None) -> Verdicts:
+    """``postmix.curate.decontam.decontaminate`` on Ray Data: same arguments, same ``Verdicts``.
+    ``source``: the Parquet file ``ds`` was loaded from, for the workers to read (``rows_dataset``)."""
     kind = kind or kind_of_columns(ds.column_names)
     if kind is None:
         raise ConfigError("decontam needs postmix records: run `postmix ingest` on the data first")
@@ -63,7 +66,8 @@ def decontaminate_ray(ds: Any, config: DecontamConfig, *, kind: str | None = Non
         return local.decontaminate(ds, config, kind=kind, index=index)
     started = time.perf_counter()
     with ray_pipeline(ray_config) as run:
-        found = rows_dataset(ds, run.block_rows(n, config.batch_size)).map_batches(
+        rows_ds, read = rows_dataset(ds, run.block_rows(n, config.batch_size), source)
+        found = rows_ds.map_batches(
             _scan_block, batch_format="pyarrow", fn_kwargs={"kind": kind, "config": config, "index": index})
         got = collect(found, ["row", "instance", "score", "best", "span"])
     timings["scan"] = time.perf_counter() - started
@@ -79,5 +83,5 @@ def decontaminate_ray(ds: Any, config: DecontamConfig, *, kind: str | None = Non
         details[row] = f"{CONTAMINATED}:{name}:{instance_id}:{score:.3f} span=\"{span}\""
     stats = local._report(ds, index, config, [(rows, instances, scores)], best)
     stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
-    stats["engine"] = {"name": "ray", "partitions": run.partitions, "cpus": run.cpus}
+    stats["engine"] = {"name": "ray", "partitions": run.partitions, "cpus": run.cpus, "input": read}
     return Verdicts(reasons, details, stats)

@@ -22,6 +22,7 @@ candidate pairs stay in the Ray object store.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -330,8 +331,10 @@ def dedup_ray(
     against: Any = None,
     cache_dir: Any = None,
     ray_config: RayConfig | None = None,
+    source: str | Path | None = None,
 ) -> Verdicts:
-    """``postmix.curate.dedup.dedup`` on Ray Data: same arguments, same ``Verdicts``."""
+    """``postmix.curate.dedup.dedup`` on Ray Data: same arguments, same ``Verdicts``.
+    ``source``: the Parquet file ``ds`` was loaded from, for the workers to read (``rows_dataset``)."""
     config = config or DedupConfig()
     kind = kind or kind_of_columns(ds.column_names)
     if kind is None:
@@ -350,8 +353,8 @@ def dedup_ray(
         engine.update({"partitions": p, "cpus": run.cpus})
         started = time.perf_counter()
         need_sigs = config.mode != "exact"
-        source = rows_dataset(ds, run.block_rows(n, config.batch_size))
-        features = source.map_batches(_features, batch_format="pyarrow", fn_kwargs={
+        rows, engine["input"] = rows_dataset(ds, run.block_rows(n, config.batch_size), source)
+        features = rows.map_batches(_features, batch_format="pyarrow", fn_kwargs={
             "kind": kind, "config": config, "signatures": need_sigs, "text": config.verify and need_sigs,
         }).materialize()
         empty = _count_true(features, "empty")

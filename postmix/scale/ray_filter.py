@@ -6,6 +6,7 @@ details and report as the local engine."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,8 +51,9 @@ def _merge(blocks: list[dict[str, Any]], codes: list[str], examples: int) -> dic
 
 
 def filter_ray(ds: Any, config: FilterConfig | None = None, *, kind: str | None = None,
-               ray_config: RayConfig | None = None) -> Verdicts:
-    """``postmix.curate.filters.apply_filters`` on Ray Data: same arguments, same ``Verdicts``."""
+               ray_config: RayConfig | None = None, source: str | Path | None = None) -> Verdicts:
+    """``postmix.curate.filters.apply_filters`` on Ray Data: same arguments, same ``Verdicts``.
+    ``source``: the Parquet file ``ds`` was loaded from, for the workers to read (``rows_dataset``)."""
     config = config or FilterConfig()
     kind = kind or kind_of_columns(ds.column_names)
     if kind is None:
@@ -60,7 +62,8 @@ def filter_ray(ds: Any, config: FilterConfig | None = None, *, kind: str | None 
     if n == 0:
         return apply_filters(ds, config, kind=kind)
     with ray_pipeline(ray_config) as run:
-        judged = rows_dataset(ds, run.block_rows(n, config.batch_size)).map_batches(
+        rows, read = rows_dataset(ds, run.block_rows(n, config.batch_size), source)
+        judged = rows.map_batches(
             _judge_block, batch_format="pyarrow", fn_kwargs={"kind": kind, "config": config})
         got = collect(judged, ["row", "reason", "detail"])
     reasons: list[str | None] = [None] * n
@@ -72,4 +75,5 @@ def filter_ray(ds: Any, config: FilterConfig | None = None, *, kind: str | None 
         else:
             reasons[row], details[row] = reason, detail
     stats = _merge([s for _, s in sorted(block_stats, key=lambda item: item[0])], config.rule_codes(), config.examples)
+    stats["engine"] = {"name": "ray", "partitions": run.partitions, "cpus": run.cpus, "input": read}
     return Verdicts(reasons, details, stats)

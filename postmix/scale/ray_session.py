@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -123,20 +124,88 @@ class PipelineSettings:
 # ---------------------------------------------------------------- rows in, rows out
 
 
-def rows_dataset(ds: Any, block_rows: int) -> Any:
-    """A ``datasets.Dataset`` as a Ray Dataset of Arrow blocks with a ``__row`` column (its
-    position), so every later step can say which input row it is about."""
+def rows_dataset(ds: Any, block_rows: int, source: str | Path | None = None) -> tuple[Any, str]:
+    """``(Ray Dataset, how it was read)``: the rows of ``ds`` as Arrow blocks with a ``__row``
+    column (the row's position), so every later step can say which input row it is about.
+
+    When ``source`` is the Parquet file ``ds`` was loaded from, has a row group per CPU or more,
+    and every node of the cluster sees it, the workers read its row groups themselves
+    (``"workers"``): the input is then read in parallel where the tasks run instead of going
+    through the driver's object store. Otherwise the driver's rows are cut into blocks (``"driver"``).
+    """
     import pyarrow as pa
     import ray.data
 
     from postmix.io.dataset import dataset_table
 
+    pieces = _parquet_pieces(source, ds)
+    if pieces is not None:
+        columns, schema = list(ds.column_names), dataset_table(ds.select(range(0))).schema
+        read = ray.data.from_items(pieces, override_num_blocks=len(pieces)).map_batches(
+            _read_pieces, batch_format="pyarrow", batch_size=None, fn_kwargs={"columns": columns, "schema": schema})
+        return read, f"workers ({len(pieces)} row groups of {source})"
     table = dataset_table(ds)
     blocks = []
     for start in range(0, max(len(table), 1), block_rows):
         block = table.slice(start, block_rows)
         blocks.append(block.append_column(ROW, pa.array(np.arange(start, start + len(block), dtype=np.int64))))
-    return ray.data.from_arrow(blocks)
+    return ray.data.from_arrow(blocks), "driver"
+
+
+def _parquet_pieces(source: str | Path | None, ds: Any) -> list[dict[str, Any]] | None:
+    """The row groups of ``source`` with their first row positions, when workers should read them."""
+    if source is None or not str(source).endswith(".parquet") or not Path(source).is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    from postmix.schemas import kind_of_columns
+
+    path = Path(source).resolve()
+    parquet = pq.ParquetFile(path)
+    meta = parquet.metadata
+    if kind_of_columns(parquet.schema_arrow.names) is None or not set(ds.column_names) <= set(parquet.schema_arrow.names):
+        return None  # not postmix records as they are: the driver converted them while loading
+    if meta.num_rows != len(ds) or meta.num_row_groups < cluster_cpus():
+        return None  # rows dropped while loading, or too few groups to keep every CPU busy
+    size = path.stat().st_size
+    if not _visible_on_every_node(str(path), size):
+        return None
+    pieces, offset = [], 0
+    for group in range(meta.num_row_groups):
+        pieces.append({"path": str(path), "group": group, "offset": offset})
+        offset += meta.row_group(group).num_rows
+    return pieces
+
+
+def _read_pieces(batch: Any, *, columns: list[str], schema: Any) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for path, group, offset in zip(batch.column("path").to_pylist(), batch.column("group").to_pylist(),
+                                   batch.column("offset").to_pylist(), strict=True):
+        table = pq.ParquetFile(path).read_row_group(group, columns=columns).cast(schema)
+        rows = pa.array(np.arange(offset, offset + table.num_rows, dtype=np.int64))
+        tables.append(table.append_column(ROW, rows))
+    return pa.concat_tables(tables)
+
+
+def _visible_on_every_node(path: str, size: int) -> bool:
+    """Whether each alive node sees ``path`` with this size (a shared filesystem, or one node)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) <= 1:
+        return True
+
+    @ray.remote(num_cpus=0)
+    def size_here(p: str) -> int:
+        return os.path.getsize(p) if os.path.isfile(p) else -1
+
+    probes = [size_here.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(path)
+              for n in nodes]
+    return all(found == size for found in ray.get(probes))
 
 
 ROW = "__row"

@@ -58,6 +58,11 @@ def decider(step: str, engine: str = "local") -> Callable[..., Verdicts]:
     return fn
 
 
+def _readable(source: str | Path, format: str | None) -> str | Path | None:
+    """The input for Ray workers to read themselves: only postmix records taken as they are."""
+    return source if format is None else None
+
+
 def dedup_file_ray(source: str | Path, output: str | Path, config: Any = None, *,
                    format: str | None = None, ray_config: RayConfig | None = None) -> StageOutput:
     """``postmix.curate.dedup.dedup_file`` with the decisions made on Ray."""
@@ -66,7 +71,9 @@ def dedup_file_ray(source: str | Path, output: str | Path, config: Any = None, *
 
     config = config or DedupConfig()
     return run_stage("dedup", source, output,
-                     lambda ds, kind: dedup_ray(ds, config, kind=kind, ray_config=ray_config), config, format=format)
+                     lambda ds, kind: dedup_ray(ds, config, kind=kind, ray_config=ray_config,
+                                                source=_readable(source, format)),
+                     config, format=format)
 
 
 def filter_file_ray(source: str | Path, output: str | Path, config: Any = None, *,
@@ -77,7 +84,9 @@ def filter_file_ray(source: str | Path, output: str | Path, config: Any = None, 
 
     config = config or FilterConfig()
     return run_stage("filter", source, output,
-                     lambda ds, kind: filter_ray(ds, config, kind=kind, ray_config=ray_config), config, format=format)
+                     lambda ds, kind: filter_ray(ds, config, kind=kind, ray_config=ray_config,
+                                                 source=_readable(source, format)),
+                     config, format=format)
 
 
 def decontaminate_file_ray(source: str | Path, output: str | Path, config: Any, *,
@@ -88,7 +97,8 @@ def decontaminate_file_ray(source: str | Path, output: str | Path, config: Any, 
 
     index = build_benchmark_index(config)  # before reading the data: a bad benchmark fails fast
     return run_stage("decontam", source, output,
-                     lambda ds, kind: decontaminate_ray(ds, config, kind=kind, index=index, ray_config=ray_config),
+                     lambda ds, kind: decontaminate_ray(ds, config, kind=kind, index=index, ray_config=ray_config,
+                                                       source=_readable(source, format)),
                      config, format=format)
 
 
