@@ -21,6 +21,8 @@ ANSWERS = {
 
 def responder(body):
     prompt = body["messages"][-1]["content"]
+    if prompt == "What is 6 x 7?":
+        return "Six sevens make 42. The answer is 42."
     for marker, answer in ANSWERS.items():
         if marker in prompt:
             return answer
@@ -188,3 +190,43 @@ def test_response_verdicts_on_crafted_answers():
     # with refusal off, the refusal is kept; empty always applies
     off = response_verdicts(texts[:1] + ["  "], [None, None], ["a", "b"], [])
     assert off[0] is None and off[1][0] == "empty"
+
+
+def test_answers_their_verifier_scores_wrong_are_rejected_and_counted(tmp_path, openai_server):
+    """RLVR prompts carry an answer key: a wrong GSM8K number or a broken IF constraint is
+    rejected as ``unverified`` with the verifier's reason; right answers are kept; an unscorable
+    row is kept and counted; with the filter off nothing is checked."""
+    no_commas = json.dumps([{"type": "no_commas"}])
+    rows = [
+        {"id": "g-right", "prompt": [{"role": "user", "content": "GSM right"}], "ground_truth": "42",
+         "verifier": "gsm8k", "source": "gsm", "meta": "{}"},
+        {"id": "g-wrong", "prompt": [{"role": "user", "content": "GSM wrong"}], "ground_truth": "42",
+         "verifier": "gsm8k", "source": "gsm", "meta": "{}"},
+        {"id": "if-kept", "prompt": [{"role": "user", "content": "IF plain"}], "ground_truth": no_commas,
+         "verifier": "ifeval", "constraints": [{"type": "no_commas"}], "source": "if", "meta": "{}"},
+        {"id": "if-broken", "prompt": [{"role": "user", "content": "IF commas"}], "ground_truth": no_commas,
+         "verifier": "ifeval", "constraints": [{"type": "no_commas"}], "source": "if", "meta": "{}"},
+        {"id": "odd", "prompt": [{"role": "user", "content": "ODD verifier"}], "ground_truth": "x",
+         "verifier": "astrology", "source": "x", "meta": "{}"},
+        prompt_row("plain", "A plain prompt with no answer key"),
+    ]
+    answers = {"GSM right": "So the answer is 42.", "GSM wrong": "#### 41",
+               "IF plain": "No commas here at all.", "IF commas": "Red, green, blue.",
+               "ODD verifier": "Whatever.", "A plain prompt with no answer key": "Fine."}
+    openai_server.set_responder(lambda body: answers[body["messages"][-1]["content"]])
+    source = write_rows(tmp_path / "p.jsonl", rows)
+    result = respond(source, tmp_path / "out.jsonl", pool_for(openai_server), progress=False)
+    kept = {json.loads(r["meta"])["prompt_id"] for r in read_jsonl(tmp_path / "out.jsonl")}
+    assert kept == {"g-right", "if-kept", "odd", "plain"}
+    rejected = {json.loads(r["row"]["meta"])["prompt_id"]: (r["reason"], r["detail"])
+                for r in read_jsonl(result.rejects)}
+    assert rejected["g-wrong"][0] == "unverified" and "41" in rejected["g-wrong"][1]
+    assert rejected["if-broken"] == ("unverified", "ifeval: constraint_failed (no_commas)")
+    assert result.report.rejected == {"unverified": 2}
+    assert result.report.details["verified"] == {
+        "astrology": {"checked": 1, "passed": 0, "failed": 0, "unscorable": 1},
+        "gsm8k": {"checked": 2, "passed": 1, "failed": 1, "unscorable": 0},
+        "ifeval": {"checked": 2, "passed": 1, "failed": 1, "unscorable": 0}}
+    off = respond(source, tmp_path / "off.jsonl", pool_for(openai_server),
+                  RespondConfig(filters=["empty"]), progress=False)
+    assert off.report.rows_out == len(rows) and off.report.details["verified"] == {}

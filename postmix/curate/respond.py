@@ -5,8 +5,10 @@ the last user turn is the prompt) is answered ``n`` times through the engine; ea
 a complete ``SFTRecord`` (prompt turns + the assistant turn) carrying the prompt row's ``meta``
 (persona, skill, template, ...) plus the response model and sample index. The curation filters
 then drop what should not be trained on: an empty answer, a refusal, an answer that talks about
-being a particular model (``self_identity``), and an answer cut off by ``max_tokens``
-(``truncated``).
+being a particular model (``self_identity``), an answer cut off by ``max_tokens``
+(``truncated``), and, for a prompt with an answer key (an RLVR row: ``verifier`` plus
+``ground_truth``, e.g. a precise-IF prompt's constraints or a GSM8K answer), an answer its
+verifier scores wrong (``unverified``), so the SFT data teaches the constraint it states.
 
 Every (prompt, sample) ends in exactly one place: the output, ``<out>.rejects.jsonl`` (unreadable
 input rows and filtered answers, with the filter's reason) or ``<out>.failures.jsonl`` (the model
@@ -34,7 +36,7 @@ from postmix.judge.runner import config_dump, reject_counts, resolve_cache, run_
 from postmix.llm import ChatRequest, ChatResult, PoolConfig
 from postmix.schemas import FEATURES, Message, Reject, SFTRecord, StepReport, stable_id
 
-RESPONSE_FILTERS: tuple[str, ...] = ("empty", "refusal", "self_identity", "truncated")
+RESPONSE_FILTERS: tuple[str, ...] = ("empty", "refusal", "self_identity", "truncated", "verified")
 
 
 class RespondConfig(BaseModel):
@@ -49,7 +51,7 @@ class RespondConfig(BaseModel):
                                      "`judge generate`, so n > 1 gives different answers.")
     filters: list[str] = Field(default_factory=lambda: list(RESPONSE_FILTERS),
                                description="Filters applied to each answer: empty, refusal, "
-                               "self_identity, truncated (all by default).")
+                               "self_identity, truncated, verified (all by default).")
     seed: int = Field(0, description="Seeds each sample's sampling seed.")
     source: str | None = Field(None, description="Rows' source; None = the prompt row's.")
     cache_path: str | None = Field(None, description="Request cache; None = <output>.cache.sqlite.")
@@ -91,6 +93,8 @@ def _meta(data: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("meta must be a JSON object")
     if data.get("verifier") and data.get("ground_truth") is not None:
         meta = {**meta, "verifier": data["verifier"], "ground_truth": data["ground_truth"]}
+        if data.get("constraints"):
+            meta["constraints"] = data["constraints"]
     return meta
 
 
@@ -144,9 +148,11 @@ SELF_IDENTITY = (r"(?i)\bas an? (?:AI|artificial intelligence)(?: language)?(?: 
 
 
 def response_verdicts(texts: list[str], finish_reasons: list[str | None], ids: list[str],
-                      filters: list[str]) -> list[tuple[str, str] | None]:
+                      filters: list[str], also: list[tuple[str, str] | None] | None = None,
+                      ) -> list[tuple[str, str] | None]:
     """One verdict per answer: None keeps it, else (reason, detail). Checks run over the whole
-    batch with Arrow compute. ``empty`` always applies: an SFT turn cannot be empty."""
+    batch with Arrow compute. ``empty`` always applies: an SFT turn cannot be empty. ``also``
+    (e.g. ``verify_answers``) ranks below the listed checks and above the duplicate check."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -162,7 +168,7 @@ def response_verdicts(texts: list[str], finish_reasons: list[str | None], ids: l
     if "self_identity" in filters:
         checks.append(("self_identity", "answer claims a model identity or maker",
                        pc.match_substring_regex(array, SELF_IDENTITY)))
-    verdicts: list[tuple[str, str] | None] = [None] * len(texts)
+    verdicts: list[tuple[str, str] | None] = list(also) if also is not None else [None] * len(texts)
     for reason, detail, mask in reversed(checks):  # the first check listed wins
         for index in np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False)):
             verdicts[index] = (reason, detail)
@@ -175,6 +181,43 @@ def response_verdicts(texts: list[str], finish_reasons: list[str | None], ids: l
             else:
                 first[record_id] = index
     return verdicts
+
+
+def verify_answers(texts: list[str], metas: list[dict[str, Any]]) -> tuple[list[tuple[str, str] | None], dict]:
+    """``unverified`` verdicts for answers whose prompt carries an answer key and that its
+    verifier scores wrong, and per-verifier counts for the report. Rows the verifier cannot
+    score (unknown verifier, bad spec) are kept and counted as ``unscorable``."""
+    from postmix.train.verifiers import verify
+
+    verdicts: list[tuple[str, str] | None] = [None] * len(texts)
+    counts: dict[str, dict[str, int]] = {}
+    for index, (text, meta) in enumerate(zip(texts, metas, strict=True)):
+        name = meta.get("verifier")
+        if not name or name == "none" or meta.get("ground_truth") is None:
+            continue
+        verdict = verify(text, meta["ground_truth"], name, meta.get("constraints"))
+        tally = counts.setdefault(str(name), {"checked": 0, "passed": 0, "failed": 0, "unscorable": 0})
+        tally["checked"] += 1
+        if verdict.correct is None:
+            tally["unscorable"] += 1
+        elif verdict.correct:
+            tally["passed"] += 1
+        else:
+            tally["failed"] += 1
+            shown = verdict.detail or (f"extracted {verdict.extracted!r}" if verdict.extracted else "")
+            verdicts[index] = ("unverified", f"{name}: {verdict.reason or 'wrong'}" + (f" ({shown})" if shown else ""))
+    return verdicts, dict(sorted(counts.items()))
+
+
+def _needs_math_verify(rows: list[_Prompt]) -> None:
+    """math answers are checked with math-verify (the train extra): say so before any request."""
+    if not any(str(r.meta.get("verifier", "")).lower() == "math" for r in rows):
+        return
+    try:
+        import math_verify  # noqa: F401
+    except ImportError:
+        raise ConfigError("answers to math prompts are checked with math-verify: pip install math-verify "
+                          "(or 'postmix[train]'), or leave 'verified' out of the filters") from None
 
 
 def _record(row: _Prompt, k: int, result: ChatResult, source: str | None) -> SFTRecord:
@@ -198,6 +241,8 @@ def respond(prompts: str | Path, output: str | Path, pool: PoolConfig,
         raise ConfigError(f"model {model!r} is not in the pool; the pool has: "
                           f"{', '.join(pool.models)}")
     rows, load_rejects = load_prompt_rows(prompts)
+    if "verified" in config.filters:
+        _needs_math_verify(rows)
     output = Path(output)
     reasons = [r.reason for r in load_rejects]
 
@@ -227,9 +272,11 @@ def respond(prompts: str | Path, output: str | Path, pool: PoolConfig,
                                    cache_path=resolve_cache(output, config.cache_path,
                                                             config.use_cache), progress=progress)
     records = [_record(row, k, result, config.source) for row, k, result in answers]
-    verdicts = response_verdicts([r.messages[-1].content for r in records],
-                                 [result.finish_reason for _, _, result in answers],
-                                 [r.id for r in records], config.filters)
+    texts = [r.messages[-1].content for r in records]
+    wrong, checked = (verify_answers(texts, [r.meta for r in records]) if "verified" in config.filters
+                      else (None, {}))
+    verdicts = response_verdicts(texts, [result.finish_reason for _, _, result in answers],
+                                 [r.id for r in records], config.filters, also=wrong)
     finish = Counter(result.finish_reason or "unknown" for _, _, result in answers)
     with RowWriter(output, schema=FEATURES["sft"].arrow_schema) as out, \
             RowWriter(rejects_path(output)) as rejected:
@@ -253,7 +300,8 @@ def respond(prompts: str | Path, output: str | Path, pool: PoolConfig,
                  "failures": str(failures_path(output))},
         details={"unit": "one (prompt, sample) request; an unusable prompt row counts once",
                  "prompts": len(rows), "n": config.n, "model": model,
-                 "finish_reasons": dict(sorted(finish.items())), "ledger": ledger.to_dict(),
+                 "finish_reasons": dict(sorted(finish.items())), "verified": checked,
+                 "ledger": ledger.to_dict(),
                  "cost_usd": ledger.to_dict()["cost_usd"]})
     report.write(report_path(output))
     return RespondResult(output, rejects_path(output), failures_path(output), report)

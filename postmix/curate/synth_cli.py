@@ -88,7 +88,7 @@ def respond_cmd(
     model_name: str | None = typer.Option(None, "--model-name", help="Model in the endpoints file (default: first)."),
     temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (default 0.7)."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="Max tokens per response."),
-    filters: list[str] = typer.Option(None, "--filters", help="Filters to apply (default all: empty, refusal, self_identity, truncated; 'none' for none)."),
+    filters: list[str] = typer.Option(None, "--filters", help="Filters to apply (default all: empty, refusal, self_identity, truncated, verified; 'none' for none)."),
     seed: int = typer.Option(0, "--seed", help="Seeds each sample's sampling seed."),
     source: str | None = typer.Option(None, "--source", help="Rows' source name (default: the prompt's)."),
     cache: Path | None = typer.Option(None, "--cache", help=CACHE_HELP),
