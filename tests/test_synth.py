@@ -249,10 +249,41 @@ def test_math_majority_vote_keeps_agreeing_prompts_and_rejects_the_rest(tmp_path
     assert [r["reason"] for r in rejects] == ["no_majority", "no_majority"]
     assert result.report.rejected == {"no_majority": 2}
     assert result.report.details["vote"] == {"k": 5, "min_agreement": 0.6, "voted": 4, "kept": 2,
+                                             "answers_equal_by": "normalised text",
                                              "no_majority": 2, "mean_agreement": 0.5}
     assert sum(solver_calls.values()) == 20
     solver_bodies = [b for b in openai_server.chat_requests() if not b.get("response_format")]
     assert all("####" in b["messages"][-1]["content"] for b in solver_bodies)  # gsm solve template
+
+
+def test_math_answers_vote_together_when_math_verify_finds_them_equal(tmp_path, openai_server):
+    """\\frac{1}{2}, 0.5 and 2/4 are one answer to the RLVR math verifier, so they are one vote."""
+    from postmix.curate.skills.answers import math_equivalence, merge_equivalent
+
+    assert merge_equivalent(["a", "A", None, "b", "a"], lambda x, y: x.lower() == y.lower()) == \
+        ["a", "a", None, "b", "a"]
+    pytest.importorskip("math_verify")
+    same = math_equivalence()
+    assert merge_equivalent([r"\frac{1}{2}", "0.5", r"\frac{1}{3}", r"\frac{2}{4}"], same) == \
+        [r"\frac{1}{2}", r"\frac{1}{2}", r"\frac{1}{3}", r"\frac{1}{2}"]
+
+    names = ["HALF"]
+    path = write_personas(tmp_path / "p.jsonl", names)
+    solutions = iter([r"so \boxed{\frac{1}{2}}", r"\boxed{0.5}", r"\boxed{\frac{1}{3}}"])
+
+    def responder(body):
+        if body.get("response_format"):
+            return json.dumps({"prompt": f"Problem for {persona_of(body)}"})
+        return f"Working... {next(solutions)}"
+
+    openai_server.set_responder(responder)
+    result = synthesize(tmp_path / "math.jsonl", pool_for(openai_server),
+                        SynthConfig(skill="math", n=1, personas=path, vote_k=3, min_agreement=0.6),
+                        progress=False)
+    (row,) = [RLVRRecord.model_validate(r) for r in read_jsonl(tmp_path / "math.jsonl")]
+    assert row.ground_truth == r"\frac{1}{2}" and row.verifier == "math"
+    assert row.meta["votes"] == {r"\frac{1}{2}": 2, r"\frac{1}{3}": 1}
+    assert result.report.details["vote"]["answers_equal_by"] == "math-verify"
 
 
 def test_vote_needs_a_skill_with_a_solve_template(tmp_path, openai_server):

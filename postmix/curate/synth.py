@@ -42,7 +42,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from postmix.curate.personas import Persona, load_personas, persona_order
 from postmix.curate.skills import Skill, load_skill
-from postmix.curate.skills.answers import extract_answer, majority_vote
+from postmix.curate.skills.answers import (
+    extract_answer,
+    majority_vote,
+    math_equivalence,
+    merge_equivalent,
+)
 from postmix.errors import ConfigError
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.judge.inputs import failures_path
@@ -399,6 +404,9 @@ def _vote(pool: PoolConfig, candidates: list[_Item], skill: Skill, config: Synth
                                   salt=f"solution={j}", tag=(item, j))
 
     pending: list[ChatResult] = []
+    # boxed (math) answers vote by symbolic equality where math-verify is there; gsm8k answers
+    # are already plain decimals
+    equivalent = math_equivalence() if solve.answer_format == "boxed" else None
 
     def on_solution(result: ChatResult) -> None:
         nonlocal kept
@@ -416,6 +424,8 @@ def _vote(pool: PoolConfig, candidates: list[_Item], skill: Skill, config: Synth
                             _prompt_row(item, source, meta(item)))
             return
         answers = [extract_answer(r.content or "", solve.answer_format) for r in results]
+        if equivalent is not None:
+            answers = merge_equivalent(answers, equivalent)
         winner, share = majority_vote(answers, config.min_agreement)
         agreement.append(share)
         tally = dict(Counter(a if a is not None else "<none>" for a in answers).most_common())
@@ -437,6 +447,7 @@ def _vote(pool: PoolConfig, candidates: list[_Item], skill: Skill, config: Synth
                                description=f"synth {skill.name}: solutions", cache_path=cache,
                                progress=progress)
     votes.update({"k": k, "min_agreement": config.min_agreement, "voted": len(agreement),
+                  "answers_equal_by": "math-verify" if equivalent is not None else "normalised text",
                   "kept": kept, "no_majority": len(agreement) - kept,
                   "mean_agreement": round(float(np.mean(agreement)), 4) if agreement else 0.0})
     return ledger

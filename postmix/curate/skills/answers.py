@@ -4,12 +4,15 @@
 ``\\boxed{}`` or "the answer is", else the last number), rendered as a plain decimal, so
 ``1,200.00`` and ``$1200`` agree and the voted ground truth is what the verifier will compare.
 ``boxed``: the content of the last ``\\boxed{...}`` (balanced braces), with spacing, ``\\left``/
-``\\right``, ``\\dfrac``/``\\tfrac`` and a trailing period normalised away.
+``\\right``, ``\\dfrac``/``\\tfrac`` and a trailing period normalised away; then, where
+math-verify is installed, answers it finds symbolically equal are merged (``merge_equivalent``),
+so ``\\frac{1}{2}`` and ``0.5`` vote together, exactly as the RLVR math verifier will score them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from postmix.train.verifiers.gsm8k import extract_number
@@ -72,6 +75,34 @@ def extract_answer(solution: str, answer_format: str) -> str | None:
     if answer_format == "boxed":
         return boxed_answer(solution)
     raise ValueError(f"unknown answer format {answer_format!r}")
+
+
+def merge_equivalent(answers: list[str | None], same: Callable[[str, str], bool]) -> list[str | None]:
+    """Each answer replaced by the first distinct earlier answer ``same`` calls equal to it."""
+    representatives: list[str] = []
+    mapped: dict[str, str] = {}
+    merged: list[str | None] = []
+    for answer in answers:
+        if answer is not None and answer not in mapped:
+            mapped[answer] = next((r for r in representatives if same(r, answer)), answer)
+            if mapped[answer] == answer:
+                representatives.append(answer)
+        merged.append(None if answer is None else mapped[answer])
+    return merged
+
+
+def math_equivalence() -> Callable[[str, str], bool] | None:
+    """``same(a, b)`` by the RLVR math verifier (math-verify), or None when it is not installed."""
+    try:
+        import math_verify  # noqa: F401
+    except ImportError:
+        return None
+    from postmix.train.verifiers.math import verify
+
+    def same(reference: str, answer: str) -> bool:
+        return verify(f"\\boxed{{{answer}}}", reference).correct is True
+
+    return same
 
 
 def majority_vote(answers: list[str | None], min_agreement: float) -> tuple[str | None, float]:
