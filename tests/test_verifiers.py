@@ -137,6 +137,14 @@ CASES: dict[str, tuple[dict, str, str]] = {
     "end_phrase": ({"end_phrase": "Is there anything else I can help with?"},
                    "Here is the plan. Is there anything else I can help with?",
                    "Is there anything else I can help with? Goodbye."),
+    "nth_paragraph_first_word": ({"num_paragraphs": 3, "nth_paragraph": 2, "first_word": "however"},
+                                 "It rains.\n\n\"However,\" she said, it stops.\n\nThe end.",
+                                 "It rains.\n\nBut it stops.\n\nThe end."),
+    "constrained_response": ({}, "Having thought about it: My answer is maybe.", "Probably yes."),
+    "two_responses": ({}, "Take the bus.\n******\nWalk instead.", "Take the bus.\n******\nTake the bus."),
+    "response_language": ({"language": "de"},
+                          "Morgen fahren wir mit dem Zug nach Berlin und besuchen das Museum.",
+                          "Tomorrow we take the train to Berlin and visit the museum."),
 }
 
 
@@ -154,6 +162,20 @@ def test_constraint_passes_and_fails(name):
     assert kind.check(good, **kind.params(**params).model_dump()) is True
     text = ifeval.describe(spec)
     assert text and text[0].isupper()
+
+
+def test_the_ifeval_types_follow_ifeval_on_the_edges():
+    nth = {"type": "nth_paragraph_first_word", "num_paragraphs": 2, "nth_paragraph": 1, "first_word": "Rain"}
+    assert ifeval.check("Rain falls.\n\n\n\nSun shines.", nth)  # several blank lines are one break
+    assert not ifeval.check("Rainfall is high.\n\nSun shines.", nth)  # a whole word, not a prefix
+    assert not ifeval.check("Rain falls.\n\nSun.\n\nMoon.", nth)  # exactly num_paragraphs
+    assert not ifeval.check("One.\n******\nTwo.\n******\nThree.", {"type": "two_responses"})
+    assert not ifeval.check("******\nOnly one.", {"type": "two_responses"})
+    assert "'My answer is yes.'" in ifeval.describe({"type": "constrained_response"})
+    assert ifeval.describe({"type": "response_language", "language": "fr"}).startswith(
+        "Your ENTIRE response should be in French language")
+    # no letters: no language, so the constraint fails rather than guessing
+    assert not ifeval.check("12345 !!!", {"type": "response_language", "language": "en"})
 
 
 def test_describe_renders_the_instruction():

@@ -33,6 +33,10 @@ FILLER_WORDS = (
 START_PHRASES = ("My answer is", "Here is what I suggest", "Short answer first", "Let us begin")
 END_PHRASES = ("Is there anything else I can help with?", "Any other questions?",
                "Let me know if you have additional questions.", "That is all.")
+# Languages a capable responder writes well and langdetect tells apart reliably.
+LANGUAGES = ("de", "fr", "es", "it", "pt", "nl")
+# First words for a paragraph: capitalised, and unlike the start phrases.
+FIRST_WORDS = ("Firstly", "However", "Finally", "Meanwhile", "Today", "Overall")
 RARE_LETTERS = "jkqvxz"
 COMMON_LETTERS = "aeinorst"
 
@@ -58,6 +62,12 @@ def _keyword_frequency(rng: random.Random) -> dict[str, Any]:
     relation = rng.choice(("at_most", "at_least"))
     return {"keyword": rng.choice(TOPIC_WORDS), "relation": relation,
             "frequency": rng.randint(1, 3) if relation == "at_most" else rng.randint(2, 4)}
+
+
+def _nth_paragraph(rng: random.Random) -> dict[str, Any]:
+    paragraphs = rng.randint(2, 5)
+    return {"num_paragraphs": paragraphs, "nth_paragraph": rng.randint(1, paragraphs),
+            "first_word": rng.choice(FIRST_WORDS)}
 
 
 DOMAINS: dict[str, Draw] = {
@@ -86,16 +96,24 @@ DOMAINS: dict[str, Draw] = {
     "no_commas": lambda rng: {},
     "start_phrase": lambda rng: {"start_phrase": rng.choice(START_PHRASES)},
     "end_phrase": lambda rng: {"end_phrase": rng.choice(END_PHRASES)},
+    "nth_paragraph_first_word": lambda rng: _nth_paragraph(rng),
+    "constrained_response": lambda rng: {},
+    "two_responses": lambda rng: {},
+    "response_language": lambda rng: {"language": rng.choice(LANGUAGES)},
 }
 
 # Types that cannot share a prompt: a JSON answer has no title, bullets or postscript (and needs
 # commas); one length, one structure and one case rule at a time; a postscript and an ending
-# phrase both claim the last line; a case rule contradicts a fixed-case section marker.
+# phrase both claim the last line; a case rule contradicts a fixed-case section marker. A fixed
+# yes/no/maybe answer stands alone, as does a response in another language (the other rules'
+# keywords, phrases and case are English).
 _JSON_COMPATIBLE = {"keywords_include", "keywords_forbidden", "keyword_frequency",
                     "letter_frequency", "word_count"}
+_ALONE = {"constrained_response", "response_language"}
 _EXCLUSIVE_GROUPS = (
     {"word_count", "sentence_count"},
-    {"paragraph_count", "sections"},
+    {"paragraph_count", "sections", "nth_paragraph_first_word", "two_responses"},
+    {"start_phrase", "nth_paragraph_first_word"},
     {"lowercase", "uppercase", "capital_word_frequency"},
     {"postscript", "end_phrase"},
     {"lowercase", "sections"},
@@ -104,7 +122,7 @@ _EXCLUSIVE_GROUPS = (
 
 
 def conflicts(a: str, b: str) -> bool:
-    if a == b:
+    if a == b or a in _ALONE or b in _ALONE:
         return True
     if "json_format" in (a, b):
         return (b if a == "json_format" else a) not in _JSON_COMPATIBLE

@@ -336,6 +336,81 @@ def end_phrase(response: str, *, end_phrase: str) -> bool:
     return _unquoted(response).endswith(end_phrase.strip().lower())
 
 
+# ---------------------------------------------------------------- IFEval's remaining types
+
+
+class NthParagraphFirstWord(_Params):
+    num_paragraphs: int = Field(ge=1, le=20)
+    nth_paragraph: int = Field(ge=1, le=20)
+    first_word: str = Field(pattern=r"^[A-Za-z]+$")
+
+
+@_constraint("nth_paragraph_first_word", NthParagraphFirstWord,
+             lambda p: f"There should be {p.num_paragraphs} paragraphs. Paragraphs and only paragraphs "
+                       "are separated with each other by two new lines as if it was '\\n\\n' in python. "
+                       f"Paragraph {p.nth_paragraph} must start with word {p.first_word}.")
+def nth_paragraph_first_word(response: str, *, num_paragraphs: int, nth_paragraph: int, first_word: str) -> bool:
+    # As IFEval: paragraphs split on blank lines, empty ones dropped from the count; the first
+    # word compared without punctuation or quotes, case-insensitively.
+    paragraphs = [p for p in re.split(r"\n\s*\n", response) if p.strip()]
+    if len(paragraphs) != num_paragraphs or nth_paragraph > len(paragraphs):
+        return False
+    found = re.match(r"\W*(\w+)", paragraphs[nth_paragraph - 1])
+    return found is not None and found.group(1).lower() == first_word.lower()
+
+
+CONSTRAINED_OPTIONS = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
+
+
+@_constraint("constrained_response", NoParams,
+             lambda p: "Answer with one of the following options: "
+                       f"({', '.join(repr(o) for o in CONSTRAINED_OPTIONS)})")
+def constrained_response(response: str) -> bool:
+    return any(option in response.strip() for option in CONSTRAINED_OPTIONS)
+
+
+@_constraint("two_responses", NoParams,
+             lambda p: "Give two different responses. Responses and only responses should be "
+                       "separated by 6 asterisk symbols: ******.")
+def two_responses(response: str) -> bool:
+    parts = response.split("******")
+    answers = [p.strip() for p in parts]
+    if len(parts) != 2 or not all(answers):
+        return False
+    return answers[0] != answers[1]
+
+
+class ResponseLanguage(_Params):
+    language: str = Field(pattern=r"^[a-z]{2}(?:-[a-z]{2})?$", description="ISO 639-1 code, as langdetect names it.")
+
+
+LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
+                  "pt": "Portuguese", "nl": "Dutch", "sv": "Swedish", "pl": "Polish", "tr": "Turkish",
+                  "ru": "Russian", "ja": "Japanese", "ko": "Korean", "ar": "Arabic", "hi": "Hindi",
+                  "vi": "Vietnamese", "fi": "Finnish", "sw": "Swahili"}
+
+
+@_constraint("response_language", ResponseLanguage,
+             lambda p: f"Your ENTIRE response should be in {LANGUAGE_NAMES.get(p.language, p.language)} "
+                       "language, no other language is allowed.")
+def response_language(response: str, *, language: str) -> bool:
+    return detect_language(response) == language
+
+
+def detect_language(text: str) -> str | None:
+    """The language langdetect (IFEval's own detector) finds, seeded so it is deterministic."""
+    try:
+        from langdetect import DetectorFactory, detect
+        from langdetect.lang_detect_exception import LangDetectException
+    except ImportError:
+        raise ConstraintSpecError("response_language needs langdetect: pip install langdetect") from None
+    DetectorFactory.seed = 0
+    try:
+        return detect(text)
+    except LangDetectException:  # no letters at all
+        return None
+
+
 # ---------------------------------------------------------------- specs
 
 
@@ -396,7 +471,7 @@ def verify(response: str, ground_truth: str | None, constraints: Any = None) -> 
     """Correct when the response satisfies every constraint of the row."""
     try:
         parsed = [parse_spec(s) for s in row_constraints(ground_truth, constraints)]
-    except ConstraintSpecError as exc:
+        failed = [kind.name for kind, params in parsed if not kind.check(response or "", **params.model_dump())]
+    except ConstraintSpecError as exc:  # a bad spec, or a checker's library missing
         return unscorable("bad_constraint", str(exc))
-    failed = [kind.name for kind, params in parsed if not kind.check(response or "", **params.model_dump())]
     return Verdict(not failed, "" if not failed else "constraint_failed", detail=",".join(failed))
