@@ -19,3 +19,15 @@ def openai_server():
 
     with FakeOpenAIServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray with 2 CPUs for the whole session (what CI has), started only if needed."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()

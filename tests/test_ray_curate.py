@@ -30,16 +30,6 @@ from postmix.scale.ray_session import RayConfig, ray_pipeline  # noqa: E402
 SMALL = RayConfig(partitions=3, block_rows=97)  # odd sizes: groups and blocks never line up
 
 
-@pytest.fixture(scope="session")
-def ray_local():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
 # ---------------------------------------------------------------- data built here
 
 

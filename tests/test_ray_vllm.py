@@ -76,17 +76,6 @@ class StructuredOutputsParams:
 '''
 
 
-@pytest.fixture(scope="session")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
 @pytest.fixture(scope="module")
 def fake_vllm_dir(tmp_path_factory):
     package = tmp_path_factory.mktemp("fake_vllm") / "vllm"

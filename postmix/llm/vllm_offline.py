@@ -1,19 +1,17 @@
 """vLLM offline (``vllm.LLM`` in this process) behind the same transport interface.
 
 Requests from the engine queue up and go to ``LLM.chat`` in batches of up to ``vllm_batch_size``
-on a worker thread, so the engine's cache, retries, schema checks and ledger apply unchanged and
-vLLM still sees large batches. Give the endpoint a ``max_concurrency`` at least as large as the
+on a worker thread (``postmix.llm.batching``), so the engine's cache, retries, schema checks and
+ledger apply unchanged and vLLM still sees large batches. Give the endpoint a ``max_concurrency`` at least as large as the
 batch size, or batches stay small. ``vllm`` is imported only when such an endpoint is used.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections import deque
 from typing import Any
 
 from postmix.errors import ConfigError, EndpointError
+from postmix.llm.batching import BatchingTransport
 from postmix.llm.config import EndpointConfig
 from postmix.llm.transport import RawReply, TransportError
 
@@ -46,15 +44,29 @@ def to_sampling_params(vllm: Any, body: dict[str, Any]) -> Any:
         raise ConfigError(f"vLLM does not accept these sampling params: {exc}") from None
 
 
-class VLLMOfflineTransport:
+def reply_of(output: Any) -> RawReply | TransportError:
+    """A ``vllm.RequestOutput`` as the engine's reply (its first sample), with token usage."""
+    first = output.outputs[0] if output.outputs else None
+    if first is None:
+        return TransportError("bad_response", "vLLM returned no output")
+    usage = {"prompt_tokens": len(output.prompt_token_ids or ()), "completion_tokens": len(first.token_ids or ())}
+    return RawReply(first.text, first.finish_reason, usage)
+
+
+class VLLMOfflineTransport(BatchingTransport):
+    """``vllm.LLM`` in this process, loaded on the first request, fed ``vllm_batch_size`` at a time."""
+
     def __init__(self, endpoint: EndpointConfig):
-        self.endpoint = endpoint
+        super().__init__(endpoint)
         self._llm: Any = None
         self._vllm: Any = None
-        self._queue: deque[tuple[dict[str, Any], asyncio.Future[RawReply]]] = deque()
-        self._worker: asyncio.Task[None] | None = None
 
-    def _load(self) -> None:
+    def batch_limit(self) -> int:
+        return self.endpoint.vllm_batch_size
+
+    def prepare(self) -> None:
+        if self._llm is not None:
+            return
         try:
             import vllm
         except ImportError:
@@ -64,50 +76,13 @@ class VLLMOfflineTransport:
         self._vllm = vllm
         self._llm = vllm.LLM(model=self.endpoint.model, **self.endpoint.vllm_args)
 
-    async def send(self, body: dict[str, Any]) -> RawReply:
-        if self._llm is None:
-            self._load()
-        future: asyncio.Future[RawReply] = asyncio.get_running_loop().create_future()
-        self._queue.append((body, future))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.ensure_future(self._drain())
-        return await future
+    def answer(self, bodies: list[dict[str, Any]]) -> list[RawReply | TransportError]:
+        try:
+            params = [to_sampling_params(self._vllm, body) for body in bodies]
+        except ConfigError as exc:
+            raise TransportError("http_error", str(exc)) from None
+        outputs = self._llm.chat([body["messages"] for body in bodies], params, use_tqdm=False)
+        return [reply_of(output) for output in outputs]
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._queue:
-            await asyncio.sleep(0)  # let the engine enqueue everything it has ready
-            batch = [self._queue.popleft()
-                     for _ in range(min(len(self._queue), self.endpoint.vllm_batch_size))]
-            batch = [(body, fut) for body, fut in batch if not fut.cancelled()]
-            if not batch:
-                continue
-            try:
-                params = [to_sampling_params(self._vllm, body) for body, _ in batch]
-                call = functools.partial(self._llm.chat, [body["messages"] for body, _ in batch],
-                                         params, use_tqdm=False)
-                outputs = await loop.run_in_executor(None, call)
-            except ConfigError as exc:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(TransportError("http_error", str(exc)))
-                continue
-            except Exception as exc:  # an engine error fails this batch; the engine retries it
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(TransportError("server_error", f"vLLM: {exc}"))
-                continue
-            for (_, fut), output in zip(batch, outputs, strict=True):
-                if fut.done():
-                    continue
-                first = output.outputs[0] if output.outputs else None
-                if first is None:
-                    fut.set_exception(TransportError("bad_response", "vLLM returned no output"))
-                    continue
-                usage = {"prompt_tokens": len(output.prompt_token_ids or ()),
-                         "completion_tokens": len(first.token_ids or ())}
-                fut.set_result(RawReply(first.text, first.finish_reason, usage))
-
-    async def close(self) -> None:
-        if self._worker is not None and not self._worker.done():
-            self._worker.cancel()
+    def describe_failure(self, exc: Exception) -> str:
+        return f"vLLM: {exc}"

@@ -13,14 +13,13 @@ vLLM is imported only on the Ray workers: the driver (a CPU head node) needs Ray
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections import deque
 from typing import Any
 
 import numpy as np
 
 from postmix.errors import ConfigError, EndpointError
+from postmix.llm.batching import BatchingTransport
 from postmix.llm.config import EndpointConfig
 from postmix.llm.transport import RawReply, TransportError
 
@@ -39,7 +38,7 @@ class VLLMChat:
         self.llm = vllm.LLM(model=model, **vllm_args)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        from postmix.llm.vllm_offline import to_sampling_params
+        from postmix.llm.vllm_offline import reply_of, to_sampling_params
 
         bodies = [json.loads(body) for body in batch["body"]]
         n = len(bodies)
@@ -62,13 +61,12 @@ class VLLMChat:
                 error[i], kind[i] = f"vLLM: {exc}", "server_error"
             outputs = []
         for i, output in zip(good, outputs, strict=False):
-            first = output.outputs[0] if output.outputs else None
-            if first is None:
-                error[i], kind[i] = "vLLM returned no output", "bad_response"
+            reply = reply_of(output)
+            if isinstance(reply, TransportError):
+                error[i], kind[i] = str(reply), reply.kind
                 continue
-            text[i], finish[i] = first.text, first.finish_reason
-            prompt_tokens[i] = len(output.prompt_token_ids or ())
-            completion_tokens[i] = len(first.token_ids or ())
+            text[i], finish[i] = reply.content, reply.finish_reason
+            prompt_tokens[i], completion_tokens[i] = reply.usage["prompt_tokens"], reply.usage["completion_tokens"]
         return {"index": list(batch["index"]), "text": text, "finish_reason": finish,
                 "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                 "error": error, "error_kind": kind}
@@ -104,52 +102,18 @@ def run_wave(endpoint: EndpointConfig, bodies: list[dict[str, Any]]) -> list[dic
     return sorted(rows, key=lambda row: int(row["index"]))
 
 
-class VLLMRayTransport:
-    """Queues the engine's requests and answers them a wave at a time on Ray."""
+class VLLMRayTransport(BatchingTransport):
+    """Answers everything the engine has queued as one wave on Ray."""
 
-    def __init__(self, endpoint: EndpointConfig):
-        self.endpoint = endpoint
-        self._queue: deque[tuple[dict[str, Any], asyncio.Future[RawReply]]] = deque()
-        self._worker: asyncio.Task[None] | None = None
-        self.waves: list[int] = []  # requests per wave, for reports and tests
+    def answer(self, bodies: list[dict[str, Any]]) -> list[RawReply | TransportError]:
+        replies: list[RawReply | TransportError] = []
+        for row in run_wave(self.endpoint, bodies):
+            if row["error_kind"]:
+                replies.append(TransportError(str(row["error_kind"]), str(row["error"])))
+            else:
+                usage = {"prompt_tokens": int(row["prompt_tokens"]), "completion_tokens": int(row["completion_tokens"])}
+                replies.append(RawReply(str(row["text"]), row["finish_reason"], usage))
+        return replies
 
-    async def send(self, body: dict[str, Any]) -> RawReply:
-        future: asyncio.Future[RawReply] = asyncio.get_running_loop().create_future()
-        self._queue.append((body, future))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.ensure_future(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._queue:
-            await asyncio.sleep(0)  # let the engine enqueue everything it has ready
-            wave = [self._queue.popleft() for _ in range(len(self._queue))]
-            wave = [(body, fut) for body, fut in wave if not fut.cancelled()]
-            if not wave:
-                continue
-            self.waves.append(len(wave))
-            try:
-                rows = await loop.run_in_executor(None, run_wave, self.endpoint, [body for body, _ in wave])
-            except EndpointError as exc:
-                for _, fut in wave:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            except Exception as exc:  # the cluster lost the job: the engine retries these requests
-                for _, fut in wave:
-                    if not fut.done():
-                        fut.set_exception(TransportError("server_error", f"Ray: {str(exc).splitlines()[0]}"))
-                continue
-            for (_, fut), row in zip(wave, rows, strict=True):
-                if fut.done():
-                    continue
-                if row["error_kind"]:
-                    fut.set_exception(TransportError(str(row["error_kind"]), str(row["error"])))
-                else:
-                    usage = {"prompt_tokens": int(row["prompt_tokens"]), "completion_tokens": int(row["completion_tokens"])}
-                    fut.set_result(RawReply(str(row["text"]), row["finish_reason"], usage))
-
-    async def close(self) -> None:
-        if self._worker is not None and not self._worker.done():
-            self._worker.cancel()
+    def describe_failure(self, exc: Exception) -> str:  # the cluster lost the job
+        return f"Ray: {str(exc).splitlines()[0]}"

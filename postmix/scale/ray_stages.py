@@ -58,48 +58,38 @@ def decider(step: str, engine: str = "local") -> Callable[..., Verdicts]:
     return fn
 
 
-def _readable(source: str | Path, format: str | None) -> str | Path | None:
-    """The input for Ray workers to read themselves: only postmix records taken as they are."""
-    return source if format is None else None
+def _file_on_ray(step: str, source: str | Path, output: str | Path, config: Any, *, format: str | None,
+                 ray_config: RayConfig | None, **decider_kwargs: Any) -> StageOutput:
+    """``run_stage`` with the step's Ray decider. The workers read the input themselves when it is
+    a Parquet file of postmix records taken as it is (no ``format`` conversion)."""
+    config = config or config_class(step)()
+    decide = decider(step, "ray")
+    readable = source if format is None else None
+    return run_stage(step, source, output,
+                     lambda ds, kind: decide(ds, config, kind=kind, ray_config=ray_config, source=readable,
+                                             **decider_kwargs),
+                     config, format=format)
 
 
 def dedup_file_ray(source: str | Path, output: str | Path, config: Any = None, *,
                    format: str | None = None, ray_config: RayConfig | None = None) -> StageOutput:
     """``postmix.curate.dedup.dedup_file`` with the decisions made on Ray."""
-    from postmix.curate.dedup import DedupConfig
-    from postmix.scale.ray_dedup import dedup_ray
-
-    config = config or DedupConfig()
-    return run_stage("dedup", source, output,
-                     lambda ds, kind: dedup_ray(ds, config, kind=kind, ray_config=ray_config,
-                                                source=_readable(source, format)),
-                     config, format=format)
+    return _file_on_ray("dedup", source, output, config, format=format, ray_config=ray_config)
 
 
 def filter_file_ray(source: str | Path, output: str | Path, config: Any = None, *,
                     format: str | None = None, ray_config: RayConfig | None = None) -> StageOutput:
     """``postmix.curate.filters.filter_file`` with the decisions made on Ray."""
-    from postmix.curate.filters import FilterConfig
-    from postmix.scale.ray_filter import filter_ray
-
-    config = config or FilterConfig()
-    return run_stage("filter", source, output,
-                     lambda ds, kind: filter_ray(ds, config, kind=kind, ray_config=ray_config,
-                                                 source=_readable(source, format)),
-                     config, format=format)
+    return _file_on_ray("filter", source, output, config, format=format, ray_config=ray_config)
 
 
 def decontaminate_file_ray(source: str | Path, output: str | Path, config: Any, *,
                            format: str | None = None, ray_config: RayConfig | None = None) -> StageOutput:
     """``postmix.curate.decontam.decontaminate_file`` with the scan on Ray."""
     from postmix.curate.decontam import build_benchmark_index
-    from postmix.scale.ray_decontam import decontaminate_ray
 
     index = build_benchmark_index(config)  # before reading the data: a bad benchmark fails fast
-    return run_stage("decontam", source, output,
-                     lambda ds, kind: decontaminate_ray(ds, config, kind=kind, index=index, ray_config=ray_config,
-                                                       source=_readable(source, format)),
-                     config, format=format)
+    return _file_on_ray("decontam", source, output, config, format=format, ray_config=ray_config, index=index)
 
 
 def stage_file(step: str, engine: str = "local") -> Callable[..., StageOutput]:
