@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from postmix import __version__
@@ -204,7 +205,8 @@ def main() -> None:
     except PostmixError as exc:
         if _state["debug"] or "--debug" in sys.argv:
             raise
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # escaped: a path or pattern in the message may hold [brackets] rich would take for markup
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted: finished rows are kept in the .partial files beside the outputs")

@@ -65,7 +65,7 @@ def quickstart(
     prompts: int = 24,
     echo: Callable[[str], None] = print,
 ) -> RunResult:
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()  # stage configs name files in it; the recipe lives elsewhere
     recipe_path = Path(resolve_path(RECIPE))
     recipe = load_recipe(recipe_path)
     endpoint = endpoint or os.environ.get(ENDPOINT_ENV)

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from postmix.errors import ConfigError
+from postmix.errors import ConfigError, EndpointError
 from postmix.judge import GenerateConfig, assign_models, generate
 from postmix.llm import EndpointConfig, PoolConfig, RetryConfig
 from postmix.schemas import Completion
@@ -100,3 +100,15 @@ def test_unknown_models_are_a_config_error(tmp_path, openai_server):
     with pytest.raises(ConfigError, match="not in the pool"):
         generate(tmp_path / "p.jsonl", tmp_path / "c.jsonl", pool_for(openai_server),
                  GenerateConfig(policy="nope"))
+
+
+def test_an_unset_key_variable_stops_the_run_before_it_leaves_any_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("POSTMIX_TEST_UNSET_KEY", raising=False)
+    pool = PoolConfig(endpoints=[EndpointConfig(name="m1", model="m1", base_url="http://127.0.0.1:9/v1",
+                                                api_key_env="POSTMIX_TEST_UNSET_KEY")])
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"id": "p1", "prompt": [{"role": "user", "content": "hi"}]}) + "\n")
+    out = tmp_path / "out"
+    with pytest.raises(EndpointError, match="POSTMIX_TEST_UNSET_KEY"):
+        generate(prompts, out / "c.jsonl", pool, progress=False)
+    assert not out.exists() or list(out.iterdir()) == []

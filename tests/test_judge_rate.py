@@ -166,3 +166,20 @@ def test_compare_both_orders_flips_count_as_ties(tmp_path, openai_server):
     bodies = openai_server.chat_requests()
     assert len(bodies) == 6
     assert Counter(b["response_format"]["json_schema"]["name"] for b in bodies) == {"Verdict": 6}
+
+
+def test_compare_accounts_for_unreadable_rows_of_b(tmp_path, openai_server):
+    openai_server.set_responder(positional_judge("1"))
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    completions(a, [("a1", "p1", "A", 1), ("a7", "p7", "A", 2)])
+    completions(b, [("b1", "p1", "B", 1)])
+    with b.open("a") as handle:
+        handle.write("{bad\n" + json.dumps({"id": "b7", "prompt_id": "p7"}) + "\n")
+    result = compare(a, b, tmp_path / "cmp.jsonl", pool_for(openai_server), CompareConfig())
+    failures = [json.loads(line) for line in result.failures.read_text().splitlines()]
+    assert sorted(f["reason"] for f in failures) == ["b_bad_row", "b_malformed_json", "unmatched_prompt"]
+    unmatched = next(f for f in failures if f["reason"] == "unmatched_prompt")
+    assert "2 row(s) of B could not be read" in unmatched["detail"]
+    report = result.report
+    assert report.rows_in == 4 and report.rows_out == 1  # 2 rows of A + 2 unreadable rows of B
+    assert report.details["b_unreadable_rows"] == 2

@@ -133,6 +133,18 @@ def test_failures_are_not_cached(openai_server, tmp_path):
     assert not first[0].ok and second[0].ok and not second[0].cached
 
 
+def test_blank_answers_are_returned_but_not_cached(openai_server, tmp_path):
+    """Callers reject a blank answer (a failure in `judge generate`, an `empty` reject in
+    `respond`); a re-run must ask again instead of replaying it from the cache."""
+    answers = iter(["   ", "a real answer"])
+    openai_server.set_responder(lambda body: next(answers))
+    (first,), _ = run_requests(pool_for(openai_server), [ask("x")], cache_path=tmp_path / "c.sqlite")
+    (second,), _ = run_requests(pool_for(openai_server), [ask("x")], cache_path=tmp_path / "c.sqlite")
+    assert first.ok and first.content == "   "
+    assert second.content == "a real answer" and not second.cached
+    assert len(openai_server.requests) == 2
+
+
 def test_in_flight_requests_never_exceed_max_concurrency(openai_server):
     live, peak, lock = [0], [0], threading.Lock()
 

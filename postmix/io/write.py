@@ -112,11 +112,14 @@ class RowWriter:
         return self.path
 
     def abort(self) -> None:
-        """Stop writing but keep the ``.partial`` file with the rows finished so far."""
+        """Stop writing but keep the ``.partial`` file with the rows finished so far (none
+        finished: no file, so a run stopped before its first row leaves nothing behind)."""
         if self._text is not None:
             self._text.close()
         elif self._parquet is not None:
             self._parquet.close()
+        if self.rows == 0:
+            self.partial.unlink(missing_ok=True)
 
     def __enter__(self) -> RowWriter:
         return self

@@ -68,14 +68,19 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
     for c in right.items:
         by_prompt.setdefault(c.prompt_id, c)
     output, failures = Path(output), failures_path(output)
-    reasons = [r.reason for r in left.rejects]
+    # B's unreadable rows are accounted too (as b_<reason>): a prompt they held is otherwise
+    # reported as missing from B, and they would vanish from every count
+    b_rejects = [r.model_copy(update={"reason": f"b_{r.reason}", "detail": f"in B ({b}): {r.detail}"})
+                 for r in right.rejects]
+    reasons = [r.reason for r in left.rejects] + [r.reason for r in b_rejects]
+    missing_hint = f" ({len(b_rejects)} row(s) of B could not be read: see b_* in the failures)" if b_rejects else ""
     pairs: list[tuple[Completion, Completion]] = []
     unmatched: list[Reject] = []
     for c in left.items:
         other = by_prompt.get(c.prompt_id)
         if other is None:
             unmatched.append(Reject(reason="unmatched_prompt", detail=f"no row of {b} has "
-                                    f"prompt_id {c.prompt_id}", id=c.id, source=c.source,
+                                    f"prompt_id {c.prompt_id}{missing_hint}", id=c.id, source=c.source,
                                     row=c.to_row()))
         elif c.response.strip() == other.response.strip():
             unmatched.append(Reject(reason="identical_responses", detail="A and B say the same",
@@ -96,7 +101,7 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
     flips = hard_flips = 0
     answers: list[ChatResult] = []
     with RowWriter(output) as out, RowWriter(failures) as failed:
-        for reject in [*left.rejects, *unmatched]:
+        for reject in [*left.rejects, *b_rejects, *unmatched]:
             failed.write(reject.to_row())
 
         def handle(result: ChatResult) -> None:
@@ -132,7 +137,7 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
         judged = out.rows
     report = StepReport(
         step="judge.compare", config=config_dump(config, pool),
-        rows_in=len(left.items) + len(left.rejects), rows_out=judged,
+        rows_in=len(left.items) + len(left.rejects) + len(b_rejects), rows_out=judged,
         rejected=reject_counts(reasons), timings={"total": round(time.perf_counter() - started, 3)},
         inputs=[str(a), str(b)], outputs={"data": str(output), "failures": str(failures)},
         details={
@@ -141,6 +146,7 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
             "win_rate_a": round((outcomes["a"] + outcomes["tie"] / 2) / judged, 4) if judged else 0.0,
             "position_flip_rate": round(flips / judged, 4) if judged else 0.0,
             "position_flip_rate_strict": round(hard_flips / judged, 4) if judged else 0.0,
+            "b_unreadable_rows": len(b_rejects),
             "b_rows_without_a": len({c.prompt_id for c in right.items}
                                     - {c.prompt_id for c in left.items}),
             "parse_failure_rate": round(ledger.parse_failure_rate, 4),

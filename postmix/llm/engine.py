@@ -110,8 +110,6 @@ class Engine:
         transport_factory = transport_factory or default_transport
         self.health = {e.name: EndpointHealth(e.name, pool.health) for e in pool.endpoints}
         self.ledger = PoolLedger(pool.endpoints, self.health)
-        self.cache = cache if cache is not None else (RequestCache(cache_path) if cache_path else None)
-        self._owns_cache = cache is None and self.cache is not None
         self._jitter = random.Random(seed)
         self._slots: dict[str, list[_Slot]] = {}
         for endpoint in pool.endpoints:
@@ -121,6 +119,9 @@ class Engine:
                 RateLimiter(endpoint.tokens_per_minute) if endpoint.tokens_per_minute else None,
                 self.health[endpoint.name])
             self._slots.setdefault(endpoint.model, []).append(slot)
+        # opened after the transports, which check the API keys: a missing key leaves no cache file
+        self.cache = cache if cache is not None else (RequestCache(cache_path) if cache_path else None)
+        self._owns_cache = cache is None and self.cache is not None
         # default sampling per model: the first endpoint's, so replicas share cache keys
         self._defaults = {m: slots[0].config.sampling for m, slots in self._slots.items()}
 
@@ -185,14 +186,16 @@ class Engine:
                                  "that matches the requested schema."}]
                     body = {**body, "messages": messages}
                     continue
-            if self.cache is not None:
+            # A blank answer is returned but not cached: every caller treats it as unusable (a
+            # failure or an `empty` reject), and a re-run should ask again rather than replay it.
+            if self.cache is not None and (reply.content or "").strip():
                 self.cache.put(key, model, {"content": reply.content, "finish_reason":
                                             reply.finish_reason, "usage": reply.usage})
             return ChatResult(True, content=reply.content, parsed=parsed,
                               usage=Usage.from_dict(reply.usage), endpoint=endpoint, model=model,
                               attempts=attempts, finish_reason=reply.finish_reason,
                               parse_failures=parse_failures, key=key, request=request,
-                                  sampling=sampling)
+                              sampling=sampling)
         self.ledger.failed["parse_error"] += 1
         return ChatResult(False, error=f"no valid answer after {parse_failures} tries: "
                           f"{last_parse_error}", error_kind="parse_error", model=model,
