@@ -53,6 +53,14 @@ def test_gsm8k_wrong_and_missing_answers():
     assert (bad_truth.correct, bad_truth.reason) == (None, "bad_ground_truth")
 
 
+@pytest.mark.parametrize("response", ["Step 1: add them.\n#### no idea", "18 apples, so #### 3/4",
+                                      "We get 18, hence \\boxed{x} and 18"])
+def test_gsm8k_an_explicit_final_answer_without_a_number_is_no_answer(response):
+    """No falling back to a number elsewhere ("Step 1" would become the answer 1)."""
+    assert gsm8k.extract_number(response) is None
+    assert verify(response, "18", "gsm8k").reason == "no_answer"
+
+
 @given(st.integers(min_value=-10**9, max_value=10**9), st.sampled_from(
     ["#### {}", "The answer is {}.", "\\boxed{{{}}}", "A: {}", "so in total {} apples"]))
 def test_gsm8k_round_trips_any_integer_in_any_format(value, template):

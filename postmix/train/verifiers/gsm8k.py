@@ -2,9 +2,10 @@
 
 Where the final answer is, in order of trust: after the last ``####`` (GSM8K's own format), in
 the last ``\\boxed{...}``, after the last "answer is" / "Answer:" / "A:", and otherwise the last
-number in the text (Tulu 3's rule). Numbers may carry thousands separators (``1,234``), a
-currency sign (``$18``), trailing zeros (``18.00``) or units (``18 dollars``); they compare as
-exact decimals, so ``1,234`` == ``1234.0`` and ``0.1 + 0.2`` rounding never matters.
+number in the text (Tulu 3's rule). A ``####`` or ``\\boxed{}`` with no number after it (or a
+fraction such as ``3/4``) means no answer: nothing else in the text is taken for one. Numbers
+may carry thousands separators (``1,234``), a currency sign (``$18``), trailing zeros (``18.00``)
+or units (``18 dollars``); they compare as exact decimals, so ``1,234`` == ``1234.0`` and ``0.1 + 0.2`` rounding never matters.
 """
 
 from __future__ import annotations
@@ -45,23 +46,37 @@ def _decimal(match: re.Match[str]) -> Decimal | None:
         return None
 
 
-def _after_marker(text: str, marker: re.Pattern[str]) -> Decimal | None:
+_NO_ANSWER = object()  # an explicit marker with no number after it
+
+
+def _after_marker(text: str, marker: re.Pattern[str]) -> Decimal | None | object:
     hits = list(marker.finditer(text))
     if not hits:
         return None
     rest = text[hits[-1].end():].split("\n", 1)[0]
+    if marker is _MARKERS[1]:
+        rest = rest.split("}", 1)[0]  # only what is inside \boxed{...}
     lead = _LEAD.match(rest)
     match = NUMBER.match(rest, lead.end() if lead else 0)
     if match is None:
         # "The answer is: Tom has 18 apples" -> the first number after the marker on that line.
         match = NUMBER.search(rest)
-    return _decimal(match) if match else None
+    if match is None or rest[match.end():match.end() + 2].lstrip().startswith("/"):
+        # "#### no idea" or "#### 3/4": the response committed to a final answer that is not a
+        # number; falling back to any number in the text would make one up ("Step 1" -> 1)
+        return _NO_ANSWER if marker in _EXPLICIT else None
+    return _decimal(match)
+
+
+_EXPLICIT = _MARKERS[:2]  # #### and \boxed{}: what follows them is the answer, or there is none
 
 
 def extract_number(text: str) -> Decimal | None:
     """The final numeric answer in ``text``, or None when it holds no number."""
     for marker in _MARKERS:
         value = _after_marker(text, marker)
+        if value is _NO_ANSWER:
+            return None
         if value is not None:
             return value
     numbers = list(NUMBER.finditer(text))
