@@ -23,16 +23,20 @@ from postmix.io.paths import resolve_path
 from postmix.io.read import file_type, load_arrow_folder, load_hub
 from postmix.io.write import output_type
 from postmix.schemas import FEATURES, Reject, kind_of_columns
+from postmix.schemas.arrow_checks import all_rows_valid
 
 
 def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | None:
+    """The file as an Arrow table of postmix records when every row is one (the fast path);
+    None sends it through ``ingest``, which validates each row and rejects the bad ones."""
     ftype = file_type(path)
     if ftype == "parquet":
         names = pq.read_schema(path).names
         kind = kind_of_columns(names)
         if kind is None:
             return None
-        return pq.read_table(path, columns=list(FEATURES[kind])), kind
+        table = pq.read_table(path, columns=list(FEATURES[kind]))
+        return (table, kind) if all_rows_valid(table, kind) else None  # else: row by row, with rejects
     if ftype == "jsonl" and not path.name.endswith(".gz"):
         with open(path, "rb") as handle:
             first = handle.readline()
@@ -50,7 +54,8 @@ def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | 
             )
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return None  # a malformed line or a non-postmix row: let ingest find and report it
-        return table.select(list(FEATURES[kind])), kind
+        table = table.select(list(FEATURES[kind]))
+        return (table, kind) if all_rows_valid(table, kind) else None  # else: row by row, with rejects
     return None
 
 
