@@ -78,3 +78,10 @@ def test_yaml_configs_and_bad_files(tmp_path):
         load_config("sft", bad)
     with pytest.raises(ConfigError, match="no such config file"):
         load_config("sft", tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("steps", [0, -2])
+def test_max_steps_is_positive_or_minus_one(steps):
+    with pytest.raises(ConfigError, match="max_steps must be a positive number"):
+        parse_config("sft", {"max_steps": steps})
+    assert parse_config("sft", {"max_steps": 3}).max_steps == 3

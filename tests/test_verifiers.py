@@ -206,3 +206,11 @@ def test_ifeval_row_needs_all_constraints_and_reports_bad_specs():
                 [{"type": "no_commas", "extra": 1}], ["not json"]):
         verdict = verify("x", "", "ifeval", bad)
         assert (verdict.correct, verdict.reason) == (None, "bad_constraint"), bad
+
+
+@pytest.mark.parametrize(("response", "truth", "name", "correct"), [
+    ("18", 18, "gsm8k", True), ("#### 17", 18, "gsm8k", False), ("0.5", 0.5, "exact", True),
+    ("5", 5, "regex", True), ("no commas", [{"type": "no_commas"}], "ifeval", True)])
+def test_ground_truths_given_as_json_values_are_compared_as_text(response, truth, name, correct):
+    """A JSONL file may hold `"ground_truth": 18`; that is the text "18", not a crash."""
+    assert verify(response, truth, name).correct is correct

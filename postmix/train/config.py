@@ -53,6 +53,7 @@ class TrainConfig(BaseModel):
     learning_rate: float = Field(gt=0)
     num_train_epochs: float = Field(gt=0)
     max_steps: int = Field(-1, description="Stop after this many optimiser steps (-1: use epochs).")
+
     per_device_train_batch_size: int = Field(1, ge=1)
     gradient_accumulation_steps: int = Field(16, ge=1)
     max_length: int | None = Field(ge=1)
@@ -70,6 +71,13 @@ class TrainConfig(BaseModel):
 
     # Fields that do not go to TRL as they are.
     POSTMIX_ONLY: ClassVar[tuple[str, ...]] = ("lora", "trl", "trust_remote_code")
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError("max_steps must be a positive number of steps, or -1 to train for num_train_epochs")
+        return value
 
     @field_validator("trl")
     @classmethod

@@ -15,6 +15,7 @@ regex       the ground truth, as a regular expression, matches the whole respons
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,11 @@ def verify(response: str | None, ground_truth: str | None, verifier: str,
         return unscorable("unknown_verifier", f"{verifier!r}; known: {', '.join(VERIFIERS)}")
     if response is None:
         return unscorable("no_response", "the row has no response")
+    # Ground truths arrive as JSON values too (18, 0.5, a list of constraint specs): compare their text
+    if ground_truth is not None and not isinstance(ground_truth, str):
+        ground_truth = json.dumps(ground_truth) if isinstance(ground_truth, (list, dict)) else str(ground_truth)
+    if not isinstance(response, str):
+        return unscorable("no_response", f"the response is a {type(response).__name__}, not text")
     return fn(response, ground_truth, constraints)
 
 
