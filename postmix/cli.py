@@ -135,7 +135,7 @@ def stats(
 @app.command("run")
 def run_recipe_command(
     recipe: str = typer.Argument(..., help="Recipe YAML (a path, or pkg://postmix/... for a bundled one)."),
-    workdir: Path | None = typer.Option(None, "--workdir", "-w", help="Where stage outputs go (default: the recipe's workdir, else ./postmix-runs/<name>)."),
+    workdir: Path | None = typer.Option(None, "--workdir", "-w", help="Where stage outputs go (default: the recipe's workdir, relative to the recipe, else ./postmix-runs/<name>)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (stages, cache keys, cached or not) and stop."),
     engine: str | None = typer.Option(None, "--engine", help="Default engine (local or ray) of the dedup, decontam, "
                                       "filter and mix_build stages that do not set `engine:`; results are the same."),
@@ -146,7 +146,8 @@ def run_recipe_command(
 
     recipe_path = Path(resolve_path(recipe))
     spec = load_recipe(recipe_path)
-    target = workdir or Path(spec.workdir or Path("postmix-runs") / spec.name)
+    # a recipe's own `workdir:` is relative to the recipe, like every other path in it
+    target = workdir or (recipe_path.parent / spec.workdir if spec.workdir else Path("postmix-runs") / spec.name)
     if dry_run:
         table = Table("stage", "run", "inputs", "key", "status", title=f"plan: {spec.name} -> {target}")
         for step in plan(spec, target, recipe_path.parent):
@@ -158,7 +159,7 @@ def run_recipe_command(
         from postmix.scale.ray_stages import check_engine
 
         check_engine(engine)
-    result = run_recipe(spec, target, recipe_dir=recipe_path.parent, echo=out.print,
+    result = run_recipe(spec, target, recipe_dir=recipe_path.parent, echo=echo_line,
                         options={"engine": engine} if engine else None)
     out.print(f"[bold]done[/bold]: {len(result.stages)} stages, summary in {target / 'last_run.json'}")
 
@@ -182,7 +183,7 @@ def quickstart(
     SFT mix and train a tiny model on CPU. Offline; no GPU, server or API key needed."""
     from postmix.quickstart import quickstart as run_quickstart
 
-    result = run_quickstart(out, endpoint=endpoint, model=model, prompts=prompts, echo=out_console_print)
+    result = run_quickstart(out, endpoint=endpoint, model=model, prompts=prompts, echo=echo_line)
     table = Table("stage", "status", "seconds", "outputs", title=f"quickstart -> {out}")
     for name, stage in result.stages.items():
         shown = {k: v for k, v in stage["outputs"].items() if k in ("data", "rejects", "report", "mix", "run_card", "failures")}
@@ -193,6 +194,11 @@ def quickstart(
 
 def out_console_print(message: object) -> None:
     out.print(message)
+
+
+def echo_line(line: str) -> None:
+    """A progress line as it is: "[cached]" / "[run]" are words here, not rich markup."""
+    out.print(line, markup=False, highlight=False)
 
 
 _register_verbs()

@@ -79,15 +79,17 @@ class StageType:
     handler: Handler
     description: str
     check: Callable[[dict[str, Any]], None] | None = None  # validates a config without running
+    # files the stage reads besides its inputs (named in its config): part of its cache key
+    files: Callable[[StageSpec, Path], list[Path]] | None = None
 
 
 STAGE_TYPES: dict[str, StageType] = {}
 
 
-def stage_type(name: str, description: str, *, check: Callable[[dict[str, Any]], None] | None = None
-               ) -> Callable[[Handler], Handler]:
+def stage_type(name: str, description: str, *, check: Callable[[dict[str, Any]], None] | None = None,
+               files: Callable[[StageSpec, Path], list[Path]] | None = None) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        STAGE_TYPES[name] = StageType(fn, description, check)
+        STAGE_TYPES[name] = StageType(fn, description, check, files)
         return fn
 
     return register
@@ -103,8 +105,9 @@ def load_recipe(path: str | Path) -> Recipe:
         raise ConfigError(f"{path}: {one_line(exc)}") from None
 
 
-def fingerprint_path(path: Path) -> str:
-    """Content hash of a file or folder (every file, in sorted order); Hub names hash as text."""
+def fingerprint_path(path: Path, *, contents: bool = True) -> str:
+    """Content hash of a file or folder (every file, in sorted order); Hub names hash as text.
+    ``contents=False`` hashes names, sizes and modification times instead (model folders: GBs)."""
     digest = xxhash.xxh3_128()
     if str(path).startswith("hf:"):
         digest.update(str(path).encode())
@@ -112,6 +115,10 @@ def fingerprint_path(path: Path) -> str:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        if not contents:
+            stat = file.stat()
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+            continue
         with open(file, "rb") as handle:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
@@ -147,12 +154,16 @@ def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
                 raise ConfigError(f"stage {stage.name!r}: input {ref!r} is neither an earlier stage nor an existing path")
             parts.append(f"file:{fingerprint_path(Path(path)) if not str(path).startswith('hf:') else path}")
             inputs.append(Path(path) if not str(path).startswith("hf:") else str(path))
-        check = STAGE_TYPES[stage.run].check
-        if check is not None:  # a typo in a config fails at plan time, not hours into a run
+        kind = STAGE_TYPES[stage.run]
+        if kind.check is not None:  # a typo in a config fails at plan time, not hours into a run
             try:
-                check(dict(stage.config))
-            except (ValidationError, ValueError, TypeError) as exc:
-                raise ConfigError(f"stage {stage.name!r} ({stage.run}): {one_line(exc)}") from None
+                kind.check(dict(stage.config))
+            except (ValidationError, ValueError, TypeError, PostmixError) as exc:
+                text = one_line(exc) if isinstance(exc, ValidationError) else str(exc)
+                raise ConfigError(f"stage {stage.name!r} ({stage.run}): {text}") from None
+        if kind.files is not None:  # a file named in the config changes the result as an input does
+            for path in kind.files(stage, recipe_dir):
+                parts.append(f"config-file:{path.name}:{fingerprint_path(path, contents=path.is_file())}")
         key = xxhash.xxh3_64_hexdigest(_canonical([stage.run, stage.config, parts, __version__]).encode())
         keys[stage.name] = key
         folder = workdir / "stages" / f"{stage.name}-{key}"

@@ -3,6 +3,7 @@ library function that does the work; none holds logic of its own."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from postmix.errors import ConfigError
@@ -42,6 +43,47 @@ def _train_checker(method: str):
     return check
 
 
+def _local_path(value: str, recipe_dir: Path) -> Path | None:
+    """``value`` as an existing local path, relative ones taken from the recipe's folder."""
+    if not value or value.startswith("hf:"):
+        return None
+    from postmix.io.paths import resolve_path
+
+    path = Path(resolve_path(value, base=recipe_dir))
+    return path if path.exists() else None
+
+
+def _benchmark_files(steps: list[dict[str, Any]], recipe_dir: Path) -> list[Path]:
+    from postmix.curate.benchmarks import benchmark_files
+
+    files: list[Path] = []
+    for step in steps:
+        config = step.get("config") or step.get("decontam") or {}
+        if (step.get("step") == "decontam" or "decontam" in step) and isinstance(config, dict):
+            files += benchmark_files(list(config.get("benchmarks") or []), recipe_dir)
+    return files
+
+
+def _mix_files(stage: Any, recipe_dir: Path) -> list[Path]:
+    """Source files a mix spec names directly (not earlier stages), and decontam benchmark files."""
+    config = stage.config
+    files = [path for source in config.get("sources", []) if isinstance(source, dict)
+             and source.get("path") not in stage.input
+             and (path := _local_path(str(source.get("path", "")), recipe_dir)) is not None]
+    steps = [*config.get("global_steps", []), *(st for source in config.get("sources", []) if isinstance(source, dict)
+                                                for st in source.get("steps", []))]
+    return files + _benchmark_files([st for st in steps if isinstance(st, dict)], recipe_dir)
+
+
+def _decontam_files(stage: Any, recipe_dir: Path) -> list[Path]:
+    return _benchmark_files([{"step": "decontam", "config": stage.config}], recipe_dir)
+
+
+def _model_files(stage: Any, recipe_dir: Path) -> list[Path]:
+    path = _local_path(str(stage.config.get("model") or ""), recipe_dir)
+    return [path] if path is not None else []
+
+
 def _single_input(ctx: StageContext) -> Any:
     if len(ctx.inputs) != 1:
         raise ConfigError(f"stage {ctx.stage.name!r} ({ctx.stage.run}) takes exactly one input")
@@ -68,7 +110,8 @@ def ingest_stage(ctx: StageContext) -> dict[str, Any]:
     return _outputs(output)
 
 
-@stage_type("mix_build", "build and version a training mix from earlier stages or files", check=_check_mix)
+@stage_type("mix_build", "build and version a training mix from earlier stages or files", check=_check_mix,
+            files=_mix_files)
 def mix_build_stage(ctx: StageContext) -> dict[str, Any]:
     """``config`` is a mix spec; a source whose ``path`` names one of this stage's inputs reads
     that stage's output. The registry is ``config.home``, else ``<workdir>/.postmix``."""
@@ -76,7 +119,8 @@ def mix_build_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.mix import build
 
     spec = dict(ctx.stage.config)
-    home = spec.pop("home", None) or ctx.options.get("home") or ctx.out_dir.parent.parent / ".postmix"
+    home = spec.pop("home", None)
+    home = (ctx.recipe_dir / home).resolve() if home else (ctx.options.get("home") or ctx.out_dir.parent.parent / ".postmix")
     by_name = dict(zip(ctx.stage.input, ctx.inputs, strict=True))
     spec["sources"] = [
         {**source, "path": str(by_name.get(source.get("path"), source.get("path")))}
@@ -185,6 +229,10 @@ def _curate_stage(ctx: StageContext, step: str) -> dict[str, Any]:
 
     config = dict(ctx.stage.config)
     engine, ray_config = _engine_options(config, ctx.options)
+    if step == "decontam" and config.get("benchmarks"):
+        from postmix.curate.benchmarks import anchored
+
+        config["benchmarks"] = anchored(list(config["benchmarks"]), ctx.recipe_dir)
     output = ctx.out_dir / f"{ctx.stage.name}.parquet"
     extra = {"ray_config": ray_config} if engine == "ray" else {}
     stage_file(step, engine)(_single_input(ctx), output, config_class(step).model_validate(config), **extra)
@@ -203,7 +251,7 @@ def dedup_stage(ctx: StageContext) -> dict[str, Any]:
 
 
 @stage_type("decontam", "remove rows that overlap named benchmarks (n-gram coverage)",
-            check=_curate_checker("decontam"))
+            check=_curate_checker("decontam"), files=_decontam_files)
 def decontam_stage(ctx: StageContext) -> dict[str, Any]:
     return _curate_stage(ctx, "decontam")
 
@@ -216,6 +264,9 @@ def _train_stage(ctx: StageContext, method: str) -> dict[str, Any]:
 
     config = dict(ctx.stage.config)
     model = config.pop("model", None)
+    if model is not None:  # a local folder named relative to the recipe, else a Hub name as it is
+        local = _local_path(str(model), ctx.recipe_dir)
+        model = str(local) if local is not None else model
     mix = home = data = None
     for upstream, path in zip(ctx.input_outputs, ctx.inputs, strict=True):
         if upstream and "mix" in upstream:
@@ -233,16 +284,16 @@ def _train_stage(ctx: StageContext, method: str) -> dict[str, Any]:
             "final_loss": str(result.run_card.get("metrics", {}).get("train_loss", ""))}
 
 
-@stage_type("train_sft", "supervised fine-tuning over TRL on one mix version", check=_train_checker('sft'))
+@stage_type("train_sft", "supervised fine-tuning over TRL on one mix version", check=_train_checker('sft'), files=_model_files)
 def train_sft_stage(ctx: StageContext) -> dict[str, Any]:
     return _train_stage(ctx, "sft")
 
 
-@stage_type("train_dpo", "DPO over TRL on one preference mix version", check=_train_checker('dpo'))
+@stage_type("train_dpo", "DPO over TRL on one preference mix version", check=_train_checker('dpo'), files=_model_files)
 def train_dpo_stage(ctx: StageContext) -> dict[str, Any]:
     return _train_stage(ctx, "dpo")
 
 
-@stage_type("train_rlvr", "GRPO with verifiable rewards over TRL on one RLVR mix version", check=_train_checker('rlvr'))
+@stage_type("train_rlvr", "GRPO with verifiable rewards over TRL on one RLVR mix version", check=_train_checker('rlvr'), files=_model_files)
 def train_rlvr_stage(ctx: StageContext) -> dict[str, Any]:
     return _train_stage(ctx, "rlvr")

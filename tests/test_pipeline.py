@@ -130,3 +130,61 @@ def test_a_relative_workdir_outside_the_recipe_folder_feeds_a_mix_build(tmp_path
     monkeypatch.chdir(recipe_dir)
     again = run_recipe(recipe, tmp_path / "out", recipe_dir=recipe_dir, echo=lambda _: None)
     assert [s["status"] for s in again.stages.values()] == ["cached", "cached"]
+
+
+def test_the_cli_says_which_stages_ran_and_which_were_cached(tmp_path):
+    recipe = write_recipe(tmp_path, STAGES)
+    runner = CliRunner()
+    first = runner.invoke(app, ["run", str(recipe), "--workdir", str(tmp_path / "w")])
+    second = runner.invoke(app, ["run", str(recipe), "--workdir", str(tmp_path / "w")])
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert "[run]    raw (ingest)" in first.output and "[cached]" not in first.output
+    assert "[cached] raw (ingest)" in second.output and "[cached] upper (test_upper)" in second.output
+
+
+def test_files_named_in_configs_are_part_of_the_cache_key_and_resolve_from_the_recipe(tmp_path, monkeypatch):
+    """A mix source that is a file (not an earlier stage), a decontam benchmark file and a mix
+    `home:` are read relative to the recipe's folder from any cwd, and changing such a file
+    re-runs the stage that reads it."""
+    recipe_dir = tmp_path / "recipes"
+    recipe_dir.mkdir()
+    extra = recipe_dir / "extra.jsonl"
+    extra.write_text("".join(json.dumps({"prompt": f"extra {i}", "completion": f"x{i}"}) + "\n" for i in range(3)))
+    bench = recipe_dir / "bench.jsonl"
+    bench.write_text(json.dumps({"question": "an unrelated benchmark question about eight tokens or more"}) + "\n")
+    stages = [
+        STAGES[0],
+        {"name": "clean", "run": "decontam", "input": "raw", "config": {"benchmarks": ["b=bench.jsonl:question"]}},
+        {"name": "mix", "run": "mix_build", "input": "clean",
+         "config": {"name": "m", "kind": "sft", "home": "registry", "sources": [{"path": "clean"}, {"path": "extra.jsonl"}]}},
+    ]
+    recipe = load_recipe(write_recipe(recipe_dir, stages))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    first = run_recipe(recipe, tmp_path / "w", recipe_dir=recipe_dir, echo=lambda _: None)
+    assert first.stages["mix"]["outputs"]["home"] == str(recipe_dir / "registry")
+    assert (recipe_dir / "registry").is_dir() and not (elsewhere / "registry").exists()
+    keys = [p.key for p in plan(recipe, tmp_path / "w", recipe_dir)]
+    with extra.open("a") as handle:
+        handle.write(json.dumps({"prompt": "extra 3", "completion": "x3"}) + "\n")
+    after_extra = [p.key for p in plan(recipe, tmp_path / "w", recipe_dir)]
+    assert after_extra[:2] == keys[:2] and after_extra[2] != keys[2]
+    again = run_recipe(recipe, tmp_path / "w", recipe_dir=recipe_dir, echo=lambda _: None)
+    assert [s["status"] for s in again.stages.values()] == ["cached", "cached", "ran"]
+    assert again.stages["mix"]["outputs"]["mix"] == "m@2"
+    bench.write_text(json.dumps({"question": "a different benchmark question with enough tokens here"}) + "\n")
+    after_bench = [p.key for p in plan(recipe, tmp_path / "w", recipe_dir)]
+    assert after_bench[0] == keys[0] and after_bench[1] != keys[1]
+
+
+def test_a_recipe_workdir_is_relative_to_the_recipe(tmp_path, monkeypatch):
+    recipe_dir = tmp_path / "recipes"
+    recipe_dir.mkdir()
+    path = write_recipe(recipe_dir, STAGES[:1])
+    data = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**data, "workdir": "runs"}))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 0, result.output
+    assert (recipe_dir / "runs" / "last_run.json").exists() and not (tmp_path / "runs").exists()

@@ -125,6 +125,29 @@ def parse_benchmark_spec(text: str) -> BenchmarkSpec:
     return BenchmarkSpec(name=name, path=path, fields=fields)
 
 
+def anchored(benchmarks: list[str], base: str | Path) -> list[str]:
+    """``benchmarks`` with every relative local file resolved against ``base`` (the folder of the
+    spec or recipe that names it), so a run from another folder finds the same files."""
+    out = []
+    for text in benchmarks:
+        spec = parse_benchmark_spec(text)
+        if spec.path and not spec.path.startswith(("hf:", "pkg://")) and not Path(spec.path).is_absolute():
+            spec = spec.model_copy(update={"path": str((Path(base) / spec.path).resolve())})
+            text = spec.label()
+        out.append(text)
+    return out
+
+
+def benchmark_files(benchmarks: list[str], base: str | Path) -> list[Path]:
+    """The local files among ``benchmarks`` (what a cached result depends on)."""
+    files = []
+    for text in anchored(benchmarks, base):
+        path = parse_benchmark_spec(text).path
+        if path and not path.startswith(("hf:", "pkg://")) and Path(path).exists():
+            files.append(Path(path))
+    return files
+
+
 def builtin_for(spec: BenchmarkSpec) -> BuiltinBenchmark | None:
     return BUILTIN_BENCHMARKS.get(spec.name.lower())
 

@@ -214,6 +214,7 @@ def build(
         spec_obj = spec if isinstance(spec, MixSpec) else parse_spec(spec)
         base_dir = Path(base).resolve() if base is not None else Path.cwd()
     tokenizer_name = tokenizer or spec_obj.tokenizer
+    spec_obj = anchor_benchmarks(spec_obj, base_dir)
     if engine is not None and engine != spec_obj.engine:
         from postmix.scale.ray_stages import check_engine
 
@@ -225,6 +226,18 @@ def build(
         with ray_steps():
             return _build(spec_obj, base_dir, home, tokenizer_name, progress, started)
     return _build(spec_obj, base_dir, home, tokenizer_name, progress, started)
+
+
+def anchor_benchmarks(spec: MixSpec, base: Path) -> MixSpec:
+    """Decontam steps' benchmark files resolved against the spec's folder, like its sources."""
+    from postmix.curate.benchmarks import anchored
+
+    def fix(steps: list[Any]) -> list[Any]:
+        return [s.model_copy(update={"config": {**s.config, "benchmarks": anchored(s.config["benchmarks"], base)}})
+                if s.step == "decontam" and s.config.get("benchmarks") else s for s in steps]
+
+    sources = [src.model_copy(update={"steps": fix(src.steps)}) for src in spec.sources]
+    return spec.model_copy(update={"sources": sources, "global_steps": fix(spec.global_steps)})
 
 
 def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer_name: str | None,
