@@ -237,3 +237,18 @@ def test_rlvr_prompts_dedup_and_have_no_assistant_view():
     assert list(dedup(ds, DedupConfig(on="prompt")).reasons) == [None, "near_duplicate"]
     with pytest.raises(UnsupportedViewError):
         dedup(ds, DedupConfig(on="assistant"))
+
+
+@pytest.mark.parametrize("on", ["user", "prompt", "assistant", "conversation"])
+def test_every_text_view_of_preference_records(on):
+    from postmix.curate.textview import view_texts
+
+    ds = datasets.Dataset.from_list([{
+        "id": "p", "source": "s", "meta": "{}", "judge": "{}", "chosen_score": None, "rejected_score": None,
+        "chosen_model": None, "rejected_model": None,
+        "prompt": [{"role": "user", "content": "q"}],
+        "chosen": [{"role": "assistant", "content": "good"}],
+        "rejected": [{"role": "assistant", "content": "bad"}]}], features=FEATURES["preference"])
+    (text_,) = view_texts(ds.with_format("arrow")[:], "preference", on).to_pylist()
+    assert "q" in text_ if on in ("user", "prompt", "conversation") else "q" not in text_
+    assert ("good" in text_) == (on in ("assistant", "conversation"))

@@ -65,7 +65,9 @@ def _join_turns(column: pa.ChunkedArray | pa.Array, select: str) -> pa.Array:
 
 
 def _concat(*parts: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise(*parts, "\n")
+    # one string type for every part and the separator: the kernel has no mixed-type overloads
+    parts = tuple(p.cast(pa.large_string()) for p in parts)
+    return pc.binary_join_element_wise(*parts, pa.scalar("\n", pa.large_string()))
 
 
 def view_texts(table: pa.Table, kind: str, on: str) -> pa.Array:
