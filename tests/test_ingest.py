@@ -211,3 +211,28 @@ def test_sharegpt_and_messages_forms_agree(tmp_path, turns):
     (m,), (s,) = read_jsonl(tmp_path / "m.out.jsonl"), read_jsonl(tmp_path / "s.out.jsonl")
     assert m["messages"] == s["messages"] == messages
     assert m["id"] == s["id"]
+
+
+def test_several_ultrafeedback_pairs_of_one_prompt_are_all_kept(tmp_path):
+    def pair(good, bad):
+        return {"prompt": "Write a haiku", "prompt_id": "uf-1",
+                "chosen": [{"role": "user", "content": "Write a haiku"}, {"role": "assistant", "content": good}],
+                "rejected": [{"role": "user", "content": "Write a haiku"}, {"role": "assistant", "content": bad}],
+                "score_chosen": 8.0, "score_rejected": 2.0}
+
+    src = write_jsonl(tmp_path / "uf.jsonl", [pair("Leaves fall", "No."), pair("Snow melts", "Nope.")])
+    result = ingest(src, tmp_path / "o.jsonl")
+    assert result.report.rows_out == 2
+    assert [r["id"] for r in read_jsonl(tmp_path / "o.jsonl")] == ["uf-1", "uf-1~1"]
+
+
+def test_turns_with_tool_calls_are_rejected_whole_not_stripped(tmp_path):
+    call = {"role": "assistant", "content": None,
+            "tool_calls": [{"id": "1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]}
+    rows = [{"messages": [CONVO[1], call, {"role": "tool", "content": "sunny", "tool_call_id": "1"},
+                          {"role": "assistant", "content": "Sunny."}]},
+            {"messages": CONVO}]
+    result = ingest(write_jsonl(tmp_path / "t.jsonl", rows), tmp_path / "o.jsonl")
+    (reject,) = read_jsonl(rejects_path(tmp_path / "o.jsonl"))
+    assert reject["reason"] == "tool_calls" and reject["line"] == 1 and "messages[1]" in reject["detail"]
+    assert result.report.rows_out == 1 and result.report.rejected == {"tool_calls": 1}

@@ -70,6 +70,13 @@ def _text(value: Any, what: str) -> str:
     raise ValueError(f"{what} must be text, got {type(value).__name__}")
 
 
+class ToolCallsError(ValueError):
+    """A turn carries tool calls, which postmix records (role/content turns) cannot hold."""
+
+
+_TOOL_FIELDS = ("tool_calls", "function_call", "tool_call_id")
+
+
 def _messages(value: Any, what: str, *, default_role: str) -> list[dict[str, str]]:
     """A string becomes one turn of ``default_role``; a list of {role, content} is kept."""
     if isinstance(value, str):
@@ -80,6 +87,10 @@ def _messages(value: Any, what: str, *, default_role: str) -> list[dict[str, str
         raise ValueError(f"{what} must be a string or a list of messages")
     turns = []
     for i, item in enumerate(value):
+        if isinstance(item, dict) and any(item.get(k) for k in _TOOL_FIELDS):
+            # keeping the text and dropping the calls would leave tool replies to calls that are gone
+            raise ToolCallsError(f"{what}[{i}] has {'/'.join(k for k in _TOOL_FIELDS if item.get(k))}: postmix "
+                                 "records hold role/content turns only, so the row cannot be kept whole")
         if not isinstance(item, dict) or "role" not in item or "content" not in item:
             raise ValueError(f"{what}[{i}] must be an object with role and content")
         turns.append({"role": str(item["role"]), "content": _text(item["content"], f"{what}[{i}].content")})

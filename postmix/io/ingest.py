@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from postmix.errors import BadRowError, UnsupportedFormatError
 from postmix.io.errors_text import one_line
-from postmix.io.formats import FORMAT_KIND, check_format, convert, detect_format
+from postmix.io.formats import FORMAT_KIND, ToolCallsError, check_format, convert, detect_format
 from postmix.io.read import RawRow, iter_raw_rows
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.progress import progress_bar
@@ -108,10 +108,13 @@ def ingest(
                     continue
                 try:
                     record = convert(raw.data, row_fmt, source=default_source)
-                    derived = raw.data.get("id") is None and raw.data.get("prompt_id") is None
+                    # an id taken from prompt_id (UltraFeedback) is not the row's own: several pairs
+                    # per prompt are normal, so repeats get a ~N suffix like content-derived ids
+                    derived = raw.data.get("id") is None
                     record.id = ids.claim(record.id, derived, raw.line)
                 except (ValidationError, ValueError, KeyError, TypeError) as exc:
-                    reason = "duplicate_id" if "already used" in str(exc) else "schema"
+                    reason = ("tool_calls" if isinstance(exc, ToolCallsError)
+                              else "duplicate_id" if "already used" in str(exc) else "schema")
                     detail = one_line(exc) if not isinstance(exc, KeyError) else f"missing field {exc}"
                     given = raw.data.get("id")
                     reject(raw, reason, detail, None if given is None else str(given))
