@@ -214,6 +214,12 @@ def main() -> None:
         # escaped: a path or pattern in the message may hold [brackets] rich would take for markup
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a path that cannot be written or read (a file where a folder should be, ...)
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        console.print(f"[red]error:[/red] {escape((exc.strerror or str(exc)) + where)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted: finished rows are kept in the .partial files beside the outputs")
         sys.exit(130)

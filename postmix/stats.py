@@ -59,13 +59,13 @@ def _column_stats(column: pa.ChunkedArray, tokenizer: Any | None) -> dict[str, A
 
 def dataset_stats(path: str | Path, *, tokenizer: str | None = None, format: str | None = None,
                   trust_remote_code: bool = False) -> dict[str, Any]:
+    tok = None
+    if tokenizer:  # before reading the data: a wrong name fails at once, in one line
+        from postmix.mix.measure import load_tokenizer
+
+        tok = load_tokenizer(tokenizer, trust_remote_code=trust_remote_code)
     ds, kind, rejects = load_records(path, format=format)
     table = ds.data.table if hasattr(ds.data, "table") else ds.data
-    tok = None
-    if tokenizer:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=trust_remote_code)
     sources = {r["values"]: r["counts"] for r in pc.value_counts(table.column("source")).to_pylist()}
     return {
         "path": str(path),

@@ -66,3 +66,12 @@ def test_stats_counts_tokens_with_a_tokenizer(tmp_path, tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     expected = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in ("hello world", "hi there friend"))
     assert json.loads(result.stdout)["columns"]["messages"]["tokens_total"] == expected
+
+
+def test_an_output_path_that_cannot_be_written_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "file.jsonl"
+    blocker.write_text("x")
+    result = run_cli("ingest", SAMPLE, str(blocker / "out.jsonl"))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
+    assert str(blocker) in lines[0]

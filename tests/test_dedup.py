@@ -252,3 +252,9 @@ def test_every_text_view_of_preference_records(on):
     (text_,) = view_texts(ds.with_format("arrow")[:], "preference", on).to_pylist()
     assert "q" in text_ if on in ("user", "prompt", "conversation") else "q" not in text_
     assert ("good" in text_) == (on in ("assistant", "conversation"))
+
+
+def test_a_source_priority_without_keep_source_priority_is_refused():
+    with pytest.raises(ValueError, match="only used with keep=source-priority"):
+        DedupConfig(source_priority=["human"])
+    assert DedupConfig(keep="source-priority", source_priority=["human"]).source_priority == ["human"]

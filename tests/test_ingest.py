@@ -236,3 +236,32 @@ def test_turns_with_tool_calls_are_rejected_whole_not_stripped(tmp_path):
     (reject,) = read_jsonl(rejects_path(tmp_path / "o.jsonl"))
     assert reject["reason"] == "tool_calls" and reject["line"] == 1 and "messages[1]" in reject["detail"]
     assert result.report.rows_out == 1 and result.report.rejected == {"tool_calls": 1}
+
+
+def test_a_byte_order_mark_and_a_single_object_json_file_are_read(tmp_path):
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"messages": CONVO}).encode() + b"\n")
+    assert ingest(bom, tmp_path / "a.jsonl").report.rows_out == 1
+    single = tmp_path / "one.json"
+    single.write_text(json.dumps({"messages": CONVO}), encoding="utf-8-sig")
+    assert ingest(single, tmp_path / "b.jsonl").report.rows_out == 1
+
+
+@pytest.mark.parametrize("name", ["cut.jsonl.gz", "notgzip.jsonl.gz", "cut.parquet"])
+def test_a_damaged_file_is_a_one_line_error(tmp_path, name):
+    import gzip
+
+    from postmix.errors import PostmixError
+
+    whole = "".join(json.dumps({"id": f"r{i}", "messages": CONVO}) + "\n" for i in range(500)).encode()
+    if name == "cut.jsonl.gz":
+        data = gzip.compress(whole)[:300]
+    elif name == "notgzip.jsonl.gz":
+        data = whole
+    else:
+        pq.write_table(pa.Table.from_pylist([{"messages": CONVO}] * 10), tmp_path / "whole.parquet")
+        data = (tmp_path / "whole.parquet").read_bytes()[:200]
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(PostmixError, match="could not be read") as caught:
+        ingest(tmp_path / name, tmp_path / "o.jsonl")
+    assert "\n" not in str(caught.value)

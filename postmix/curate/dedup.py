@@ -77,6 +77,9 @@ class DedupConfig(MinHashConfig):
             raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
         if self.keep == "source-priority" and not self.source_priority:
             raise ValueError("keep=source-priority needs source_priority, e.g. ['human', 'synthetic']")
+        if self.source_priority and self.keep != "source-priority":
+            raise ValueError(f"source_priority is only used with keep=source-priority (keep is {self.keep!r}): "
+                             "set both, or drop source_priority")
         return self
 
     def lsh_shape(self) -> tuple[int, int]:

@@ -31,7 +31,10 @@ def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | 
     None sends it through ``ingest``, which validates each row and rejects the bad ones."""
     ftype = file_type(path)
     if ftype == "parquet":
-        names = pq.read_schema(path).names
+        try:
+            names = pq.read_schema(path).names
+        except (pa.ArrowException, OSError):
+            return None  # not readable as Parquet: the row-by-row reader says why in one line
         kind = kind_of_columns(names)
         if kind is None:
             return None

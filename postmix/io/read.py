@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +63,25 @@ def file_type(path: str | Path) -> str:
     raise UnsupportedFormatError(f"unknown file type '{p.suffix or p.name}' for {text}: {_SUFFIX_HELP}")
 
 
+def _unreadable(path: Path, exc: BaseException) -> PostmixError:
+    what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return PostmixError(f"{path} could not be read ({what}): is the file complete and of the type its "
+                        "name says?")
+
+
 def _iter_jsonl(path: Path) -> Iterator[RawRow]:
+    try:
+        yield from _jsonl_rows(path)
+    except (OSError, EOFError, zlib.error) as exc:  # a truncated or mislabelled .gz
+        raise _unreadable(path, exc) from None
+
+
+def _jsonl_rows(path: Path) -> Iterator[RawRow]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
+            if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte-order mark (Windows editors, pandas utf-8-sig)
             if not raw.strip():
                 continue  # blank lines are layout, not rows
             try:
@@ -89,12 +105,15 @@ def _iter_jsonl(path: Path) -> Iterator[RawRow]:
 
 def _iter_json(path: Path) -> Iterator[RawRow]:
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             value = json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UnsupportedFormatError(
             f"{path} is not valid JSON ({exc}); for one object per line name it .jsonl"
         ) from None
+    if isinstance(value, dict) and _is_record(value):  # one record on its own
+        yield RawRow(1, value)
+        return
     if isinstance(value, dict):  # {"data": [...]} and similar single-key wrappers
         lists = [v for v in value.values() if isinstance(v, list)]
         if len(lists) != 1:
@@ -110,14 +129,24 @@ def _iter_json(path: Path) -> Iterator[RawRow]:
                          f"expected a JSON object, got {type(item).__name__}", json.dumps(item)[:2000])
 
 
+def _is_record(value: dict[str, Any]) -> bool:
+    from postmix.io.formats import detect_format
+
+    return detect_format(value) is not None
+
+
 def _iter_parquet(path: Path) -> Iterator[RawRow]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     line = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
-        for row in batch.to_pylist():
-            line += 1
-            yield RawRow(line, row)
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+            for row in batch.to_pylist():
+                line += 1
+                yield RawRow(line, row)
+    except (pa.ArrowException, OSError) as exc:  # truncated, or not Parquet at all
+        raise _unreadable(path, exc) from None
 
 
 def _iter_dataset(dataset: Any) -> Iterator[RawRow]:
