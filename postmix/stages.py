@@ -134,7 +134,19 @@ def mix_build_stage(ctx: StageContext) -> dict[str, Any]:
             "content_hash": result.mix.content_hash}
 
 
-@stage_type("tiny_model", "build a tiny random-initialised Llama-style model (for demos and CPU checks)")
+def _check_tiny(config: dict[str, Any]) -> None:
+    import inspect
+
+    from postmix.testing.tiny_model import build_tiny_model
+
+    known = [p for p in inspect.signature(build_tiny_model).parameters if p != "path"]
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise ValueError(f"unknown tiny_model options {unknown}; known: {', '.join(known)}")
+
+
+@stage_type("tiny_model", "build a tiny random-initialised Llama-style model (for demos and CPU checks)",
+            check=_check_tiny)
 def tiny_model_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.testing.tiny_model import build_tiny_model
 

@@ -120,3 +120,15 @@ def test_edge_rules(rule):
     result = take(ids, rule, key=0)
     expected = {"count": 0, "fraction": 10, "epochs": 10}[next(iter(rule))]
     assert len(result.indices) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(available=st.integers(1, 5000), extra=st.integers(0, 100000))
+def test_the_suggested_epochs_take_exactly_the_asked_count(available, extra):
+    """The hint a too-large count prints must be a value that actually gives that count."""
+    from postmix.mix.builder import epochs_for
+
+    count = available + extra
+    value = float(epochs_for(count, available))
+    ids = pa.array([f"r{i}" for i in range(available)])
+    assert len(take(ids, {"epochs": value}, key=7).indices) == count

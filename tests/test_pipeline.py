@@ -188,3 +188,9 @@ def test_a_recipe_workdir_is_relative_to_the_recipe(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["run", str(path)])
     assert result.exit_code == 0, result.output
     assert (recipe_dir / "runs" / "last_run.json").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_tiny_model_option_typo_fails_at_plan_time(tmp_path):
+    stages = [{"name": "m", "run": "tiny_model", "config": {"sed": 1}}]
+    with pytest.raises(ConfigError, match="stage 'm' \\(tiny_model\\).*unknown tiny_model options \\['sed'\\]"):
+        plan(load_recipe(write_recipe(tmp_path, stages)), tmp_path / "w", tmp_path)

@@ -15,6 +15,7 @@ are only counted: they are still in the fingerprinted source, and the seed picks
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 import uuid
@@ -35,7 +36,7 @@ from postmix.mix.content import content_hash, write_shard, write_shards
 from postmix.mix.fingerprint import fingerprint, pinned_location
 from postmix.mix.measure import load_tokenizer, row_tokens
 from postmix.mix.registry import MANIFEST, Registry, ResolvedMix, pause_hook
-from postmix.mix.sampling import sampling_key, take
+from postmix.mix.sampling import round_half_up, sampling_key, take
 from postmix.mix.spec import MixSpec, load_spec, parse_spec, resolve_source, spec_to_dict
 from postmix.mix.steps import arrow_rows, run_step
 from postmix.progress import progress_bar
@@ -159,6 +160,16 @@ def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Ta
     return reports
 
 
+def epochs_for(count: int, available: int) -> str:
+    """The shortest ``epochs`` value that takes exactly ``count`` rows from ``available`` ones."""
+    for digits in range(3, 17):
+        text = f"{count / available:.{digits}g}"
+        value = float(text)
+        if math.floor(value) * available + round_half_up((value - math.floor(value)) * available) == count:
+            return text
+    return repr(count / available)
+
+
 def _apply_take(spec: MixSpec, sources: list[_Source]) -> tuple[list[pa.Table], list[np.ndarray], list[dict]]:
     tables, copies, summaries = [], [], []
     for source_spec, source in zip(spec.sources, sources, strict=True):
@@ -167,10 +178,10 @@ def _apply_take(spec: MixSpec, sources: list[_Source]) -> tuple[list[pa.Table], 
         if "count" in rule and rule["count"] > available:
             removed = source.reports[0].rows_in - available
             hint = f" ({removed} removed by loading and curation)" if removed else ""
-            epochs = rule["count"] / available if available else 0
             raise ConfigError(
                 f"source {source.name!r}: count {rule['count']} but only {available} rows are available{hint}; "
-                + (f"lower the count or upsample with `epochs: {epochs:.3g}`" if available else "lower the count")
+                + (f"lower the count or upsample with `epochs: {epochs_for(rule['count'], available)}`"
+                   if available else "lower the count")
             )
         taken = take(source.table.column("id"), rule, sampling_key(spec.seed, source.name))
         emitted = len(taken.indices)
