@@ -97,6 +97,10 @@ def ingest(
     result = run_ingest(source, output, format=format, strict=strict, source_name=source_name, split=split)
     print_report_summary(result.report, {"output": str(result.output), "rejects": str(result.rejects),
                                          "report": str(report_path(result.output))})
+    if result.report.rows_in and not result.report.rows_out:
+        reasons = ", ".join(sorted(result.report.rejected))
+        console.print(f"warning: no row was kept ({escape(reasons)}): "
+                      + ("check --format" if format else "see the rejects file for why"), highlight=False)
 
 
 @app.command()
