@@ -220,11 +220,13 @@ def test_filter_file_report_reconciles(tmp_path):
     result = filter_file(source, tmp_path / "out.jsonl")
     report = result.report
     assert report.rows_in == report.rows_out + sum(report.rejected.values()) == 5
-    assert report.rejected == {"empty_turn": 1, "mojibake": 1, "refusal": 1, "role_order": 1}
-    assert report.details["rejected_per_source"] == {"s": {"empty_turn": 1, "role_order": 1},
+    # the blank answer is not a valid record: loading rejects it (with its line) before the rules run
+    assert report.rejected == {"schema": 1, "mojibake": 1, "refusal": 1, "role_order": 1}
+    assert report.details["rejected_per_source"] == {"s": {"role_order": 1},
                                                      "web": {"mojibake": 1, "refusal": 1}}
     rejects = [json.loads(line) for line in result.rejects.read_text().splitlines()]
     assert sorted(r["reason"] for r in rejects) == sorted(report.rejected)
+    assert next(r for r in rejects if r["reason"] == "schema")["line"] == 3
 
 
 def test_cli_end_to_end(tmp_path):
