@@ -131,6 +131,18 @@ def _span(data: np.ndarray, offsets: np.ndarray, row: int, start: int, end: int)
     return text if len(text) <= _SPAN_CHARS else text[: _SPAN_CHARS - 1] + "…"
 
 
+def prepare(ds: Any, config: DecontamConfig, kind: str | None,
+            index: BenchmarkIndex | None) -> tuple[str, BenchmarkIndex, dict[str, float]]:
+    """``(kind, index, timings)`` for a decontam run on either engine: the records' kind, and the
+    benchmark index built now unless the caller built it already."""
+    kind = kind or kind_of_columns(ds.column_names)
+    if kind is None:
+        raise ConfigError("decontam needs postmix records: run `postmix ingest` on the data first")
+    started = time.perf_counter()
+    index = index or build_benchmark_index(config)
+    return kind, index, {"index": time.perf_counter() - started}
+
+
 def decontaminate(
     ds: datasets.Dataset,
     config: DecontamConfig,
@@ -140,13 +152,7 @@ def decontaminate(
 ) -> Verdicts:
     """One verdict per row of ``ds``: ``None`` keeps it, ``contaminated`` removes it with
     ``contaminated:<benchmark>:<instance id>:<score> span="..."`` in the detail."""
-    kind = kind or kind_of_columns(ds.column_names)
-    if kind is None:
-        raise ConfigError("decontam needs postmix records: run `postmix ingest` on the data first")
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    index = index or build_benchmark_index(config)
-    timings["index"] = time.perf_counter() - started
+    kind, index, timings = prepare(ds, config, kind, index)
     n = len(ds)
     reasons: list[str | None] = [None] * n
     details = [""] * n

@@ -18,14 +18,11 @@ from postmix.curate.decontam import (
     CONTAMINATED,
     BenchmarkIndex,
     DecontamConfig,
-    build_benchmark_index,
 )
 from postmix.curate.ngram_index import scan, token_hashes
 from postmix.curate.normalise import normalise_texts
 from postmix.curate.textview import view_texts
-from postmix.errors import ConfigError
 from postmix.scale.ray_session import ROW, RayConfig, collect, ray_pipeline, rows_dataset
-from postmix.schemas import kind_of_columns
 from postmix.stage import Verdicts
 
 _SCHEMA = pa.schema([("row", pa.int64()), ("instance", pa.int64()), ("score", pa.float64()),
@@ -54,13 +51,7 @@ def decontaminate_ray(ds: Any, config: DecontamConfig, *, kind: str | None = Non
                       source: str | Path | None = None) -> Verdicts:
     """``postmix.curate.decontam.decontaminate`` on Ray Data: same arguments, same ``Verdicts``.
     ``source``: the Parquet file ``ds`` was loaded from, for the workers to read (``rows_dataset``)."""
-    kind = kind or kind_of_columns(ds.column_names)
-    if kind is None:
-        raise ConfigError("decontam needs postmix records: run `postmix ingest` on the data first")
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    index = index or build_benchmark_index(config)
-    timings["index"] = time.perf_counter() - started
+    kind, index, timings = local.prepare(ds, config, kind, index)
     n = len(ds)
     if n == 0:
         return local.decontaminate(ds, config, kind=kind, index=index)
