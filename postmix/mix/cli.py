@@ -36,8 +36,8 @@ def build_cmd(
     status = "built" if result.created else "unchanged, same rows as"
     out.print(f"[bold]{status} {result.mix.ref}[/bold]: {result.mix.rows:,} rows, content {result.mix.content_hash}")
     if not result.created and (tokenizer or "") and result.manifest.get("tokens") is None:
-        out.print(f"  note: no token counts: {result.mix.ref} was built without a tokenizer and its rows are the "
-                  "same, so no new version was made (`postmix mix report` counts rows only)", highlight=False)
+        out.print(f"  note: no token counts: {result.mix.ref} was built without a tokenizer, and this build has "
+                  "the same rows, so no new version was made", highlight=False)
     _composition(result.manifest)
     out.print(f"  folder   {result.mix.path}")
 
