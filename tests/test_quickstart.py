@@ -65,7 +65,9 @@ def test_with_an_endpoint_the_preference_branch_trains_dpo(offline_run, openai_s
     out, _ = offline_run
     monkeypatch.setenv("POSTMIX_API_KEY", "sk-quickstart-secret")
     openai_server.set_responder(scripted)
-    result = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--endpoint", openai_server.base_url,
+    # --out relative to the current folder, as in the README (the bundled recipe lives elsewhere)
+    monkeypatch.chdir(out.parent)
+    result = CliRunner().invoke(app, ["quickstart", "--out", out.name, "--endpoint", openai_server.base_url,
                                       "--model", "fake-model", "--prompts", "12"])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "last_run.json").read_text())
