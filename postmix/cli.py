@@ -188,7 +188,8 @@ def quickstart(
     from postmix.quickstart import quickstart as run_quickstart
 
     result = run_quickstart(out, endpoint=endpoint, model=model, prompts=prompts, echo=echo_line)
-    table = Table("stage", "status", "seconds", "outputs", title=f"quickstart -> {out}")
+    table = Table("stage", "status", "seconds", title=f"quickstart -> {out}")
+    table.add_column("outputs", overflow="fold")  # wrap long paths: they are what this table is for
     for name, stage in result.stages.items():
         shown = {k: v for k, v in stage["outputs"].items() if k in ("data", "rejects", "report", "mix", "run_card", "failures")}
         table.add_row(name, stage["status"], str(stage.get("seconds", "")),

@@ -359,3 +359,10 @@ def test_step_table_runs_any_stage_and_reports_a_missing_one(data, tmp_path, mon
     monkeypatch.setitem(steps.STEP_TABLE, "drop", ("postmix.curate.not_built_yet", ("X",), ("y",)))
     with pytest.raises(PostmixError, match="needs postmix.curate.not_built_yet"):
         mix.build(spec, home=tmp_path / "reg")
+
+
+def test_an_empty_source_says_it_is_empty_not_that_it_has_the_wrong_kind(tmp_path):
+    (tmp_path / "pairs.jsonl").write_text("")  # e.g. a pairs stage whose judge answers all failed
+    spec = {"name": "prefs", "kind": "preference", "sources": [{"path": str(tmp_path / "pairs.jsonl")}]}
+    with pytest.raises(ConfigError, match="has no rows: check the step or file that wrote it"):
+        mix.build(spec, home=tmp_path / "home", progress=False)

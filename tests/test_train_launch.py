@@ -84,3 +84,15 @@ def test_cli_dry_run_prints_the_command(tmp_path):
     bad = CliRunner().invoke(app, ["train", "sft", "--model", "m", "--data", "d.jsonl", "--output",
                                    str(tmp_path / "o"), "--num-processes", "2"])
     assert bad.exit_code != 0 and isinstance(bad.exception, ConfigError)
+
+
+def test_a_deepspeed_launch_without_deepspeed_is_a_one_line_error(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a))
+    launch = make_launch_config(mode="accelerate", num_processes=2, strategy="zero2")
+    with pytest.raises(ConfigError, match="needs DeepSpeed"):
+        relaunch("sft", launch, output=tmp_path / "run", model="m", mix="x@1")
+    # a dry run only prints the command, so it needs nothing
+    assert relaunch("sft", launch, output=tmp_path / "run", dry_run=True, model="m", mix="x@1")[2] is None

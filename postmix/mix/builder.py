@@ -103,6 +103,10 @@ def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[
     fp = fingerprint(location)
     started = time.perf_counter()
     ds, kind, load_rejects = load_records(pinned_location(location, fp), format=source.format, split=source.split)
+    if kind != spec.kind and len(ds) == 0:  # an empty file has no kind to tell
+        raise ConfigError(f"source {source.name!r} ({source.path}) has no rows"
+                          + (f" ({len(load_rejects)} unreadable)" if load_rejects else "")
+                          + ": check the step or file that wrote it (its report says why)")
     if kind != spec.kind:
         raise ConfigError(f"source {source.name!r} ({source.path}) holds {kind} rows but the mix is {spec.kind}: "
                           "fix `kind:` or the source")

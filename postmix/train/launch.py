@@ -15,6 +15,7 @@ override a user-supplied config. ``num_processes`` is accelerate's: the total ov
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -187,4 +188,7 @@ def relaunch(method: str, launch: LaunchConfig, *, output: str | Path, dry_run: 
     command = launch_command(launch, config_file, train_arguments(method, output=output, **train_args))
     if dry_run:
         return command, config_file, None
+    if launch.strategy in ("zero2", "zero3") and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError(f"--deepspeed {launch.strategy} needs DeepSpeed on every machine: pip install deepspeed "
+                          "(it builds CUDA ops; --dry-run shows the launch command without it)")
     return command, config_file, run_launch(command, launch_environment(launch, new_run_id(method)))
