@@ -60,15 +60,50 @@ class StageOutput:
 
 
 def write_rejects(
-    writer: RowWriter, table: pa.Table, verdicts: Verdicts, indices: np.ndarray
+    writer: RowWriter, table: pa.Table, verdicts: Verdicts, indices: np.ndarray,
+    lines: np.ndarray | None = None,
 ) -> None:
-    """Rejected rows, whole, with reason and detail, so any of them can be restored."""
+    """Rejected rows, whole, with reason and detail, so any of them can be restored; with
+    ``lines`` (row -> line of the input file) each also says where it came from."""
     for start in range(0, len(indices), REJECTS_BATCH):
         chunk = indices[start : start + REJECTS_BATCH]
         rows = table.take(pa.array(chunk)).to_pylist()
         for index, row in zip(chunk.tolist(), rows, strict=True):
             writer.write({"reason": verdicts.reasons[index], "detail": verdicts.details[index],
-                          "line": None, "id": row.get("id"), "source": row.get("source"), "row": row})
+                          "line": None if lines is None else int(lines[index]),
+                          "id": row.get("id"), "source": row.get("source"), "row": row})
+
+
+def source_lines(source: str | Path, rows: int, load_rejects: Sequence[Any]) -> np.ndarray | None:
+    """Each loaded row's line in ``source`` (its row number for Parquet), or None when that
+    cannot be told cheaply and exactly: a JSONL file with blank lines (readers skip them, so the
+    counts no longer match), a compressed file, a folder or a Hub dataset."""
+    from postmix.io.paths import resolve_path
+
+    if str(source).startswith("hf:"):
+        return None
+    path = Path(resolve_path(source))
+    name = path.name.lower()
+    if not path.is_file():
+        return None
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        total = pq.ParquetFile(path).metadata.num_rows
+    elif name.endswith((".jsonl", ".ndjson")):
+        total, last = 0, b"\n"
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 24):
+                total += chunk.count(b"\n")
+                last = chunk[-1:]
+        total += last != b"\n"  # a last line without its newline
+    else:
+        return None
+    rejected = {r.line for r in load_rejects if r.line is not None}
+    if len(rejected) != len(load_rejects):
+        return None
+    lines = np.setdiff1d(np.arange(1, total + 1, dtype=np.int64), np.fromiter(rejected, np.int64, len(rejected)))
+    return lines if len(lines) == rows else None
 
 
 def run_stage(
@@ -98,7 +133,8 @@ def run_stage(
         for reject in load_rejects:  # rows the input conversion could not read at all
             writer.write(reject.to_row())
             rejected[reject.reason] = rejected.get(reject.reason, 0) + 1
-        write_rejects(writer, table, verdicts, verdicts.rejected_indices())
+        write_rejects(writer, table, verdicts, verdicts.rejected_indices(),
+                      source_lines(source, len(ds), load_rejects))
     config_dump = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config or {})
     report = StepReport(
         step=step,

@@ -248,3 +248,22 @@ def test_cli_end_to_end(tmp_path):
 
 def test_every_builtin_rule_has_a_case():
     assert set(CASES) | {"min_tokens", "max_tokens"} == set(BUILTIN_RULES)
+
+
+def test_rejects_of_a_jsonl_or_parquet_input_carry_their_line(tmp_path):
+    rows = [ask(CLEAN_ANSWER), ask("As an AI language model, no."), ask(CLEAN_ANSWER + " again"),
+            ask("cafÃ©")]
+    lines = [json.dumps(r) for r in sft(rows).to_list()]
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")  # line 2 unreadable
+    result = filter_file(jsonl, tmp_path / "out.jsonl")
+    by_reason = {r["reason"]: r["line"] for r in map(json.loads, result.rejects.read_text().splitlines())}
+    assert by_reason == {"malformed_json": 2, "refusal": 3, "mojibake": 5}
+    sft(rows).to_parquet(str(tmp_path / "in.parquet"))
+    result = filter_file(tmp_path / "in.parquet", tmp_path / "out2.jsonl")
+    assert {r["reason"]: r["line"] for r in map(json.loads, result.rejects.read_text().splitlines())} == \
+        {"refusal": 2, "mojibake": 4}
+    # a blank line between rows: readers skip it, so lines cannot be told from row numbers: none is given
+    jsonl.write_text("\n".join([lines[0], "", *lines[1:]]) + "\n")
+    result = filter_file(jsonl, tmp_path / "out3.jsonl")
+    assert {r["line"] for r in map(json.loads, result.rejects.read_text().splitlines())} == {None}

@@ -58,7 +58,12 @@ def list_cmd(
     for v in versions:
         table.add_row(f"{v['name']}@{v['version']}", v["kind"], f"{v['rows']:,}", v["content_hash"][:12],
                       "" if v["parent"] is None else f"@{v['parent']}", v["created_at"])
-    out.print(table if versions else "no mixes yet: build one with `postmix mix build spec.yaml`")
+    if versions:
+        out.print(table)
+    elif name is not None and list_mixes(home=home):
+        out.print(f"no mix named {name!r} in this registry: `postmix mix list` shows the ones there are")
+    else:
+        out.print("no mixes yet: build one with `postmix mix build spec.yaml`")
 
 
 def _composition(manifest: dict) -> None:
