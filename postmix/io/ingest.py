@@ -85,7 +85,9 @@ def ingest(
         if strict:
             raise BadRowError(f"{source} line {raw.line}: {reason}: {detail} (drop --strict to collect bad rows instead)")
         rejected[reason] = rejected.get(reason, 0) + 1
+        given_source = raw.data.get("source") if isinstance(raw.data, dict) else None
         bad.write(Reject(reason=reason, detail=detail, line=raw.line, id=rid,
+                         source=str(given_source) if given_source is not None else None,
                          row=raw.data if raw.data is not None else raw.raw).to_row())
 
     try:
@@ -116,7 +118,7 @@ def ingest(
                     reason = ("tool_calls" if isinstance(exc, ToolCallsError)
                               else "duplicate_id" if "already used" in str(exc) else "schema")
                     detail = one_line(exc) if not isinstance(exc, KeyError) else f"missing field {exc}"
-                    given = raw.data.get("id")
+                    given = raw.data.get("id") if raw.data.get("id") is not None else raw.data.get("prompt_id")
                     reject(raw, reason, detail, None if given is None else str(given))
                     continue
                 if writer is None:
