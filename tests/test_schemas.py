@@ -103,3 +103,17 @@ def test_stable_id_depends_on_content_and_kind_only():
     assert a.startswith("sft-")
     assert a != stable_id("sft", {"messages": [USER, {"role": "assistant", "content": "5"}]})
     assert a != stable_id("pref", {"messages": [USER, BOT]})
+
+
+def test_a_report_replacing_another_outputs_report_says_so(tmp_path, caplog):
+    def report(data):
+        return StepReport(step="s", rows_in=1, rows_out=1, outputs={"data": str(tmp_path / data)})
+
+    path = tmp_path / "x.report.json"
+    report("x.jsonl").write(path)
+    with caplog.at_level("WARNING", logger="postmix"):
+        report("x.jsonl").write(path)  # the same output again: a re-run, nothing to say
+        assert not caplog.records
+        report("x.parquet").write(path)
+    (record,) = caplog.records
+    assert "x.jsonl" in record.getMessage() and "x.parquet" in record.getMessage()

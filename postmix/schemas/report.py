@@ -7,6 +7,7 @@ that would mean a stage lost rows without a trace, which is a bug, not a user er
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ class StepReport(BaseModel):
     def write(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        _warn_if_replacing_another_outputs_report(path, self.outputs.get("data"))
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False) + "\n")
         tmp.replace(path)
@@ -67,3 +69,18 @@ class StepReport(BaseModel):
             reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.rejected.items()))
             parts.append(f"rejected={self.rejected_total} ({reasons})")
         return " ".join(parts)
+
+
+def _warn_if_replacing_another_outputs_report(path: Path, data: str | None) -> None:
+    """Reports (and rejects) are named after the output's stem, so ``x.jsonl`` then ``x.parquet``
+    in one folder share ``x.report.json``: say so rather than lose the first audit trail quietly."""
+    if data is None or not path.exists():
+        return
+    try:
+        previous = json.loads(path.read_text()).get("outputs", {}).get("data")
+    except (OSError, ValueError, AttributeError):
+        return
+    if previous and Path(previous).resolve() != Path(data).resolve():
+        logging.getLogger("postmix").warning(
+            "%s held the report (and its .rejects file the rejects) of %s; they now describe %s. "
+            "Give outputs distinct names to keep both.", path, previous, data)
