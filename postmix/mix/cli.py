@@ -104,10 +104,10 @@ def show_cmd(
     out.print(steps)
     out.print(f"rejects: {manifest['rejects']['rows']:,} rows in {mix.path / manifest['rejects']['file']}")
     if runs:
-        table = Table("run", "method", "model", "output", "finished", title="training runs")
-        for r in runs:
-            table.add_row(str(r.get("run_id", "")), str(r.get("method", "")), str(r.get("model", "")),
-                          str(r.get("output_dir", "")), str(r.get("finished_at", "")))
+        table = Table("run", "method", "status", "model", "output", "finished", title="training runs")
+        for r in runs:  # a failed run is lineage too, but must not read like a finished one
+            table.add_row(str(r.get("run_id", "")), str(r.get("method", "")), str(r.get("status", "")),
+                          str(r.get("model", "")), str(r.get("output_dir", "")), str(r.get("finished_at", "")))
         out.print(table)
     else:
         out.print("training runs: none recorded")
