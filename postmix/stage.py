@@ -7,6 +7,7 @@ row (``None`` = keep), so the accounting ``in == out + rejected`` holds by const
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -74,6 +75,9 @@ def write_rejects(
                           "id": row.get("id"), "source": row.get("source"), "row": row})
 
 
+_BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")  # a blank (or whitespace-only) line after a newline
+
+
 def source_lines(source: str | Path, rows: int, load_rejects: Sequence[Any]) -> np.ndarray | None:
     """Each loaded row's line in ``source`` (its row number for Parquet), or None when that
     cannot be told cheaply and exactly: a JSONL file with blank lines (readers skip them, so the
@@ -91,11 +95,16 @@ def source_lines(source: str | Path, rows: int, load_rejects: Sequence[Any]) -> 
 
         total = pq.ParquetFile(path).metadata.num_rows
     elif name.endswith((".jsonl", ".ndjson")):
-        total, last = 0, b"\n"
+        total, last, tail = 0, b"\n", b"\n"  # the file's start counts as after a newline
         with open(path, "rb") as handle:
             while chunk := handle.read(1 << 24):
+                # A blank line anywhere: give up. With none, a count that matches the rows can
+                # only mean one row per line (a line the reader split in two would need a blank
+                # line elsewhere to even out the count).
+                if _BLANK_LINE.search(tail + chunk):
+                    return None
                 total += chunk.count(b"\n")
-                last = chunk[-1:]
+                last, tail = chunk[-1:], chunk[-64:]
         total += last != b"\n"  # a last line without its newline
     else:
         return None

@@ -116,11 +116,13 @@ def mix_build_stage(ctx: StageContext) -> dict[str, Any]:
     """``config`` is a mix spec; a source whose ``path`` names one of this stage's inputs reads
     that stage's output. The registry is ``config.home``, else ``<workdir>/.postmix``."""
     from postmix.io import save_records
+    from postmix.io.paths import resolve_path
     from postmix.mix import build
 
     spec = dict(ctx.stage.config)
     home = spec.pop("home", None)
-    home = (ctx.recipe_dir / home).resolve() if home else (ctx.options.get("home") or ctx.out_dir.parent.parent / ".postmix")
+    home = (Path(resolve_path(home, base=ctx.recipe_dir)).resolve() if home
+            else (ctx.options.get("home") or ctx.out_dir.parent.parent / ".postmix"))
     by_name = dict(zip(ctx.stage.input, ctx.inputs, strict=True))
     spec["sources"] = [
         {**source, "path": str(by_name.get(source.get("path"), source.get("path")))}

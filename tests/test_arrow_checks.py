@@ -1,7 +1,10 @@
 """The vectorised record checks agree with the pydantic records on every row they see, so the
 fast load path never lets through a row the careful path would reject."""
 
+import json
+
 import pyarrow as pa
+import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -86,3 +89,36 @@ def test_preference_rows_valid_and_identical_pairs():
                                      ([a], [{**a, "content": "B"}], (user, a))]:  # prompt ends with assistant
         tbl, row = table(chosen, rejected, prompt)
         assert all_rows_valid(tbl, "preference") == pydantic_ok("preference", row), (chosen, rejected, prompt)
+
+
+def test_completion_files_load_as_they_are(tmp_path):
+    """Postmix's own completion rows (judge generate output) have no ingest format to fall back to."""
+    rows = [{"id": f"c{i}", "prompt_id": "p", "prompt": [{"role": "user", "content": "q"}], "response": "a",
+             "model": "m", "sampling": "{}", "source": "s", "meta": "{}"} for i in range(3)]
+    path = tmp_path / "completions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds, kind, rejects = load_records(path)
+    assert (kind, len(ds), rejects) == ("completion", 3, [])
+
+
+def test_rows_the_fast_path_would_change_take_the_careful_path(tmp_path):
+    good = {"id": "a", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "x"}],
+            "source": "s", "meta": "{}"}
+    # tool calls would be dropped by the typed reader: the row is rejected whole instead
+    tool = {**good, "id": "t", "messages": [{"role": "user", "content": "q"},
+                                             {"role": "assistant", "content": "x", "tool_calls": [{"id": "1"}]}]}
+    path = tmp_path / "tools.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (good, tool)))
+    ds, _, rejects = load_records(path)
+    assert ds["id"] == ["a"] and [r.reason for r in rejects] == ["tool_calls"]
+    # a meta that is not a JSON object is not loaded as it is
+    path = tmp_path / "meta.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (good, {**good, "id": "m", "meta": "not json"})))
+    ds, _, rejects = load_records(path)
+    assert ds["id"] == ["a", "m"] and json.loads(ds["meta"][1]) == {"meta": "not json"} and rejects == []
+    # Parquet turns that are not {role, content} (ShareGPT's from/value) are converted, not crashed on
+    table = pa.Table.from_pylist([{"id": "g", "source": "s", "meta": "{}",
+                                   "messages": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "x"}]}])
+    pq.write_table(table, tmp_path / "sharegpt.parquet")
+    ds, kind, rejects = load_records(tmp_path / "sharegpt.parquet")
+    assert kind == "sft" and len(ds) + len(rejects) == 1

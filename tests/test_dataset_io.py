@@ -54,3 +54,25 @@ def test_run_stage_writes_kept_rejects_and_a_reconciled_report(tmp_path):
     report = StepReport.read(tmp_path / "out.report.json")
     assert report == result.report
     assert (report.rows_in, report.rows_out, report.rejected) == (7, 3, {"malformed_json": 1, "odd": 3})
+
+
+def test_a_failed_writer_keeps_finished_rows_and_an_earlier_partial(tmp_path):
+    import pyarrow.parquet as pq
+
+    from postmix.io.write import RowWriter
+
+    earlier = tmp_path / "out.parquet.partial"
+    earlier.write_bytes(b"rows an interrupted run finished")
+    try:
+        with RowWriter(tmp_path / "out.parquet"):
+            raise RuntimeError("stopped before its first row")
+    except RuntimeError:
+        pass
+    assert earlier.read_bytes() == b"rows an interrupted run finished"  # not this writer's file
+    try:
+        with RowWriter(tmp_path / "more.parquet") as writer:
+            writer.write({"a": 1})  # buffered, not yet flushed
+            raise RuntimeError("stopped")
+    except RuntimeError:
+        pass
+    assert pq.read_table(tmp_path / "more.parquet.partial").to_pylist() == [{"a": 1}]

@@ -265,3 +265,9 @@ def test_a_damaged_file_is_a_one_line_error(tmp_path, name):
     with pytest.raises(PostmixError, match="could not be read") as caught:
         ingest(tmp_path / name, tmp_path / "o.jsonl")
     assert "\n" not in str(caught.value)
+
+
+def test_a_one_key_json_wrapper_of_records_is_unwrapped(tmp_path):
+    wrapped = tmp_path / "wrapped.json"
+    wrapped.write_text(json.dumps({"messages": [{"messages": CONVO}, {"messages": CONVO[1:]}]}))
+    assert ingest(wrapped, tmp_path / "o.jsonl").report.rows_out == 2

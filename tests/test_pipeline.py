@@ -194,3 +194,14 @@ def test_a_tiny_model_option_typo_fails_at_plan_time(tmp_path):
     stages = [{"name": "m", "run": "tiny_model", "config": {"sed": 1}}]
     with pytest.raises(ConfigError, match="stage 'm' \\(tiny_model\\).*unknown tiny_model options \\['sed'\\]"):
         plan(load_recipe(write_recipe(tmp_path, stages)), tmp_path / "w", tmp_path)
+
+
+def test_a_home_with_a_tilde_is_the_users_not_under_the_recipe(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    recipe_dir = tmp_path / "recipes"
+    recipe_dir.mkdir()
+    stages = [STAGES[0], {"name": "mix", "run": "mix_build", "input": "raw",
+                          "config": {"name": "m", "kind": "sft", "home": "~/registry", "sources": [{"path": "raw"}]}}]
+    result = run_recipe(load_recipe(write_recipe(recipe_dir, stages)), tmp_path / "w", recipe_dir=recipe_dir,
+                        echo=lambda _: None)
+    assert result.stages["mix"]["outputs"]["home"] == str(tmp_path / "home" / "registry")

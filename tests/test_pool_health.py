@@ -111,3 +111,16 @@ def test_replies_from_a_live_server_do_not_count_towards_ejection(kind):
         assert all(r.ok for r in results)
         assert sum(sum(e.retries.values()) for e in ledger.endpoints.values()) == 10
         assert all(h["ejections"] == 0 for h in ledger.to_dict()["health"].values())
+
+
+def test_a_probe_answered_with_a_429_brings_the_endpoint_back():
+    """A rate-limit reply proves the server is up: the endpoint must not stay half-out for good."""
+    from postmix.llm.health import EndpointHealth
+
+    health = EndpointHealth("node1", HealthConfig(failures_to_eject=3, cooldown=1.0))
+    for _ in range(3):
+        health.failed("server_error", 0.0, can_eject=True)
+    assert health.state == "ejected" and health.probe_ready(1.5)
+    health.start_probe(1.5)
+    health.answered_with_error(1.6)
+    assert health.healthy and [e["event"] for e in health.events] == ["ejected", "probe", "recovered"]

@@ -387,3 +387,19 @@ def test_workers_read_only_what_every_node_sees(ray_local, tmp_path, monkeypatch
     assert ray_session._visible_on_every_node(str(path), 10)
     assert not ray_session._visible_on_every_node(str(path), 11)
     assert not ray_session._visible_on_every_node(str(tmp_path / "missing.parquet"), 10)
+
+
+def test_workers_do_not_read_a_file_the_driver_had_to_convert(ray_local, planted, tmp_path):
+    """Rows with a null source are filled in while loading: the workers must use the driver's rows."""
+    from postmix.scale.ray_stages import stage_file
+
+    rows = planted.select(range(300)).to_list()
+    for row in rows[::2]:
+        row["source"] = None
+    path = tmp_path / "nulls.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=FEATURES["sft"].arrow_schema), path, row_group_size=20)
+    config = DedupConfig(threshold=0.85, keep="source-priority", source_priority=["nulls"])
+    local = dedup_file(path, tmp_path / "local.parquet", config)
+    on_ray = stage_file("dedup", "ray")(path, tmp_path / "ray.parquet", config, ray_config=SMALL)
+    assert on_ray.report.details["engine"]["input"] == "driver"
+    assert pq.read_table(on_ray.output).equals(pq.read_table(local.output))

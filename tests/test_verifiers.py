@@ -54,7 +54,9 @@ def test_gsm8k_wrong_and_missing_answers():
 
 
 @pytest.mark.parametrize("response", ["Step 1: add them.\n#### no idea", "18 apples, so #### 3/4",
-                                      "We get 18, hence \\boxed{x} and 18"])
+                                      "We get 18, hence \\boxed{x} and 18", "18 parts: \\boxed{\\frac{3}{4}}",
+                                      "18 so \\boxed{-\\frac{1}{2}}", "\\boxed{2^{10}} from 18",
+                                      "In 18 steps the answer is 3/4."])
 def test_gsm8k_an_explicit_final_answer_without_a_number_is_no_answer(response):
     """No falling back to a number elsewhere ("Step 1" would become the answer 1)."""
     assert gsm8k.extract_number(response) is None
@@ -174,16 +176,18 @@ def test_constraint_passes_and_fails(name):
 
 def test_the_ifeval_types_follow_ifeval_on_the_edges():
     nth = {"type": "nth_paragraph_first_word", "num_paragraphs": 2, "nth_paragraph": 1, "first_word": "Rain"}
-    assert ifeval.check("Rain falls.\n\n\n\nSun shines.", nth)  # several blank lines are one break
+    assert ifeval.check("Rain falls.\n\n\n\nSun shines.", nth)  # empty paragraphs are not counted
     assert not ifeval.check("Rainfall is high.\n\nSun shines.", nth)  # a whole word, not a prefix
     assert not ifeval.check("Rain falls.\n\nSun.\n\nMoon.", nth)  # exactly num_paragraphs
     assert not ifeval.check("One.\n******\nTwo.\n******\nThree.", {"type": "two_responses"})
     assert not ifeval.check("******\nOnly one.", {"type": "two_responses"})
+    assert ifeval.check("******\nOne.\n******\nTwo.\n******", {"type": "two_responses"})  # ends may be empty
+    assert not ifeval.check("One.\n******\n\n******\nTwo.", {"type": "two_responses"})  # not the middle
     assert "'My answer is yes.'" in ifeval.describe({"type": "constrained_response"})
     assert ifeval.describe({"type": "response_language", "language": "fr"}).startswith(
         "Your ENTIRE response should be in French language")
-    # no letters: no language, so the constraint fails rather than guessing
-    assert not ifeval.check("12345 !!!", {"type": "response_language", "language": "en"})
+    # no letters: no language to tell, and IFEval lets such a response pass
+    assert ifeval.check("12345 !!!", {"type": "response_language", "language": "en"})
 
 
 def test_describe_renders_the_instruction():

@@ -131,9 +131,13 @@ def anchored(benchmarks: list[str], base: str | Path) -> list[str]:
     out = []
     for text in benchmarks:
         spec = parse_benchmark_spec(text)
-        if spec.path and not spec.path.startswith(("hf:", "pkg://")) and not Path(spec.path).is_absolute():
-            spec = spec.model_copy(update={"path": str((Path(base) / spec.path).resolve())})
-            text = spec.label()
+        if spec.path and not spec.path.startswith(("hf:", "pkg://")):
+            anchored_path = Path(spec.path).expanduser()
+            if not anchored_path.is_absolute():
+                anchored_path = (Path(base) / anchored_path).resolve()
+            if str(anchored_path) != spec.path:
+                spec = spec.model_copy(update={"path": str(anchored_path)})
+                text = spec.label()
         out.append(text)
     return out
 

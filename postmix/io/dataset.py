@@ -25,6 +25,35 @@ from postmix.io.write import output_type
 from postmix.schemas import FEATURES, Reject, kind_of_columns
 from postmix.schemas.arrow_checks import all_rows_valid
 
+_TOOL_KEYS = (b'"tool_calls"', b'"tool_call_id"', b'"function_call"')
+
+
+def _mentions_tool_calls(path: Path) -> bool:
+    """Whether the file has any tool-call key (a byte scan: the typed reader would drop them)."""
+    tail = b""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 24):
+            window = tail + chunk
+            if any(key in window for key in _TOOL_KEYS):
+                return True
+            tail = chunk[-16:]
+    return False
+
+
+def _plain_turns(schema: pa.Schema, kind: str) -> bool:
+    """Whether every turn column of a Parquet file is a list of exactly {role, content} structs
+    (other fields, e.g. tool_calls, would be dropped by the fast path; missing ones break it)."""
+    expected = FEATURES[kind].arrow_schema
+    for field in expected:
+        if not pa.types.is_list(field.type) or not pa.types.is_struct(field.type.value_type):
+            continue
+        found = schema.field(field.name).type
+        if not (pa.types.is_list(found) or pa.types.is_large_list(found)) or not pa.types.is_struct(found.value_type):
+            return False
+        if sorted(f.name for f in found.value_type) != sorted(f.name for f in field.type.value_type):
+            return False
+    return True
+
 
 def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | None:
     """The file as an Arrow table of postmix records when every row is one (the fast path);
@@ -32,11 +61,11 @@ def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | 
     ftype = file_type(path)
     if ftype == "parquet":
         try:
-            names = pq.read_schema(path).names
+            schema = pq.read_schema(path)
         except (pa.ArrowException, OSError):
             return None  # not readable as Parquet: the row-by-row reader says why in one line
-        kind = kind_of_columns(names)
-        if kind is None:
+        kind = kind_of_columns(schema.names)
+        if kind is None or not _plain_turns(schema, kind):
             return None
         table = pq.read_table(path, columns=list(FEATURES[kind]))
         return (table, kind) if all_rows_valid(table, kind) else None  # else: row by row, with rejects
@@ -47,8 +76,8 @@ def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | 
             kind = kind_of_columns(list(json.loads(first))) if first.strip() else kind_hint
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
             return None
-        if kind is None:
-            return None
+        if kind is None or _mentions_tool_calls(path):
+            return None  # tool-call turns: ingest rejects them whole rather than dropping the calls
         schema = FEATURES[kind].arrow_schema
         try:
             table = pa_json.read_json(
@@ -60,6 +89,21 @@ def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | 
         table = table.select(list(FEATURES[kind]))
         return (table, kind) if all_rows_valid(table, kind) else None  # else: row by row, with rejects
     return None
+
+
+def _verbatim_fingerprint(source: str | Path) -> str:
+    stat = Path(source).stat()
+    return "verbatim-" + xxhash.xxh3_64_hexdigest(f"{Path(source).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+
+
+def loaded_verbatim(ds: datasets.Dataset, source: str | Path) -> bool:
+    """Whether ``ds`` holds the rows of the file ``source`` exactly as stored (the fast path of
+    ``load_records``: nothing converted, dropped or filled in), so that other readers of the file,
+    such as Ray workers, see the same rows at the same positions."""
+    try:
+        return ds._fingerprint == _verbatim_fingerprint(resolve_path(source))
+    except (OSError, ValueError):
+        return False
 
 
 def load_records(
@@ -83,9 +127,8 @@ def load_records(
         if fast is not None:
             table, kind = fast
             # Without a fingerprint, datasets hashes the whole table to make one (seconds at 1M rows).
-            stat = Path(source).stat()
-            fingerprint = xxhash.xxh3_64_hexdigest(f"{Path(source).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-            return datasets.Dataset(table.cast(FEATURES[kind].arrow_schema), fingerprint=fingerprint), kind, []
+            return (datasets.Dataset(table.cast(FEATURES[kind].arrow_schema), fingerprint=_verbatim_fingerprint(source)),
+                    kind, [])
     return _via_ingest(source, format=format, split=split)
 
 

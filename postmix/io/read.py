@@ -130,9 +130,16 @@ def _iter_json(path: Path) -> Iterator[RawRow]:
 
 
 def _is_record(value: dict[str, Any]) -> bool:
+    """A record on its own, not a one-key wrapper of records such as {"messages": [row, row]}."""
     from postmix.io.formats import detect_format
 
-    return detect_format(value) is not None
+    if detect_format(value) is None:
+        return False
+    if len(value) == 1:
+        (items,) = value.values()
+        if isinstance(items, list) and items and all(isinstance(i, dict) and detect_format(i) for i in items):
+            return False
+    return True
 
 
 def _iter_parquet(path: Path) -> Iterator[RawRow]:

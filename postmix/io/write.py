@@ -112,13 +112,16 @@ class RowWriter:
         return self.path
 
     def abort(self) -> None:
-        """Stop writing but keep the ``.partial`` file with the rows finished so far (none
-        finished: no file, so a run stopped before its first row leaves nothing behind)."""
+        """Stop writing but keep the ``.partial`` file with the rows finished so far, buffered
+        ones included (none finished: the file this writer opened is removed, so a run stopped
+        before its first row leaves nothing behind; a partial left by an earlier run is kept)."""
         if self._text is not None:
             self._text.close()
-        elif self._parquet is not None:
+        elif self._buffer:
+            self._flush_parquet()
+        if self._parquet is not None:
             self._parquet.close()
-        if self.rows == 0:
+        if self.rows == 0 and (self._text is not None or self._parquet is not None):
             self.partial.unlink(missing_ok=True)
 
     def __enter__(self) -> RowWriter:

@@ -59,9 +59,14 @@ class EndpointHealth:
             self._event("recovered", now)
             log.info("endpoint %s answered its probe: back in the pool", self.name)
 
-    def answered_with_error(self) -> None:
-        """A reply that is not a success but shows the server is up (429, 4xx, bad body)."""
+    def answered_with_error(self, now: float | None = None) -> None:
+        """A reply that is not a success but shows the server is up (429, 4xx, bad body): a probe
+        that gets one has found the server back, so the endpoint rejoins the pool."""
         self.consecutive = 0
+        if self.state == "probing":
+            self.state = "healthy"
+            self._event("recovered", time.monotonic() if now is None else now, after="reply")
+            log.info("endpoint %s answered its probe: back in the pool", self.name)
 
     def failed(self, kind: str, now: float, *, can_eject: bool) -> None:
         """A counted failure; ejects after ``failures_to_eject`` of them in a row (or a failed probe)."""

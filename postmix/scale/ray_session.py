@@ -158,8 +158,11 @@ def _parquet_pieces(source: str | Path | None, ds: Any) -> list[dict[str, Any]] 
         return None
     import pyarrow.parquet as pq
 
+    from postmix.io.dataset import loaded_verbatim
     from postmix.schemas import kind_of_columns
 
+    if not loaded_verbatim(ds, source):
+        return None  # the driver converted rows while loading: the workers would read others
     path = Path(source).resolve()
     parquet = pq.ParquetFile(path)
     meta = parquet.metadata

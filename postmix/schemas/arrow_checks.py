@@ -64,11 +64,25 @@ def _joined_trimmed(turns: pa.ListArray) -> pa.Array:
     return pc.binary_join(rebuilt, "\x00")
 
 
+def _json_objects(values: pa.Array, *, allow_empty: bool = True) -> bool:
+    """Each value null/empty (when allowed) or text shaped like a JSON object, ``{...}``. Not a
+    parse: a cheap guard against the common mistakes ("not json", "[1]"), whole-column."""
+    text = pc.utf8_trim_whitespace(values.cast(pa.large_string()))
+    shaped = pc.and_(pc.starts_with(text, "{"), pc.ends_with(text, "}"))
+    if allow_empty:
+        shaped = pc.or_(shaped, pc.equal(text, ""))
+    ok = pc.fill_null(shaped, allow_empty)
+    return bool(pc.all(ok).as_py()) if len(values) else True
+
+
 def all_rows_valid(table: pa.Table, kind: str) -> bool:
     """Whether every row of ``table`` (postmix columns of ``kind``) is a valid record with a
-    unique id. False means: validate row by row to find and reject the bad ones."""
+    unique id. False means: validate row by row to find and reject the bad ones. Dict columns
+    (``meta``, ``judge``, ``constraints``) are checked for the shape of a JSON object only."""
     if kind not in _TURNS:
-        return False  # no vectorised rules for this kind: always take the careful path
+        # completion and prompt rows are postmix's own intermediate files, which ingest does not
+        # read back: they load as they are (as before these checks existed)
+        return True
     if table.num_rows == 0:
         return True
     ids = _column(table, "id")
@@ -78,6 +92,13 @@ def all_rows_valid(table: pa.Table, kind: str) -> bool:
         return False
     for name, last_role, needs_user in _TURNS[kind]:
         if not _turns_ok(_column(table, name), last_role, needs_user).all():
+            return False
+    for name in ("meta", "judge"):
+        if name in table.column_names and not _json_objects(_column(table, name)):
+            return False
+    if kind == "rlvr" and "constraints" in table.column_names:
+        constraints = _column(table, "constraints")
+        if len(pc.list_flatten(constraints)) and not _json_objects(pc.list_flatten(constraints)):
             return False
     if kind == "preference":
         same = pc.equal(_joined_trimmed(_column(table, "chosen")), _joined_trimmed(_column(table, "rejected")))

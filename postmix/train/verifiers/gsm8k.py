@@ -49,21 +49,38 @@ def _decimal(match: re.Match[str]) -> Decimal | None:
 _NO_ANSWER = object()  # an explicit marker with no number after it
 
 
+def _braced(text: str) -> str:
+    """What follows an opening brace, up to its matching closing brace (all of it if unclosed)."""
+    depth = 1
+    for index, char in enumerate(text):
+        depth += (char == "{") - (char == "}")
+        if depth == 0:
+            return text[:index]
+    return text
+
+
+_NOT_A_NUMBER = re.compile(r"\\[dt]?frac|\^|/")  # \frac{1}{2}, 2^{10}, 3/4
+
+
 def _after_marker(text: str, marker: re.Pattern[str]) -> Decimal | None | object:
     hits = list(marker.finditer(text))
     if not hits:
         return None
     rest = text[hits[-1].end():].split("\n", 1)[0]
     if marker is _MARKERS[1]:
-        rest = rest.split("}", 1)[0]  # only what is inside \boxed{...}
+        rest = _braced(rest)  # only what is inside \boxed{...}
+        if _NOT_A_NUMBER.search(rest):
+            return _NO_ANSWER
     lead = _LEAD.match(rest)
     match = NUMBER.match(rest, lead.end() if lead else 0)
     if match is None:
         # "The answer is: Tom has 18 apples" -> the first number after the marker on that line.
         match = NUMBER.search(rest)
-    if match is None or rest[match.end():match.end() + 2].lstrip().startswith("/"):
-        # "#### no idea" or "#### 3/4": the response committed to a final answer that is not a
-        # number; falling back to any number in the text would make one up ("Step 1" -> 1)
+    if match is not None and rest[match.end():match.end() + 2].lstrip().startswith("/"):
+        return _NO_ANSWER  # "The answer is 3/4": a fraction, not a number to compare
+    if match is None:
+        # "#### no idea": the response committed to a final answer that is not a number;
+        # falling back to any number in the text would make one up ("Step 1" -> 1)
         return _NO_ANSWER if marker in _EXPLICIT else None
     return _decimal(match)
 

@@ -350,10 +350,11 @@ class NthParagraphFirstWord(_Params):
                        "are separated with each other by two new lines as if it was '\\n\\n' in python. "
                        f"Paragraph {p.nth_paragraph} must start with word {p.first_word}.")
 def nth_paragraph_first_word(response: str, *, num_paragraphs: int, nth_paragraph: int, first_word: str) -> bool:
-    # As IFEval: paragraphs split on blank lines, empty ones dropped from the count; the first
-    # word compared without punctuation or quotes, case-insensitively.
-    paragraphs = [p for p in re.split(r"\n\s*\n", response) if p.strip()]
-    if len(paragraphs) != num_paragraphs or nth_paragraph > len(paragraphs):
+    # As IFEval: paragraphs split on "\n\n", empty ones not counted; the first word compared
+    # without surrounding quotes and punctuation, case-insensitively.
+    paragraphs = re.split(r"\n\n", response)
+    count = sum(1 for p in paragraphs if p.strip())
+    if count != num_paragraphs or nth_paragraph > count:
         return False
     found = re.match(r"\W*(\w+)", paragraphs[nth_paragraph - 1])
     return found is not None and found.group(1).lower() == first_word.lower()
@@ -373,11 +374,15 @@ def constrained_response(response: str) -> bool:
              lambda p: "Give two different responses. Responses and only responses should be "
                        "separated by 6 asterisk symbols: ******.")
 def two_responses(response: str) -> bool:
+    # As IFEval: empty pieces are allowed only at the very start or end
     parts = response.split("******")
-    answers = [p.strip() for p in parts]
-    if len(parts) != 2 or not all(answers):
-        return False
-    return answers[0] != answers[1]
+    answers = []
+    for index, part in enumerate(parts):
+        if part.strip():
+            answers.append(part.strip())
+        elif 0 < index < len(parts) - 1:
+            return False
+    return len(answers) == 2 and answers[0] != answers[1]
 
 
 class ResponseLanguage(_Params):
@@ -394,7 +399,8 @@ LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanis
              lambda p: f"Your ENTIRE response should be in {LANGUAGE_NAMES.get(p.language, p.language)} "
                        "language, no other language is allowed.")
 def response_language(response: str, *, language: str) -> bool:
-    return detect_language(response) == language
+    detected = detect_language(response)
+    return detected is None or detected == language  # as IFEval: undetectable text passes
 
 
 def detect_language(text: str) -> str | None:
@@ -407,7 +413,7 @@ def detect_language(text: str) -> str | None:
     DetectorFactory.seed = 0
     try:
         return detect(text)
-    except LangDetectException:  # no letters at all
+    except LangDetectException:  # no letters at all: IFEval lets the response pass
         return None
 
 
