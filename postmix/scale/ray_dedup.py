@@ -123,12 +123,20 @@ def _non_empty(table: pa.Table, *, key: str | None, partitions: int) -> pa.Table
 # ---------------------------------------------------------------- 2. exact pass
 
 
+def _best_of_each_group(group: np.ndarray, key: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the member that ranks first in its group by ``(key, member)`` (as the local
+    ``preference_rank``), and the position of that member's row."""
+    order = np.lexsort((member, key, group))
+    starts, counts = group_runs(group[order])
+    survivor = np.empty(len(member), np.int64)
+    survivor[order] = np.repeat(member[order][starts], counts)
+    position = np.empty(len(member), np.int64)
+    position[order] = np.repeat(order[starts], counts)
+    return survivor, position
+
+
 def _exact_survivors(table: pa.Table) -> pa.Table:
-    exact, key, row = column(table, "exact"), column(table, "key"), column(table, "row")
-    order = np.lexsort((row, key, exact))
-    starts, counts = group_runs(exact[order])
-    survivor = np.empty(len(row), np.int64)
-    survivor[order] = np.repeat(row[order][starts], counts)
+    survivor, _ = _best_of_each_group(column(table, "exact"), column(table, "key"), column(table, "row"))
     return table.drop_columns([PART]).append_column("survivor", pa.array(survivor))
 
 
@@ -248,14 +256,9 @@ def _members(table: pa.Table, *, partitions: int, with_sig: bool) -> pa.Table:
 
 def _cluster_survivors(table: pa.Table) -> pa.Table:
     """Per cluster, the best-ranked member survives; similarity = MinHash estimate to it."""
-    label, node, key = column(table, "label"), column(table, "node"), column(table, "key")
-    order = np.lexsort((node, key, label))
-    starts, counts = group_runs(label[order])
-    survivor = np.empty(len(node), np.int64)
-    survivor[order] = np.repeat(node[order][starts], counts)
+    label, node = column(table, "label"), column(table, "node")
+    survivor, position = _best_of_each_group(label, column(table, "key"), node)
     sigs = _sig_array(table)
-    position = np.empty(len(node), np.int64)
-    position[order] = np.repeat(order[starts], counts)
     return pa.table({"node": node, "label": label, "survivor": survivor,
                      "similarity": estimated_jaccard(sigs, sigs[position])})
 
