@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from postmix.curate.runner import Verdicts, run_stage
 from postmix.io import load_records, save_records
 from postmix.schemas import FEATURES, StepReport
-from postmix.stage import Verdicts, run_stage
 
 
 def rows(n):

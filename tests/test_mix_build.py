@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from postmix import mix
 from postmix.cli import app
+from postmix.curate.runner import Verdicts
 from postmix.errors import ConfigError, InputNotFoundError, PostmixError
 from postmix.mix.registry import MixNotFoundError
 from postmix.schemas import FEATURES
-from postmix.stage import Verdicts
 
 
 def write_source(path: Path, prefix: str, n: int, *, texts=None, bad_lines: int = 0) -> Path:

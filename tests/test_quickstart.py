@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from postmix.cli import app
-from postmix.quickstart import HOW_TO_ENABLE
+from postmix.pipeline.quickstart import HOW_TO_ENABLE
 from postmix.schemas import StepReport
 
 

@@ -315,7 +315,7 @@ def test_template_override_reaches_the_model_and_the_rows(tmp_path, openai_serve
 
 def test_every_catalogue_constraint_can_be_sampled_and_draws_are_compatible():
     from postmix.curate.skills.constraints import DOMAINS, conflicts, sample_constraints
-    from postmix.train.verifiers import ifeval
+    from postmix.verifiers import ifeval
 
     assert set(DOMAINS) == set(ifeval.CONSTRAINTS)  # a new catalogue type needs a domain here
     seen = Counter()
@@ -360,7 +360,7 @@ def crafted(spec):
 
 
 def test_precise_if_rows_carry_specs_the_ifeval_verifier_checks(tmp_path, openai_server):
-    from postmix.train.verifiers import ifeval, verify
+    from postmix.verifiers import ifeval, verify
 
     openai_server.set_responder(writer)
     out = tmp_path / "if.jsonl"

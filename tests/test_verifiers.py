@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from postmix.train.verifiers import VERIFIERS, gsm8k, ifeval, verify
+from postmix.verifiers import VERIFIERS, gsm8k, ifeval, verify
 
 # ---------------------------------------------------------------- GSM8K
 

@@ -34,11 +34,11 @@ from postmix.curate.benchmarks import (
 )
 from postmix.curate.ngram_index import NgramIndex, build_index, scan, token_hashes
 from postmix.curate.normalise import NormaliseOptions, normalise_texts
+from postmix.curate.runner import StageOutput, Verdicts, run_stage
 from postmix.curate.textview import View, view_texts
 from postmix.errors import ConfigError
 from postmix.progress import progress_bar
 from postmix.schemas import kind_of_columns
-from postmix.stage import StageOutput, Verdicts, run_stage
 
 CONTAMINATED = "contaminated"
 _SPAN_CHARS = 200

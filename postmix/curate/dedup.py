@@ -28,13 +28,13 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from postmix.curate import lsh
+from postmix.curate.features import Reference, load_reference, normalised_view, row_features
 from postmix.curate.minhash import MinHashConfig, estimated_jaccard, exact_jaccard, shingle_sets
-from postmix.curate.signature_cache import Reference, load_reference, normalised_view, row_features
+from postmix.curate.runner import StageOutput, Verdicts, run_stage
 from postmix.curate.textview import View, view_texts
 from postmix.curate.unionfind import clusters, greedy_survivors
 from postmix.errors import ConfigError
 from postmix.schemas import kind_of_columns
-from postmix.stage import StageOutput, Verdicts, run_stage
 
 EXACT = "exact_duplicate"
 NEAR = "near_duplicate"
@@ -99,7 +99,7 @@ def _column(ds: datasets.Dataset, name: str) -> pa.Array:
 
 
 def _conversation_lengths(ds: datasets.Dataset, kind: str, batch_size: int) -> np.ndarray:
-    from postmix.curate.signature_cache import arrow_batches
+    from postmix.curate.features import arrow_batches
 
     parts = [pc.utf8_length(view_texts(t, kind, "conversation")).to_numpy(zero_copy_only=False)
              for _, t in arrow_batches(ds, batch_size)]

@@ -51,10 +51,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from postmix import yamlfile
 from postmix.curate.ngram_index import token_hashes
 from postmix.curate.normalise import normalise_texts
+from postmix.curate.runner import StageOutput, Verdicts, run_stage
 from postmix.errors import ConfigError
 from postmix.progress import progress_bar
 from postmix.schemas import ROLES, kind_of_columns
-from postmix.stage import StageOutput, Verdicts, run_stage
 
 BUILTIN_RULES: tuple[str, ...] = (
     "empty_turn", "min_chars", "max_chars", "min_tokens", "max_tokens", "max_turns", "role_order",

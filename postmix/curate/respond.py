@@ -187,7 +187,7 @@ def verify_answers(texts: list[str], metas: list[dict[str, Any]]) -> tuple[list[
     """``unverified`` verdicts for answers whose prompt carries an answer key and that its
     verifier scores wrong, and per-verifier counts for the report. Rows the verifier cannot
     score (unknown verifier, bad spec) are kept and counted as ``unscorable``."""
-    from postmix.train.verifiers import verify
+    from postmix.verifiers import verify
 
     verdicts: list[tuple[str, str] | None] = [None] * len(texts)
     counts: dict[str, dict[str, int]] = {}

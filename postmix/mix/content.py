@@ -106,10 +106,3 @@ def write_shards(table: pa.Table, folder: Path) -> list[dict[str, object]]:
     return shards
 
 
-def file_hash(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
-    """xxh3-128 of a file's bytes, read in 1 MiB pieces (never the whole file in memory)."""
-    hasher = xxhash.xxh3_128()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_bytes):
-            hasher.update(block)
-    return hasher.hexdigest()

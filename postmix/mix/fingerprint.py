@@ -11,11 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import xxhash
-
 from postmix.errors import InputNotFoundError, PostmixError
+from postmix.io.fingerprint import path_hash
 from postmix.io.read import HUB_PREFIX
-from postmix.mix.content import file_hash
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -45,12 +43,7 @@ def fingerprint(location: str) -> str:
     path = Path(location)
     if not path.exists():
         raise InputNotFoundError(f"no such source: {location} (relative paths resolve against the spec's folder)")
-    if path.is_file():
-        return f"xxh3:{file_hash(path)}"
-    hasher = xxhash.xxh3_128()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        hasher.update(f"{file.relative_to(path).as_posix()}\x00{file_hash(file)}\n".encode())
-    return f"xxh3:{hasher.hexdigest()}"
+    return f"xxh3:{path_hash(path)}"
 
 
 def pinned_location(location: str, fingerprint_value: str) -> str:

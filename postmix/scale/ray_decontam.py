@@ -21,9 +21,9 @@ from postmix.curate.decontam import (
 )
 from postmix.curate.ngram_index import scan, token_hashes
 from postmix.curate.normalise import normalise_texts
+from postmix.curate.runner import Verdicts
 from postmix.curate.textview import view_texts
 from postmix.scale.ray_session import ROW, RayConfig, collect, ray_pipeline, rows_dataset
-from postmix.stage import Verdicts
 
 _SCHEMA = pa.schema([("row", pa.int64()), ("instance", pa.int64()), ("score", pa.float64()),
                      ("best", pa.bool_()), ("span", pa.string())])

@@ -32,9 +32,10 @@ import pyarrow.compute as pc
 from postmix.curate import dedup as local
 from postmix.curate import lsh
 from postmix.curate.dedup import EXACT, NEAR, DedupConfig
+from postmix.curate.features import normalised_view, row_features
 from postmix.curate.minhash import estimated_jaccard, exact_jaccard, shingle_sets
 from postmix.curate.normalise import string_buffers
-from postmix.curate.signature_cache import normalised_view, row_features
+from postmix.curate.runner import Verdicts
 from postmix.curate.textview import view_texts
 from postmix.curate.unionfind import greedy_survivors
 from postmix.errors import ConfigError
@@ -49,7 +50,6 @@ from postmix.scale.ray_components import (
 )
 from postmix.scale.ray_session import ROW, RayConfig, collect, ray_pipeline, rows_dataset, strip_row
 from postmix.schemas import kind_of_columns
-from postmix.stage import Verdicts
 
 _WINDOW = 32  # as local._VERIFY_WINDOW: neighbours paired inside a bucket when verifying
 

@@ -13,10 +13,10 @@ import numpy as np
 import pyarrow as pa
 
 from postmix.curate.filters import FilterConfig, apply_filters
+from postmix.curate.runner import Verdicts
 from postmix.errors import ConfigError
 from postmix.scale.ray_session import ROW, RayConfig, collect, ray_pipeline, rows_dataset, strip_row
 from postmix.schemas import kind_of_columns
-from postmix.stage import Verdicts
 
 
 def _judge_block(table: pa.Table, *, kind: str, config: FilterConfig) -> pa.Table:

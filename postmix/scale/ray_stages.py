@@ -1,6 +1,6 @@
 """The curation stages with an ``engine`` choice: ``local`` (one process, all cores) or ``ray``
 (Ray Data pipelines, on a cluster or a local Ray). Both return the same ``Verdicts`` for the same
-data and config, so they share ``postmix.stage.run_stage``: output, rejects and report are
+data and config, so they share ``postmix.curate.runner.run_stage``: output, rejects and report are
 written the same way, and a recipe or CLI flag switches engines without changing results.
 """
 
@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from postmix.curate.runner import StageOutput, Verdicts, run_stage
 from postmix.errors import ConfigError
 from postmix.scale.ray_session import ENGINES, RayConfig
-from postmix.stage import StageOutput, Verdicts, run_stage
 
 STEPS: tuple[str, ...] = ("dedup", "filter", "decontam")
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import xxhash
-
 from postmix.errors import ConfigError, PostmixError
+from postmix.io.fingerprint import path_hash
 
 KIND_OF_METHOD = {"sft": "sft", "dpo": "preference", "rlvr": "rlvr"}
 COLUMNS = {
@@ -42,17 +41,6 @@ class TrainingData:
                 "kind": self.kind, "rows": self.rows, "rejected_rows": len(self.rejects)}
 
 
-def _file_hash(path: Path) -> str:
-    digest = xxhash.xxh3_128()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(str(file.relative_to(path)).encode() if path.is_dir() else b"")
-        with open(file, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()[:24]
-
-
 def load_training_data(method: str, *, mix: str | None = None, data: str | Path | None = None,
                        home: str | Path | None = None) -> TrainingData:
     """Resolve ``mix`` (preferred) or read ``data``; check the record kind fits ``method``."""
@@ -70,7 +58,7 @@ def load_training_data(method: str, *, mix: str | None = None, data: str | Path 
 
         ds, kind, rejects = load_records(data)
         path = Path(str(data))
-        digest = _file_hash(path) if path.exists() else getattr(ds, "_fingerprint", None)
+        digest = path_hash(path)[:24] if path.exists() else getattr(ds, "_fingerprint", None)
         result = TrainingData(ds, kind, len(ds), content_hash=digest, path=str(data), rejects=rejects)
         origin = str(data)
     expected = KIND_OF_METHOD[method]

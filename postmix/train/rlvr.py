@@ -17,8 +17,8 @@ from typing import Any
 from postmix.errors import PostmixError
 from postmix.train.adapters import peft_config, quantization_config
 from postmix.train.config import RLVRTrainConfig, to_trl_args
-from postmix.train.verifiers import get_verifier, verify
-from postmix.train.verifiers.ifeval import ConstraintSpecError, parse_spec, row_constraints
+from postmix.verifiers import get_verifier, verify
+from postmix.verifiers.ifeval import ConstraintSpecError, parse_spec, row_constraints
 
 
 def completion_text(completion: Any) -> str:

@@ -18,7 +18,7 @@ from postmix.io.read import iter_raw_rows
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.progress import progress_bar
 from postmix.schemas import Reject, StepReport
-from postmix.train.verifiers import verify
+from postmix.verifiers import verify
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Final answers out of sampled math solutions, normalised so that equal answers vote together.
 
-``gsm8k``: the RLVR verifier's own extraction (``postmix.train.verifiers.gsm8k``: after ``####``,
+``gsm8k``: the RLVR verifier's own extraction (``postmix.verifiers.gsm8k``: after ``####``,
 ``\\boxed{}`` or "the answer is", else the last number), rendered as a plain decimal, so
 ``1,200.00`` and ``$1200`` agree and the voted ground truth is what the verifier will compare.
 ``boxed``: the content of the last ``\\boxed{...}`` (balanced braces), with spacing, ``\\left``/
@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
-from postmix.train.verifiers.gsm8k import extract_number
+from postmix.verifiers.gsm8k import extract_number
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -97,7 +97,7 @@ def math_equivalence() -> Callable[[str, str], bool] | None:
         import math_verify  # noqa: F401
     except ImportError:
         return None
-    from postmix.train.verifiers.math import verify
+    from postmix.verifiers.math import verify
 
     def same(reference: str, answer: str) -> bool:
         return verify(f"\\boxed{{{answer}}}", reference).correct is True

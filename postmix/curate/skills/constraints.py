@@ -1,5 +1,5 @@
 """Sampling verifiable constraints for precise-IF prompts, from the IFEval-style catalogue in
-``postmix.train.verifiers.ifeval``.
+``postmix.verifiers.ifeval``.
 
 postmix draws the constraints, never the model: which types (1 to 3 per prompt by default, no two
 that contradict each other) and their parameters come from a random generator seeded by (seed,
@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from postmix.train.verifiers import ifeval
+from postmix.verifiers import ifeval
 
 # Words to include or count: common nouns that fit many tasks.
 TOPIC_WORDS = (

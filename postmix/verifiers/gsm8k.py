@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from postmix.train.verifiers.base import Verdict, unscorable
+from postmix.verifiers.base import Verdict, unscorable
 
 # A number as people write one: optional sign and currency, thousands groups or plain digits,
 # an optional decimal part. The look-arounds stop a match starting or ending inside a longer

@@ -7,7 +7,7 @@ their ``verifier`` column; names are matched case-insensitively, so Tulu 3's ``M
 ==========  ==========================================================================
 gsm8k       final number (``#### 18``, ``\\boxed{18}``, "The answer is 18", ``$1,234``)
 math        symbolic equivalence via math-verify (``\\frac{1}{2}`` == ``0.5``)
-ifeval      every constraint of the row holds (see ``postmix.train.verifiers.ifeval``)
+ifeval      every constraint of the row holds (see ``postmix.verifiers.ifeval``)
 exact       whitespace-normalised string equality
 regex       the ground truth, as a regular expression, matches the whole response
 ==========  ==========================================================================
@@ -19,9 +19,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from postmix.train.verifiers import gsm8k, ifeval, match
-from postmix.train.verifiers import math as math_verifier
-from postmix.train.verifiers.base import Verdict, unscorable
+from postmix.verifiers import gsm8k, ifeval, match
+from postmix.verifiers import math as math_verifier
+from postmix.verifiers.base import Verdict, unscorable
 
 VerifyFn = Callable[[str, str, Any], Verdict]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from postmix.train.verifiers.base import Verdict, unscorable
+from postmix.verifiers.base import Verdict, unscorable
 
 
 def _squash(text: str) -> str:

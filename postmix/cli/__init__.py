@@ -39,11 +39,11 @@ _state = {"debug": False}
 # Each stage package contributes its verbs through a ``register(group)`` function in its own
 # module, so the stages stay independent and this file stays a table of contents.
 _VERB_MODULES = {
-    curate_app: ("postmix.curate.dedup_cli", "postmix.curate.decontam_cli",
-                 "postmix.curate.filter_cli", "postmix.curate.synth_cli"),
-    judge_app: ("postmix.judge.cli",),
-    mix_app: ("postmix.mix.cli",),
-    train_app: ("postmix.train.cli",),
+    curate_app: ("postmix.cli.curate_dedup", "postmix.cli.curate_decontam",
+                 "postmix.cli.curate_filter", "postmix.cli.curate_synth"),
+    judge_app: ("postmix.cli.judge",),
+    mix_app: ("postmix.cli.mix",),
+    train_app: ("postmix.cli.train",),
 }
 
 
@@ -112,7 +112,7 @@ def stats(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow custom tokenizer code."),
 ) -> None:
     """Rows, sources, turns, role counts and length distributions of a dataset."""
-    from postmix.stats import dataset_stats
+    from postmix.mix.stats import dataset_stats
 
     result = dataset_stats(path, tokenizer=tokenizer, format=format, trust_remote_code=trust_remote_code)
     if as_json:
@@ -185,7 +185,7 @@ def quickstart(
 ) -> None:
     """Run a real pipeline on the bundled sample: ingest, filter, dedup, decontaminate, version an
     SFT mix and train a tiny model on CPU. Offline; no GPU, server or API key needed."""
-    from postmix.quickstart import quickstart as run_quickstart
+    from postmix.pipeline.quickstart import quickstart as run_quickstart
 
     result = run_quickstart(out, endpoint=endpoint, model=model, prompts=prompts, echo=echo_line)
     table = Table("stage", "status", "seconds", title=f"quickstart -> {out}")

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from postmix.train.verifiers.base import Verdict, unscorable
+from postmix.verifiers.base import Verdict, unscorable
 
 Relation = Literal["at_most", "at_least"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from postmix.train.verifiers.base import Verdict, unscorable
+from postmix.verifiers.base import Verdict, unscorable
 
 TIMEOUT_S = 5  # per parse / comparison; sympy can take forever on adversarial expressions
 

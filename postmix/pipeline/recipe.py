@@ -12,7 +12,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from postmix import __version__, yamlfile
 from postmix.errors import ConfigError, PostmixError
 from postmix.io.errors_text import one_line
+from postmix.io.fingerprint import path_hash
 from postmix.io.paths import resolve_path
+from postmix.pipeline import stage_types  # noqa: F401  (the built-in stage types)
+from postmix.pipeline.registry import STAGE_TYPES, StageContext
 
 
 class StageSpec(BaseModel):
@@ -59,70 +62,13 @@ class Recipe(BaseModel):
         return self
 
 
-@dataclass
-class StageContext:
-    """What a stage handler gets: resolved inputs, its config, a folder to write into."""
-
-    stage: StageSpec
-    inputs: list[Path]
-    input_outputs: list[dict[str, str] | None]  # per input: the upstream stage's outputs, None for a file
-    out_dir: Path
-    recipe_dir: Path
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-Handler = Callable[[StageContext], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class StageType:
-    handler: Handler
-    description: str
-    check: Callable[[dict[str, Any]], None] | None = None  # validates a config without running
-    # files the stage reads besides its inputs (named in its config): part of its cache key
-    files: Callable[[StageSpec, Path], list[Path]] | None = None
-
-
-STAGE_TYPES: dict[str, StageType] = {}
-
-
-def stage_type(name: str, description: str, *, check: Callable[[dict[str, Any]], None] | None = None,
-               files: Callable[[StageSpec, Path], list[Path]] | None = None) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        STAGE_TYPES[name] = StageType(fn, description, check, files)
-        return fn
-
-    return register
-
-
 def load_recipe(path: str | Path) -> Recipe:
-    from postmix import stages  # noqa: F401  (registers the stage types)
 
     data = yamlfile.read_yaml(resolve_path(path), "recipe")
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {one_line(exc)}") from None
-
-
-def fingerprint_path(path: Path, *, contents: bool = True) -> str:
-    """Content hash of a file or folder (every file, in sorted order); Hub names hash as text.
-    ``contents=False`` hashes names, sizes and modification times instead (model folders: GBs)."""
-    digest = xxhash.xxh3_128()
-    if str(path).startswith("hf:"):
-        digest.update(str(path).encode())
-        return digest.hexdigest()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        if not contents:
-            stat = file.stat()
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-            continue
-        with open(file, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -152,7 +98,7 @@ def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
             path = resolve_path(ref, base=recipe_dir)
             if not str(path).startswith("hf:") and not Path(path).exists():
                 raise ConfigError(f"stage {stage.name!r}: input {ref!r} is neither an earlier stage nor an existing path")
-            parts.append(f"file:{fingerprint_path(Path(path)) if not str(path).startswith('hf:') else path}")
+            parts.append(f"file:{path_hash(Path(path)) if not str(path).startswith('hf:') else path}")
             inputs.append(Path(path) if not str(path).startswith("hf:") else str(path))
         kind = STAGE_TYPES[stage.run]
         if kind.check is not None:  # a typo in a config fails at plan time, not hours into a run
@@ -163,7 +109,7 @@ def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
                 raise ConfigError(f"stage {stage.name!r} ({stage.run}): {text}") from None
         if kind.files is not None:  # a file named in the config changes the result as an input does
             for path in kind.files(stage, recipe_dir):
-                parts.append(f"config-file:{path.name}:{fingerprint_path(path, contents=path.is_file())}")
+                parts.append(f"config-file:{path.name}:{path_hash(path, contents=path.is_file())}")
         key = xxhash.xxh3_64_hexdigest(_canonical([stage.run, stage.config, parts, __version__]).encode())
         keys[stage.name] = key
         folder = workdir / "stages" / f"{stage.name}-{key}"

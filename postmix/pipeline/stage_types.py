@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from postmix.errors import ConfigError
-from postmix.pipeline import StageContext, stage_type
+from postmix.pipeline.registry import StageContext, stage_type
 
 
 def _checker(module: str, class_name: str, *, drop: tuple[str, ...] = ()):

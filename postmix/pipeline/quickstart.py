@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from postmix.io.paths import resolve_path
-from postmix.pipeline import Recipe, RunResult, StageSpec, load_recipe, run_recipe
+from postmix.pipeline.recipe import Recipe, RunResult, StageSpec, load_recipe, run_recipe
 
 RECIPE = "pkg://postmix/data/recipes/quickstart.yaml"
 ENDPOINT_ENV = "POSTMIX_ENDPOINT"  # base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1

@@ -25,6 +25,7 @@ from postmix.curate import minhash
 from postmix.curate.minhash import MinHashConfig
 from postmix.curate.normalise import normalise_texts, string_buffers
 from postmix.curate.textview import view_texts
+from postmix.io.fingerprint import path_hash
 from postmix.progress import progress_bar
 
 CACHE_FORMAT = 1
@@ -99,18 +100,6 @@ def default_cache_dir() -> Path:
         return Path(root) / "dedup"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "postmix" / "dedup"
-
-
-def content_fingerprint(path: Path) -> str:
-    """xxh3-128 of a file or of every file in a folder (names and bytes, sorted)."""
-    digest = xxhash.xxh3_128()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(str(file.relative_to(path)).encode() if path.is_dir() else b"")
-        with open(file, "rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def dataset_fingerprint(ds: datasets.Dataset, kind: str, on: str) -> str:
@@ -204,7 +193,7 @@ def load_reference(
             loaded = (ds, kind)
             fingerprint = dataset_fingerprint(ds, kind, on)
         else:
-            fingerprint = content_fingerprint(path)
+            fingerprint = path_hash(path)
     cache_path = cache_root / f"reference-{_cache_key(fingerprint, on, config)}.npz"
     cached = _read_cache(cache_path) if cache_path.exists() else None
     if cached is not None:
