@@ -179,15 +179,15 @@ def test_every_removed_row_is_accounted_for(tmp_path):
             assert step["rows_in"] == step["rows_out"] + sum(step["rejected"].values())
     rejects = pq.read_table(result.mix.path / "rejects.parquet").to_pylist()
     assert len(rejects) == 2 + 5 + 3
-    by_step = sorted((r["reject_step"], r["reject_source"], r["reject_reason"]) for r in rejects)
+    by_step = sorted((r["step"], r["source"], r["reason"]) for r in rejects)
     assert by_step.count(("load", "a", "malformed_json")) == 2
     assert by_step.count(("dedup", "a", "exact_duplicate")) == 5
     assert by_step.count(("global:dedup", "b", "exact_duplicate")) == 3
-    global_rejects = [r for r in rejects if r["reject_step"] == "global:dedup"]
+    global_rejects = [r for r in rejects if r["step"] == "global:dedup"]
     assert sorted(r["id"] for r in global_rejects) == ["b-0000", "b-0001", "b-0002"]
-    assert all(r["messages"] for r in global_rejects)  # whole rows, restorable
-    unreadable = [r for r in rejects if r["reject_step"] == "load"]
-    assert [(r["reject_line"], json.loads(r["reject_raw"])) for r in unreadable] == [(11, "{not json"), (12, "{not json")]
+    assert all(json.loads(r["row"])["messages"] for r in global_rejects)  # whole rows, restorable
+    unreadable = [r for r in rejects if r["step"] == "load"]
+    assert [(r["line"], json.loads(r["row"])) for r in unreadable] == [(11, "{not json"), (12, "{not json")]
     assert result.manifest["rejects"]["by_step_and_reason"]["global:dedup"] == {"exact_duplicate": 3}
 
 
@@ -341,10 +341,11 @@ def drop_rows(ds, config):  # no `kind` parameter: the runner must not pass one
                     [f"id={i}" for i in ds["id"]])
 
 
-def test_step_table_runs_any_stage_and_reports_a_missing_one(data, tmp_path, monkeypatch):
-    from postmix.mix import steps
+def test_step_registry_runs_any_stage_and_reports_a_missing_one(data, tmp_path, monkeypatch):
+    from postmix.curate.steps import STEPS, Step
 
-    monkeypatch.setitem(steps.STEP_TABLE, "drop", (__name__, ("DropConfig",), ("drop_rows",)))
+    monkeypatch.setitem(STEPS, "drop", Step("drop", "drop ids ending in a digit", config=f"{__name__}:DropConfig",
+                                            local=f"{__name__}:drop_rows", ray=f"{__name__}:drop_rows"))
     spec = write_spec(data, sources=[{"path": "a.jsonl", "steps": [{"drop": {"digit": "3"}}]}])
     result = mix.build(spec, home=tmp_path / "reg")
     assert result.mix.rows == 90  # a-0003, a-0013, ..., a-0093
@@ -356,7 +357,8 @@ def test_step_table_runs_any_stage_and_reports_a_missing_one(data, tmp_path, mon
     with pytest.raises(ConfigError, match="digits"):
         mix.build(write_spec(data, sources=[{"path": "a.jsonl", "steps": [{"drop": {"digits": "3"}}]}]),
                   home=tmp_path / "reg")
-    monkeypatch.setitem(steps.STEP_TABLE, "drop", ("postmix.curate.not_built_yet", ("X",), ("y",)))
+    monkeypatch.setitem(STEPS, "drop", Step("drop", "", config="postmix.curate.not_built_yet:X",
+                                            local="postmix.curate.not_built_yet:y", ray="x:y"))
     with pytest.raises(PostmixError, match="needs postmix.curate.not_built_yet"):
         mix.build(spec, home=tmp_path / "reg")
 

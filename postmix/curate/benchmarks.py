@@ -152,6 +152,18 @@ def benchmark_files(benchmarks: list[str], base: str | Path) -> list[Path]:
     return files
 
 
+def anchor_config(config: dict[str, Any], base: str | Path) -> dict[str, Any]:
+    """A decontam config mapping with its benchmark files resolved against ``base``."""
+    if not config.get("benchmarks"):
+        return config
+    return {**config, "benchmarks": anchored(list(config["benchmarks"]), base)}
+
+
+def config_files(config: dict[str, Any], base: str | Path) -> list[Path]:
+    """The local benchmark files a decontam config mapping names."""
+    return benchmark_files(list(config.get("benchmarks") or []), base)
+
+
 def builtin_for(spec: BenchmarkSpec) -> BuiltinBenchmark | None:
     return BUILTIN_BENCHMARKS.get(spec.name.lower())
 

@@ -32,9 +32,11 @@ from postmix.curate.benchmarks import (
     load_instances,
     parse_benchmark_spec,
 )
+from postmix.curate.executor import LocalExecutor
 from postmix.curate.ngram_index import NgramIndex, build_index, scan, token_hashes
 from postmix.curate.normalise import NormaliseOptions, normalise_texts
-from postmix.curate.runner import StageOutput, Verdicts, run_stage
+from postmix.curate.runner import StageOutput, Verdicts
+from postmix.curate.steps import STEPS
 from postmix.curate.textview import View, view_texts
 from postmix.errors import ConfigError
 from postmix.progress import progress_bar
@@ -113,6 +115,12 @@ class BenchmarkIndex:
 
 def build_benchmark_index(config: DecontamConfig) -> BenchmarkIndex:
     return BenchmarkIndex([load_instances(spec) for spec in config.benchmarks], config)
+
+
+def prepare_index(config: DecontamConfig) -> dict[str, BenchmarkIndex]:
+    """The decider arguments built once per run, before any data is read (a bad benchmark fails
+    fast): the benchmark index."""
+    return {"index": build_benchmark_index(config)}
 
 
 @contextmanager
@@ -233,9 +241,7 @@ def decontaminate_file(
     format: str | None = None,
 ) -> StageOutput:
     """Read ``source``, decontaminate it, write kept rows to ``output`` with rejects and report beside it."""
-    index = build_benchmark_index(config)  # before reading the data: a bad benchmark fails fast
-    return run_stage("decontam", source, output,
-                     lambda ds, kind: decontaminate(ds, config, kind=kind, index=index), config, format=format)
+    return LocalExecutor().run_file(STEPS["decontam"], source, output, config, format=format)
 
 
 def contamination_report(ids: list[str], texts: list[str], benchmarks: list[str | BenchmarkSpec],

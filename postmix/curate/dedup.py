@@ -28,9 +28,11 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from postmix.curate import lsh
+from postmix.curate.executor import LocalExecutor
 from postmix.curate.features import Reference, load_reference, normalised_view, row_features
 from postmix.curate.minhash import MinHashConfig, estimated_jaccard, exact_jaccard, shingle_sets
-from postmix.curate.runner import StageOutput, Verdicts, run_stage
+from postmix.curate.runner import StageOutput, Verdicts
+from postmix.curate.steps import STEPS
 from postmix.curate.textview import View, view_texts
 from postmix.curate.unionfind import clusters, greedy_survivors
 from postmix.errors import ConfigError
@@ -400,10 +402,5 @@ def dedup_file(
     format: str | None = None,
 ) -> StageOutput:
     """Read ``source``, dedup it, write kept rows to ``output`` with rejects and report beside it."""
-    config = config or DedupConfig()
-
-    def decide(ds: datasets.Dataset, kind: str) -> Verdicts:
-        return dedup(ds, config, kind=kind, against=against, cache_dir=cache_dir)
-
-    extra = [str(against)] if against is not None else []
-    return run_stage("dedup", source, output, decide, config, format=format, extra_inputs=extra)
+    return LocalExecutor().run_file(STEPS["dedup"], source, output, config or DedupConfig(), format=format,
+                                    against=against, cache_dir=cache_dir)

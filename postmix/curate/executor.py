@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from postmix.curate.runner import StageOutput, Verdicts, run_stage
+from postmix.curate.runner import StageOutput, Verdicts, call_decider, run_stage
 from postmix.curate.steps import Step, named
 from postmix.errors import ConfigError
 
@@ -39,14 +39,14 @@ class LocalExecutor:
 
     def decide(self, step: Step, ds: Any, config: BaseModel, *, kind: str, **options: Any) -> Verdicts:
         options = {**step.prepared(config), **options}
-        return step.decider("local")(ds, config, kind=kind, **options)
+        return call_decider(step.decider("local"), ds, config, kind=kind, **options)
 
     def run_file(self, step: Step, source: str | Path, output: str | Path, config: BaseModel, *,
                  format: str | None = None, **options: Any) -> StageOutput:
         prepared = {**step.prepared(config), **options}  # before reading: a bad config fails fast
         decide = step.decider("local")
         extra = [str(v) for k, v in options.items() if k == "against" and v is not None]
-        return run_stage(step.name, source, output, lambda ds, kind: decide(ds, config, kind=kind, **prepared),
+        return run_stage(step.name, source, output, lambda ds, kind: call_decider(decide, ds, config, kind=kind, **prepared),
                          config, format=format, extra_inputs=extra)
 
 

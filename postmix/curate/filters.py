@@ -49,9 +49,11 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from postmix import yamlfile
+from postmix.curate.executor import LocalExecutor
 from postmix.curate.ngram_index import token_hashes
 from postmix.curate.normalise import normalise_texts
-from postmix.curate.runner import StageOutput, Verdicts, run_stage
+from postmix.curate.runner import StageOutput, Verdicts
+from postmix.curate.steps import STEPS
 from postmix.errors import ConfigError
 from postmix.progress import progress_bar
 from postmix.schemas import ROLES, kind_of_columns
@@ -585,6 +587,4 @@ def filter_file(
     format: str | None = None,
 ) -> StageOutput:
     """Read ``source``, filter it, write kept rows to ``output`` with rejects and report beside it."""
-    config = config or FilterConfig()
-    return run_stage("filter", source, output, lambda ds, kind: apply_filters(ds, config, kind=kind), config,
-                     format=format)
+    return LocalExecutor().run_file(STEPS["filter"], source, output, config or FilterConfig(), format=format)

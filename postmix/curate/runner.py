@@ -1,19 +1,28 @@
-"""What every dataset-to-dataset stage (filter, dedup, decontam, ...) shares: load the input,
-split rows into kept and rejected by the stage's verdicts, write output + rejects + report.
+"""The one runner: a step's verdicts become kept rows, rejects and a reconciled report, for
+files (``run_stage``: output + rejects file + report file) and for mixes (``apply_step``: the kept
+rows and a rejects table for the mix's ``rejects.parquet``) alike.
 
-A stage function decides; it never writes. It returns a ``Verdicts`` with one entry per input
-row (``None`` = keep), so the accounting ``in == out + rejected`` holds by construction.
+A step decides; it never writes. It returns a ``Verdicts`` with one entry per input row
+(``None`` = keep), so the accounting ``in == out + rejected`` holds by construction.
+
+Every reject, of a file stage or of a mix build, is one row of one layout (``REJECT_FIELDS``):
+the step, the reason and detail, the input line where it can be told, the row's id, its source
+(the mix source in a build, the row's own ``source`` otherwise) and the whole row, so any reject
+can be restored. JSONL rejects keep ``row`` as an object; Parquet ones as JSON text, because a
+row that could not even be read has no record columns.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 import numpy as np
@@ -23,7 +32,15 @@ from postmix.io.dataset import dataset_table, load_records, write_table
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.schemas import StepReport
 
+if TYPE_CHECKING:
+    from postmix.curate.executor import Executor
+    from postmix.curate.steps import Step
+
 REJECTS_BATCH = 2048
+REJECT_FIELDS = ("step", "reason", "detail", "line", "id", "source", "row")
+REJECT_SCHEMA = pa.schema([("step", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
+                          ("line", pa.int64()), ("id", pa.string()), ("source", pa.string()),
+                          ("row", pa.string())])
 
 
 @dataclass
@@ -60,19 +77,30 @@ class StageOutput:
     rejects: Path
 
 
-def write_rejects(
-    writer: RowWriter, table: pa.Table, verdicts: Verdicts, indices: np.ndarray,
-    lines: np.ndarray | None = None,
-) -> None:
-    """Rejected rows, whole, with reason and detail, so any of them can be restored; with
-    ``lines`` (row -> line of the input file) each also says where it came from."""
+def reject_rows(table: pa.Table, verdicts: Verdicts, indices: np.ndarray, *, step: str,
+                source: str | None = None, lines: np.ndarray | None = None) -> Iterator[dict[str, Any]]:
+    """Rejected rows, whole, in the one reject layout; ``source`` names the mix source (None: each
+    row's own), ``lines`` maps row -> line of the input file."""
     for start in range(0, len(indices), REJECTS_BATCH):
         chunk = indices[start : start + REJECTS_BATCH]
-        rows = table.take(pa.array(chunk)).to_pylist()
+        rows = table.take(pa.array(chunk, pa.int64())).to_pylist()
         for index, row in zip(chunk.tolist(), rows, strict=True):
-            writer.write({"reason": verdicts.reasons[index], "detail": verdicts.details[index],
-                          "line": None if lines is None else int(lines[index]),
-                          "id": row.get("id"), "source": row.get("source"), "row": row})
+            yield {"step": step, "reason": verdicts.reasons[index], "detail": verdicts.details[index],
+                   "line": None if lines is None else int(lines[index]), "id": row.get("id"),
+                   "source": row.get("source") if source is None else source, "row": row}
+
+
+def reject_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
+    """Reject rows (``reject_rows``, ``Reject.to_row``) as an Arrow table of ``REJECT_SCHEMA``."""
+    columns: dict[str, list[Any]] = {name: [] for name in REJECT_FIELDS}
+    for row in rows:
+        for name in REJECT_FIELDS:
+            value = row.get(name)
+            if name == "row":
+                value = json.dumps(value, ensure_ascii=False, default=str)
+            columns[name].append(value)
+    return pa.table({name: pa.array(columns[name], REJECT_SCHEMA.field(name).type) for name in REJECT_FIELDS},
+                    schema=REJECT_SCHEMA)
 
 
 _BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")  # a blank (or whitespace-only) line after a newline
@@ -140,10 +168,11 @@ def run_stage(
     rejected = verdicts.counts()
     with RowWriter(rejects_path(output)) as writer:
         for reject in load_rejects:  # rows the input conversion could not read at all
-            writer.write(reject.to_row())
+            writer.write(reject.model_copy(update={"step": "load"}).to_row())
             rejected[reject.reason] = rejected.get(reject.reason, 0) + 1
-        write_rejects(writer, table, verdicts, verdicts.rejected_indices(),
-                      source_lines(source, len(ds), load_rejects))
+        lines = source_lines(source, len(ds), load_rejects)
+        for row in reject_rows(table, verdicts, verdicts.rejected_indices(), step=step, lines=lines):
+            writer.write(row)
     config_dump = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config or {})
     report = StepReport(
         step=step,
@@ -162,3 +191,50 @@ def run_stage(
     )
     report.write(report_path(output))
     return StageOutput(kept=kept, report=report, output=Path(output), rejects=rejects_path(output))
+
+
+@dataclass
+class StepOutcome:
+    """One step applied to rows in memory (a mix build): what was kept and what was not."""
+
+    kept: datasets.Dataset
+    report: StepReport
+    rejects: pa.Table  # REJECT_SCHEMA rows, empty when nothing was removed
+    kept_indices: np.ndarray | None  # rows of the input that were kept; None = all of them
+    rejected_indices: np.ndarray  # rows of the input that were removed, ascending
+    rejected_reasons: list[str]  # reason of each removed row, aligned with rejected_indices
+
+
+def apply_step(step: Step, executor: Executor, ds: datasets.Dataset, config: Any, kind: str, *,
+               source: str, label: str | None = None) -> StepOutcome:
+    """Decide ``ds`` with ``step`` on ``executor`` and apply the verdicts; reconciles by construction."""
+    name = label or step.name
+    started = time.perf_counter()
+    verdicts = executor.decide(step, ds, config, kind=kind)
+    if len(verdicts.reasons) != len(ds):
+        raise RuntimeError(f"step {step.name} returned {len(verdicts.reasons)} verdicts for {len(ds)} rows")
+    decided = time.perf_counter()
+    kept_idx = verdicts.kept_indices()
+    rejected_idx = verdicts.rejected_indices()
+    kept = ds.select(kept_idx) if len(rejected_idx) else ds
+    rows = reject_rows(dataset_table(ds), verdicts, rejected_idx, step=name, source=source)
+    report = StepReport(
+        step=name, config=config.model_dump(mode="json"), rows_in=len(ds), rows_out=len(kept),
+        rejected=verdicts.counts(), inputs=[source], details={"kind": kind, **_jsonable(verdicts.stats)},
+        timings={"decide": round(decided - started, 3), "select": round(time.perf_counter() - decided, 3)},
+    )
+    return StepOutcome(kept=kept, report=report, rejects=reject_table(rows),
+                       kept_indices=kept_idx if len(rejected_idx) else None, rejected_indices=rejected_idx,
+                       rejected_reasons=[str(verdicts.reasons[i]) for i in rejected_idx.tolist()])
+
+
+def call_decider(decide: Callable[..., Verdicts], ds: Any, config: Any, *, kind: str, **options: Any) -> Verdicts:
+    """A decider is ``(ds, config, *, kind, **options)``; one that takes no ``kind`` (a plugin's
+    step that works on any record kind) is not given one."""
+    if "kind" not in inspect.signature(decide).parameters:
+        return decide(ds, config, **options)
+    return decide(ds, config, kind=kind, **options)
+
+
+def _jsonable(stats: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(stats, default=str))

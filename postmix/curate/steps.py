@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -25,16 +26,22 @@ from postmix.errors import ConfigError, PostmixError
 from postmix.io.errors_text import one_line
 
 
-def named(ref: str) -> Any:
-    """``"package.module:attribute"`` -> the attribute; a missing module is a one-line error."""
+def named(ref: str, *, what: str = "") -> Any:
+    """``"package.module:attribute"`` -> the attribute; a missing module or attribute is a
+    one-line error naming ``what`` needed it."""
     module_name, _, attribute = ref.partition(":")
+    who = what or ref
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            raise PostmixError(f"{ref} is not importable: this postmix installation lacks {exc.name}") from None
+            raise PostmixError(f"{who} needs {module_name}, which this postmix installation lacks") from None
         raise
-    return getattr(module, attribute)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise PostmixError(f"{who}: {module_name} has no {attribute} (this postmix version does not "
+                           "match the step table)") from None
 
 
 @dataclass(frozen=True)
@@ -46,14 +53,14 @@ class Step:
     ray: str  # "module:decider" on Ray Data
     prepare: str | None = None  # "module:function(config) -> dict" of decider keyword arguments
     local_only: tuple[str, ...] = ()  # decider options the Ray engine does not take
-    files: str | None = None  # "module:function(config, base) -> [Path]": files the config names
-    options: dict[str, str] = field(default_factory=dict)  # decider option -> its help text
+    anchor: str | None = None  # "module:function(config dict, base) -> config dict", paths resolved
+    files: str | None = None  # "module:function(config dict, base) -> [Path]": files the config names
 
     def config_class(self) -> type[BaseModel]:
-        return named(self.config)
+        return named(self.config, what=f"step {self.name!r}")
 
     def decider(self, engine: str) -> Callable[..., Any]:
-        return named(self.ray if engine == "ray" else self.local)
+        return named(self.ray if engine == "ray" else self.local, what=f"step {self.name!r} on {engine}")
 
     def parse(self, config: dict[str, Any] | BaseModel | None, *, where: str = "") -> BaseModel:
         """The step's config model from a mapping (a spec, a recipe, CLI options): one-line errors."""
@@ -67,7 +74,15 @@ class Step:
             raise ConfigError(f"{prefix}step {self.name!r}: {one_line(exc)}") from None
 
     def prepared(self, config: BaseModel) -> dict[str, Any]:
-        return named(self.prepare)(config) if self.prepare else {}
+        return named(self.prepare, what=f"step {self.name!r}")(config) if self.prepare else {}
+
+    def anchored(self, config: dict[str, Any], base: Path) -> dict[str, Any]:
+        """``config`` with the files it names resolved against ``base`` (a spec's or recipe's folder)."""
+        return named(self.anchor, what=f"step {self.name!r}")(config, base) if self.anchor else config
+
+    def config_files(self, config: dict[str, Any], base: Path) -> list[Path]:
+        """Local files ``config`` names (a result depends on their content: cache keys hash them)."""
+        return named(self.files, what=f"step {self.name!r}")(config, base) if self.files else []
 
 
 STEPS: dict[str, Step] = {step.name: step for step in (
@@ -81,7 +96,7 @@ STEPS: dict[str, Step] = {step.name: step for step in (
     Step("decontam", "remove rows that overlap named benchmarks (n-gram coverage, Tulu 3 scoring)",
          config="postmix.curate.decontam:DecontamConfig", local="postmix.curate.decontam:decontaminate",
          ray="postmix.scale.ray_decontam:decontaminate_ray", prepare="postmix.curate.decontam:prepare_index",
-         files="postmix.curate.benchmarks:config_benchmark_files"),
+         anchor="postmix.curate.benchmarks:anchor_config", files="postmix.curate.benchmarks:config_files"),
 )}
 
 

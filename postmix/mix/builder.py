@@ -30,22 +30,19 @@ import pyarrow.parquet as pq
 import yaml
 
 from postmix import __version__
+from postmix.curate.executor import Executor, make_executor
+from postmix.curate.runner import REJECT_SCHEMA, apply_step, reject_table
+from postmix.curate.steps import get_step
 from postmix.errors import ConfigError
-from postmix.io.dataset import load_records
+from postmix.io.dataset import dataset_table, load_records
 from postmix.mix.content import content_hash, write_shard, write_shards
 from postmix.mix.fingerprint import fingerprint, pinned_location
 from postmix.mix.measure import load_tokenizer, row_tokens
 from postmix.mix.registry import MANIFEST, Registry, ResolvedMix, pause_hook
 from postmix.mix.sampling import round_half_up, sampling_key, take
 from postmix.mix.spec import MixSpec, load_spec, parse_spec, resolve_source, spec_to_dict
-from postmix.mix.steps import arrow_rows, run_step
 from postmix.progress import progress_bar
 from postmix.schemas import FEATURES, StepReport
-
-REJECT_COLUMNS = {
-    "reject_step": pa.string(), "reject_source": pa.string(), "reject_reason": pa.string(),
-    "reject_detail": pa.string(), "reject_line": pa.int64(), "reject_raw": pa.string(),
-}
 
 
 @dataclass
@@ -70,34 +67,8 @@ def in_memory_dataset(table: pa.Table) -> datasets.Dataset:
     return datasets.Dataset(table, fingerprint=uuid.uuid4().hex)
 
 
-def _rejects_schema(kind: str) -> pa.Schema:
-    schema = FEATURES[kind].arrow_schema
-    for name, kind_type in REJECT_COLUMNS.items():
-        schema = schema.append(pa.field(name, kind_type))
-    return schema
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
-               else pa.nulls(table.num_rows, f.type) for f in schema]
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _load_rejects_table(rejects: list[Any], source: str, kind: str) -> pa.Table:
-    """Rows the input conversion could not read: no record columns, the raw row as JSON."""
-    columns = {
-        "reject_step": ["load"] * len(rejects),
-        "reject_source": [source] * len(rejects),
-        "reject_reason": [r.reason for r in rejects],
-        "reject_detail": [r.detail for r in rejects],
-        "reject_line": [r.line for r in rejects],
-        "reject_raw": [json.dumps(r.row, ensure_ascii=False, default=str) for r in rejects],
-    }
-    table = pa.table({k: pa.array(v, REJECT_COLUMNS[k]) for k, v in columns.items()})
-    return _conform(table, _rejects_schema(kind))
-
-
-def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[pa.Table]) -> _Source:
+def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[pa.Table],
+                 executor: Executor) -> _Source:
     source = spec.sources[position]
     location = resolve_source(source, base)
     fp = fingerprint(location)
@@ -113,52 +84,55 @@ def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[
     reasons: dict[str, int] = {}
     for reject in load_rejects:
         reasons[reject.reason] = reasons.get(reject.reason, 0) + 1
-    if load_rejects:
-        rejects.append(_load_rejects_table(load_rejects, source.name, kind))
+    if load_rejects:  # rows the input conversion could not read: the raw row as it was
+        rejects.append(reject_table(r.model_copy(update={"step": "load", "source": source.name}).to_row()
+                                    for r in load_rejects))
     report = StepReport(step="load", rows_in=len(ds) + len(load_rejects), rows_out=len(ds),
                         rejected=dict(sorted(reasons.items())), inputs=[location],
                         timings={"load": round(time.perf_counter() - started, 3)},
                         details={"fingerprint": fp, "split": source.split, "format": source.format})
     # one schema for every source (Hub and Arrow-folder loads keep their own string/list widths)
-    table = arrow_rows(ds).select(list(FEATURES[kind])).cast(FEATURES[kind].arrow_schema)
+    table = dataset_table(ds).select(list(FEATURES[kind])).cast(FEATURES[kind].arrow_schema)
     loaded = _Source(source.name, location, fp, table, [report])
-    for step in source.steps:
-        result = run_step(step, in_memory_dataset(loaded.table), kind, source=source.name)
-        loaded.table = arrow_rows(result.kept)
+    for step_spec in source.steps:
+        step = get_step(step_spec.step)
+        config = step.parse(step_spec.config, where=f"source {source.name!r}")
+        result = apply_step(step, executor, in_memory_dataset(loaded.table), config, kind, source=source.name)
+        loaded.table = dataset_table(result.kept)
         loaded.reports.append(result.report)
-        if result.rejects is not None:
-            rejects.append(_conform(result.rejects, _rejects_schema(kind)))
+        rejects.append(result.rejects)
     return loaded
 
 
-def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Table]) -> list[StepReport]:
+def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Table],
+                      executor: Executor) -> list[StepReport]:
     """Steps over all sources at once; each source gets a report of its own share of every step."""
     if not spec.global_steps:
         return []
     combined = pa.concat_tables([s.table for s in sources])
     owner = np.repeat(np.arange(len(sources)), [s.table.num_rows for s in sources])
     reports = []
-    for step in spec.global_steps:
-        result = run_step(step, in_memory_dataset(combined), spec.kind, source="*", label=f"global:{step.step}")
+    for step_spec in spec.global_steps:
+        step = get_step(step_spec.step)
+        config = step.parse(step_spec.config, where="global_steps")
+        result = apply_step(step, executor, in_memory_dataset(combined), config, spec.kind, source="*",
+                            label=f"global:{step.name}")
         reports.append(result.report)
-        rejected_owner = np.zeros(0, dtype=np.int64)
-        if result.rejects is not None:
-            rejected_owner = owner[result.rejected_indices]
-            names = np.array([s.name for s in sources], dtype=object)[rejected_owner]
-            table = result.rejects.set_column(result.rejects.schema.get_field_index("reject_source"),
-                                              "reject_source", pa.array(names.tolist(), pa.string()))
-            rejects.append(_conform(table, _rejects_schema(spec.kind)))
+        rejected_owner = owner[result.rejected_indices]
+        names = np.array([s.name for s in sources], dtype=object)[rejected_owner]
+        column = result.rejects.schema.get_field_index("source")  # each reject's own mix source
+        rejects.append(result.rejects.set_column(column, "source", pa.array(names.tolist(), pa.string())))
         reasons = np.array(result.rejected_reasons, dtype=object)
         for index, source in enumerate(sources):
             mine = reasons[rejected_owner == index]
             counts = {str(r): int((mine == r).sum()) for r in sorted(set(mine.tolist()))}
             rows_in = int((owner == index).sum())
             source.reports.append(StepReport(
-                step=f"global:{step.step}", config=result.report.config, rows_in=rows_in,
+                step=f"global:{step.name}", config=result.report.config, rows_in=rows_in,
                 rows_out=rows_in - len(mine), rejected=counts, details={"scope": "all sources"},
             ))
         owner = owner[result.kept_indices] if result.kept_indices is not None else owner
-        combined = arrow_rows(result.kept)
+        combined = dataset_table(result.kept)
     for index, source in enumerate(sources):
         source.table = combined.filter(pa.array(owner == index))
     return reports
@@ -214,13 +188,15 @@ def build(
     base: str | Path | None = None,
     progress: bool | None = None,
     engine: str | None = None,
+    executor: Executor | None = None,
 ) -> BuildResult:
     """Build ``spec`` (a YAML path, a dict or a ``MixSpec``) into the registry at ``home``.
 
     Returns the new version, or the latest one (``created=False``) when it already holds exactly
     the rows this build produced. ``base`` resolves relative source paths of a dict / MixSpec
-    (a YAML file's own folder is used for a path). ``engine`` (local|ray) overrides the spec's
-    ``engine:`` for the curation steps; the rows are the same either way.
+    (a YAML file's own folder is used for a path). The curation steps run on ``executor``, else
+    on one made for ``engine`` (local|ray), else for the spec's ``engine:`` and ``ray:``; the rows
+    are the same either way.
     """
     started = time.perf_counter()
     if isinstance(spec, (str, Path)):
@@ -230,33 +206,28 @@ def build(
         base_dir = Path(base).resolve() if base is not None else Path.cwd()
     tokenizer_name = tokenizer or spec_obj.tokenizer
     spec_obj = anchor_benchmarks(spec_obj, base_dir)
-    if engine is not None and engine != spec_obj.engine:
-        from postmix.scale.ray_stages import check_engine
-
-        check_engine(engine)
+    if engine is not None:
         spec_obj = spec_obj.model_copy(update={"engine": engine})
-    if spec_obj.engine == "ray":
-        from postmix.scale.ray_mix import ray_steps
-
-        with ray_steps():
-            return _build(spec_obj, base_dir, home, tokenizer_name, progress, started)
-    return _build(spec_obj, base_dir, home, tokenizer_name, progress, started)
+    if executor is None:
+        executor = make_executor(spec_obj.engine, spec_obj.ray)
+    elif executor.name != spec_obj.engine:
+        spec_obj = spec_obj.model_copy(update={"engine": executor.name})  # the manifest says where it ran
+    return _build(spec_obj, base_dir, home, tokenizer_name, progress, started, executor)
 
 
 def anchor_benchmarks(spec: MixSpec, base: Path) -> MixSpec:
-    """Decontam steps' benchmark files resolved against the spec's folder, like its sources."""
-    from postmix.curate.benchmarks import anchored
+    """Files named in step configs (decontam benchmarks) resolved against the spec's folder, like
+    its sources."""
 
     def fix(steps: list[Any]) -> list[Any]:
-        return [s.model_copy(update={"config": {**s.config, "benchmarks": anchored(s.config["benchmarks"], base)}})
-                if s.step == "decontam" and s.config.get("benchmarks") else s for s in steps]
+        return [s.model_copy(update={"config": get_step(s.step).anchored(s.config, base)}) for s in steps]
 
     sources = [src.model_copy(update={"steps": fix(src.steps)}) for src in spec.sources]
     return spec.model_copy(update={"sources": sources, "global_steps": fix(spec.global_steps)})
 
 
 def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer_name: str | None,
-           progress: bool | None, started: float) -> BuildResult:
+           progress: bool | None, started: float, executor: Executor) -> BuildResult:
     registry = Registry(home)
     staged = registry.staging_dir()
     try:
@@ -264,9 +235,9 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
         sources = []
         with progress_bar("loading sources", total=len(spec_obj.sources), enabled=progress) as bar:
             for position in range(len(spec_obj.sources)):
-                sources.append(_load_source(spec_obj, position, base_dir, rejects))
+                sources.append(_load_source(spec_obj, position, base_dir, rejects, executor))
                 bar.advance(1)
-        global_reports = _run_global_steps(spec_obj, sources, rejects)
+        global_reports = _run_global_steps(spec_obj, sources, rejects, executor)
         tables, copies, takes = _apply_take(spec_obj, sources)
         final = pa.concat_tables(tables) if tables else FEATURES[spec_obj.kind].arrow_schema.empty_table()
         owner = np.repeat(np.arange(len(tables), dtype=np.int32), [t.num_rows for t in tables])
@@ -286,8 +257,8 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
             "copy": pa.array(copy, pa.int32()),
         })
         write_shard(provenance, staged / "provenance.parquet")
-        reject_table = pa.concat_tables(rejects) if rejects else _rejects_schema(spec_obj.kind).empty_table()
-        pq.write_table(reject_table, staged / "rejects.parquet", compression="zstd")
+        reject_rows = pa.concat_tables(rejects) if rejects else REJECT_SCHEMA.empty_table()
+        pq.write_table(reject_rows, staged / "rejects.parquet", compression="zstd")
         spec_dict = spec_to_dict(spec_obj)
         (staged / "spec.yaml").write_text(yaml.safe_dump(spec_dict, sort_keys=False, allow_unicode=True))
         total = final.num_rows
@@ -309,8 +280,8 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
             "spec": spec_dict, "sources": source_entries,
             "global_steps": [r.model_dump(mode="json") for r in global_reports],
             "shards": shards, "provenance": "provenance.parquet",
-            "rejects": {"file": "rejects.parquet", "rows": reject_table.num_rows,
-                        "by_step_and_reason": _reject_counts(reject_table)},
+            "rejects": {"file": "rejects.parquet", "rows": reject_rows.num_rows,
+                        "by_step_and_reason": _reject_counts(reject_rows)},
             "build_seconds": None,
         }
         pause_hook("before_publish")
@@ -335,8 +306,8 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
 def _reject_counts(table: pa.Table) -> dict[str, dict[str, int]]:
     if not table.num_rows:
         return {}
-    grouped = table.group_by(["reject_step", "reject_reason"]).aggregate([("reject_reason", "count")]).to_pylist()
+    grouped = table.group_by(["step", "reason"]).aggregate([("reason", "count")]).to_pylist()
     out: dict[str, dict[str, int]] = {}
-    for row in sorted(grouped, key=lambda r: (r["reject_step"], r["reject_reason"])):
-        out.setdefault(row["reject_step"], {})[row["reject_reason"]] = row["reject_reason_count"]
+    for row in sorted(grouped, key=lambda r: (r["step"], r["reason"])):
+        out.setdefault(row["step"], {})[row["reason"]] = row["reason_count"]
     return out

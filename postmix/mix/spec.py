@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from postmix import yamlfile
+from postmix.curate.steps import get_step
 from postmix.errors import ConfigError
 from postmix.io.errors_text import one_line
 from postmix.io.paths import PACKAGE_PREFIX, resolve_path
@@ -27,7 +28,7 @@ class StepSpec(BaseModel):
     """One curation step: ``{filter: {...}}``, ``{dedup: {...}}`` or ``{decontam: {...}}``.
 
     The config stays a plain dict here; the step's own pydantic config class validates it when the
-    spec is checked (``postmix.mix.steps.check_step``), so this module needs no curation imports.
+    spec is checked (``postmix.curate.steps``: each step's config model).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -96,6 +97,8 @@ class MixSpec(BaseModel):
     engine: Literal["local", "ray"] = Field(
         "local", description="Where the curation steps run: local (one process, every core) or ray (Ray Data "
         "on RAY_ADDRESS or a local Ray). Both give the same rows and the same content hash.")
+    ray: dict[str, Any] | None = Field(
+        None, description="Ray settings for engine ray (address, num_cpus, partitions, block_rows, shuffle).")
 
     @field_validator("sources")
     @classmethod
@@ -133,13 +136,11 @@ def parse_spec(data: Any, *, origin: str = "spec") -> MixSpec:
         spec = MixSpec.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{origin}: {one_line(exc)} (see docs/mix.md for the spec format)") from None
-    from postmix.mix.steps import check_step  # the curation configs validate their own fields
-
-    for source in spec.sources:
+    for source in spec.sources:  # each step's own config model validates its fields
         for step in source.steps:
-            check_step(step, where=f"{origin}: source {source.name!r}")
+            get_step(step.step).parse(step.config, where=f"{origin}: source {source.name!r}")
     for step in spec.global_steps:
-        check_step(step, where=f"{origin}: global_steps")
+        get_step(step.step).parse(step.config, where=f"{origin}: global_steps")
     return spec
 
 

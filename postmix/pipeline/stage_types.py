@@ -6,8 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from postmix.curate.executor import check_engine, make_executor
+from postmix.curate.steps import STEPS, Step
 from postmix.errors import ConfigError
 from postmix.pipeline.registry import StageContext, stage_type
+from postmix.scale.ray_session import RayConfig
 
 
 def _checker(module: str, class_name: str, *, drop: tuple[str, ...] = ()):
@@ -53,30 +56,30 @@ def _local_path(value: str, recipe_dir: Path) -> Path | None:
     return path if path.exists() else None
 
 
-def _benchmark_files(steps: list[dict[str, Any]], recipe_dir: Path) -> list[Path]:
-    from postmix.curate.benchmarks import benchmark_files
+def _step_files(steps: list[Any], recipe_dir: Path) -> list[Path]:
+    """Files that step configs (``{step: ..., config: ...}`` or ``{dedup: {...}}``) name."""
+    from postmix.mix.spec import StepSpec
 
     files: list[Path] = []
-    for step in steps:
-        config = step.get("config") or step.get("decontam") or {}
-        if (step.get("step") == "decontam" or "decontam" in step) and isinstance(config, dict):
-            files += benchmark_files(list(config.get("benchmarks") or []), recipe_dir)
+    for raw in steps:
+        try:
+            step = StepSpec.model_validate(raw)
+        except ValueError:
+            continue  # the spec check reports it
+        if step.step in STEPS and isinstance(step.config, dict):
+            files += STEPS[step.step].config_files(step.config, recipe_dir)
     return files
 
 
 def _mix_files(stage: Any, recipe_dir: Path) -> list[Path]:
-    """Source files a mix spec names directly (not earlier stages), and decontam benchmark files."""
+    """Source files a mix spec names directly (not earlier stages), and files its steps name."""
     config = stage.config
     files = [path for source in config.get("sources", []) if isinstance(source, dict)
              and source.get("path") not in stage.input
              and (path := _local_path(str(source.get("path", "")), recipe_dir)) is not None]
     steps = [*config.get("global_steps", []), *(st for source in config.get("sources", []) if isinstance(source, dict)
                                                 for st in source.get("steps", []))]
-    return files + _benchmark_files([st for st in steps if isinstance(st, dict)], recipe_dir)
-
-
-def _decontam_files(stage: Any, recipe_dir: Path) -> list[Path]:
-    return _benchmark_files([{"step": "decontam", "config": stage.config}], recipe_dir)
+    return files + _step_files(steps, recipe_dir)
 
 
 def _model_files(stage: Any, recipe_dir: Path) -> list[Path]:
@@ -216,58 +219,39 @@ def pairs_stage(ctx: StageContext) -> dict[str, Any]:
     return _outputs(output, {"rejects": str(result.rejects)})
 
 
-def _engine_options(config: dict[str, Any], options: dict[str, Any]) -> tuple[str, Any]:
-    """Pop ``engine:`` (local|ray, default the run's ``--engine`` option) and ``ray:`` (a
-    ``RayConfig`` mapping) from a curation stage's config."""
-    from postmix.scale.ray_session import RayConfig
-    from postmix.scale.ray_stages import check_engine
-
-    engine = check_engine(config.pop("engine", None) or options.get("engine") or "local")
-    ray = config.pop("ray", None)
-    return engine, RayConfig.model_validate(ray) if ray is not None else None
+def _executor(config: dict[str, Any], options: dict[str, Any]):
+    """Pop ``engine:`` (local|ray, default the run's ``--engine``) and ``ray:`` (Ray settings) from a
+    curation stage's config, and make the executor they name."""
+    return make_executor(config.pop("engine", None) or options.get("engine") or "local", config.pop("ray", None))
 
 
-def _curate_checker(step: str):
+def _register_curation_step(step: Step) -> None:
+    """A recipe stage type for a curation step of the registry: ``run: <step>`` over one input."""
+
     def check(config: dict[str, Any]) -> None:
-        from postmix.scale.ray_stages import config_class
-
         config = dict(config)
-        _engine_options(config, {})
-        config_class(step).model_validate(config)
+        engine, ray = config.pop("engine", None) or "local", config.pop("ray", None)
+        check_engine(engine)
+        if ray is not None:
+            if engine != "ray":
+                raise ValueError("ray: settings need engine: ray")
+            RayConfig.model_validate(ray)
+        step.config_class().model_validate(config)
 
-    return check
+    def handler(ctx: StageContext) -> dict[str, Any]:
+        config = dict(ctx.stage.config)
+        executor = _executor(config, ctx.options)
+        config = step.anchored(config, ctx.recipe_dir)
+        output = ctx.out_dir / f"{ctx.stage.name}.parquet"
+        executor.run_file(step, _single_input(ctx), output, step.parse(config, where=f"stage {ctx.stage.name!r}"))
+        return _outputs(output)
 
-
-def _curate_stage(ctx: StageContext, step: str) -> dict[str, Any]:
-    from postmix.scale.ray_stages import config_class, stage_file
-
-    config = dict(ctx.stage.config)
-    engine, ray_config = _engine_options(config, ctx.options)
-    if step == "decontam" and config.get("benchmarks"):
-        from postmix.curate.benchmarks import anchored
-
-        config["benchmarks"] = anchored(list(config["benchmarks"]), ctx.recipe_dir)
-    output = ctx.out_dir / f"{ctx.stage.name}.parquet"
-    extra = {"ray_config": ray_config} if engine == "ray" else {}
-    stage_file(step, engine)(_single_input(ctx), output, config_class(step).model_validate(config), **extra)
-    return _outputs(output)
-
-
-@stage_type("filter", "quality filters: empty turns, lengths, role order, refusals, self-identity, ...",
-            check=_curate_checker("filter"))
-def filter_stage(ctx: StageContext) -> dict[str, Any]:
-    return _curate_stage(ctx, "filter")
+    stage_type(step.name, step.description, check=check,
+               files=lambda stage, recipe_dir: step.config_files(stage.config, recipe_dir))(handler)
 
 
-@stage_type("dedup", "exact and MinHash-LSH near-duplicate removal", check=_curate_checker("dedup"))
-def dedup_stage(ctx: StageContext) -> dict[str, Any]:
-    return _curate_stage(ctx, "dedup")
-
-
-@stage_type("decontam", "remove rows that overlap named benchmarks (n-gram coverage)",
-            check=_curate_checker("decontam"), files=_decontam_files)
-def decontam_stage(ctx: StageContext) -> dict[str, Any]:
-    return _curate_stage(ctx, "decontam")
+for _step in STEPS.values():
+    _register_curation_step(_step)
 
 
 def _train_stage(ctx: StageContext, method: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from postmix.curate.runner import StageOutput, Verdicts, run_stage
+from postmix.curate.runner import StageOutput, Verdicts, call_decider, run_stage
 from postmix.curate.steps import Step
 from postmix.errors import ConfigError
 from postmix.scale.ray_session import RayConfig
@@ -35,7 +35,8 @@ class RayExecutor:
                **options: Any) -> Verdicts:
         self._refuse_local_only(step, options)
         options = {**step.prepared(config), **options}
-        return step.decider("ray")(ds, config, kind=kind, ray_config=self.config, source=source, **options)
+        return call_decider(step.decider("ray"), ds, config, kind=kind, ray_config=self.config, source=source,
+                            **options)
 
     def run_file(self, step: Step, source: str | Path, output: str | Path, config: BaseModel, *,
                  format: str | None = None, **options: Any) -> StageOutput:

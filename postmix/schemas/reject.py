@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 class Reject(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    step: str | None = None  # the stage or step that rejected it (``load``: unreadable input)
     reason: str
     detail: str = ""
     line: int | None = None
