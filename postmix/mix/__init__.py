@@ -21,6 +21,7 @@ from postmix.mix.spec import MixSpec, SourceSpec, StepSpec, load_spec, parse_spe
 if TYPE_CHECKING:
     import datasets
 
+    from postmix.curate.executor import Executor
     from postmix.mix.builder import BuildResult
 
 __all__ = [
@@ -67,10 +68,11 @@ def list_mixes(*, home: str | Path | None = None, name: str | None = None) -> li
 
 def build(spec: Any, *, home: str | Path | None = None, tokenizer: str | None = None,
           base: str | Path | None = None, progress: bool | None = None,
-          engine: str | None = None) -> BuildResult:
+          engine: str | None = None, executor: Executor | None = None) -> BuildResult:
     from postmix.mix.builder import build as run_build
 
-    return run_build(spec, home=home, tokenizer=tokenizer, base=base, progress=progress, engine=engine)
+    return run_build(spec, home=home, tokenizer=tokenizer, base=base, progress=progress, engine=engine,
+                     executor=executor)
 
 
 def diff(a: str, b: str, *, home: str | Path | None = None, sample: int = 10) -> dict[str, Any]:

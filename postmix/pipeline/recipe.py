@@ -24,8 +24,8 @@ from postmix.errors import ConfigError, PostmixError
 from postmix.io.errors_text import one_line
 from postmix.io.fingerprint import path_hash
 from postmix.io.paths import resolve_path
-from postmix.pipeline import stage_types  # noqa: F401  (the built-in stage types)
-from postmix.pipeline.registry import STAGE_TYPES, StageContext
+from postmix.pipeline import stage_types
+from postmix.pipeline.registry import StageContext
 
 
 class StageSpec(BaseModel):
@@ -56,8 +56,9 @@ class Recipe(BaseModel):
         for stage in self.stages:
             if stage.name in seen:
                 raise ValueError(f"stage name {stage.name!r} is used twice")
-            if stage.run not in STAGE_TYPES:
-                raise ValueError(f"stage {stage.name!r}: unknown run {stage.run!r}; known: {', '.join(sorted(STAGE_TYPES))}")
+            if stage_types.lookup(stage.run) is None:
+                raise ValueError(f"stage {stage.name!r}: unknown run {stage.run!r}; "
+                                 f"known: {', '.join(stage_types.known())}")
             seen.add(stage.name)
         return self
 
@@ -100,7 +101,7 @@ def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
                 raise ConfigError(f"stage {stage.name!r}: input {ref!r} is neither an earlier stage nor an existing path")
             parts.append(f"file:{path_hash(Path(path)) if not str(path).startswith('hf:') else path}")
             inputs.append(Path(path) if not str(path).startswith("hf:") else str(path))
-        kind = STAGE_TYPES[stage.run]
+        kind = stage_types.lookup(stage.run)
         if kind.check is not None:  # a typo in a config fails at plan time, not hours into a run
             try:
                 kind.check(dict(stage.config))
@@ -155,7 +156,7 @@ def run_recipe(
         started = time.perf_counter()
         ctx = StageContext(step.spec, inputs, upstream, step.folder, recipe_dir, options or {})
         try:
-            outputs = STAGE_TYPES[step.spec.run].handler(ctx)
+            outputs = stage_types.lookup(step.spec.run).handler(ctx)
         except PostmixError as exc:
             raise PostmixError(f"stage {step.spec.name!r} failed: {exc} (fix it and run again: finished stages are cached)") from exc
         record = {"name": step.spec.name, "run": step.spec.run, "key": step.key,

@@ -9,7 +9,7 @@ from typing import Any
 from postmix.curate.executor import check_engine, make_executor
 from postmix.curate.steps import STEPS, Step
 from postmix.errors import ConfigError
-from postmix.pipeline.registry import StageContext, stage_type
+from postmix.pipeline.registry import STAGE_TYPES, StageContext, StageType, stage_type
 from postmix.scale.ray_session import RayConfig
 
 
@@ -225,8 +225,9 @@ def _executor(config: dict[str, Any], options: dict[str, Any]):
     return make_executor(config.pop("engine", None) or options.get("engine") or "local", config.pop("ray", None))
 
 
-def _register_curation_step(step: Step) -> None:
-    """A recipe stage type for a curation step of the registry: ``run: <step>`` over one input."""
+def curation_stage_type(step: Step) -> StageType:
+    """The recipe stage type of a curation step of the registry: ``run: <step>`` over one input,
+    with ``engine:`` / ``ray:`` beside the step's own config."""
 
     def check(config: dict[str, Any]) -> None:
         config = dict(config)
@@ -246,12 +247,20 @@ def _register_curation_step(step: Step) -> None:
         executor.run_file(step, _single_input(ctx), output, step.parse(config, where=f"stage {ctx.stage.name!r}"))
         return _outputs(output)
 
-    stage_type(step.name, step.description, check=check,
-               files=lambda stage, recipe_dir: step.config_files(stage.config, recipe_dir))(handler)
+    return StageType(handler, step.description, check,
+                     files=lambda stage, recipe_dir: step.config_files(stage.config, recipe_dir))
 
 
-for _step in STEPS.values():
-    _register_curation_step(_step)
+def lookup(run: str) -> StageType | None:
+    """The stage type ``run:`` names: a registered one, else a curation step of the registry (so a
+    step added to ``postmix.curate.steps.STEPS`` is a recipe stage with no other edit)."""
+    if run in STAGE_TYPES:
+        return STAGE_TYPES[run]
+    return curation_stage_type(STEPS[run]) if run in STEPS else None
+
+
+def known() -> list[str]:
+    return sorted({*STAGE_TYPES, *STEPS})
 
 
 def _train_stage(ctx: StageContext, method: str) -> dict[str, Any]:
