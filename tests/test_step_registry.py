@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -93,7 +94,7 @@ def test_one_declaration_makes_a_mix_step_and_a_recipe_stage(tmp_path, monkeypat
     file_rejects = [json.loads(line) for path in lines for line in path.read_text().splitlines()]
     assert [r["id"] for r in file_rejects] == ["a-000", "a-010", "a-020"]
     assert all(tuple(r) == REJECT_FIELDS and r["step"] == "nth" for r in file_rejects)  # the one layout
-    report = json.loads(open(result.stages["thin"]["outputs"]["report"]).read())
+    report = json.loads(Path(result.stages["thin"]["outputs"]["report"]).read_text())
     assert (report["rows_in"], report["rows_out"]) == (30, 27)
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"name": "r", "stages": [
