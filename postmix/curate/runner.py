@@ -28,6 +28,7 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
+from postmix.io.claims import check_own_report, claim_outputs
 from postmix.io.dataset import dataset_table, load_records, write_table
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.schemas import StepReport
@@ -153,7 +154,16 @@ def run_stage(
     format: str | None = None,
     extra_inputs: Sequence[str] = (),
 ) -> StageOutput:
-    """Load ``source``, let ``decide`` judge each row, write kept rows, rejects and the report."""
+    """Load ``source``, let ``decide`` judge each row, write kept rows, rejects and the report.
+    The outputs are claimed first: none may be an input, and no other run may be writing them."""
+    outputs = [Path(output), rejects_path(output), report_path(output)]
+    check_own_report(output, report_path(output))
+    with claim_outputs(outputs, inputs=[source, *extra_inputs]):
+        return _run_stage(step, source, output, decide, config, format=format, extra_inputs=extra_inputs)
+
+
+def _run_stage(step: str, source: str | Path, output: str | Path, decide: Callable[[datasets.Dataset, str], Verdicts],
+               config: Any, *, format: str | None, extra_inputs: Sequence[str]) -> StageOutput:
     started = time.perf_counter()
     ds, kind, load_rejects = load_records(source, format=format)
     loaded = time.perf_counter()

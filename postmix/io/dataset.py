@@ -19,6 +19,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import xxhash
 
+from postmix.io.claims import publish_mode
 from postmix.io.paths import resolve_path
 from postmix.io.read import file_type, load_arrow_folder, load_hub
 from postmix.io.write import output_type
@@ -178,6 +179,7 @@ def write_table(table: pa.Table, output: str | Path) -> Path:
             with opener(tmp, "wt", encoding="utf-8") as handle:
                 for batch in table.to_batches(max_chunksize=8192):
                     handle.write("".join(dumps_row(row) + "\n" for row in batch.to_pylist()))
+        publish_mode(tmp)  # mkstemp made it 0600
         os.replace(tmp, output)
     finally:
         if os.path.exists(tmp):

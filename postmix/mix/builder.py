@@ -15,6 +15,7 @@ are only counted: they are still in the fingerprinted source, and the seed picks
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 import time
@@ -43,6 +44,8 @@ from postmix.mix.sampling import round_half_up, sampling_key, take
 from postmix.mix.spec import MixSpec, load_spec, parse_spec, resolve_source, spec_to_dict
 from postmix.progress import progress_bar
 from postmix.schemas import FEATURES, StepReport
+
+log = logging.getLogger("postmix.mix")
 
 
 @dataclass
@@ -176,6 +179,23 @@ def _apply_take(spec: MixSpec, sources: list[_Source]) -> tuple[list[pa.Table], 
     return tables, copies, summaries
 
 
+def _check_not_empty(spec: MixSpec, sources: list[_Source], takes: list[dict]) -> None:
+    """A version with no rows is never published; a source that gives none is said (or refused)."""
+    def story(source: _Source) -> str:
+        return ", ".join(f"{r.step} {r.rows_in}->{r.rows_out}" for r in source.reports)
+
+    empty = [(source, summary) for source, summary in zip(sources, takes, strict=True) if not summary["rows"]]
+    if len(empty) == len(sources):
+        raise ConfigError(f"mix {spec.name!r} would have no rows, so no version is published: "
+                          + "; ".join(f"{s.name}: {story(s)}" for s, _ in empty)
+                          + " (each source's rejects say why its rows went)")
+    for source, _ in empty:
+        message = (f"source {source.name!r} contributes no rows to mix {spec.name!r} ({story(source)})")
+        if spec.empty_sources == "refuse":
+            raise ConfigError(message + "; empty_sources: refuse stops the build (use warn to publish)")
+        log.warning("%s; publishing without it (set empty_sources: refuse to stop instead)", message)
+
+
 def _per_source_sum(values: np.ndarray, owner: np.ndarray, n_sources: int) -> list[int]:
     return np.bincount(owner, weights=values, minlength=n_sources).astype(np.int64).tolist()
 
@@ -239,6 +259,7 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
                 bar.advance(1)
         global_reports = _run_global_steps(spec_obj, sources, rejects, executor)
         tables, copies, takes = _apply_take(spec_obj, sources)
+        _check_not_empty(spec_obj, sources, takes)
         final = pa.concat_tables(tables) if tables else FEATURES[spec_obj.kind].arrow_schema.empty_table()
         owner = np.repeat(np.arange(len(tables), dtype=np.int32), [t.num_rows for t in tables])
         copy = np.concatenate(copies) if copies else np.zeros(0, np.int32)

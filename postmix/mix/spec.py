@@ -97,6 +97,9 @@ class MixSpec(BaseModel):
     engine: Literal["local", "ray"] = Field(
         "local", description="Where the curation steps run: local (one process, every core) or ray (Ray Data "
         "on RAY_ADDRESS or a local Ray). Both give the same rows and the same content hash.")
+    empty_sources: Literal["warn", "refuse"] = Field(
+        "warn", description="A source that contributes no row after curation and take rules: warn "
+        "(the version is still published), or refuse to publish it.")
     ray: dict[str, Any] | None = Field(
         None, description="Ray settings for engine ray (address, num_cpus, partitions, block_rows, shuffle).")
 

@@ -1,0 +1,108 @@
+"""Issue 14 regressions at the output side: a run never destroys its input, never shares an
+output with a concurrent run, never replaces another output's report, writes files other users
+may read (umask), and never publishes an empty mix."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from postmix import mix
+from postmix.curate.filters import filter_file
+from postmix.errors import ConfigError
+from postmix.io.claims import OutputBusyError, check_distinct, lock_output
+
+
+REFUSAL = "As an AI language model, I cannot help with that."
+
+
+def write_rows(path, n, *, prefix="r", answer="a fine answer"):
+    with open(path, "w") as handle:
+        for i in range(n):
+            handle.write(json.dumps({"id": f"{prefix}-{i}", "source": prefix, "meta": "{}", "messages": [
+                {"role": "user", "content": f"question {prefix} {i}"},
+                {"role": "assistant", "content": answer}]}) + "\n")
+    return path
+
+
+def cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "postmix.cli", *map(str, args)], capture_output=True,
+                          text=True, **kwargs)
+
+
+def test_an_output_that_is_the_input_is_refused_and_the_input_kept(tmp_path):
+    data = write_rows(tmp_path / "x.jsonl", 5)
+    before = data.read_bytes()
+    proc = cli("curate", "filter", data, data)
+    assert proc.returncode == 2
+    assert "is both an input and an output" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert data.read_bytes() == before
+    # the rejects file beside the output would be the input: refused the same way
+    rejects_named = write_rows(tmp_path / "y.rejects.jsonl", 5)
+    with pytest.raises(ConfigError, match="both an input and an output"):
+        filter_file(rejects_named, tmp_path / "y.jsonl")
+    assert len(rejects_named.read_text().splitlines()) == 5
+
+
+def test_two_outputs_of_one_command_must_differ(tmp_path):
+    with pytest.raises(ConfigError, match="written twice"):
+        check_distinct([tmp_path / "a.jsonl", tmp_path / "sub" / ".." / "a.jsonl"])
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tmp_path):
+    data = write_rows(tmp_path / "x.jsonl", 5)
+    out = tmp_path / "out.jsonl"
+    with lock_output(out):  # a run in progress
+        proc = cli("curate", "filter", data, out)
+        assert proc.returncode == 2 and "another postmix run is writing" in proc.stderr
+        assert not out.exists()
+        with pytest.raises(OutputBusyError):
+            filter_file(data, out)
+    assert filter_file(data, out).report.rows_out == 5  # free again once the first is done
+
+
+def test_a_stage_does_not_replace_another_outputs_report(tmp_path):
+    data = write_rows(tmp_path / "x.jsonl", 5)
+    filter_file(data, tmp_path / "clean.jsonl")
+    with pytest.raises(ConfigError, match="is the report of"):
+        filter_file(data, tmp_path / "clean.parquet")
+    (tmp_path / "clean.jsonl").unlink()  # the other output is gone: its report may be replaced
+    assert filter_file(data, tmp_path / "clean.parquet").report.rows_out == 5
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_outputs_respect_the_umask(tmp_path, suffix):
+    data = write_rows(tmp_path / "x.jsonl", 5)
+    out = tmp_path / f"out{suffix}"
+    code = ("import os, sys; os.umask(0o002); from postmix.curate.filters import filter_file; "
+            "filter_file(sys.argv[1], sys.argv[2])")
+    subprocess.run([sys.executable, "-c", code, str(data), str(out)], check=True)
+    for path in (out, tmp_path / "out.rejects.jsonl", tmp_path / "out.report.json"):
+        assert oct(os.stat(path).st_mode & 0o777) == oct(0o664), path
+
+
+def test_a_mix_with_no_rows_is_not_published(tmp_path):
+    write_rows(tmp_path / "a.jsonl", 4, prefix="a", answer=REFUSAL)  # the refusal filter drops all
+    spec = {"name": "m", "kind": "sft", "sources": [{"path": "a.jsonl", "steps": ["filter"]}]}
+    with pytest.raises(ConfigError, match="would have no rows, so no version is published: "
+                       "a: load 4->4, filter 4->0, take 0->0"):
+        mix.build(spec, home=tmp_path / "home", base=tmp_path)
+    assert mix.list_mixes(home=tmp_path / "home") == []
+
+
+def test_a_source_that_gives_no_rows_warns_or_refuses(tmp_path, caplog):
+    write_rows(tmp_path / "a.jsonl", 4, prefix="a", answer=REFUSAL)
+    write_rows(tmp_path / "b.jsonl", 4, prefix="b")
+    sources = [{"path": "a.jsonl", "steps": ["filter"]}, {"path": "b.jsonl"}]
+    with caplog.at_level(logging.WARNING, logger="postmix"):
+        built = mix.build({"name": "m", "kind": "sft", "sources": sources}, home=tmp_path / "home", base=tmp_path)
+    assert built.mix.rows == 4
+    assert "source 'a' contributes no rows" in caplog.text
+    with pytest.raises(ConfigError, match="source 'a' contributes no rows.*empty_sources: refuse"):
+        mix.build({"name": "n", "kind": "sft", "sources": sources, "empty_sources": "refuse"},
+                  home=tmp_path / "home", base=tmp_path)
