@@ -20,7 +20,7 @@ import xxhash
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from postmix import __version__, yamlfile
-from postmix.errors import ConfigError, PostmixError
+from postmix.errors import ConfigError, EndpointError, PostmixError
 from postmix.io.errors_text import one_line
 from postmix.io.fingerprint import path_hash
 from postmix.io.paths import resolve_path
@@ -118,6 +118,18 @@ def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
     return planned
 
 
+def _probe(planned: list[PlannedStage], recipe_dir: Path, options: dict[str, Any]) -> None:
+    """Check the endpoints of every model stage that will run, before the first stage runs."""
+    problems: list[str] = []
+    for step in planned:
+        kind = stage_types.lookup(step.spec.run)
+        if not step.cached and kind.probe is not None:
+            problems += [f"stage {step.spec.name!r}: {p}" for p in kind.probe(step.spec, recipe_dir, options)]
+    if problems:
+        raise EndpointError("; ".join(dict.fromkeys(problems)) + " - nothing was run; start the server or "
+                            "fix the endpoints file, then run again")
+
+
 @dataclass
 class RunResult:
     workdir: Path
@@ -137,6 +149,7 @@ def run_recipe(
     workdir = Path(workdir).resolve()
     recipe_dir = Path(recipe_dir).resolve()
     planned = plan(recipe, workdir, recipe_dir)
+    _probe(planned, recipe_dir, options or {})
     results: dict[str, dict[str, Any]] = {}
     for step in planned:
         record_path = step.folder / "stage.json"
@@ -162,6 +175,17 @@ def run_recipe(
         record = {"name": step.spec.name, "run": step.spec.run, "key": step.key,
                   "outputs": {k: str(v) for k, v in outputs.items()},
                   "seconds": round(time.perf_counter() - started, 2), "config": step.spec.config}
+        # A stage with failed model calls, or one that read such a stage's output, is not cached:
+        # a re-run retries the failures (their answers are not in the request cache) and then
+        # recomputes what was built on the incomplete output.
+        failed = int(outputs.get("failed") or 0)
+        after = [i for i in step.inputs if isinstance(i, str) and results.get(i, {}).get("status") == "incomplete"]
+        if failed or after:
+            results[step.spec.name] = {**record, "status": "incomplete"}
+            why = f"{failed} model calls failed" if failed else f"reads incomplete {', '.join(after)}"
+            echo(f"         incomplete in {record['seconds']}s ({why}); not cached: run again to retry "
+                 f"-> {step.folder}")
+            continue
         tmp = record_path.with_name("stage.json.tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n")
         tmp.replace(record_path)

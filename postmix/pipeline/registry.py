@@ -38,15 +38,19 @@ class StageType:
     check: Callable[[dict[str, Any]], None] | None = None  # validates a config without running
     # files the stage reads besides its inputs (named in its config): part of its cache key
     files: Callable[[StageSpec, Path], list[Path]] | None = None
+    # problems that would make the stage fail at once (an endpoint down), found before a run starts
+    probe: Callable[[StageSpec, Path, dict[str, Any]], list[str]] | None = None
 
 
 STAGE_TYPES: dict[str, StageType] = {}
 
 
 def stage_type(name: str, description: str, *, check: Callable[[dict[str, Any]], None] | None = None,
-               files: Callable[[StageSpec, Path], list[Path]] | None = None) -> Callable[[Handler], Handler]:
+               files: Callable[[StageSpec, Path], list[Path]] | None = None,
+               probe: Callable[[StageSpec, Path, dict[str, Any]], list[str]] | None = None,
+               ) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        STAGE_TYPES[name] = StageType(fn, description, check, files)
+        STAGE_TYPES[name] = StageType(fn, description, check, files, probe)
         return fn
 
     return register

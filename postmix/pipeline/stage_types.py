@@ -8,7 +8,7 @@ from typing import Any
 
 from postmix.curate.executor import check_engine, make_executor
 from postmix.curate.steps import STEPS, Step
-from postmix.errors import ConfigError
+from postmix.errors import ConfigError, PostmixError
 from postmix.pipeline.registry import STAGE_TYPES, StageContext, StageType, stage_type
 from postmix.scale.ray_session import RayConfig
 
@@ -159,18 +159,42 @@ def tiny_model_stage(ctx: StageContext) -> dict[str, Any]:
     return {"model": str(path), "data": str(path)}
 
 
+def _pool_path(config: dict[str, Any], options: dict[str, Any], recipe_dir: Path, key: str) -> str | None:
+    from postmix.io.paths import resolve_path
+
+    path = config.get(key) or options.get(key)
+    return None if path is None else str(resolve_path(path, base=recipe_dir))
+
+
 def _pool(ctx: StageContext, config: dict[str, Any], key: str = "pool"):
     """An endpoint pool from the stage's ``pool:`` path (relative to the recipe) or the run's options."""
-    from postmix.io.paths import resolve_path
     from postmix.llm import load_endpoints
 
-    path = config.pop(key, None) or ctx.options.get(key)
+    path = _pool_path(config, ctx.options, ctx.recipe_dir, key)
+    config.pop(key, None)
     if path is None:
         raise ConfigError(f"stage {ctx.stage.name!r} needs `{key}:` (an endpoints YAML)")
-    return load_endpoints(resolve_path(path, base=ctx.recipe_dir))
+    return load_endpoints(path)
+
+
+def _prober(key: str = "pool"):
+    """The stage's endpoint problems (``postmix.llm.probe``), checked before a run starts."""
+
+    def probe(stage: Any, recipe_dir: Path, options: dict[str, Any]) -> list[str]:
+        from postmix.llm import load_endpoints
+        from postmix.llm.probe import probe_pool
+
+        path = _pool_path(dict(stage.config), options, recipe_dir, key)
+        return [] if path is None else probe_pool(load_endpoints(path))
+
+    return probe
 
 
 def _model_stage(ctx: StageContext, fn, config_cls, *, pool_key: str = "pool", with_input: bool = True):
+    """Run a model-calling stage. Failed calls are counted in the outputs (``failed``), so the run
+    does not cache the stage as finished and a re-run retries them (answers are cached outside the
+    stage folder, so only the failures are sent again); a stage whose every call failed stops the
+    run here, not at the first stage that finds its output empty."""
     config = dict(ctx.stage.config)
     pool = _pool(ctx, config, pool_key)
     # the request cache lives outside the stage folder so a failed stage's answers are reused
@@ -179,31 +203,52 @@ def _model_stage(ctx: StageContext, fn, config_cls, *, pool_key: str = "pool", w
     args = (_single_input(ctx), output) if with_input else (output,)
     result = fn(*args, pool, config_cls.model_validate(config), progress=False)
     failures = getattr(result, "failures", None)
-    return _outputs(output, {"failures": str(failures)} if failures else None)
+    failed = _failure_reasons(failures)
+    report = result.report
+    if failed and report.rows_out == 0:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(failed.items()))
+        raise PostmixError(f"every model call failed ({reasons}; see {failures}): check the endpoints "
+                           f"with `curl <base_url>/models`, then run again")
+    extra = {"failures": str(failures)} if failures else {}
+    return _outputs(output, {**extra, "failed": str(sum(failed.values()))})
 
 
-@stage_type("synth", "persona-driven prompt synthesis through the engine", check=_checker('postmix.curate.synth', 'SynthConfig', drop=('pool',)))
+def _failure_reasons(failures: Path | None) -> dict[str, int]:
+    import json
+
+    counts: dict[str, int] = {}
+    if failures is None or not Path(failures).exists():
+        return counts
+    with open(failures, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                reason = json.loads(line).get("reason") or "error"
+                counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
+@stage_type("synth", "persona-driven prompt synthesis through the engine", check=_checker('postmix.curate.synth', 'SynthConfig', drop=('pool',)), probe=_prober('pool'))
 def synth_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.curate.synth import SynthConfig, synthesize
 
     return _model_stage(ctx, synthesize, SynthConfig, with_input=False)
 
 
-@stage_type("respond", "write assistant responses for prompts, then filter them", check=_checker('postmix.curate.respond', 'RespondConfig', drop=('pool',)))
+@stage_type("respond", "write assistant responses for prompts, then filter them", check=_checker('postmix.curate.respond', 'RespondConfig', drop=('pool',)), probe=_prober('pool'))
 def respond_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.curate.respond import RespondConfig, respond
 
     return _model_stage(ctx, respond, RespondConfig)
 
 
-@stage_type("generate", "sample K completions per prompt from a model pool", check=_checker('postmix.judge.generate', 'GenerateConfig', drop=('pool',)))
+@stage_type("generate", "sample K completions per prompt from a model pool", check=_checker('postmix.judge.generate', 'GenerateConfig', drop=('pool',)), probe=_prober('pool'))
 def generate_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.judge.generate import GenerateConfig, generate
 
     return _model_stage(ctx, generate, GenerateConfig)
 
 
-@stage_type("rate", "rate completions with an LLM judge (UltraFeedback rubric by default)", check=_checker('postmix.judge.rate', 'RateConfig', drop=('judge',)))
+@stage_type("rate", "rate completions with an LLM judge (UltraFeedback rubric by default)", check=_checker('postmix.judge.rate', 'RateConfig', drop=('judge',)), probe=_prober('judge'))
 def rate_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.judge.rate import RateConfig, rate
 
