@@ -17,7 +17,6 @@ from postmix.curate.filters import filter_file
 from postmix.errors import ConfigError
 from postmix.io.claims import OutputBusyError, check_distinct, lock_output
 
-
 REFUSAL = "As an AI language model, I cannot help with that."
 
 
