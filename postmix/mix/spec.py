@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from postmix import yamlfile
 from postmix.curate.steps import get_step
-from postmix.errors import ConfigError
-from postmix.io.errors_text import one_line
+from postmix.errors import ConfigError, PostmixError
+from postmix.io.errors_text import error_texts, line_of, yaml_key_lines
 from postmix.io.paths import PACKAGE_PREFIX, resolve_path
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -132,26 +132,57 @@ def resolve_source(source: SourceSpec, base: Path | None) -> str:
     return os.path.normpath(resolved)
 
 
-def parse_spec(data: Any, *, origin: str = "spec") -> MixSpec:
+def parse_spec(data: Any, *, origin: str = "spec", lines: dict[tuple, int] | None = None) -> MixSpec:
+    """Validate a spec mapping: every problem at once (each step's config by its own model), with
+    YAML ``lines`` where known and near-miss hints for unknown keys, in one ``ConfigError``."""
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: a mix spec is a YAML mapping with name, kind and sources")
+    problems: list[str] = []
+    spec = None
     try:
         spec = MixSpec.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{origin}: {one_line(exc)} (see docs/mix.md for the spec format)") from None
-    for source in spec.sources:  # each step's own config model validates its fields
-        for step in source.steps:
-            get_step(step.step).parse(step.config, where=f"{origin}: source {source.name!r}")
-    for step in spec.global_steps:
-        get_step(step.step).parse(step.config, where=f"{origin}: global_steps")
+        problems += error_texts(exc, lines=lines, model=MixSpec)
+    for where, raw in _raw_steps(data):  # checked even when the spec around them is not valid
+        try:
+            step = StepSpec.model_validate(raw)
+        except ValidationError:
+            continue  # the spec's own validation reported it
+        try:
+            model = get_step(step.step).config_class()
+        except PostmixError as exc:
+            line = line_of(where, lines) if lines else None
+            problems.append((f"line {line}: " if line else "") + f"{'.'.join(map(str, where))}: {exc}")
+            continue
+        try:
+            model.model_validate(step.config)
+        except ValidationError as exc:
+            problems += error_texts(exc, prefix=(*where, step.step), lines=lines, model=model)
+    if problems or spec is None:
+        raise _spec_error(origin, problems)
     return spec
+
+
+def _raw_steps(data: dict[str, Any]) -> list[tuple[tuple, Any]]:
+    sources = data.get("sources") if isinstance(data.get("sources"), list) else []
+    steps = [(("sources", i, "steps", j), step) for i, source in enumerate(sources) if isinstance(source, dict)
+             and isinstance(source.get("steps"), list) for j, step in enumerate(source["steps"])]
+    if isinstance(data.get("global_steps"), list):
+        steps += [(("global_steps", j), step) for j, step in enumerate(data["global_steps"])]
+    return steps
+
+
+def _spec_error(origin: str, problems: list[str]) -> ConfigError:
+    count = f"{len(problems)} problems: " if len(problems) > 1 else ""
+    return ConfigError(f"{origin}: {count}{'; '.join(problems)} (see docs/mix.md for the spec format)")
 
 
 def load_spec(path: str | Path) -> tuple[MixSpec, Path]:
     """``(spec, folder relative source paths resolve against)``."""
     path = Path(path)
     data = yamlfile.read_yaml(path, "spec file", hint="pass a YAML mix spec, e.g. recipes/mix/sample_sft.yaml")
-    return parse_spec(data, origin=str(path)), path.resolve().parent
+    lines = yaml_key_lines(path.read_text(encoding="utf-8"))
+    return parse_spec(data, origin=str(path), lines=lines), path.resolve().parent
 
 
 def spec_to_dict(spec: MixSpec) -> dict[str, Any]:

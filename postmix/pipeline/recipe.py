@@ -17,11 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import xxhash
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from postmix import __version__, yamlfile
 from postmix.errors import ConfigError, EndpointError, PostmixError
-from postmix.io.errors_text import one_line
+from postmix.io.errors_text import InvalidConfig, error_texts, one_line, yaml_key_lines
 from postmix.io.fingerprint import path_hash
 from postmix.io.paths import resolve_path
 from postmix.pipeline import stage_types
@@ -49,6 +57,7 @@ class Recipe(BaseModel):
     description: str = ""
     workdir: str | None = None
     stages: list[StageSpec]
+    _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)  # YAML key -> line, for errors
 
     @model_validator(mode="after")
     def _check(self) -> Recipe:
@@ -65,11 +74,16 @@ class Recipe(BaseModel):
 
 def load_recipe(path: str | Path) -> Recipe:
 
-    data = yamlfile.read_yaml(resolve_path(path), "recipe")
+    resolved = Path(resolve_path(path))
+    data = yamlfile.read_yaml(resolved, "recipe")
+    lines = yaml_key_lines(resolved.read_text(encoding="utf-8"))
     try:
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {one_line(exc)}") from None
+        problems = error_texts(exc, lines=lines, model=Recipe)
+        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+    recipe._lines = lines
+    return recipe
 
 
 @dataclass
@@ -88,7 +102,8 @@ def _canonical(value: Any) -> str:
 def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
     keys: dict[str, str] = {}
     planned = []
-    for stage in recipe.stages:
+    problems: list[str] = []  # every problem of every stage, reported at once
+    for position, stage in enumerate(recipe.stages):
         parts: list[str] = []
         inputs: list[Path | str] = []
         for ref in stage.input:
@@ -98,16 +113,21 @@ def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
                 continue
             path = resolve_path(ref, base=recipe_dir)
             if not str(path).startswith("hf:") and not Path(path).exists():
-                raise ConfigError(f"stage {stage.name!r}: input {ref!r} is neither an earlier stage nor an existing path")
+                problems.append(f"stage {stage.name!r}: input {ref!r} is neither an earlier stage nor an existing path")
+                continue
             parts.append(f"file:{path_hash(Path(path)) if not str(path).startswith('hf:') else path}")
             inputs.append(Path(path) if not str(path).startswith("hf:") else str(path))
         kind = stage_types.lookup(stage.run)
         if kind.check is not None:  # a typo in a config fails at plan time, not hours into a run
             try:
                 kind.check(dict(stage.config))
+            except InvalidConfig as exc:
+                at = ("stages", position, "config")
+                texts = error_texts(exc.error, prefix=at, lines=recipe._lines, model=exc.model)
+                problems += [f"stage {stage.name!r} ({stage.run}): {t}" for t in texts]
             except (ValidationError, ValueError, TypeError, PostmixError) as exc:
                 text = one_line(exc) if isinstance(exc, ValidationError) else str(exc)
-                raise ConfigError(f"stage {stage.name!r} ({stage.run}): {text}") from None
+                problems.append(f"stage {stage.name!r} ({stage.run}): {text}")
         if kind.files is not None:  # a file named in the config changes the result as an input does
             for path in kind.files(stage, recipe_dir):
                 parts.append(f"config-file:{path.name}:{path_hash(path, contents=path.is_file())}")
@@ -115,6 +135,9 @@ def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
         keys[stage.name] = key
         folder = workdir / "stages" / f"{stage.name}-{key}"
         planned.append(PlannedStage(stage, key, folder, inputs, (folder / "stage.json").exists()))
+    if problems:
+        count = f"{len(problems)} problems: " if len(problems) > 1 else ""
+        raise ConfigError(count + "; ".join(problems))
     return planned
 
 

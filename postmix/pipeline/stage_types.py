@@ -9,6 +9,7 @@ from typing import Any
 from postmix.curate.executor import check_engine, make_executor
 from postmix.curate.steps import STEPS, Step
 from postmix.errors import ConfigError, PostmixError
+from postmix.io.errors_text import checked
 from postmix.pipeline.registry import STAGE_TYPES, StageContext, StageType, stage_type
 from postmix.scale.ray_session import RayConfig
 
@@ -20,7 +21,7 @@ def _checker(module: str, class_name: str, *, drop: tuple[str, ...] = ()):
         import importlib
 
         model = getattr(importlib.import_module(module), class_name)
-        model.model_validate({k: v for k, v in config.items() if k not in drop})
+        checked(model, {k: v for k, v in config.items() if k not in drop})
 
     return check
 
@@ -282,7 +283,7 @@ def curation_stage_type(step: Step) -> StageType:
             if engine != "ray":
                 raise ValueError("ray: settings need engine: ray")
             RayConfig.model_validate(ray)
-        step.config_class().model_validate(config)
+        checked(step.config_class(), config)
 
     def handler(ctx: StageContext) -> dict[str, Any]:
         config = dict(ctx.stage.config)
