@@ -82,3 +82,13 @@ def test_with_an_endpoint_the_preference_branch_trains_dpo(offline_run, openai_s
     assert "sk-quickstart-secret" not in written
     auth = {r.headers.get("Authorization") for r in openai_server.requests if r.path.endswith("/chat/completions")}
     assert auth == {"Bearer sk-quickstart-secret"}
+
+
+def test_the_quickstart_says_how_to_see_its_mix(offline_run):
+    _, printed = offline_run
+    line = next(line for line in printed.splitlines() if line.startswith("mix quickstart-sft@1:"))
+    command = line.split(": ", 1)[1].split()
+    assert command[:4] == ["postmix", "mix", "show", "quickstart-sft@1"]
+    shown = CliRunner().invoke(app, command[1:])  # exactly what it told the user to run
+    assert shown.exit_code == 0, shown.output
+    assert "quickstart-sft@1" in shown.output

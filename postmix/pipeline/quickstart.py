@@ -85,4 +85,8 @@ def quickstart(
                         echo=echo)
     if not endpoint:
         echo(HOW_TO_ENABLE)
+    for stage in result.stages.values():  # mixes live in a registry of their own: say where
+        if "mix" in stage["outputs"]:
+            echo(f"mix {stage['outputs']['mix']}: postmix mix show {stage['outputs']['mix']} "
+                 f"--home {stage['outputs']['home']}")
     return result
