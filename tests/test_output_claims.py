@@ -105,3 +105,52 @@ def test_a_source_that_gives_no_rows_warns_or_refuses(tmp_path, caplog):
     with pytest.raises(ConfigError, match="source 'a' contributes no rows.*empty_sources: refuse"):
         mix.build({"name": "n", "kind": "sft", "sources": sources, "empty_sources": "refuse"},
                   home=tmp_path / "home", base=tmp_path)
+
+
+def _no_files_left(folder):
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def test_a_full_disk_names_the_file_and_leaves_no_half_output(tmp_path, monkeypatch):
+    import errno
+
+    from postmix.io import write as write_module
+    from postmix.io.write import OutputWriteError
+
+    data = write_rows(tmp_path / "x.jsonl", 50, answer=REFUSAL)  # every row becomes a reject
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    real_dumps = write_module.dumps_row
+    calls = {"n": 0}
+
+    def full_after_ten(row):
+        calls["n"] += 1
+        if calls["n"] > 10:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_dumps(row)
+
+    monkeypatch.setattr(write_module, "dumps_row", full_after_ten)
+    with pytest.raises(OutputWriteError, match=r"cannot write .*out\.rejects\.jsonl\.partial: No space left"):
+        filter_file(data, out_dir / "out.jsonl")
+    assert _no_files_left(out_dir) == []  # neither the output, nor a partial keeping the disk full
+
+
+def _tmpfs(path, size):
+    path.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    return proc.returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (CI and the dev VM are root)")
+def test_a_really_full_disk_is_one_line_and_exit_2(tmp_path):
+    data = write_rows(tmp_path / "x.jsonl", 3000)
+    small = tmp_path / "small"
+    assert _tmpfs(small, "64k"), "could not mount a tmpfs"
+    try:
+        proc = cli("curate", "filter", data, small / "out.jsonl")
+        assert proc.returncode == 2, proc.stderr
+        assert "cannot write" in proc.stderr and "No space left on device" in proc.stderr
+        assert str(small) in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        assert _no_files_left(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=False)

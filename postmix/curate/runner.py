@@ -159,11 +159,19 @@ def run_stage(
     outputs = [Path(output), rejects_path(output), report_path(output)]
     check_own_report(output, report_path(output))
     with claim_outputs(outputs, inputs=[source, *extra_inputs]):
-        return _run_stage(step, source, output, decide, config, format=format, extra_inputs=extra_inputs)
+        published: list[Path] = []
+        try:
+            return _run_stage(step, source, output, decide, config, format=format, extra_inputs=extra_inputs,
+                              published=published)
+        except BaseException:  # a full disk, an interrupt: no output without its rejects and report
+            for path in published:
+                path.unlink(missing_ok=True)
+            raise
 
 
 def _run_stage(step: str, source: str | Path, output: str | Path, decide: Callable[[datasets.Dataset, str], Verdicts],
-               config: Any, *, format: str | None, extra_inputs: Sequence[str]) -> StageOutput:
+               config: Any, *, format: str | None, extra_inputs: Sequence[str], published: list[Path],
+               ) -> StageOutput:
     started = time.perf_counter()
     ds, kind, load_rejects = load_records(source, format=format)
     loaded = time.perf_counter()
@@ -173,7 +181,7 @@ def _run_stage(step: str, source: str | Path, output: str | Path, decide: Callab
     decided = time.perf_counter()
     table = dataset_table(ds)
     kept_indices = verdicts.kept_indices()
-    write_table(table.take(pa.array(kept_indices)), output)
+    published.append(write_table(table.take(pa.array(kept_indices)), output))
     kept = ds.select(kept_indices)
     rejected = verdicts.counts()
     with RowWriter(rejects_path(output)) as writer:
@@ -183,6 +191,7 @@ def _run_stage(step: str, source: str | Path, output: str | Path, decide: Callab
         lines = source_lines(source, len(ds), load_rejects)
         for row in reject_rows(table, verdicts, verdicts.rejected_indices(), step=step, lines=lines):
             writer.write(row)
+    published.append(rejects_path(output))
     config_dump = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config or {})
     report = StepReport(
         step=step,
@@ -199,7 +208,7 @@ def _run_stage(step: str, source: str | Path, output: str | Path, decide: Callab
         outputs={"data": str(output), "rejects": str(rejects_path(output))},
         details={"kind": kind, **verdicts.stats},
     )
-    report.write(report_path(output))
+    published.append(report.write(report_path(output)))
     return StageOutput(kept=kept, report=report, output=Path(output), rejects=rejects_path(output))
 
 

@@ -162,7 +162,7 @@ def write_table(table: pa.Table, output: str | Path) -> Path:
     """
     import gzip
 
-    from postmix.io.write import dumps_row
+    from postmix.io.write import dumps_row, write_failed
 
     output = Path(output)
     kind = output_type(output)
@@ -181,6 +181,8 @@ def write_table(table: pa.Table, output: str | Path) -> Path:
                     handle.write("".join(dumps_row(row) + "\n" for row in batch.to_pylist()))
         publish_mode(tmp)  # mkstemp made it 0600
         os.replace(tmp, output)
+    except OSError as exc:
+        raise write_failed(output, exc, removed=True) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

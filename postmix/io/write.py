@@ -15,7 +15,18 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from postmix.errors import UnsupportedFormatError
+from postmix.errors import PostmixError, UnsupportedFormatError
+
+
+class OutputWriteError(PostmixError):
+    """An output could not be written (disk full, quota, a vanished folder): names the path."""
+
+
+def write_failed(path: str | Path, exc: OSError, *, removed: bool) -> OutputWriteError:
+    what = exc.strerror or str(exc)
+    then = ("the unfinished file was removed; free space (or fix the folder) and run again" if removed
+            else "finished rows are kept in the .partial file; free space and run again")
+    return OutputWriteError(f"cannot write {path}: {what} ({then})")
 
 PARQUET_FLUSH_ROWS = 8192
 
@@ -75,12 +86,15 @@ class RowWriter:
 
     def write(self, row: dict[str, Any]) -> None:
         self.rows += 1
-        if self._text is not None:
-            self._text.write(dumps_row(row) + "\n")
-            return
-        self._buffer.append(row)
-        if len(self._buffer) >= PARQUET_FLUSH_ROWS:
-            self._flush_parquet()
+        try:
+            if self._text is not None:
+                self._text.write(dumps_row(row) + "\n")
+                return
+            self._buffer.append(row)
+            if len(self._buffer) >= PARQUET_FLUSH_ROWS:
+                self._flush_parquet()
+        except OSError as exc:
+            raise self._failed(exc) from None
 
     def write_many(self, rows: Any) -> None:
         for row in rows:
@@ -103,24 +117,44 @@ class RowWriter:
             self._text.flush()
 
     def close(self) -> Path:
-        if self._text is not None:
-            self._text.close()
-        else:
-            self._flush_parquet()
-            self._parquet.close()
+        try:
+            if self._text is not None:
+                self._text.close()
+            else:
+                self._flush_parquet()
+                self._parquet.close()
+        except OSError as exc:
+            raise self._failed(exc) from None
         os.replace(self.partial, self.path)
         return self.path
+
+    def _failed(self, exc: OSError) -> OutputWriteError:
+        """A write failed (a full disk): nothing half-written may keep the disk full or pass for
+        finished rows, so the partial file goes; the message names it."""
+        for handle in (self._text, self._parquet):
+            try:
+                if handle is not None:
+                    handle.close()
+            except OSError:
+                pass
+        self._text = self._parquet = None
+        self._buffer = []
+        self.partial.unlink(missing_ok=True)
+        return write_failed(self.partial, exc, removed=True)
 
     def abort(self) -> None:
         """Stop writing but keep the ``.partial`` file with the rows finished so far, buffered
         ones included (none finished: the file this writer opened is removed, so a run stopped
         before its first row leaves nothing behind; a partial left by an earlier run is kept)."""
-        if self._text is not None:
-            self._text.close()
-        elif self._buffer:
-            self._flush_parquet()
-        if self._parquet is not None:
-            self._parquet.close()
+        try:
+            if self._text is not None:
+                self._text.close()
+            elif self._buffer:
+                self._flush_parquet()
+            if self._parquet is not None:
+                self._parquet.close()
+        except OSError:  # the disk is full: what could not be flushed is lost, the rest is kept
+            pass
         if self.rows == 0 and (self._text is not None or self._parquet is not None):
             self.partial.unlink(missing_ok=True)
 
