@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from postmix import mix
-from postmix.mix.registry import PAUSE_ENV
+from postmix.pausepoints import PAUSE_ENV
 
 BUILD = "import sys; from postmix.mix import build; r = build(sys.argv[1], home=sys.argv[2]); print('REF', r.mix.ref)"
 
@@ -47,7 +47,7 @@ def start_build(spec: Path, home: Path, pause: str | None = None) -> subprocess.
 
 def wait_for_pause(proc: subprocess.Popen) -> None:
     for line in proc.stdout:
-        if line.startswith("postmix-mix-paused"):
+        if line.startswith("postmix-paused"):
             return
     raise AssertionError(f"build never paused: {proc.stderr.read()}")
 
@@ -70,7 +70,7 @@ def test_a_build_killed_halfway_leaves_the_registry_as_it_was(setup, point):
     folder, home = setup
     mix.build(write_spec(folder, "one", 10), home=home)
     before_catalogue, before_mixes = catalogue(home), tree(home / "mixes")
-    proc = start_build(write_spec(folder, "two", 20), home, pause=f"{point}:60")
+    proc = start_build(write_spec(folder, "two", 20), home, pause=f"mix:{point}:60")
     wait_for_pause(proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -89,8 +89,8 @@ def test_a_build_killed_halfway_leaves_the_registry_as_it_was(setup, point):
 def test_two_concurrent_builds_get_distinct_consistent_versions(setup):
     folder, home = setup
     # both pause after writing their shards, then publish at the same moment
-    first = start_build(write_spec(folder, "ten", 10), home, pause="before_publish:2")
-    second = start_build(write_spec(folder, "twenty", 20), home, pause="before_publish:2")
+    first = start_build(write_spec(folder, "ten", 10), home, pause="mix:before_publish:2")
+    second = start_build(write_spec(folder, "twenty", 20), home, pause="mix:before_publish:2")
     outputs = [proc.communicate(timeout=120) for proc in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], [o[1] for o in outputs]
     refs = sorted(line.split()[1] for out, _ in outputs for line in out.splitlines() if line.startswith("REF"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 import time
 from collections import Counter
@@ -29,8 +30,9 @@ import numpy as np
 import pyarrow as pa
 
 from postmix.io.claims import check_own_report, claim_outputs
-from postmix.io.dataset import dataset_table, load_records, write_table
+from postmix.io.dataset import dataset_table, load_records, stale_partials, write_table
 from postmix.io.write import RowWriter, rejects_path, report_path
+from postmix.pausepoints import pause
 from postmix.schemas import StepReport
 
 if TYPE_CHECKING:
@@ -159,6 +161,8 @@ def run_stage(
     outputs = [Path(output), rejects_path(output), report_path(output)]
     check_own_report(output, report_path(output))
     with claim_outputs(outputs, inputs=[source, *extra_inputs]):
+        for stale in stale_partials(output):  # a killed run's; ours now that we hold the lock
+            stale.unlink(missing_ok=True)
         published: list[Path] = []
         try:
             return _run_stage(step, source, output, decide, config, format=format, extra_inputs=extra_inputs,
@@ -172,16 +176,21 @@ def run_stage(
 def _run_stage(step: str, source: str | Path, output: str | Path, decide: Callable[[datasets.Dataset, str], Verdicts],
                config: Any, *, format: str | None, extra_inputs: Sequence[str], published: list[Path],
                ) -> StageOutput:
+    """The output is renamed into place last, after its rejects and report: killed at any point,
+    the output is either absent or complete with both beside it."""
     started = time.perf_counter()
     ds, kind, load_rejects = load_records(source, format=format)
     loaded = time.perf_counter()
+    pause("stage:loaded")
     verdicts = decide(ds, kind)
     if len(verdicts.reasons) != len(ds):
         raise RuntimeError(f"{step} returned {len(verdicts.reasons)} verdicts for {len(ds)} rows")
     decided = time.perf_counter()
+    pause("stage:decided")
     table = dataset_table(ds)
     kept_indices = verdicts.kept_indices()
-    published.append(write_table(table.take(pa.array(kept_indices)), output))
+    staged = write_table(table.take(pa.array(kept_indices)), output, publish=False)
+    published.append(staged)
     kept = ds.select(kept_indices)
     rejected = verdicts.counts()
     with RowWriter(rejects_path(output)) as writer:
@@ -192,6 +201,7 @@ def _run_stage(step: str, source: str | Path, output: str | Path, decide: Callab
         for row in reject_rows(table, verdicts, verdicts.rejected_indices(), step=step, lines=lines):
             writer.write(row)
     published.append(rejects_path(output))
+    pause("stage:rejects_written")
     config_dump = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config or {})
     report = StepReport(
         step=step,
@@ -209,6 +219,8 @@ def _run_stage(step: str, source: str | Path, output: str | Path, decide: Callab
         details={"kind": kind, **verdicts.stats},
     )
     published.append(report.write(report_path(output)))
+    pause("stage:report_written")
+    os.replace(staged, output)
     return StageOutput(kept=kept, report=report, output=Path(output), rejects=rejects_path(output))
 
 

@@ -8,6 +8,7 @@ them in its own report.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -154,8 +155,10 @@ def dataset_table(ds: datasets.Dataset) -> pa.Table:
 PARQUET_ROW_GROUP_ROWS = 100_000
 
 
-def write_table(table: pa.Table, output: str | Path) -> Path:
-    """Write an Arrow table by suffix (.jsonl / .jsonl.gz / .parquet), atomically.
+def write_table(table: pa.Table, output: str | Path, *, publish: bool = True) -> Path:
+    """Write an Arrow table by suffix (.jsonl / .jsonl.gz / .parquet), atomically: to a temporary
+    file beside ``output``, renamed into place. ``publish=False`` returns the temporary file
+    instead (the caller renames it when the rest of its outputs are written).
 
     Arrow-native on purpose: going through ``Dataset.to_json``/``to_parquet`` after a selection
     re-materialises every row through datasets' formatters, which dominated large stage runs.
@@ -167,7 +170,7 @@ def write_table(table: pa.Table, output: str | Path) -> Path:
     output = Path(output)
     kind = output_type(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=output.name + ".", suffix=".partial", dir=output.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
     os.close(fd)
     try:
         if kind == "parquet":
@@ -180,13 +183,22 @@ def write_table(table: pa.Table, output: str | Path) -> Path:
                 for batch in table.to_batches(max_chunksize=8192):
                     handle.write("".join(dumps_row(row) + "\n" for row in batch.to_pylist()))
         publish_mode(tmp)  # mkstemp made it 0600
+        if not publish:
+            return Path(tmp)
         os.replace(tmp, output)
     except OSError as exc:
         raise write_failed(output, exc, removed=True) from None
     finally:
-        if os.path.exists(tmp):
+        if publish and os.path.exists(tmp):
             os.unlink(tmp)
     return output
+
+
+def stale_partials(output: str | Path) -> list[Path]:
+    """Temporary files a killed ``write_table`` of ``output`` left (only the run holding the
+    output's lock may remove them)."""
+    output = Path(output)
+    return sorted(output.parent.glob(f".{glob.escape(output.name)}.*.partial"))
 
 
 def save_records(ds: datasets.Dataset, output: str | Path) -> Path:

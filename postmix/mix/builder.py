@@ -39,9 +39,10 @@ from postmix.io.dataset import dataset_table, load_records
 from postmix.mix.content import content_hash, write_shard, write_shards
 from postmix.mix.fingerprint import fingerprint, pinned_location
 from postmix.mix.measure import load_tokenizer, row_tokens
-from postmix.mix.registry import MANIFEST, Registry, ResolvedMix, pause_hook
+from postmix.mix.registry import MANIFEST, Registry, ResolvedMix
 from postmix.mix.sampling import round_half_up, sampling_key, take
 from postmix.mix.spec import MixSpec, load_spec, parse_spec, resolve_source, spec_to_dict
+from postmix.pausepoints import pause
 from postmix.progress import progress_bar
 from postmix.schemas import FEATURES, StepReport
 
@@ -305,7 +306,7 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
                         "by_step_and_reason": _reject_counts(reject_rows)},
             "build_seconds": None,
         }
-        pause_hook("before_publish")
+        pause("mix:before_publish")
 
         def finish_manifest(version: int, parent: int | None, created_at: str) -> None:
             manifest.update(version=version, ref=f"{spec_obj.name}@{version}", parent=parent,

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,15 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from postmix.errors import ConfigError, PostmixError
+from postmix.pausepoints import pause
 
 HOME_ENV = "POSTMIX_HOME"
 DEFAULT_HOME = ".postmix"
 CATALOGUE = "catalogue.sqlite"
 MANIFEST = "manifest.json"
 BUSY_TIMEOUT_S = 120.0  # a concurrent publish holds the lock for a rename and a few inserts
-# Test hook: "<point>:<seconds>" makes a build pause at "before_publish" (shards written, nothing
-# published) or "in_publish" (folder renamed, transaction open), so tests can SIGKILL it there.
-PAUSE_ENV = "POSTMIX_MIX_TEST_PAUSE"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mixes (
@@ -107,14 +104,6 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     if not digits.isdigit() or int(digits) < 1:
         raise MixNotFoundError(f"bad version in {ref!r}: use name@N with N = 1, 2, ... or name@latest")
     return name, int(digits)
-
-
-def pause_hook(point: str) -> None:
-    setting = os.environ.get(PAUSE_ENV, "")
-    where, _, seconds = setting.partition(":")
-    if where == point:
-        print(f"postmix-mix-paused {point} pid={os.getpid()}", flush=True)
-        time.sleep(float(seconds or 60))
 
 
 @dataclass
@@ -303,7 +292,7 @@ class Registry:
                     shutil.rmtree(target)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staged, target)
-                pause_hook("in_publish")
+                pause("mix:in_publish")
                 if known is None:
                     conn.execute("INSERT INTO mixes (name, kind, created_at) VALUES (?, ?, ?)",
                                  (name, kind, created_at))
