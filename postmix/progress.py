@@ -42,7 +42,9 @@ class _Bar:
 
 
 @contextmanager
-def progress_bar(description: str, total: float | None = None, *, enabled: bool | None = None) -> Iterator[_Bar]:
+def progress_bar(
+    description: str, total: float | None = None, *, enabled: bool | None = None
+) -> Iterator[_Bar]:
     if enabled is None:
         enabled = sys.stderr.isatty()
     if not enabled:

@@ -25,7 +25,16 @@ from postmix.errors import ConfigError
 
 SAMPLE_PATH = "pkg://postmix/data/benchmarks/gsm8k_test_sample.jsonl"
 # Tried in order when a local file is given without fields and its name is not built in.
-GUESSED_FIELDS = ("question", "prompt", "problem", "instruction", "input", "text", "Question", "query")
+GUESSED_FIELDS = (
+    "question",
+    "prompt",
+    "problem",
+    "instruction",
+    "input",
+    "text",
+    "Question",
+    "query",
+)
 ID_FIELDS = ("id", "task_id", "unique_id", "question_id", "key", "idx")
 
 _BBH_TASKS = (
@@ -59,20 +68,36 @@ BUILTIN_BENCHMARKS: dict[str, BuiltinBenchmark] = {
     "gsm8k": BuiltinBenchmark("openai/gsm8k", "test", ("question",), ("main",)),
     "gsm8k-sample": BuiltinBenchmark(None, "test", ("question",), path=SAMPLE_PATH),
     "math": BuiltinBenchmark("EleutherAI/hendrycks_math", "test", ("problem",), _MATH_SUBJECTS),
-    "math500": BuiltinBenchmark("HuggingFaceH4/MATH-500", "test", ("problem",), id_field="unique_id"),
-    "humaneval": BuiltinBenchmark("openai/openai_humaneval", "test", ("prompt",), id_field="task_id"),
-    "mbpp": BuiltinBenchmark("google-research-datasets/mbpp", "test", ("text",), ("full",), id_field="task_id"),
+    "math500": BuiltinBenchmark(
+        "HuggingFaceH4/MATH-500", "test", ("problem",), id_field="unique_id"
+    ),
+    "humaneval": BuiltinBenchmark(
+        "openai/openai_humaneval", "test", ("prompt",), id_field="task_id"
+    ),
+    "mbpp": BuiltinBenchmark(
+        "google-research-datasets/mbpp", "test", ("text",), ("full",), id_field="task_id"
+    ),
     "mmlu": BuiltinBenchmark("cais/mmlu", "test", ("question",), ("all",)),
-    "mmlu-pro": BuiltinBenchmark("TIGER-Lab/MMLU-Pro", "test", ("question",), id_field="question_id"),
+    "mmlu-pro": BuiltinBenchmark(
+        "TIGER-Lab/MMLU-Pro", "test", ("question",), id_field="question_id"
+    ),
     "ifeval": BuiltinBenchmark("google/IFEval", "train", ("prompt",), id_field="key"),
-    "alpacaeval": BuiltinBenchmark("tatsu-lab/alpaca_eval", "eval", ("instruction",), ("alpaca_eval",)),
+    "alpacaeval": BuiltinBenchmark(
+        "tatsu-lab/alpaca_eval", "eval", ("instruction",), ("alpaca_eval",)
+    ),
     "bbh": BuiltinBenchmark("lukaemon/bbh", "test", ("input",), _BBH_TASKS),
-    "truthfulqa": BuiltinBenchmark("truthfulqa/truthful_qa", "validation", ("question",), ("generation",)),
+    "truthfulqa": BuiltinBenchmark(
+        "truthfulqa/truthful_qa", "validation", ("question",), ("generation",)
+    ),
     "popqa": BuiltinBenchmark("akariasai/PopQA", "test", ("question",), id_field="id"),
     "gpqa": BuiltinBenchmark("Idavidrein/gpqa", "train", ("Question",), ("gpqa_extended",)),
     "aime": BuiltinBenchmark("HuggingFaceH4/aime_2024", "train", ("problem",), id_field="id"),
-    "drop": BuiltinBenchmark("ucinlp/drop", "validation", ("passage", "question"), id_field="query_id"),
-    "bigcodebench": BuiltinBenchmark("bigcode/bigcodebench", "v0.1.2", ("instruct_prompt",), id_field="task_id"),
+    "drop": BuiltinBenchmark(
+        "ucinlp/drop", "validation", ("passage", "question"), id_field="query_id"
+    ),
+    "bigcodebench": BuiltinBenchmark(
+        "bigcode/bigcodebench", "v0.1.2", ("instruct_prompt",), id_field="task_id"
+    ),
 }
 
 
@@ -86,11 +111,20 @@ class BenchmarkSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, description="Name used in reject details and the report.")
-    path: str | None = Field(None, description="Local file or hf:owner/name; None = the built-in entry for name.")
-    fields: tuple[str, ...] = Field((), description="Text fields; empty = the built-in's, or guessed from the first row.")
-    split: str | None = Field(None, description="Split of a Hub dataset (built-in default, else 'test').")
-    id_field: str | None = Field(None, description="Column holding instance ids; default: the built-in's, 'id', "
-                                 "'task_id', ... if present, else the 0-based row number.")
+    path: str | None = Field(
+        None, description="Local file or hf:owner/name; None = the built-in entry for name."
+    )
+    fields: tuple[str, ...] = Field(
+        (), description="Text fields; empty = the built-in's, or guessed from the first row."
+    )
+    split: str | None = Field(
+        None, description="Split of a Hub dataset (built-in default, else 'test')."
+    )
+    id_field: str | None = Field(
+        None,
+        description="Column holding instance ids; default: the built-in's, 'id', "
+        "'task_id', ... if present, else the 0-based row number.",
+    )
 
     def label(self) -> str:
         fields = f":{','.join(self.fields)}" if self.fields else ""
@@ -111,8 +145,10 @@ def parse_benchmark_spec(text: str) -> BenchmarkSpec:
     name, sep, rest = text.strip().partition("=")
     name = name.strip()
     if not name or not _NAME.match(name):
-        raise ConfigError(f"bad --benchmark {text!r}: start with a name of letters, digits, '_', '-' or '.', "
-                          "e.g. gsm8k or gsm8k=test.jsonl:question")
+        raise ConfigError(
+            f"bad --benchmark {text!r}: start with a name of letters, digits, '_', '-' or '.', "
+            "e.g. gsm8k or gsm8k=test.jsonl:question"
+        )
     if not sep:
         return BenchmarkSpec(name=name)
     path, fields = rest, ()
@@ -121,7 +157,9 @@ def parse_benchmark_spec(text: str) -> BenchmarkSpec:
     if colon and head and head != "hf" and _FIELDS.match(tail) and not Path(rest).exists():
         path, fields = head, tuple(f.strip() for f in tail.split(",") if f.strip())
     if not path.strip() or (colon and not head):
-        raise ConfigError(f"bad --benchmark {text!r}: give a file after '=', e.g. {name}=test.jsonl:question")
+        raise ConfigError(
+            f"bad --benchmark {text!r}: give a file after '=', e.g. {name}=test.jsonl:question"
+        )
     return BenchmarkSpec(name=name, path=path, fields=fields)
 
 
@@ -206,7 +244,9 @@ class BenchmarkInstances:
 def _hub_rows(spec: BenchmarkSpec, builtin: BuiltinBenchmark | None) -> Iterator[dict[str, Any]]:
     from postmix.io.read import load_hub
 
-    configs = builtin.configs if builtin is not None and spec.path == f"hf:{builtin.hub}" else (None,)
+    configs = (
+        builtin.configs if builtin is not None and spec.path == f"hf:{builtin.hub}" else (None,)
+    )
     for config in configs:
         yield from load_hub(spec.path, spec.split, streaming=False, config=config)
 
@@ -216,7 +256,9 @@ def _file_rows(path: str) -> Iterator[dict[str, Any]]:
 
     for raw in iter_raw_rows(path):
         if raw.error is not None:
-            raise ConfigError(f"benchmark file {path} line {raw.line}: {raw.error} ({raw.detail}); fix or remove that line")
+            raise ConfigError(
+                f"benchmark file {path} line {raw.line}: {raw.error} ({raw.detail}); fix or remove that line"
+            )
         yield raw.data
 
 
@@ -237,13 +279,17 @@ def load_instances(spec: BenchmarkSpec) -> BenchmarkInstances:
         if not fields:
             fields = tuple(f for f in GUESSED_FIELDS if isinstance(row.get(f), str))[:1]
             if not fields:
-                raise ConfigError(f"benchmark {spec.name}: no text field found in {source} (columns: "
-                                  f"{', '.join(map(str, row))}); name them: {spec.name}={spec.path}:FIELD")
+                raise ConfigError(
+                    f"benchmark {spec.name}: no text field found in {source} (columns: "
+                    f"{', '.join(map(str, row))}); name them: {spec.name}={spec.path}:FIELD"
+                )
         if position == 0:
             missing = [f for f in fields if f not in row]
             if missing:
-                raise ConfigError(f"benchmark {spec.name}: {source} has no field {missing[0]!r} (columns: "
-                                  f"{', '.join(map(str, row))}); name the text fields: {spec.name}={spec.path}:FIELD")
+                raise ConfigError(
+                    f"benchmark {spec.name}: {source} has no field {missing[0]!r} (columns: "
+                    f"{', '.join(map(str, row))}); name the text fields: {spec.name}={spec.path}:FIELD"
+                )
             if id_field not in row:  # none given, or the built-in's is absent from a local copy
                 id_field = next((f for f in ID_FIELDS if f in row), None)
         values = [row.get(f) for f in fields]
@@ -253,5 +299,7 @@ def load_instances(spec: BenchmarkSpec) -> BenchmarkInstances:
         ids.append(str(row.get(id_field, position)) if id_field else str(position))
         texts.append(tuple(v if isinstance(v, str) else str(v) for v in values))
     if not texts:
-        raise ConfigError(f"benchmark {spec.name}: {source} holds no instances with fields {', '.join(fields) or '?'}")
+        raise ConfigError(
+            f"benchmark {spec.name}: {source} holds no instances with fields {', '.join(fields) or '?'}"
+        )
     return BenchmarkInstances(spec.name, source, tuple(fields), ids, texts, skipped)

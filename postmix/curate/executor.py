@@ -23,7 +23,9 @@ RAY_EXECUTOR = "postmix.scale.executor:RayExecutor"
 class Executor(Protocol):
     name: str
 
-    def decide(self, step: Step, ds: Any, config: BaseModel, *, kind: str, **options: Any) -> Verdicts: ...
+    def decide(
+        self, step: Step, ds: Any, config: BaseModel, *, kind: str, **options: Any
+    ) -> Verdicts: ...
 
     def run_file(self, step: Step, source: str | Path, output: str | Path, config: BaseModel, *,
                  format: str | None = None, **options: Any) -> StageOutput: ...
@@ -37,7 +39,9 @@ class LocalExecutor:
     def describe(self) -> dict[str, Any]:
         return {"engine": self.name}
 
-    def decide(self, step: Step, ds: Any, config: BaseModel, *, kind: str, **options: Any) -> Verdicts:
+    def decide(
+        self, step: Step, ds: Any, config: BaseModel, *, kind: str, **options: Any
+    ) -> Verdicts:
         options = {**step.prepared(config), **options}
         return call_decider(step.decider("local"), ds, config, kind=kind, **options)
 
@@ -46,8 +50,15 @@ class LocalExecutor:
         prepared = {**step.prepared(config), **options}  # before reading: a bad config fails fast
         decide = step.decider("local")
         extra = [str(v) for k, v in options.items() if k == "against" and v is not None]
-        return run_stage(step.name, source, output, lambda ds, kind: call_decider(decide, ds, config, kind=kind, **prepared),
-                         config, format=format, extra_inputs=extra)
+        return run_stage(
+            step.name,
+            source,
+            output,
+            lambda ds, kind: call_decider(decide, ds, config, kind=kind, **prepared),
+            config,
+            format=format,
+            extra_inputs=extra,
+        )
 
 
 def check_engine(engine: str) -> str:
@@ -60,7 +71,9 @@ def make_executor(engine: str = "local", ray: dict[str, Any] | BaseModel | None 
     """The executor for ``engine`` (local|ray); ``ray`` holds the Ray connection settings
     (``RayConfig`` fields: address, block rows, ...), and needs ``engine="ray"``."""
     if check_engine(engine) == "local":
-        if ray is not None and (dict(ray) if isinstance(ray, dict) else ray.model_dump(exclude_defaults=True)):
+        if ray is not None and (
+            dict(ray) if isinstance(ray, dict) else ray.model_dump(exclude_defaults=True)
+        ):
             raise ConfigError("Ray settings (ray:, --ray-address) need engine ray")
         return LocalExecutor()
     return named(RAY_EXECUTOR)(ray)

@@ -14,12 +14,16 @@ import numpy as np
 DEFAULT_MIN_RECALL = 0.92
 
 
-def collision_probability(similarity: float | np.ndarray, bands: int, rows: int) -> float | np.ndarray:
+def collision_probability(
+    similarity: float | np.ndarray, bands: int, rows: int
+) -> float | np.ndarray:
     """Chance that a pair of Jaccard ``similarity`` shares at least one band."""
     return 1.0 - (1.0 - np.asarray(similarity, dtype=float) ** rows) ** bands
 
 
-def optimal_bands_rows(num_perm: int, threshold: float, min_recall: float = DEFAULT_MIN_RECALL) -> tuple[int, int]:
+def optimal_bands_rows(
+    num_perm: int, threshold: float, min_recall: float = DEFAULT_MIN_RECALL
+) -> tuple[int, int]:
     """``(bands, rows)`` with ``bands * rows <= num_perm`` that catch a pair *at* the threshold
     with probability ``>= min_recall`` while letting the fewest dissimilar pairs through (least
     area under the collision curve below the threshold).
@@ -64,13 +68,19 @@ def _band_hashes(signatures, members, bands, rows):  # pragma: no cover - compil
     return out
 
 
-def band_hashes(signatures: np.ndarray, bands: int, rows: int, members: np.ndarray | None = None) -> np.ndarray:
+def band_hashes(
+    signatures: np.ndarray, bands: int, rows: int, members: np.ndarray | None = None
+) -> np.ndarray:
     """``[bands, len(members)]`` 64-bit hashes, one per band of each listed signature (all by default)."""
     if bands * rows > signatures.shape[1]:
-        raise ValueError(f"{bands} bands x {rows} rows needs {bands * rows} permutations, have {signatures.shape[1]}")
+        raise ValueError(
+            f"{bands} bands x {rows} rows needs {bands * rows} permutations, have {signatures.shape[1]}"
+        )
     if members is None:
         members = np.arange(signatures.shape[0], dtype=np.int64)
-    return _band_hashes(np.ascontiguousarray(signatures), np.asarray(members, np.int64), bands, rows)
+    return _band_hashes(
+        np.ascontiguousarray(signatures), np.asarray(members, np.int64), bands, rows
+    )
 
 
 def bucket_pairs(hashes: np.ndarray, members: np.ndarray, window: int) -> np.ndarray:
@@ -114,7 +124,9 @@ def lsh_candidates(
     members = np.arange(n, dtype=np.int64)
     if active is not None:
         active = np.asarray(active)
-        members = np.flatnonzero(active) if active.dtype == bool else np.sort(active.astype(np.int64))
+        members = (
+            np.flatnonzero(active) if active.dtype == bool else np.sort(active.astype(np.int64))
+        )
     if len(members) < 2:
         return np.zeros((0, 2), dtype=np.int64)
     hashes = band_hashes(signatures, bands, rows, members)

@@ -46,7 +46,8 @@ class MinHashConfig(BaseModel):
 
     normalise: NormaliseOptions = Field(default_factory=NormaliseOptions)
     shingle: Literal["word", "char"] = Field(
-        "word", description="Units a shingle is made of: words (robust to re-wrapping) or code points."
+        "word",
+        description="Units a shingle is made of: words (robust to re-wrapping) or code points.",
     )
     ngram: int = Field(
         5, ge=1, le=64,
@@ -54,12 +55,17 @@ class MinHashConfig(BaseModel):
         "Gopher); for short prompts or character shingles consider 3 or 7-9.",
     )
     num_perm: int = Field(
-        128, ge=8, le=1024,
+        128,
+        ge=8,
+        le=1024,
         description="Permutations: estimate standard error is sqrt(J(1-J)/num_perm), 0.035 at J=0.8.",
     )
-    seed: int = Field(1, ge=0, lt=2**32, description="Seed of the permutations (datasketch's default is 1).")
+    seed: int = Field(
+        1, ge=0, lt=2**32, description="Seed of the permutations (datasketch's default is 1)."
+    )
     hash: Literal["fast", "datasketch"] = Field(
-        "fast", description="fast: compiled cheap hashing; datasketch: values identical to datasketch.MinHash."
+        "fast",
+        description="fast: compiled cheap hashing; datasketch: values identical to datasketch.MinHash.",
     )
     datasketch_scheme: Literal["affine32", "legacy", "affine64"] = Field(
         "affine32",
@@ -75,7 +81,16 @@ class MinHashConfig(BaseModel):
     def signature_key(self) -> dict:
         """The fields that change signature values (for caches)."""
         return self.model_dump(
-            mode="json", include={"normalise", "shingle", "ngram", "num_perm", "seed", "hash", "datasketch_scheme"}
+            mode="json",
+            include={
+                "normalise",
+                "shingle",
+                "ngram",
+                "num_perm",
+                "seed",
+                "hash",
+                "datasketch_scheme",
+            },
         )
 
 
@@ -293,7 +308,9 @@ def _shingle_counts(data, offsets, char_mode, ngram):  # pragma: no cover - comp
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _shingle_sets(data, offsets, char_mode, ngram, set_offsets, flat):  # pragma: no cover - compiled
+def _shingle_sets(
+    data, offsets, char_mode, ngram, set_offsets, flat
+):  # pragma: no cover - compiled
     """Sorted 64-bit shingle hashes per text (duplicates kept; the Jaccard kernel skips them)."""
     n = len(offsets) - 1
     for i in numba.prange(n):
@@ -310,7 +327,9 @@ def _shingle_sets(data, offsets, char_mode, ngram, set_offsets, flat):  # pragma
         out = set_offsets[i]
         for s in range(count - width + 1):
             flat[out + s] = _combine(units, s, width)
-        flat[set_offsets[i] : set_offsets[i + 1]] = np.sort(flat[set_offsets[i] : set_offsets[i + 1]])
+        flat[set_offsets[i] : set_offsets[i + 1]] = np.sort(
+            flat[set_offsets[i] : set_offsets[i + 1]]
+        )
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -344,7 +363,9 @@ def _permutations(config: MinHashConfig) -> tuple[np.ndarray, np.ndarray]:
     if config.hash == "datasketch":
         import datasketch
 
-        a, b = datasketch.MinHash(config.num_perm, seed=config.seed, scheme=config.datasketch_scheme).permutations
+        a, b = datasketch.MinHash(
+            config.num_perm, seed=config.seed, scheme=config.datasketch_scheme
+        ).permutations
         return np.asarray(a, np.uint64), np.asarray(b, np.uint64)
     rng = np.random.default_rng([config.seed, 0x706F73746D6978])  # "postmix"
     a = rng.integers(0, 1 << 31, config.num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
@@ -355,18 +376,24 @@ def _permutations(config: MinHashConfig) -> tuple[np.ndarray, np.ndarray]:
 _SCHEME_CODES = {"affine32": 0, "legacy": 1, "affine64": 2}
 
 
-def normalised_batch(texts: pa.Array | list[str], config: MinHashConfig) -> tuple[np.ndarray, np.ndarray]:
+def normalised_batch(
+    texts: pa.Array | list[str], config: MinHashConfig
+) -> tuple[np.ndarray, np.ndarray]:
     return normalise_texts(texts, config.normalise)
 
 
-def signatures_of_normalised(data: np.ndarray, offsets: np.ndarray, config: MinHashConfig) -> np.ndarray:
+def signatures_of_normalised(
+    data: np.ndarray, offsets: np.ndarray, config: MinHashConfig
+) -> np.ndarray:
     """Signatures ``[n, num_perm]`` of already-normalised texts (``normalise_texts`` output)."""
     n = len(offsets) - 1
     a, b = _permutations(config)
     char_mode = config.shingle == "char"
     if config.hash == "fast":
         out = np.empty((n, config.num_perm), np.uint32)
-        _fast_signatures(data, offsets, char_mode, config.ngram, a.astype(np.uint32), b.astype(np.uint32), out)
+        _fast_signatures(
+            data, offsets, char_mode, config.ngram, a.astype(np.uint32), b.astype(np.uint32), out
+        )
         return out
     work = np.empty((n, config.num_perm), np.uint64)
     scheme = _SCHEME_CODES[config.datasketch_scheme]
@@ -374,7 +401,9 @@ def signatures_of_normalised(data: np.ndarray, offsets: np.ndarray, config: MinH
     return work.astype(config.signature_dtype(), copy=False)
 
 
-def minhash_signatures(texts: pa.Array | list[str], config: MinHashConfig | None = None) -> np.ndarray:
+def minhash_signatures(
+    texts: pa.Array | list[str], config: MinHashConfig | None = None
+) -> np.ndarray:
     """MinHash signatures ``[len(texts), num_perm]`` (uint32; uint64 for datasketch's legacy and
     affine64 schemes). Empty texts get all-maximum rows."""
     config = config or MinHashConfig()
@@ -382,7 +411,9 @@ def minhash_signatures(texts: pa.Array | list[str], config: MinHashConfig | None
     return signatures_of_normalised(data, offsets, config)
 
 
-def shingle_sets(data: np.ndarray, offsets: np.ndarray, config: MinHashConfig) -> tuple[np.ndarray, np.ndarray]:
+def shingle_sets(
+    data: np.ndarray, offsets: np.ndarray, config: MinHashConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """``(flat sorted 64-bit shingle hashes, offsets)`` of normalised texts, for exact Jaccard."""
     counts = _shingle_counts(data, offsets, config.shingle == "char", config.ngram)
     set_offsets = np.zeros(len(counts) + 1, np.int64)
@@ -392,7 +423,9 @@ def shingle_sets(data: np.ndarray, offsets: np.ndarray, config: MinHashConfig) -
     return flat, set_offsets
 
 
-def exact_jaccard(flat: np.ndarray, set_offsets: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def exact_jaccard(
+    flat: np.ndarray, set_offsets: np.ndarray, left: np.ndarray, right: np.ndarray
+) -> np.ndarray:
     """Jaccard of the shingle sets of texts ``left[q]`` and ``right[q]`` (exact up to 64-bit
     hash collisions); two empty sets give 0."""
     return _pair_jaccard(flat, set_offsets, np.asarray(left, np.int64), np.asarray(right, np.int64))
@@ -408,7 +441,9 @@ def shingles(text: str, config: MinHashConfig | None = None) -> list[bytes]:
     units = list(norm) if config.shingle == "char" else norm.split(" ")
     joiner = "" if config.shingle == "char" else " "
     width = min(config.ngram, len(units))
-    return [joiner.join(units[i : i + width]).encode("utf-8") for i in range(len(units) - width + 1)]
+    return [
+        joiner.join(units[i : i + width]).encode("utf-8") for i in range(len(units) - width + 1)
+    ]
 
 
 def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:

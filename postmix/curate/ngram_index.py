@@ -89,7 +89,9 @@ def _gram(tokens, first, width):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _segment_grams(tokens, token_offsets, lengths, n, out_key, out_segment, out_position):  # pragma: no cover
+def _segment_grams(
+    tokens, token_offsets, lengths, n, out_key, out_segment, out_position
+):  # pragma: no cover
     """Keys of every segment: its n-grams, or the whole segment when shorter than ``n``."""
     k = 0
     for s in range(len(lengths)):
@@ -148,7 +150,9 @@ def build_index(
     usable = lengths >= max(min_short_tokens, 1)
     lengths = np.where(usable, lengths, 0)
     segment_instance = np.asarray(segment_instance, dtype=np.int64)
-    instance_segments = np.bincount(segment_instance[usable], minlength=n_instances).astype(np.int64)
+    instance_segments = np.bincount(segment_instance[usable], minlength=n_instances).astype(
+        np.int64
+    )
     total = int(np.where(lengths >= n, lengths - n + 1, np.minimum(lengths, 1)).sum())
     keys = np.empty(total, dtype=np.uint64)
     key_segment = np.empty(total, dtype=np.int64)
@@ -161,10 +165,22 @@ def build_index(
     shift = 64 - bits
     bitmap = np.zeros((1 << bits) // 64, dtype=np.uint64)
     slots = (keys >> np.uint64(shift)).astype(np.int64)
-    np.bitwise_or.at(bitmap, slots >> 6, np.left_shift(np.uint64(1), (slots & 63).astype(np.uint64)))
+    np.bitwise_or.at(
+        bitmap, slots >> 6, np.left_shift(np.uint64(1), (slots & 63).astype(np.uint64))
+    )
     short = np.unique(lengths[(lengths > 0) & (lengths < n)])
-    return NgramIndex(n, keys, key_segment, key_position, lengths.astype(np.int64), segment_instance,
-                      instance_segments, short.astype(np.int64), bitmap, shift)
+    return NgramIndex(
+        n,
+        keys,
+        key_segment,
+        key_position,
+        lengths.astype(np.int64),
+        segment_instance,
+        instance_segments,
+        short.astype(np.int64),
+        bitmap,
+        shift,
+    )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -247,8 +263,23 @@ def _instance_scores(n, segment_ids, positions, row_positions, segment_length, s
 def _row_scores(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
                 segment_length, segment_instance, instance_segments):  # pragma: no cover - compiled
     empty = np.zeros(0, dtype=np.int64)
-    count = _hits(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
-                  segment_length, False, empty, empty, empty)
+    count = _hits(
+        tokens,
+        first,
+        m,
+        n,
+        short_lengths,
+        bitmap,
+        shift,
+        keys,
+        key_segment,
+        key_position,
+        segment_length,
+        False,
+        empty,
+        empty,
+        empty,
+    )
     segs = np.empty(count, dtype=np.int64)
     pos = np.empty(count, dtype=np.int64)
     rows = np.empty(count, dtype=np.int64)
@@ -316,10 +347,22 @@ class Matches:
     end: np.ndarray
 
 
-def scan(tokens: np.ndarray, token_offsets: np.ndarray, index: NgramIndex, threshold: float) -> Matches:
+def scan(
+    tokens: np.ndarray, token_offsets: np.ndarray, index: NgramIndex, threshold: float
+) -> Matches:
     """Score every row (``token_hashes`` output) against every indexed instance."""
-    args = (index.n, index.short_lengths, index.bitmap, index.shift, index.keys, index.key_segment,
-            index.key_position, index.segment_length, index.segment_instance, index.instance_segments)
+    args = (
+        index.n,
+        index.short_lengths,
+        index.bitmap,
+        index.shift,
+        index.keys,
+        index.key_segment,
+        index.key_position,
+        index.segment_length,
+        index.segment_instance,
+        index.instance_segments,
+    )
     per_row = _count_flagged(tokens, token_offsets, *args, float(threshold))
     rows = np.flatnonzero(per_row)
     pair_offsets = np.zeros(len(rows) + 1, dtype=np.int64)

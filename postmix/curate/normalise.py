@@ -26,7 +26,9 @@ class NormaliseOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    nfkc: bool = Field(True, description="Unicode NFKC: full-width, ligatures, NBSP -> plain forms.")
+    nfkc: bool = Field(
+        True, description="Unicode NFKC: full-width, ligatures, NBSP -> plain forms."
+    )
     lowercase: bool = Field(True, description="Case-insensitive comparison.")
     strip_punctuation: bool = Field(
         True,
@@ -145,8 +147,12 @@ def string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
     array = array.cast(pa.large_string()).fill_null("")
     _, offsets_buf, data_buf = array.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
+        array.offset : array.offset + len(array) + 1
+    ]
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    )
     return data, offsets
 
 
@@ -156,7 +162,11 @@ def normalise_texts(
     """Normalise a batch; returns ``(utf-8 bytes, int64 offsets)`` with row ``i`` at
     ``data[offsets[i]:offsets[i+1]]``, equal to ``normalise_text(texts[i]).encode()``."""
     options = options or NormaliseOptions()
-    array = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(texts, pa.large_string())
+    array = (
+        texts
+        if isinstance(texts, (pa.Array, pa.ChunkedArray))
+        else pa.array(texts, pa.large_string())
+    )
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     array = array.cast(pa.large_string()).fill_null("")

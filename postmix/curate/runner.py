@@ -80,17 +80,30 @@ class StageOutput:
     rejects: Path
 
 
-def reject_rows(table: pa.Table, verdicts: Verdicts, indices: np.ndarray, *, step: str,
-                source: str | None = None, lines: np.ndarray | None = None) -> Iterator[dict[str, Any]]:
+def reject_rows(
+    table: pa.Table,
+    verdicts: Verdicts,
+    indices: np.ndarray,
+    *,
+    step: str,
+    source: str | None = None,
+    lines: np.ndarray | None = None,
+) -> Iterator[dict[str, Any]]:
     """Rejected rows, whole, in the one reject layout; ``source`` names the mix source (None: each
     row's own), ``lines`` maps row -> line of the input file."""
     for start in range(0, len(indices), REJECTS_BATCH):
         chunk = indices[start : start + REJECTS_BATCH]
         rows = table.take(pa.array(chunk, pa.int64())).to_pylist()
         for index, row in zip(chunk.tolist(), rows, strict=True):
-            yield {"step": step, "reason": verdicts.reasons[index], "detail": verdicts.details[index],
-                   "line": None if lines is None else int(lines[index]), "id": row.get("id"),
-                   "source": row.get("source") if source is None else source, "row": row}
+            yield {
+                "step": step,
+                "reason": verdicts.reasons[index],
+                "detail": verdicts.details[index],
+                "line": None if lines is None else int(lines[index]),
+                "id": row.get("id"),
+                "source": row.get("source") if source is None else source,
+                "row": row,
+            }
 
 
 def reject_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
@@ -102,8 +115,10 @@ def reject_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
             if name == "row":
                 value = json.dumps(value, ensure_ascii=False, default=str)
             columns[name].append(value)
-    return pa.table({name: pa.array(columns[name], REJECT_SCHEMA.field(name).type) for name in REJECT_FIELDS},
-                    schema=REJECT_SCHEMA)
+    return pa.table(
+        {name: pa.array(columns[name], REJECT_SCHEMA.field(name).type) for name in REJECT_FIELDS},
+        schema=REJECT_SCHEMA,
+    )
 
 
 _BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")  # a blank (or whitespace-only) line after a newline
@@ -142,7 +157,9 @@ def source_lines(source: str | Path, rows: int, load_rejects: Sequence[Any]) -> 
     rejected = {r.line for r in load_rejects if r.line is not None}
     if len(rejected) != len(load_rejects):
         return None
-    lines = np.setdiff1d(np.arange(1, total + 1, dtype=np.int64), np.fromiter(rejected, np.int64, len(rejected)))
+    lines = np.setdiff1d(
+        np.arange(1, total + 1, dtype=np.int64), np.fromiter(rejected, np.int64, len(rejected))
+    )
     return lines if len(lines) == rows else None
 
 
@@ -165,17 +182,33 @@ def run_stage(
             stale.unlink(missing_ok=True)
         published: list[Path] = []
         try:
-            return _run_stage(step, source, output, decide, config, format=format, extra_inputs=extra_inputs,
-                              published=published)
+            return _run_stage(
+                step,
+                source,
+                output,
+                decide,
+                config,
+                format=format,
+                extra_inputs=extra_inputs,
+                published=published,
+            )
         except BaseException:  # a full disk, an interrupt: no output without its rejects and report
             for path in published:
                 path.unlink(missing_ok=True)
             raise
 
 
-def _run_stage(step: str, source: str | Path, output: str | Path, decide: Callable[[datasets.Dataset, str], Verdicts],
-               config: Any, *, format: str | None, extra_inputs: Sequence[str], published: list[Path],
-               ) -> StageOutput:
+def _run_stage(
+    step: str,
+    source: str | Path,
+    output: str | Path,
+    decide: Callable[[datasets.Dataset, str], Verdicts],
+    config: Any,
+    *,
+    format: str | None,
+    extra_inputs: Sequence[str],
+    published: list[Path],
+) -> StageOutput:
     """The output is renamed into place last, after its rejects and report: killed at any point,
     the output is either absent or complete with both beside it."""
     started = time.perf_counter()
@@ -198,11 +231,15 @@ def _run_stage(step: str, source: str | Path, output: str | Path, decide: Callab
             writer.write(reject.model_copy(update={"step": "load"}).to_row())
             rejected[reject.reason] = rejected.get(reject.reason, 0) + 1
         lines = source_lines(source, len(ds), load_rejects)
-        for row in reject_rows(table, verdicts, verdicts.rejected_indices(), step=step, lines=lines):
+        for row in reject_rows(
+            table, verdicts, verdicts.rejected_indices(), step=step, lines=lines
+        ):
             writer.write(row)
     published.append(rejects_path(output))
     pause("stage:rejects_written")
-    config_dump = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config or {})
+    config_dump = (
+        config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config or {})
+    )
     report = StepReport(
         step=step,
         config=config_dump,
@@ -243,23 +280,40 @@ def apply_step(step: Step, executor: Executor, ds: datasets.Dataset, config: Any
     started = time.perf_counter()
     verdicts = executor.decide(step, ds, config, kind=kind)
     if len(verdicts.reasons) != len(ds):
-        raise RuntimeError(f"step {step.name} returned {len(verdicts.reasons)} verdicts for {len(ds)} rows")
+        raise RuntimeError(
+            f"step {step.name} returned {len(verdicts.reasons)} verdicts for {len(ds)} rows"
+        )
     decided = time.perf_counter()
     kept_idx = verdicts.kept_indices()
     rejected_idx = verdicts.rejected_indices()
     kept = ds.select(kept_idx) if len(rejected_idx) else ds
     rows = reject_rows(dataset_table(ds), verdicts, rejected_idx, step=name, source=source)
     report = StepReport(
-        step=name, config=config.model_dump(mode="json"), rows_in=len(ds), rows_out=len(kept),
-        rejected=verdicts.counts(), inputs=[source], details={"kind": kind, **_jsonable(verdicts.stats)},
-        timings={"decide": round(decided - started, 3), "select": round(time.perf_counter() - decided, 3)},
+        step=name,
+        config=config.model_dump(mode="json"),
+        rows_in=len(ds),
+        rows_out=len(kept),
+        rejected=verdicts.counts(),
+        inputs=[source],
+        details={"kind": kind, **_jsonable(verdicts.stats)},
+        timings={
+            "decide": round(decided - started, 3),
+            "select": round(time.perf_counter() - decided, 3),
+        },
     )
-    return StepOutcome(kept=kept, report=report, rejects=reject_table(rows),
-                       kept_indices=kept_idx if len(rejected_idx) else None, rejected_indices=rejected_idx,
-                       rejected_reasons=[str(verdicts.reasons[i]) for i in rejected_idx.tolist()])
+    return StepOutcome(
+        kept=kept,
+        report=report,
+        rejects=reject_table(rows),
+        kept_indices=kept_idx if len(rejected_idx) else None,
+        rejected_indices=rejected_idx,
+        rejected_reasons=[str(verdicts.reasons[i]) for i in rejected_idx.tolist()],
+    )
 
 
-def call_decider(decide: Callable[..., Verdicts], ds: Any, config: Any, *, kind: str, **options: Any) -> Verdicts:
+def call_decider(
+    decide: Callable[..., Verdicts], ds: Any, config: Any, *, kind: str, **options: Any
+) -> Verdicts:
     """A decider is ``(ds, config, *, kind, **options)``; one that takes no ``kind`` (a plugin's
     step that works on any record kind) is not given one."""
     if "kind" not in inspect.signature(decide).parameters:

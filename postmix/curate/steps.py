@@ -35,13 +35,17 @@ def named(ref: str, *, what: str = "") -> Any:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            raise PostmixError(f"{who} needs {module_name}, which this postmix installation lacks") from None
+            raise PostmixError(
+                f"{who} needs {module_name}, which this postmix installation lacks"
+            ) from None
         raise
     try:
         return getattr(module, attribute)
     except AttributeError:
-        raise PostmixError(f"{who}: {module_name} has no {attribute} (this postmix version does not "
-                           "match the step table)") from None
+        raise PostmixError(
+            f"{who}: {module_name} has no {attribute} (this postmix version does not "
+            "match the step table)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,17 @@ class Step:
     prepare: str | None = None  # "module:function(config) -> dict" of decider keyword arguments
     local_only: tuple[str, ...] = ()  # decider options the Ray engine does not take
     anchor: str | None = None  # "module:function(config dict, base) -> config dict", paths resolved
-    files: str | None = None  # "module:function(config dict, base) -> [Path]": files the config names
+    files: str | None = (
+        None  # "module:function(config dict, base) -> [Path]": files the config names
+    )
 
     def config_class(self) -> type[BaseModel]:
         return named(self.config, what=f"step {self.name!r}")
 
     def decider(self, engine: str) -> Callable[..., Any]:
-        return named(self.ray if engine == "ray" else self.local, what=f"step {self.name!r} on {engine}")
+        return named(
+            self.ray if engine == "ray" else self.local, what=f"step {self.name!r} on {engine}"
+        )
 
     def parse(self, config: dict[str, Any] | BaseModel | None, *, where: str = "") -> BaseModel:
         """The step's config model from a mapping (a spec, a recipe, CLI options): one-line errors."""
@@ -78,26 +86,46 @@ class Step:
 
     def anchored(self, config: dict[str, Any], base: Path) -> dict[str, Any]:
         """``config`` with the files it names resolved against ``base`` (a spec's or recipe's folder)."""
-        return named(self.anchor, what=f"step {self.name!r}")(config, base) if self.anchor else config
+        return (
+            named(self.anchor, what=f"step {self.name!r}")(config, base) if self.anchor else config
+        )
 
     def config_files(self, config: dict[str, Any], base: Path) -> list[Path]:
         """Local files ``config`` names (a result depends on their content: cache keys hash them)."""
         return named(self.files, what=f"step {self.name!r}")(config, base) if self.files else []
 
 
-STEPS: dict[str, Step] = {step.name: step for step in (
-    Step("filter", "quality filters: empty turns, lengths, role order, refusals, self-identification, "
-         "repetition, mojibake, custom regex rules",
-         config="postmix.curate.filters:FilterConfig", local="postmix.curate.filters:apply_filters",
-         ray="postmix.scale.ray_filter:filter_ray"),
-    Step("dedup", "exact and MinHash-LSH near-duplicate removal; every removal names the row it duplicates",
-         config="postmix.curate.dedup:DedupConfig", local="postmix.curate.dedup:dedup",
-         ray="postmix.scale.ray_dedup:dedup_ray", local_only=("against", "cache_dir")),
-    Step("decontam", "remove rows that overlap named benchmarks (n-gram coverage, Tulu 3 scoring)",
-         config="postmix.curate.decontam:DecontamConfig", local="postmix.curate.decontam:decontaminate",
-         ray="postmix.scale.ray_decontam:decontaminate_ray", prepare="postmix.curate.decontam:prepare_index",
-         anchor="postmix.curate.benchmarks:anchor_config", files="postmix.curate.benchmarks:config_files"),
-)}
+STEPS: dict[str, Step] = {
+    step.name: step
+    for step in (
+        Step(
+            "filter",
+            "quality filters: empty turns, lengths, role order, refusals, self-identification, "
+            "repetition, mojibake, custom regex rules",
+            config="postmix.curate.filters:FilterConfig",
+            local="postmix.curate.filters:apply_filters",
+            ray="postmix.scale.ray_filter:filter_ray",
+        ),
+        Step(
+            "dedup",
+            "exact and MinHash-LSH near-duplicate removal; every removal names the row it duplicates",
+            config="postmix.curate.dedup:DedupConfig",
+            local="postmix.curate.dedup:dedup",
+            ray="postmix.scale.ray_dedup:dedup_ray",
+            local_only=("against", "cache_dir"),
+        ),
+        Step(
+            "decontam",
+            "remove rows that overlap named benchmarks (n-gram coverage, Tulu 3 scoring)",
+            config="postmix.curate.decontam:DecontamConfig",
+            local="postmix.curate.decontam:decontaminate",
+            ray="postmix.scale.ray_decontam:decontaminate_ray",
+            prepare="postmix.curate.decontam:prepare_index",
+            anchor="postmix.curate.benchmarks:anchor_config",
+            files="postmix.curate.benchmarks:config_files",
+        ),
+    )
+}
 
 
 def get_step(name: str) -> Step:

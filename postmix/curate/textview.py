@@ -51,7 +51,9 @@ def _join_turns(column: pa.ChunkedArray | pa.Array, select: str) -> pa.Array:
         mask = pc.not_equal(roles, "system").fill_null(True).to_numpy(zero_copy_only=False)
         if select == "before_last_assistant":
             positions = np.arange(len(flat))
-            is_assistant = pc.equal(roles, "assistant").fill_null(False).to_numpy(zero_copy_only=False)
+            is_assistant = (
+                pc.equal(roles, "assistant").fill_null(False).to_numpy(zero_copy_only=False)
+            )
             last_seen = np.full(n, -1, dtype=np.int64)
             np.maximum.at(last_seen, parents[is_assistant], positions[is_assistant])
             last = np.where(last_seen >= 0, last_seen, np.iinfo(np.int64).max)
@@ -60,7 +62,9 @@ def _join_turns(column: pa.ChunkedArray | pa.Array, select: str) -> pa.Array:
     counts = np.bincount(parents[mask], minlength=n)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    grouped = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), chosen.cast(pa.large_string()))
+    grouped = pa.LargeListArray.from_arrays(
+        pa.array(offsets, pa.int64()), chosen.cast(pa.large_string())
+    )
     return pc.binary_join(grouped, pa.scalar("\n", pa.large_string()))
 
 
@@ -76,7 +80,12 @@ def view_texts(table: pa.Table, kind: str, on: str) -> pa.Array:
         raise UnsupportedViewError(f"unknown text view {on!r}: use one of {', '.join(VIEWS)}")
     if kind == "sft":
         messages = table.column("messages")
-        select = {"user": "user", "assistant": "assistant", "prompt": "before_last_assistant", "conversation": "all"}
+        select = {
+            "user": "user",
+            "assistant": "assistant",
+            "prompt": "before_last_assistant",
+            "conversation": "all",
+        }
         return _join_turns(messages, select[on]).cast(pa.large_string())
     if kind in ("preference", "rlvr", "completion"):
         prompt = table.column("prompt")
@@ -85,9 +94,13 @@ def view_texts(table: pa.Table, kind: str, on: str) -> pa.Array:
         if on == "prompt":
             return _join_turns(prompt, "non_system").cast(pa.large_string())
         if kind == "rlvr" and on == "assistant":
-            raise UnsupportedViewError("rlvr rows have no response: use --on user, prompt or conversation")
+            raise UnsupportedViewError(
+                "rlvr rows have no response: use --on user, prompt or conversation"
+            )
         if kind == "preference":
-            response = _join_turns(table.column("chosen"), "assistant" if on == "assistant" else "all")
+            response = _join_turns(
+                table.column("chosen"), "assistant" if on == "assistant" else "all"
+            )
         elif kind == "completion":
             response = _as_list_array(table.column("response")).fill_null("")
         else:
@@ -95,7 +108,11 @@ def view_texts(table: pa.Table, kind: str, on: str) -> pa.Array:
         if on == "assistant":
             return response.cast(pa.large_string())
         whole = _join_turns(prompt, "all")
-        return (whole if response is None else _concat(whole.cast(pa.large_string()), response.cast(pa.large_string()))).cast(
-            pa.large_string()
-        )
-    raise UnsupportedViewError(f"cannot take text from {kind!r} records: dedup sft, preference, rlvr or completion data")
+        return (
+            whole
+            if response is None
+            else _concat(whole.cast(pa.large_string()), response.cast(pa.large_string()))
+        ).cast(pa.large_string())
+    raise UnsupportedViewError(
+        f"cannot take text from {kind!r} records: dedup sft, preference, rlvr or completion data"
+    )

@@ -50,7 +50,9 @@ def _same(a: Path, b: Path) -> bool:
 
 def check_distinct(outputs: Iterable[str | Path], inputs: Iterable[str | Path] = ()) -> None:
     """One-line refusal when an output is an input, or two outputs are one file."""
-    local_inputs = [_key(i) for i in inputs if i is not None and not str(i).startswith(("hf:", "pkg://"))]
+    local_inputs = [
+        _key(i) for i in inputs if i is not None and not str(i).startswith(("hf:", "pkg://"))
+    ]
     seen: list[Path] = []
     for output in (_key(o) for o in outputs if o is not None):
         for source in local_inputs:
@@ -59,8 +61,10 @@ def check_distinct(outputs: Iterable[str | Path], inputs: Iterable[str | Path] =
                                   "write the output elsewhere (the input would be destroyed)")
         for other in seen:
             if _same(output, other):
-                raise ConfigError(f"{output} would be written twice by this command (two outputs share "
-                                  "it): give the outputs distinct names")
+                raise ConfigError(
+                    f"{output} would be written twice by this command (two outputs share "
+                    "it): give the outputs distinct names"
+                )
         seen.append(output)
 
 
@@ -76,8 +80,10 @@ def check_own_report(output: str | Path, report: str | Path) -> None:
     except (OSError, ValueError, AttributeError):
         return
     if previous and Path(previous).exists() and not _same(_key(previous), _key(output)):
-        raise ConfigError(f"{report} is the report of {previous}; writing {output} would replace it and "
-                          "its rejects: give this output another name (or remove the other output)")
+        raise ConfigError(
+            f"{report} is the report of {previous}; writing {output} would replace it and "
+            "its rejects: give this output another name (or remove the other output)"
+        )
 
 
 @contextmanager
@@ -94,15 +100,19 @@ def lock_output(path: str | Path) -> Iterator[None]:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise OutputBusyError(f"another postmix run is writing {path} (it holds {lock}): wait for it "
-                                  "to finish, or write to another output") from None
+            raise OutputBusyError(
+                f"another postmix run is writing {path} (it holds {lock}): wait for it "
+                "to finish, or write to another output"
+            ) from None
         yield
     finally:
         handle.close()  # closing drops the lock
 
 
 @contextmanager
-def claim_outputs(outputs: Iterable[str | Path], *, inputs: Iterable[str | Path] = ()) -> Iterator[None]:
+def claim_outputs(
+    outputs: Iterable[str | Path], *, inputs: Iterable[str | Path] = ()
+) -> Iterator[None]:
     """``check_distinct`` then ``lock_output`` on each output, for the block."""
     outputs = [o for o in outputs if o is not None]
     check_distinct(outputs, inputs)

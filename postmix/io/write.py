@@ -24,8 +24,11 @@ class OutputWriteError(PostmixError):
 
 def write_failed(path: str | Path, exc: OSError, *, removed: bool) -> OutputWriteError:
     what = exc.strerror or str(exc)
-    then = ("the unfinished file was removed; free space (or fix the folder) and run again" if removed
-            else "finished rows are kept in the .partial file; free space and run again")
+    then = (
+        "the unfinished file was removed; free space (or fix the folder) and run again"
+        if removed
+        else "finished rows are kept in the .partial file; free space and run again"
+    )
     return OutputWriteError(f"cannot write {path}: {what} ({then})")
 
 PARQUET_FLUSH_ROWS = 8192

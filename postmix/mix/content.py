@@ -40,17 +40,32 @@ def _feed(hasher: xxhash.xxh3_128, array: pa.Array) -> None:
     _feed_validity(hasher, array)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) \
             or pa.types.is_large_binary(kind):
-        lengths = pc.fill_null(pc.binary_length(array), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        lengths = (
+            pc.fill_null(pc.binary_length(array), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        )
         hasher.update(lengths.tobytes())
         # the values' bytes, contiguous: slicing the data buffer by the first/last offset
-        offset_type = np.int64 if (pa.types.is_large_string(kind) or pa.types.is_large_binary(kind)) else np.int32
+        offset_type = (
+            np.int64
+            if (pa.types.is_large_string(kind) or pa.types.is_large_binary(kind))
+            else np.int32
+        )
         buffers = array.buffers()
-        offsets = np.frombuffer(buffers[1], dtype=offset_type)[array.offset : array.offset + len(array) + 1] \
-            if len(array) else np.zeros(1, offset_type)
+        offsets = (
+            np.frombuffer(buffers[1], dtype=offset_type)[
+                array.offset : array.offset + len(array) + 1
+            ]
+            if len(array)
+            else np.zeros(1, offset_type)
+        )
         if buffers[2] is not None and offsets[-1] > offsets[0]:
             hasher.update(memoryview(buffers[2])[int(offsets[0]) : int(offsets[-1])])
     elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        lengths = (
+            pc.fill_null(pc.list_value_length(array), 0)
+            .to_numpy(zero_copy_only=False)
+            .astype(np.int64)
+        )
         hasher.update(lengths.tobytes())
         _feed(hasher, array.flatten())  # flatten() honours slicing and skips null lists' values
     elif pa.types.is_struct(kind):
@@ -102,7 +117,9 @@ def write_shards(table: pa.Table, folder: Path) -> list[dict[str, object]]:
         digest = content_hash(part)
         name = f"shard-{index:05d}-{digest[:16]}.parquet"
         write_shard(part, folder / name)
-        shards.append({"file": f"{folder.name}/{name}", "rows": part.num_rows, "content_hash": digest})
+        shards.append(
+            {"file": f"{folder.name}/{name}", "rows": part.num_rows, "content_hash": digest}
+        )
     return shards
 
 

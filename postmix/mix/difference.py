@@ -42,8 +42,18 @@ def spec_changes(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     changes = []
     for key in sorted(set(flat_a) | set(flat_b)):
         if flat_a.get(key, _MISSING) != flat_b.get(key, _MISSING):
-            changes.append({"key": key, "a": flat_a.get(key), "b": flat_b.get(key),
-                            "change": "added" if key not in flat_a else "removed" if key not in flat_b else "changed"})
+            changes.append(
+                {
+                    "key": key,
+                    "a": flat_a.get(key),
+                    "b": flat_b.get(key),
+                    "change": "added"
+                    if key not in flat_a
+                    else "removed"
+                    if key not in flat_b
+                    else "changed",
+                }
+            )
     return changes
 
 

@@ -52,15 +52,23 @@ def export(ref: str, destination: str | Path | None = None, *, home: str | Path 
 def _push(mix, repo: str, *, private: bool) -> str:
     """Untested offline: needs network and a token with write access to ``repo``."""
     try:
-        mix.dataset.push_to_hub(repo, private=private,
-                                commit_message=f"postmix mix {mix.ref} (content {mix.content_hash})")
+        mix.dataset.push_to_hub(
+            repo,
+            private=private,
+            commit_message=f"postmix mix {mix.ref} (content {mix.content_hash})",
+        )
         from huggingface_hub import HfApi
 
         HfApi().upload_file(
-            path_or_fileobj=json.dumps(mix.manifest, indent=2).encode(), path_in_repo="postmix_manifest.json",
-            repo_id=repo, repo_type="dataset", commit_message=f"postmix manifest of {mix.ref}",
+            path_or_fileobj=json.dumps(mix.manifest, indent=2).encode(),
+            path_in_repo="postmix_manifest.json",
+            repo_id=repo,
+            repo_type="dataset",
+            commit_message=f"postmix manifest of {mix.ref}",
         )
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise PostmixError(f"could not push {mix.ref} to {repo}: {first} (check HF_TOKEN and the repo name)") from None
+        raise PostmixError(
+            f"could not push {mix.ref} to {repo}: {first} (check HF_TOKEN and the repo name)"
+        ) from None
     return f"hf:{repo}"

@@ -42,7 +42,9 @@ def fingerprint(location: str) -> str:
         return f"hf:{hub_revision(location)}"
     path = Path(location)
     if not path.exists():
-        raise InputNotFoundError(f"no such source: {location} (relative paths resolve against the spec's folder)")
+        raise InputNotFoundError(
+            f"no such source: {location} (relative paths resolve against the spec's folder)"
+        )
     return f"xxh3:{path_hash(path)}"
 
 

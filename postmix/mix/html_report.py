@@ -30,8 +30,12 @@ def _composition_chart(manifest: dict[str, Any]) -> str:
     names = [s["name"] for s in manifest["sources"]]
     rows = [s["rows"] for s in manifest["sources"]]
     with_tokens = manifest.get("tokens") is not None
-    fig, axes = plt.subplots(1, 2 if with_tokens else 1, figsize=(10 if with_tokens else 6, 0.5 * len(names) + 1.5),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        2 if with_tokens else 1,
+        figsize=(10 if with_tokens else 6, 0.5 * len(names) + 1.5),
+        squeeze=False,
+    )
     axes[0][0].barh(names, rows, color="#4C72B0")
     axes[0][0].set_xlabel("rows")
     axes[0][0].invert_yaxis()
@@ -63,7 +67,12 @@ def _histograms(mix: ResolvedMix, owner: np.ndarray, names: list[str]) -> str:
         mine = owner == index
         if mine.any():
             axes[0].hist(np.clip(chars[mine], 0, upper), bins=bins, alpha=0.5, label=name)
-            axes[1].hist(turns[mine], bins=np.arange(0.5, max(int(turns.max()), 1) + 1.5), alpha=0.5, label=name)
+            axes[1].hist(
+                turns[mine],
+                bins=np.arange(0.5, max(int(turns.max()), 1) + 1.5),
+                alpha=0.5,
+                label=name,
+            )
     axes[0].set_xlabel("characters per row (clipped at p99)")
     axes[1].set_xlabel("messages per row")
     for ax in axes:
@@ -78,7 +87,9 @@ def _histograms(mix: ResolvedMix, owner: np.ndarray, names: list[str]) -> str:
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -102,15 +113,18 @@ def write_report(ref: str, output: str | Path, *, home: str | Path | None = None
             removed = ", ".join(f"{k}={v}" for k, v in step["rejected"].items()) or "-"
             steps.append([source["name"], step["step"], step["rows_in"], step["rows_out"], removed])
     runs = registry.runs(mix.name, mix.version)
-    run_rows = [[r.get("run_id", ""), r.get("method", ""), r.get("model", ""), r.get("output_dir", "")] for r in runs]
+    run_rows = [
+        [r.get("run_id", ""), r.get("method", ""), r.get("model", ""), r.get("output_dir", "")]
+        for r in runs
+    ]
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(mix.ref)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}}img{{max-width:100%}}</style></head>
 <body><h1>{html.escape(mix.ref)}</h1>
 <p>{html.escape(mix.kind)} mix, {mix.rows:,} rows, content hash <code>{html.escape(mix.content_hash)}</code>,
-built {html.escape(manifest.get('created_at', ''))} with postmix {html.escape(manifest.get('postmix_version', ''))},
-seed {manifest.get('seed')}, parent {html.escape(str(manifest.get('parent')))}.</p>
+built {html.escape(manifest.get("created_at", ""))} with postmix {html.escape(manifest.get("postmix_version", ""))},
+seed {manifest.get("seed")}, parent {html.escape(str(manifest.get("parent")))}.</p>
 <h2>Composition</h2>
 {_table(["source", "rows", "share", "unique rows", "tokens", "fingerprint"], composition)}
 <img alt="composition" src="data:image/png;base64,{_composition_chart(manifest)}">

@@ -8,7 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-MESSAGE_COLUMNS = {"sft": ("messages",), "preference": ("prompt", "chosen", "rejected"), "rlvr": ("prompt",)}
+MESSAGE_COLUMNS = {
+    "sft": ("messages",),
+    "preference": ("prompt", "chosen", "rejected"),
+    "rlvr": ("prompt",),
+}
 TOKENIZE_BATCH_ROWS = 8192
 
 
@@ -30,7 +34,11 @@ def row_chars(table: pa.Table, kind: str) -> np.ndarray:
 
 def row_turns(table: pa.Table, kind: str) -> np.ndarray:
     column = table.column(MESSAGE_COLUMNS[kind][0])
-    return pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return (
+        pc.fill_null(pc.list_value_length(column), 0)
+        .to_numpy(zero_copy_only=False)
+        .astype(np.int64)
+    )
 
 
 def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Any:
@@ -42,7 +50,9 @@ def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Any:
         return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     except Exception as exc:  # missing files, no network, unknown name
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise PostmixError(f"cannot load tokenizer {name!r}: {first} (pass a local path or a Hub name)") from None
+        raise PostmixError(
+            f"cannot load tokenizer {name!r}: {first} (pass a local path or a Hub name)"
+        ) from None
 
 
 def row_tokens(table: pa.Table, kind: str, tokenizer: Any) -> np.ndarray:
@@ -55,8 +65,12 @@ def row_tokens(table: pa.Table, kind: str, tokenizer: Any) -> np.ndarray:
             texts = [t or "" for t in contents.to_pylist()]  # the tokenizer wants Python strings
             if not texts:
                 continue
-            counts = np.fromiter((len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]),
-                                 dtype=np.int64, count=len(texts))
-            total[start : start + part.num_rows] += np.bincount(parents, weights=counts,
-                                                                minlength=part.num_rows).astype(np.int64)
+            counts = np.fromiter(
+                (len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]),
+                dtype=np.int64,
+                count=len(texts),
+            )
+            total[start : start + part.num_rows] += np.bincount(
+                parents, weights=counts, minlength=part.num_rows
+            ).astype(np.int64)
     return total

@@ -102,7 +102,9 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
         return name, None
     digits = version[1:] if version[:1] in ("v", "V") else version
     if not digits.isdigit() or int(digits) < 1:
-        raise MixNotFoundError(f"bad version in {ref!r}: use name@N with N = 1, 2, ... or name@latest")
+        raise MixNotFoundError(
+            f"bad version in {ref!r}: use name@N with N = 1, 2, ... or name@latest"
+        )
     return name, int(digits)
 
 
@@ -163,7 +165,9 @@ class Registry:
     def connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
         """A connection; with ``write`` the body runs in one ``BEGIN IMMEDIATE`` transaction."""
         if not write and not self.catalogue.exists():
-            conn = sqlite3.connect(":memory:")  # an empty registry: nothing to read, nothing to create
+            conn = sqlite3.connect(
+                ":memory:"
+            )  # an empty registry: nothing to read, nothing to create
             conn.executescript(_SCHEMA)
         else:
             self.home.mkdir(parents=True, exist_ok=True)
@@ -215,7 +219,11 @@ class Registry:
                     f"no mix named {name!r} in {self.home} (mixes: {listing}; "
                     "build one with `postmix mix build spec.yaml` or set --home / POSTMIX_HOME)"
                 )
-        chosen = rows[-1] if version is None else next((r for r in rows if r["version"] == version), None)
+        chosen = (
+            rows[-1]
+            if version is None
+            else next((r for r in rows if r["version"] == version), None)
+        )
         if chosen is None:
             have = ", ".join(f"{name}@{r['version']}" for r in rows)
             raise MixNotFoundError(f"mix {name!r} has no version {version} (versions: {have})")
@@ -235,14 +243,23 @@ class Registry:
                 "WHERE name = ? AND version = ? ORDER BY position", (name, version))]
 
     def runs(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
-        query, args = "SELECT name, version, run_id, recorded_at, run_json FROM runs WHERE name = ?", [name]
+        query, args = (
+            "SELECT name, version, run_id, recorded_at, run_json FROM runs WHERE name = ?",
+            [name],
+        )
         if version is not None:
             query += " AND version = ?"
             args.append(version)
         with self.connect() as conn:
             rows = conn.execute(query + " ORDER BY recorded_at, run_id", args).fetchall()
-        return [{"ref": f"{r['name']}@{r['version']}", "recorded_at": r["recorded_at"], **json.loads(r["run_json"])}
-                for r in rows]
+        return [
+            {
+                "ref": f"{r['name']}@{r['version']}",
+                "recorded_at": r["recorded_at"],
+                **json.loads(r["run_json"]),
+            }
+            for r in rows
+        ]
 
     # ------------------------------------------------------------------ writing
 
@@ -299,21 +316,50 @@ class Registry:
                 conn.execute(
                     "INSERT INTO versions (name, version, content_hash, kind, rows, parent, created_at, "
                     "postmix_version, spec_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (name, version, content_hash, kind, rows, parent, created_at, __version__,
-                     json.dumps(spec, sort_keys=True)),
+                    (
+                        name,
+                        version,
+                        content_hash,
+                        kind,
+                        rows,
+                        parent,
+                        created_at,
+                        __version__,
+                        json.dumps(spec, sort_keys=True),
+                    ),
                 )
                 conn.executemany(
                     "INSERT INTO sources (name, version, position, source, location, fingerprint, rows, tokens) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(name, version, i, s["name"], s["location"], s["fingerprint"], s["rows"], s.get("tokens"))
-                     for i, s in enumerate(sources)],
+                    [
+                        (
+                            name,
+                            version,
+                            i,
+                            s["name"],
+                            s["location"],
+                            s["fingerprint"],
+                            s["rows"],
+                            s.get("tokens"),
+                        )
+                        for i, s in enumerate(sources)
+                    ],
                 )
         except BaseException:
             if target is not None and target.exists():
-                shutil.rmtree(target, ignore_errors=True)  # the transaction rolled back: so does the folder
+                shutil.rmtree(
+                    target, ignore_errors=True
+                )  # the transaction rolled back: so does the folder
             raise
-        return ResolvedMix(name=name, version=version, content_hash=content_hash, kind=kind, rows=rows,
-                           path=target, created_at=created_at), True
+        return ResolvedMix(
+            name=name,
+            version=version,
+            content_hash=content_hash,
+            kind=kind,
+            rows=rows,
+            path=target,
+            created_at=created_at,
+        ), True
 
     def record_run(self, ref: str, run: dict[str, Any]) -> None:
         resolved = self.resolve(ref)
@@ -323,7 +369,13 @@ class Registry:
         with self.connect(write=True) as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO runs (name, version, run_id, recorded_at, run_json) VALUES (?, ?, ?, ?, ?)",
-                (resolved.name, resolved.version, run_id, now(), json.dumps(run, sort_keys=True, default=str)),
+                (
+                    resolved.name,
+                    resolved.version,
+                    run_id,
+                    now(),
+                    json.dumps(run, sort_keys=True, default=str),
+                ),
             )
 
 

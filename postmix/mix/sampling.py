@@ -50,10 +50,15 @@ def _string_parts(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         array = array.cast(pa.string()) if not pa.types.is_binary(array.type) else array
         offset_type = np.int32
     buffers = array.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=offset_type)[array.offset : array.offset + len(array) + 1]
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)[
+        array.offset : array.offset + len(array) + 1
+    ]
     start, end = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(buffers[2], dtype=np.uint8)[start:end] if buffers[2] is not None and end > start \
+    data = (
+        np.frombuffer(buffers[2], dtype=np.uint8)[start:end]
+        if buffers[2] is not None and end > start
         else np.zeros(0, np.uint8)
+    )
     return data, (offsets - start).astype(np.int64)
 
 
@@ -68,7 +73,9 @@ def keyed_hash(ids: pa.Array | pa.ChunkedArray, key: int) -> np.ndarray:
         data, offsets = _string_parts(chunk)
         lengths = np.diff(offsets)
         position = np.arange(len(data), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-        contrib = mix64(key64 ^ ((position.astype(np.uint64) << np.uint64(8)) | data.astype(np.uint64)))
+        contrib = mix64(
+            key64 ^ ((position.astype(np.uint64) << np.uint64(8)) | data.astype(np.uint64))
+        )
         with np.errstate(over="ignore"):
             cumulative = np.concatenate(([np.uint64(0)], np.cumsum(contrib, dtype=np.uint64)))
             sums = cumulative[offsets[1:]] - cumulative[offsets[:-1]]

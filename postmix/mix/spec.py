@@ -43,7 +43,9 @@ class StepSpec(BaseModel):
             return {"step": value, "config": {}}
         if isinstance(value, dict) and "step" not in value:
             if len(value) != 1:
-                raise ValueError(f"a step is one key (filter, dedup or decontam) with its config, got {sorted(value)}")
+                raise ValueError(
+                    f"a step is one key (filter, dedup or decontam) with its config, got {sorted(value)}"
+                )
             (step, config), = value.items()
             return {"step": step, "config": config or {}}
         return value
@@ -54,20 +56,36 @@ class SourceSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, pattern=NAME_PATTERN, description="Label in reports; default: file stem / Hub name.")
-    path: str = Field(description="File, Arrow folder, hf:owner/name[@revision] or pkg://package/path.")
+    name: str | None = Field(
+        None, pattern=NAME_PATTERN, description="Label in reports; default: file stem / Hub name."
+    )
+    path: str = Field(
+        description="File, Arrow folder, hf:owner/name[@revision] or pkg://package/path."
+    )
     split: str = Field("train", description="Split, for Hub datasets.")
-    format: str | None = Field(None, description="Input format for non-postmix files (auto-detected when omitted).")
-    count: int | None = Field(None, ge=0, description="Exactly this many rows (no more than the source holds).")
-    fraction: float | None = Field(None, gt=0.0, le=1.0, description="This share of the rows, rounded half up.")
-    epochs: float | None = Field(None, gt=0.0, description="Every row floor(e) times plus a fraction: upsampling.")
-    steps: list[StepSpec] = Field(default_factory=list, description="Curation steps run on this source alone.")
+    format: str | None = Field(
+        None, description="Input format for non-postmix files (auto-detected when omitted)."
+    )
+    count: int | None = Field(
+        None, ge=0, description="Exactly this many rows (no more than the source holds)."
+    )
+    fraction: float | None = Field(
+        None, gt=0.0, le=1.0, description="This share of the rows, rounded half up."
+    )
+    epochs: float | None = Field(
+        None, gt=0.0, description="Every row floor(e) times plus a fraction: upsampling."
+    )
+    steps: list[StepSpec] = Field(
+        default_factory=list, description="Curation steps run on this source alone."
+    )
 
     @model_validator(mode="after")
     def _one_take_rule(self) -> SourceSpec:
         given = [k for k in ("count", "fraction", "epochs") if getattr(self, k) is not None]
         if len(given) > 1:
-            raise ValueError(f"source {self.path!r}: give one of count, fraction, epochs (got {', '.join(given)})")
+            raise ValueError(
+                f"source {self.path!r}: give one of count, fraction, epochs (got {', '.join(given)})"
+            )
         if self.name is None:
             self.name = default_source_name(self.path)
         return self
@@ -82,7 +100,9 @@ class SourceSpec(BaseModel):
 class MixSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=NAME_PATTERN, description="Registry name; versions are name@1, name@2, ...")
+    name: str = Field(
+        pattern=NAME_PATTERN, description="Registry name; versions are name@1, name@2, ..."
+    )
     kind: MixKind
     description: str = ""
     sources: list[SourceSpec] = Field(min_length=1)
@@ -92,16 +112,24 @@ class MixSpec(BaseModel):
         "run before the take rules so counts hold after them and upsampled copies are not deduplicated.",
     )
     seed: int = Field(0, ge=0, description="Key of the sampling hash and of the shuffle.")
-    shuffle: bool = Field(True, description="Shuffle the final rows; otherwise sources stay in spec order.")
-    tokenizer: str | None = Field(None, description="Tokenizer (path or Hub name) for token counts; none = rows only.")
+    shuffle: bool = Field(
+        True, description="Shuffle the final rows; otherwise sources stay in spec order."
+    )
+    tokenizer: str | None = Field(
+        None, description="Tokenizer (path or Hub name) for token counts; none = rows only."
+    )
     engine: Literal["local", "ray"] = Field(
-        "local", description="Where the curation steps run: local (one process, every core) or ray (Ray Data "
-        "on RAY_ADDRESS or a local Ray). Both give the same rows and the same content hash.")
+        "local",
+        description="Where the curation steps run: local (one process, every core) or ray (Ray Data "
+        "on RAY_ADDRESS or a local Ray). Both give the same rows and the same content hash.",
+    )
     empty_sources: Literal["warn", "refuse"] = Field(
         "warn", description="A source that contributes no row after curation and take rules: warn "
         "(the version is still published), or refuse to publish it.")
     ray: dict[str, Any] | None = Field(
-        None, description="Ray settings for engine ray (address, num_cpus, partitions, block_rows, shuffle).")
+        None,
+        description="Ray settings for engine ray (address, num_cpus, partitions, block_rows, shuffle).",
+    )
 
     @field_validator("sources")
     @classmethod
@@ -109,7 +137,9 @@ class MixSpec(BaseModel):
         seen: set[str] = set()
         for source in sources:
             if source.name in seen:
-                raise ValueError(f"two sources are named {source.name!r}: give them distinct `name:`s")
+                raise ValueError(
+                    f"two sources are named {source.name!r}: give them distinct `name:`s"
+                )
             seen.add(source.name)
         return sources
 
@@ -128,11 +158,15 @@ def resolve_source(source: SourceSpec, base: Path | None) -> str:
     """The location to read: Hub names as given, pkg:// through importlib, relative paths from ``base``."""
     if source.path.startswith("hf:"):
         return source.path
-    resolved = resolve_path(source.path, base=None if source.path.startswith(PACKAGE_PREFIX) else base)
+    resolved = resolve_path(
+        source.path, base=None if source.path.startswith(PACKAGE_PREFIX) else base
+    )
     return os.path.normpath(resolved)
 
 
-def parse_spec(data: Any, *, origin: str = "spec", lines: dict[tuple, int] | None = None) -> MixSpec:
+def parse_spec(
+    data: Any, *, origin: str = "spec", lines: dict[tuple, int] | None = None
+) -> MixSpec:
     """Validate a spec mapping: every problem at once (each step's config by its own model), with
     YAML ``lines`` where known and near-miss hints for unknown keys, in one ``ConfigError``."""
     if not isinstance(data, dict):
@@ -152,7 +186,9 @@ def parse_spec(data: Any, *, origin: str = "spec", lines: dict[tuple, int] | Non
             model = get_step(step.step).config_class()
         except PostmixError as exc:
             line = line_of(where, lines) if lines else None
-            problems.append((f"line {line}: " if line else "") + f"{'.'.join(map(str, where))}: {exc}")
+            problems.append(
+                (f"line {line}: " if line else "") + f"{'.'.join(map(str, where))}: {exc}"
+            )
             continue
         try:
             model.model_validate(step.config)
@@ -165,8 +201,12 @@ def parse_spec(data: Any, *, origin: str = "spec", lines: dict[tuple, int] | Non
 
 def _raw_steps(data: dict[str, Any]) -> list[tuple[tuple, Any]]:
     sources = data.get("sources") if isinstance(data.get("sources"), list) else []
-    steps = [(("sources", i, "steps", j), step) for i, source in enumerate(sources) if isinstance(source, dict)
-             and isinstance(source.get("steps"), list) for j, step in enumerate(source["steps"])]
+    steps = [
+        (("sources", i, "steps", j), step)
+        for i, source in enumerate(sources)
+        if isinstance(source, dict) and isinstance(source.get("steps"), list)
+        for j, step in enumerate(source["steps"])
+    ]
     if isinstance(data.get("global_steps"), list):
         steps += [(("global_steps", j), step) for j, step in enumerate(data["global_steps"])]
     return steps
@@ -174,13 +214,17 @@ def _raw_steps(data: dict[str, Any]) -> list[tuple[tuple, Any]]:
 
 def _spec_error(origin: str, problems: list[str]) -> ConfigError:
     count = f"{len(problems)} problems: " if len(problems) > 1 else ""
-    return ConfigError(f"{origin}: {count}{'; '.join(problems)} (see docs/mix.md for the spec format)")
+    return ConfigError(
+        f"{origin}: {count}{'; '.join(problems)} (see docs/mix.md for the spec format)"
+    )
 
 
 def load_spec(path: str | Path) -> tuple[MixSpec, Path]:
     """``(spec, folder relative source paths resolve against)``."""
     path = Path(path)
-    data = yamlfile.read_yaml(path, "spec file", hint="pass a YAML mix spec, e.g. recipes/mix/sample_sft.yaml")
+    data = yamlfile.read_yaml(
+        path, "spec file", hint="pass a YAML mix spec, e.g. recipes/mix/sample_sft.yaml"
+    )
     lines = yaml_key_lines(path.read_text(encoding="utf-8"))
     return parse_spec(data, origin=str(path), lines=lines), path.resolve().parent
 

@@ -43,7 +43,9 @@ def _column_stats(column: pa.ChunkedArray, tokenizer: Any | None) -> dict[str, A
     stats: dict[str, Any] = {
         "turns": _distribution(turns),
         "roles": dict(sorted(role_counts.items())),
-        "chars_per_row": _distribution(np.bincount(parents, weights=lengths, minlength=len(column))),
+        "chars_per_row": _distribution(
+            np.bincount(parents, weights=lengths, minlength=len(column))
+        ),
         "chars_per_turn": {
             role: _distribution(lengths[pc.equal(roles, role).to_numpy(zero_copy_only=False)])
             for role in sorted(role_counts)
@@ -51,8 +53,12 @@ def _column_stats(column: pa.ChunkedArray, tokenizer: Any | None) -> dict[str, A
     }
     if tokenizer is not None:
         texts = contents.to_pylist()
-        counts = np.array([len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]])
-        stats["tokens_per_row"] = _distribution(np.bincount(parents, weights=counts, minlength=len(column)))
+        counts = np.array(
+            [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        )
+        stats["tokens_per_row"] = _distribution(
+            np.bincount(parents, weights=counts, minlength=len(column))
+        )
         stats["tokens_total"] = int(counts.sum())
     return stats
 
@@ -66,12 +72,16 @@ def dataset_stats(path: str | Path, *, tokenizer: str | None = None, format: str
         tok = load_tokenizer(tokenizer, trust_remote_code=trust_remote_code)
     ds, kind, rejects = load_records(path, format=format)
     table = ds.data.table if hasattr(ds.data, "table") else ds.data
-    sources = {r["values"]: r["counts"] for r in pc.value_counts(table.column("source")).to_pylist()}
+    sources = {
+        r["values"]: r["counts"] for r in pc.value_counts(table.column("source")).to_pylist()
+    }
     return {
         "path": str(path),
         "kind": kind,
         "rows": len(ds),
         "unreadable_rows": len(rejects),
         "sources": dict(sorted(sources.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "columns": {name: _column_stats(table.column(name), tok) for name in _message_columns(table)},
+        "columns": {
+            name: _column_stats(table.column(name), tok) for name in _message_columns(table)
+        },
     }

@@ -15,5 +15,16 @@ from postmix.pipeline.recipe import (
 )
 from postmix.pipeline.registry import STAGE_TYPES, StageContext, StageType, stage_type
 
-__all__ = ["STAGE_TYPES", "PlannedStage", "Recipe", "RunResult", "StageContext", "StageSpec", "StageType",
-           "load_recipe", "plan", "run_recipe", "stage_type"]
+__all__ = [
+    "STAGE_TYPES",
+    "PlannedStage",
+    "Recipe",
+    "RunResult",
+    "StageContext",
+    "StageSpec",
+    "StageType",
+    "load_recipe",
+    "plan",
+    "run_recipe",
+    "stage_type",
+]

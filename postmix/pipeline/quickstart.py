@@ -17,7 +17,9 @@ from postmix.io.paths import resolve_path
 from postmix.pipeline.recipe import Recipe, RunResult, StageSpec, load_recipe, run_recipe
 
 RECIPE = "pkg://postmix/data/recipes/quickstart.yaml"
-ENDPOINT_ENV = "POSTMIX_ENDPOINT"  # base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1
+ENDPOINT_ENV = (
+    "POSTMIX_ENDPOINT"  # base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1
+)
 MODEL_ENV = "POSTMIX_MODEL"
 KEY_ENV = "POSTMIX_API_KEY"
 TRAINING_STAGES = {"tiny_model", "train_sft", "train_dpo", "train_rlvr"}
@@ -31,7 +33,12 @@ HOW_TO_ENABLE = (
 def _endpoint_file(workdir: Path, base_url: str, model: str) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "endpoint.yaml"
-    endpoint: dict[str, Any] = {"name": "quickstart", "base_url": base_url, "model": model, "max_concurrency": 16}
+    endpoint: dict[str, Any] = {
+        "name": "quickstart",
+        "base_url": base_url,
+        "model": model,
+        "max_concurrency": 16,
+    }
     if os.environ.get(KEY_ENV):
         endpoint["api_key_env"] = KEY_ENV
     path.write_text(yaml.safe_dump({"endpoints": [endpoint]}, sort_keys=False))
@@ -40,21 +47,62 @@ def _endpoint_file(workdir: Path, base_url: str, model: str) -> Path:
 
 def preference_stages(endpoint_file: Path, prompts: int) -> list[StageSpec]:
     pool = str(endpoint_file)
-    return [StageSpec.model_validate(s) for s in (
-        {"name": "pref_prompts", "run": "mix_build", "input": "clean",
-         "config": {"name": "quickstart-prompts", "kind": "sft", "seed": 0,
-                    "sources": [{"name": "clean", "path": "clean", "count": prompts}]}},
-        {"name": "completions", "run": "generate", "input": "pref_prompts",
-         "config": {"pool": pool, "n": 2, "sampling": {"temperature": 0.9, "max_tokens": 256}}},
-        {"name": "ratings", "run": "rate", "input": "completions", "config": {"judge": pool}},
-        {"name": "pairs", "run": "pairs", "input": "ratings", "config": {"strategy": "best-vs-worst"}},
-        {"name": "pref_mix", "run": "mix_build", "input": "pairs",
-         "config": {"name": "quickstart-prefs", "kind": "preference", "seed": 0,
-                    "sources": [{"name": "judged", "path": "pairs"}]}},
-        {"name": "dpo", "run": "train_dpo", "input": ["pref_mix", "sft"],
-         "config": {"max_steps": 6, "per_device_train_batch_size": 2, "max_length": 512,
-                    "learning_rate": 1.0e-4, "logging_steps": 1}},
-    )]
+    return [
+        StageSpec.model_validate(s)
+        for s in (
+            {
+                "name": "pref_prompts",
+                "run": "mix_build",
+                "input": "clean",
+                "config": {
+                    "name": "quickstart-prompts",
+                    "kind": "sft",
+                    "seed": 0,
+                    "sources": [{"name": "clean", "path": "clean", "count": prompts}],
+                },
+            },
+            {
+                "name": "completions",
+                "run": "generate",
+                "input": "pref_prompts",
+                "config": {
+                    "pool": pool,
+                    "n": 2,
+                    "sampling": {"temperature": 0.9, "max_tokens": 256},
+                },
+            },
+            {"name": "ratings", "run": "rate", "input": "completions", "config": {"judge": pool}},
+            {
+                "name": "pairs",
+                "run": "pairs",
+                "input": "ratings",
+                "config": {"strategy": "best-vs-worst"},
+            },
+            {
+                "name": "pref_mix",
+                "run": "mix_build",
+                "input": "pairs",
+                "config": {
+                    "name": "quickstart-prefs",
+                    "kind": "preference",
+                    "seed": 0,
+                    "sources": [{"name": "judged", "path": "pairs"}],
+                },
+            },
+            {
+                "name": "dpo",
+                "run": "train_dpo",
+                "input": ["pref_mix", "sft"],
+                "config": {
+                    "max_steps": 6,
+                    "per_device_train_batch_size": 2,
+                    "max_length": 512,
+                    "learning_rate": 1.0e-4,
+                    "logging_steps": 1,
+                },
+            },
+        )
+    ]
 
 
 def quickstart(
@@ -79,10 +127,17 @@ def quickstart(
         stages += preference_stages(_endpoint_file(workdir, endpoint, model), prompts)
     if importlib.util.find_spec("trl") is None:  # the [train] extra is not installed
         stages = [s for s in stages if s.run not in TRAINING_STAGES]
-        echo("training stages skipped: install the [train] extra (pip install 'postmix[train]') to add them")
+        echo(
+            "training stages skipped: install the [train] extra (pip install 'postmix[train]') to add them"
+        )
     recipe = Recipe(name=recipe.name, description=recipe.description, stages=stages)
-    result = run_recipe(recipe, workdir, recipe_dir=recipe_path.parent, options={"home": workdir / ".postmix"},
-                        echo=echo)
+    result = run_recipe(
+        recipe,
+        workdir,
+        recipe_dir=recipe_path.parent,
+        options={"home": workdir / ".postmix"},
+        echo=echo,
+    )
     if not endpoint:
         echo(HOW_TO_ENABLE)
     for stage in result.stages.values():  # mixes live in a registry of their own: say where

@@ -113,9 +113,13 @@ def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
                 continue
             path = resolve_path(ref, base=recipe_dir)
             if not str(path).startswith("hf:") and not Path(path).exists():
-                problems.append(f"stage {stage.name!r}: input {ref!r} is neither an earlier stage nor an existing path")
+                problems.append(
+                    f"stage {stage.name!r}: input {ref!r} is neither an earlier stage nor an existing path"
+                )
                 continue
-            parts.append(f"file:{path_hash(Path(path)) if not str(path).startswith('hf:') else path}")
+            parts.append(
+                f"file:{path_hash(Path(path)) if not str(path).startswith('hf:') else path}"
+            )
             inputs.append(Path(path) if not str(path).startswith("hf:") else str(path))
         kind = stage_types.lookup(stage.run)
         if kind.check is not None:  # a typo in a config fails at plan time, not hours into a run
@@ -131,7 +135,9 @@ def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
         if kind.files is not None:  # a file named in the config changes the result as an input does
             for path in kind.files(stage, recipe_dir):
                 parts.append(f"config-file:{path.name}:{path_hash(path, contents=path.is_file())}")
-        key = xxhash.xxh3_64_hexdigest(_canonical([stage.run, stage.config, parts, __version__]).encode())
+        key = xxhash.xxh3_64_hexdigest(
+            _canonical([stage.run, stage.config, parts, __version__]).encode()
+        )
         keys[stage.name] = key
         folder = workdir / "stages" / f"{stage.name}-{key}"
         planned.append(PlannedStage(stage, key, folder, inputs, (folder / "stage.json").exists()))
@@ -147,10 +153,14 @@ def _probe(planned: list[PlannedStage], recipe_dir: Path, options: dict[str, Any
     for step in planned:
         kind = stage_types.lookup(step.spec.run)
         if not step.cached and kind.probe is not None:
-            problems += [f"stage {step.spec.name!r}: {p}" for p in kind.probe(step.spec, recipe_dir, options)]
+            problems += [
+                f"stage {step.spec.name!r}: {p}" for p in kind.probe(step.spec, recipe_dir, options)
+            ]
     if problems:
-        raise EndpointError("; ".join(dict.fromkeys(problems)) + " - nothing was run; start the server or "
-                            "fix the endpoints file, then run again")
+        raise EndpointError(
+            "; ".join(dict.fromkeys(problems)) + " - nothing was run; start the server or "
+            "fix the endpoints file, then run again"
+        )
 
 
 @dataclass
@@ -183,7 +193,10 @@ def run_recipe(
             continue
         inputs = [Path(results[i]["outputs"]["data"]) if isinstance(i, str) and i in results else i
                   for i in step.inputs]
-        upstream = [results[i]["outputs"] if isinstance(i, str) and i in results else None for i in step.inputs]
+        upstream = [
+            results[i]["outputs"] if isinstance(i, str) and i in results else None
+            for i in step.inputs
+        ]
         # A stage folder counts as finished only once its stage.json exists (written last,
         # atomically); a folder without one is what a failed or killed attempt left, and is wiped.
         shutil.rmtree(step.folder, ignore_errors=True)
@@ -194,7 +207,9 @@ def run_recipe(
         try:
             outputs = stage_types.lookup(step.spec.run).handler(ctx)
         except PostmixError as exc:
-            raise PostmixError(f"stage {step.spec.name!r} failed: {exc} (fix it and run again: finished stages are cached)") from exc
+            raise PostmixError(
+                f"stage {step.spec.name!r} failed: {exc} (fix it and run again: finished stages are cached)"
+            ) from exc
         record = {"name": step.spec.name, "run": step.spec.run, "key": step.key,
                   "outputs": {k: str(v) for k, v in outputs.items()},
                   "seconds": round(time.perf_counter() - started, 2), "config": step.spec.config}
@@ -202,12 +217,20 @@ def run_recipe(
         # a re-run retries the failures (their answers are not in the request cache) and then
         # recomputes what was built on the incomplete output.
         failed = int(outputs.get("failed") or 0)
-        after = [i for i in step.inputs if isinstance(i, str) and results.get(i, {}).get("status") == "incomplete"]
+        after = [
+            i
+            for i in step.inputs
+            if isinstance(i, str) and results.get(i, {}).get("status") == "incomplete"
+        ]
         if failed or after:
             results[step.spec.name] = {**record, "status": "incomplete"}
-            why = f"{failed} model calls failed" if failed else f"reads incomplete {', '.join(after)}"
-            echo(f"         incomplete in {record['seconds']}s ({why}); not cached: run again to retry "
-                 f"-> {step.folder}")
+            why = (
+                f"{failed} model calls failed" if failed else f"reads incomplete {', '.join(after)}"
+            )
+            echo(
+                f"         incomplete in {record['seconds']}s ({why}); not cached: run again to retry "
+                f"-> {step.folder}"
+            )
             continue
         tmp = record_path.with_name("stage.json.tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n")

@@ -22,7 +22,9 @@ class StageContext:
 
     stage: StageSpec
     inputs: list[Path]
-    input_outputs: list[dict[str, str] | None]  # per input: the upstream stage's outputs, None for a file
+    input_outputs: list[
+        dict[str, str] | None
+    ]  # per input: the upstream stage's outputs, None for a file
     out_dir: Path
     recipe_dir: Path
     options: dict[str, Any] = field(default_factory=dict)
@@ -45,10 +47,14 @@ class StageType:
 STAGE_TYPES: dict[str, StageType] = {}
 
 
-def stage_type(name: str, description: str, *, check: Callable[[dict[str, Any]], None] | None = None,
-               files: Callable[[StageSpec, Path], list[Path]] | None = None,
-               probe: Callable[[StageSpec, Path, dict[str, Any]], list[str]] | None = None,
-               ) -> Callable[[Handler], Handler]:
+def stage_type(
+    name: str,
+    description: str,
+    *,
+    check: Callable[[dict[str, Any]], None] | None = None,
+    files: Callable[[StageSpec, Path], list[Path]] | None = None,
+    probe: Callable[[StageSpec, Path, dict[str, Any]], list[str]] | None = None,
+) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         STAGE_TYPES[name] = StageType(fn, description, check, files, probe)
         return fn

@@ -60,13 +60,19 @@ class TrainConfig(BaseModel):
     lr_scheduler_type: str = "linear"
     warmup_steps: float = Field(0.0, ge=0, description="A fraction of all steps when < 1.")
     weight_decay: float = 0.0
-    gradient_checkpointing: bool = Field(True, description="Trades ~30% compute for activation memory.")
+    gradient_checkpointing: bool = Field(
+        True, description="Trades ~30% compute for activation memory."
+    )
     bf16: bool | None = Field(None, description="None: bf16 when the GPU supports it, fp32 on CPU.")
     seed: int = 42
     logging_steps: float = 10
-    save_strategy: str = Field("no", description="'no' saves only the final model (with the run card).")
+    save_strategy: str = Field(
+        "no", description="'no' saves only the final model (with the run card)."
+    )
     lora: LoraConfig | None = None
-    trust_remote_code: bool = Field(False, description="Run a Hub model's own Python code (off: safe).")
+    trust_remote_code: bool = Field(
+        False, description="Run a Hub model's own Python code (off: safe)."
+    )
     trl: dict[str, Any] = Field(default_factory=dict, description="Any other TRL config field.")
 
     # Fields that do not go to TRL as they are.
@@ -76,7 +82,9 @@ class TrainConfig(BaseModel):
     @classmethod
     def _steps(cls, value: int) -> int:
         if value == 0 or value < -1:
-            raise ValueError("max_steps must be a positive number of steps, or -1 to train for num_train_epochs")
+            raise ValueError(
+                "max_steps must be a positive number of steps, or -1 to train for num_train_epochs"
+            )
         return value
 
     @field_validator("trl")
@@ -84,7 +92,9 @@ class TrainConfig(BaseModel):
     def _no_shadowing(cls, value: dict[str, Any]) -> dict[str, Any]:
         shadowed = sorted(set(value) & set(cls.model_fields))
         if shadowed:
-            raise ValueError(f"set {', '.join(shadowed)} at the top level of the config, not under trl:")
+            raise ValueError(
+                f"set {', '.join(shadowed)} at the top level of the config, not under trl:"
+            )
         return value
 
 
@@ -95,7 +105,9 @@ class SFTTrainConfig(TrainConfig):
     num_train_epochs: float = Field(2, gt=0, description="Tulu 3: a third epoch did not help.")
     max_length: int | None = Field(4096, ge=1, description="Tulu 3 8B SFT max sequence length.")
     warmup_steps: float = Field(0.03, ge=0, description="Tulu 3: 3% linear warmup.")
-    packing: bool = Field(True, description="Best-fit packing, padding-free: no compute on padding.")
+    packing: bool = Field(
+        True, description="Best-fit packing, padding-free: no compute on padding."
+    )
     assistant_only_loss: bool = Field(
         True, description="Loss on assistant tokens only (needs {% generation %} in the template).")
 
@@ -109,7 +121,9 @@ class DPOTrainConfig(TrainConfig):
     warmup_steps: float = Field(0.1, ge=0, description="Tulu 3: 10% linear warmup.")
     beta: float = Field(5.0, gt=0, description="Tulu 3's beta for the length-normalised loss; "
                         "for plain 'sigmoid' DPO use ~0.1.")
-    loss_type: str = Field("sigmoid_norm", description="TRL loss; sigmoid_norm = length-normalised DPO.")
+    loss_type: str = Field(
+        "sigmoid_norm", description="TRL loss; sigmoid_norm = length-normalised DPO."
+    )
 
 
 class RLVRTrainConfig(TrainConfig):
@@ -124,7 +138,9 @@ class RLVRTrainConfig(TrainConfig):
     num_generations: int = Field(8, ge=2, description="Completions per prompt (the GRPO group).")
     max_completion_length: int = Field(2048, ge=1, description="Tulu 3 8B RLVR response length.")
     temperature: float = Field(1.0, gt=0, description="Tulu 3 sampled at 1.0.")
-    correct_reward: float = Field(10.0, description="Tulu 3's verifiable reward for a correct answer.")
+    correct_reward: float = Field(
+        10.0, description="Tulu 3's verifiable reward for a correct answer."
+    )
     incorrect_reward: float = 0.0
 
     POSTMIX_ONLY: ClassVar[tuple[str, ...]] = TrainConfig.POSTMIX_ONLY + (
@@ -155,7 +171,9 @@ def _one_line(exc: ValidationError, origin: str) -> str:
     return f"{origin}: {where}: {first['msg']}{more}"
 
 
-def parse_config(method: str, data: dict[str, Any] | None = None, *, origin: str = "config") -> TrainConfig:
+def parse_config(
+    method: str, data: dict[str, Any] | None = None, *, origin: str = "config"
+) -> TrainConfig:
     """Validate a config dict for ``method``; errors become one-line ConfigErrors."""
     cls = CONFIGS[method]
     try:

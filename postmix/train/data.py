@@ -59,12 +59,16 @@ def load_training_data(method: str, *, mix: str | None = None, data: str | Path 
         ds, kind, rejects = load_records(data)
         path = Path(str(data))
         digest = path_hash(path)[:24] if path.exists() else getattr(ds, "_fingerprint", None)
-        result = TrainingData(ds, kind, len(ds), content_hash=digest, path=str(data), rejects=rejects)
+        result = TrainingData(
+            ds, kind, len(ds), content_hash=digest, path=str(data), rejects=rejects
+        )
         origin = str(data)
     expected = KIND_OF_METHOD[method]
     if result.kind != expected:
-        raise PostmixError(f"{origin} holds {result.kind} rows but `train {method}` needs {expected} "
-                           f"rows; pick a {expected} mix or file")
+        raise PostmixError(
+            f"{origin} holds {result.kind} rows but `train {method}` needs {expected} "
+            f"rows; pick a {expected} mix or file"
+        )
     if result.rows == 0:
         raise PostmixError(f"{origin} has no {expected} rows to train on")
     result.dataset = result.dataset.select_columns(COLUMNS[method])

@@ -37,9 +37,13 @@ class LaunchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["single", "accelerate"] = "single"
-    num_processes: int = Field(1, ge=1, description="Total processes over all machines (accelerate's meaning).")
+    num_processes: int = Field(
+        1, ge=1, description="Total processes over all machines (accelerate's meaning)."
+    )
     strategy: Literal["ddp", "zero2", "zero3", "fsdp"] = "ddp"
-    accelerate_config: str | None = Field(None, description="Use this accelerate config instead of writing one.")
+    accelerate_config: str | None = Field(
+        None, description="Use this accelerate config instead of writing one."
+    )
     num_machines: int = Field(1, ge=1)
     machine_rank: int = Field(0, ge=0)
     main_process_ip: str | None = None
@@ -48,12 +52,20 @@ class LaunchConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> LaunchConfig:
-        if self.mode == "single" and (self.num_processes > 1 or self.strategy != "ddp" or self.num_machines > 1):
-            raise ValueError("--num-processes, --deepspeed, --fsdp and --num-machines need --launch accelerate")
+        if self.mode == "single" and (
+            self.num_processes > 1 or self.strategy != "ddp" or self.num_machines > 1
+        ):
+            raise ValueError(
+                "--num-processes, --deepspeed, --fsdp and --num-machines need --launch accelerate"
+            )
         if self.machine_rank >= self.num_machines:
-            raise ValueError(f"--machine-rank {self.machine_rank} must be below --num-machines {self.num_machines}")
+            raise ValueError(
+                f"--machine-rank {self.machine_rank} must be below --num-machines {self.num_machines}"
+            )
         if self.num_machines > 1 and not self.main_process_ip:
-            raise ValueError("multi-node runs need --main-process-ip (the address of machine rank 0)")
+            raise ValueError(
+                "multi-node runs need --main-process-ip (the address of machine rank 0)"
+            )
         return self
 
 
@@ -133,11 +145,23 @@ def write_accelerate_config(launch: LaunchConfig, output_dir: str | Path) -> Pat
     return path
 
 
-def launch_command(launch: LaunchConfig, config_file: str | Path, postmix_args: list[str]) -> list[str]:
+def launch_command(
+    launch: LaunchConfig, config_file: str | Path, postmix_args: list[str]
+) -> list[str]:
     """``accelerate launch`` running ``python -m postmix.cli <postmix_args>`` in every process."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file),
-               "--num_processes", str(launch.num_processes), "--num_machines", str(launch.num_machines),
-               "--machine_rank", str(launch.machine_rank)]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(config_file),
+        "--num_processes",
+        str(launch.num_processes),
+        "--num_machines",
+        str(launch.num_machines),
+        "--machine_rank",
+        str(launch.machine_rank),
+    ]
     if launch.main_process_ip:
         command += ["--main_process_ip", launch.main_process_ip]
     if launch.main_process_port:
@@ -146,7 +170,11 @@ def launch_command(launch: LaunchConfig, config_file: str | Path, postmix_args: 
 
 
 def launch_environment(launch: LaunchConfig, run_id: str) -> dict[str, str]:
-    return {**os.environ, LAUNCH_ENV: json.dumps(launch.model_dump(mode="json")), RUN_ID_ENV: run_id}
+    return {
+        **os.environ,
+        LAUNCH_ENV: json.dumps(launch.model_dump(mode="json")),
+        RUN_ID_ENV: run_id,
+    }
 
 
 def run_launch(command: list[str], env: dict[str, str]) -> int:
@@ -185,10 +213,14 @@ def relaunch(method: str, launch: LaunchConfig, *, output: str | Path, dry_run: 
     from postmix.train.runcard import new_run_id
 
     config_file = write_accelerate_config(launch, output)
-    command = launch_command(launch, config_file, train_arguments(method, output=output, **train_args))
+    command = launch_command(
+        launch, config_file, train_arguments(method, output=output, **train_args)
+    )
     if dry_run:
         return command, config_file, None
     if launch.strategy in ("zero2", "zero3") and importlib.util.find_spec("deepspeed") is None:
-        raise ConfigError(f"--deepspeed {launch.strategy} needs DeepSpeed on every machine: pip install deepspeed "
-                          "(it builds CUDA ops; --dry-run shows the launch command without it)")
+        raise ConfigError(
+            f"--deepspeed {launch.strategy} needs DeepSpeed on every machine: pip install deepspeed "
+            "(it builds CUDA ops; --dry-run shows the launch command without it)"
+        )
     return command, config_file, run_launch(command, launch_environment(launch, new_run_id(method)))

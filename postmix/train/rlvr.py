@@ -60,11 +60,14 @@ def check_rows(dataset: Any) -> dict[str, int]:
     counts = Counter(v.lower() for v in dataset["verifier"])
     unknown = sorted(name for name in counts if get_verifier(name) is None)
     if unknown:
-        raise PostmixError(f"unknown verifier(s) {', '.join(unknown)} in {sum(counts[n] for n in unknown)} "
-                           "rows; known: gsm8k, math, ifeval, exact, regex (fix the rows or the mix)")
+        raise PostmixError(
+            f"unknown verifier(s) {', '.join(unknown)} in {sum(counts[n] for n in unknown)} "
+            "rows; known: gsm8k, math, ifeval, exact, regex (fix the rows or the mix)"
+        )
     if counts.get("ifeval"):
-        for index, (name, truth, specs) in enumerate(zip(dataset["verifier"], dataset["ground_truth"],
-                                                         dataset["constraints"], strict=True)):
+        for index, (name, truth, specs) in enumerate(
+            zip(dataset["verifier"], dataset["ground_truth"], dataset["constraints"], strict=True)
+        ):
             if name.lower() != "ifeval":
                 continue
             try:

@@ -51,7 +51,9 @@ class TrainResult:
     trainer: Any
 
 
-def _resolve_config(method: str, config: TrainConfig | dict[str, Any] | str | Path | None) -> TrainConfig:
+def _resolve_config(
+    method: str, config: TrainConfig | dict[str, Any] | str | Path | None
+) -> TrainConfig:
     if isinstance(config, TrainConfig):
         return config
     if isinstance(config, dict):
@@ -68,11 +70,15 @@ def _check_local_model(model: str) -> None:
     else may be a Hub name, which only the download can check."""
     looks_local = model.startswith(("/", ".", "~")) or model.count("/") > 1
     if looks_local and not Path(model).expanduser().exists():
-        raise PostmixError(f"no such model folder: {model} (pass a local model folder or a Hub name "
-                           "such as org/model)")
+        raise PostmixError(
+            f"no such model folder: {model} (pass a local model folder or a Hub name "
+            "such as org/model)"
+        )
 
 
-def _build_trainer(method: str, model: Any, training: TrainingData, cfg: TrainConfig, output: Path) -> Any:
+def _build_trainer(
+    method: str, model: Any, training: TrainingData, cfg: TrainConfig, output: Path
+) -> Any:
     try:
         return _builders()[method](model, training.dataset, cfg, output)
     except (OSError, ValueError) as exc:
@@ -102,9 +108,17 @@ def _write_data_rejects(output: Path, data: TrainingData) -> str | None:
     return str(path)
 
 
-def train(method: str, model: Any, *, output: str | Path, mix: str | None = None,
-          data: str | Path | None = None, config: TrainConfig | dict[str, Any] | str | Path | None = None,
-          home: str | Path | None = None, launch: dict[str, Any] | None = None) -> TrainResult:
+def train(
+    method: str,
+    model: Any,
+    *,
+    output: str | Path,
+    mix: str | None = None,
+    data: str | Path | None = None,
+    config: TrainConfig | dict[str, Any] | str | Path | None = None,
+    home: str | Path | None = None,
+    launch: dict[str, Any] | None = None,
+) -> TrainResult:
     """Train ``model`` (a folder, a Hub name or a loaded model) with ``method`` ("sft", "dpo",
     "rlvr") on one mix version or data file."""
     if method not in ("sft", "dpo", "rlvr"):

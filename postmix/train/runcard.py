@@ -56,7 +56,9 @@ def trl_args_dict(args: Any) -> dict[str, Any]:
     return _jsonable(args.to_dict())
 
 
-def final_metrics(train_metrics: dict[str, Any], log_history: list[dict[str, Any]]) -> dict[str, Any]:
+def final_metrics(
+    train_metrics: dict[str, Any], log_history: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The trainer's summary metrics plus the last logged value of every other metric."""
     last: dict[str, Any] = {}
     for entry in log_history:

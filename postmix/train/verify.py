@@ -60,7 +60,9 @@ def verify_file(source: str | Path, output: str | Path | None = None, *,
                 continue
             row: dict[str, Any] = raw.data
             name = str(row.get("verifier") or "")
-            verdict = verify(row.get("response"), row.get("ground_truth"), name, row.get("constraints"))
+            verdict = verify(
+                row.get("response"), row.get("ground_truth"), name, row.get("constraints")
+            )
             if not verdict.scorable:
                 rejected[verdict.reason] += 1
                 rejects.write(Reject(reason=verdict.reason, detail=verdict.detail, line=raw.line,
@@ -80,11 +82,16 @@ def verify_file(source: str | Path, output: str | Path | None = None, *,
                     for name in sorted(scored)}
     total = sum(scored.values())
     report = StepReport(
-        step="train.verify", rows_in=rows_in, rows_out=total, rejected=dict(sorted(rejected.items())),
+        step="train.verify",
+        rows_in=rows_in,
+        rows_out=total,
+        rejected=dict(sorted(rejected.items())),
         inputs=[str(source)],
         outputs={"scores": str(output), "rejects": str(rejects_path(output))},
-        details={"accuracy": sum(correct.values()) / total if total else None,
-                 "per_verifier": per_verifier},
+        details={
+            "accuracy": sum(correct.values()) / total if total else None,
+            "per_verifier": per_verifier,
+        },
     )
     report.write(report_path(output))
     return VerifyResult(output, rejects_path(output), report)

@@ -48,7 +48,11 @@ def verify(response: str | None, ground_truth: str | None, verifier: str,
         return unscorable("no_response", "the row has no response")
     # Ground truths arrive as JSON values too (18, 0.5, a list of constraint specs): compare their text
     if ground_truth is not None and not isinstance(ground_truth, str):
-        ground_truth = json.dumps(ground_truth) if isinstance(ground_truth, (list, dict)) else str(ground_truth)
+        ground_truth = (
+            json.dumps(ground_truth)
+            if isinstance(ground_truth, (list, dict))
+            else str(ground_truth)
+        )
     if not isinstance(response, str):
         return unscorable("no_response", f"the response is a {type(response).__name__}, not text")
     return fn(response, ground_truth, constraints)

@@ -93,7 +93,9 @@ class WordCount(_Params):
     num_words: int = Field(ge=1, le=5000)
 
 
-@_constraint("word_count", WordCount, lambda p: f"Answer in {_rel(p.relation)} {p.num_words} words.")
+@_constraint(
+    "word_count", WordCount, lambda p: f"Answer in {_rel(p.relation)} {p.num_words} words."
+)
 def word_count(response: str, *, relation: str, num_words: int) -> bool:
     return _holds(len(words(response)), relation, num_words)
 
@@ -103,8 +105,11 @@ class SentenceCount(_Params):
     num_sentences: int = Field(ge=1, le=500)
 
 
-@_constraint("sentence_count", SentenceCount,
-             lambda p: f"Your response should contain {_rel(p.relation)} {p.num_sentences} sentences.")
+@_constraint(
+    "sentence_count",
+    SentenceCount,
+    lambda p: f"Your response should contain {_rel(p.relation)} {p.num_sentences} sentences.",
+)
 def sentence_count(response: str, *, relation: str, num_sentences: int) -> bool:
     return _holds(len(sentences(response)), relation, num_sentences)
 
@@ -243,7 +248,9 @@ def highlighted_sections(response: str, *, num_highlights: int) -> bool:
 
 
 class Sections(_Params):
-    section_splitter: Literal["Section", "SECTION", "Part", "PART", "Chapter", "Paragraph"] = "Section"
+    section_splitter: Literal["Section", "SECTION", "Part", "PART", "Chapter", "Paragraph"] = (
+        "Section"
+    )
     num_sections: int = Field(ge=1, le=20)
 
 
@@ -345,11 +352,18 @@ class NthParagraphFirstWord(_Params):
     first_word: str = Field(pattern=r"^[A-Za-z]+$")
 
 
-@_constraint("nth_paragraph_first_word", NthParagraphFirstWord,
-             lambda p: f"There should be {p.num_paragraphs} paragraphs. Paragraphs and only paragraphs "
-                       "are separated with each other by two new lines as if it was '\\n\\n' in python. "
-                       f"Paragraph {p.nth_paragraph} must start with word {p.first_word}.")
-def nth_paragraph_first_word(response: str, *, num_paragraphs: int, nth_paragraph: int, first_word: str) -> bool:
+@_constraint(
+    "nth_paragraph_first_word",
+    NthParagraphFirstWord,
+    lambda p: (
+        f"There should be {p.num_paragraphs} paragraphs. Paragraphs and only paragraphs "
+        "are separated with each other by two new lines as if it was '\\n\\n' in python. "
+        f"Paragraph {p.nth_paragraph} must start with word {p.first_word}."
+    ),
+)
+def nth_paragraph_first_word(
+    response: str, *, num_paragraphs: int, nth_paragraph: int, first_word: str
+) -> bool:
     # As IFEval: paragraphs split on "\n\n", empty ones not counted; the first word compared
     # without surrounding quotes and punctuation, case-insensitively.
     paragraphs = re.split(r"\n\n", response)
@@ -386,18 +400,41 @@ def two_responses(response: str) -> bool:
 
 
 class ResponseLanguage(_Params):
-    language: str = Field(pattern=r"^[a-z]{2}(?:-[a-z]{2})?$", description="ISO 639-1 code, as langdetect names it.")
+    language: str = Field(
+        pattern=r"^[a-z]{2}(?:-[a-z]{2})?$", description="ISO 639-1 code, as langdetect names it."
+    )
 
 
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
-                  "pt": "Portuguese", "nl": "Dutch", "sv": "Swedish", "pl": "Polish", "tr": "Turkish",
-                  "ru": "Russian", "ja": "Japanese", "ko": "Korean", "ar": "Arabic", "hi": "Hindi",
-                  "vi": "Vietnamese", "fi": "Finnish", "sw": "Swahili"}
+LANGUAGE_NAMES = {
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "sv": "Swedish",
+    "pl": "Polish",
+    "tr": "Turkish",
+    "ru": "Russian",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "ar": "Arabic",
+    "hi": "Hindi",
+    "vi": "Vietnamese",
+    "fi": "Finnish",
+    "sw": "Swahili",
+}
 
 
-@_constraint("response_language", ResponseLanguage,
-             lambda p: f"Your ENTIRE response should be in {LANGUAGE_NAMES.get(p.language, p.language)} "
-                       "language, no other language is allowed.")
+@_constraint(
+    "response_language",
+    ResponseLanguage,
+    lambda p: (
+        f"Your ENTIRE response should be in {LANGUAGE_NAMES.get(p.language, p.language)} "
+        "language, no other language is allowed."
+    ),
+)
 def response_language(response: str, *, language: str) -> bool:
     detected = detect_language(response)
     return detected is None or detected == language  # as IFEval: undetectable text passes
@@ -409,7 +446,9 @@ def detect_language(text: str) -> str | None:
         from langdetect import DetectorFactory, detect
         from langdetect.lang_detect_exception import LangDetectException
     except ImportError:
-        raise ConstraintSpecError("response_language needs langdetect: pip install langdetect") from None
+        raise ConstraintSpecError(
+            "response_language needs langdetect: pip install langdetect"
+        ) from None
     DetectorFactory.seed = 0
     try:
         return detect(text)
@@ -466,7 +505,9 @@ def row_constraints(ground_truth: str | None, constraints: Any) -> list[Any]:
     try:
         value = json.loads(ground_truth or "")
     except json.JSONDecodeError:
-        raise ConstraintSpecError("row has no constraints and its ground truth is not JSON") from None
+        raise ConstraintSpecError(
+            "row has no constraints and its ground truth is not JSON"
+        ) from None
     value = [value] if isinstance(value, dict) else value
     if not isinstance(value, list) or not value:
         raise ConstraintSpecError("row has no constraints and its ground truth lists none")
@@ -477,7 +518,11 @@ def verify(response: str, ground_truth: str | None, constraints: Any = None) -> 
     """Correct when the response satisfies every constraint of the row."""
     try:
         parsed = [parse_spec(s) for s in row_constraints(ground_truth, constraints)]
-        failed = [kind.name for kind, params in parsed if not kind.check(response or "", **params.model_dump())]
+        failed = [
+            kind.name
+            for kind, params in parsed
+            if not kind.check(response or "", **params.model_dump())
+        ]
     except ConstraintSpecError as exc:  # a bad spec, or a checker's library missing
         return unscorable("bad_constraint", str(exc))
     return Verdict(not failed, "" if not failed else "constraint_failed", detail=",".join(failed))

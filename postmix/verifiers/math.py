@@ -52,7 +52,9 @@ def verify(response: str, ground_truth: str, constraints: object = None) -> Verd
     except Exception as exc:  # math-verify raises on pathological input; the row is at fault
         return unscorable("bad_ground_truth", f"{type(exc).__name__}: {exc}"[:200])
     if not gold:
-        return unscorable("bad_ground_truth", f"math-verify found no answer in {ground_truth!r:.80}")
+        return unscorable(
+            "bad_ground_truth", f"math-verify found no answer in {ground_truth!r:.80}"
+        )
     try:
         answer = mv.parse(response or "", parsing_timeout=timeout)
         if not answer:
