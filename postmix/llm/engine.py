@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from postmix.errors import ConfigError, EndpointError
+from postmix.llm.backends import make_transport
 from postmix.llm.cache import RequestCache
 from postmix.llm.config import EndpointConfig, PoolConfig, RetryConfig
 from postmix.llm.health import COUNTED, EndpointHealth, PoolLedger
@@ -44,7 +45,7 @@ from postmix.llm.request import (
     schema_dict,
     schema_name,
 )
-from postmix.llm.transport import RawReply, TransportError, make_transport
+from postmix.llm.transport import RawReply, TransportError
 
 log = logging.getLogger("postmix.llm")
 
@@ -107,7 +108,7 @@ class Engine:
                  transport_factory: Callable[[EndpointConfig], Any] | None = None):
         self.pool = pool
         self.retry = retry or pool.retry
-        transport_factory = transport_factory or default_transport
+        transport_factory = transport_factory or make_transport
         self.health = {e.name: EndpointHealth(e.name, pool.health) for e in pool.endpoints}
         self.ledger = PoolLedger(pool.endpoints, self.health)
         self._jitter = random.Random(seed)
@@ -343,15 +344,6 @@ class Engine:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
-
-
-def default_transport(endpoint: EndpointConfig) -> Any:
-    """The transport of an endpoint's ``backend``; ``vllm-ray`` lives with its Ray code."""
-    if endpoint.backend == "vllm-ray":
-        from postmix.llm.vllm_ray import VLLMRayTransport
-
-        return VLLMRayTransport(endpoint)
-    return make_transport(endpoint)
 
 
 def _token_estimate(body: dict[str, Any]) -> float:

@@ -207,12 +207,3 @@ class OpenAITransport:
             await self._client.close()
             self._client = None
 
-
-def make_transport(endpoint: EndpointConfig) -> Any:
-    if endpoint.backend == "http":
-        return HttpTransport(endpoint)
-    if endpoint.backend == "openai":
-        return OpenAITransport(endpoint)
-    from postmix.llm.vllm_offline import VLLMOfflineTransport
-
-    return VLLMOfflineTransport(endpoint)

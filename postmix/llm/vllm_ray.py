@@ -22,6 +22,7 @@ from postmix.errors import ConfigError, EndpointError
 from postmix.llm.batching import BatchingTransport
 from postmix.llm.config import EndpointConfig
 from postmix.llm.transport import RawReply, TransportError
+from postmix.ray_connect import connect_ray
 
 _NO_VLLM = "vllm-ray: the Ray workers cannot import vllm"
 
@@ -83,9 +84,7 @@ def run_wave(endpoint: EndpointConfig, bodies: list[dict[str, Any]]) -> list[dic
     """Answer ``bodies`` with one Ray Data pipeline; rows come back in input order."""
     import ray.data
 
-    from postmix.scale.ray_session import RayConfig, connect
-
-    connect(RayConfig(address=endpoint.ray_address))
+    connect_ray(endpoint.ray_address)
     items = [{"index": i, "body": json.dumps(body, ensure_ascii=False)} for i, body in enumerate(bodies)]
     mapped = ray.data.from_items(items).map_batches(
         VLLMChat, batch_format="numpy", batch_size=endpoint.vllm_batch_size,
