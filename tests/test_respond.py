@@ -88,7 +88,8 @@ def test_respond_writes_sft_records_and_filters_with_reasons(tmp_path, openai_se
     rejects = read_jsonl(result.rejects)
     reasons = {json.loads(r["row"]["meta"])["prompt_id"]: r["reason"] for r in rejects
                if isinstance(r.get("row"), dict) and "messages" in r["row"]}
-    assert reasons == {"p2": "refusal", "p3": "self_identification", "p4": "empty", "p5": "truncated"}
+    assert reasons == {"p2": "refusal", "p3": "self_identification", "p4": "empty",
+                       "p5": "truncated"}
     assert sorted(r["reason"] for r in rejects if r["reason"] in ("malformed_json", "no_prompt")) \
         == ["malformed_json", "no_prompt"]
     assert [f["reason"] for f in read_jsonl(result.failures)] == ["server_error"]

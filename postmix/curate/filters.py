@@ -20,8 +20,8 @@ Built-in rules (rule name = reason code):
                          may follow an assistant turn and precede the next one); a conversation not
                          starting with user; not ending with assistant (``require_final_assistant``)
                          or, for prompts (rlvr, preference prompt), not ending with user
-``refusal``              a refusal/boilerplate phrase in an assistant turn ("As an AI language model"),
-                         or an answer opening with a refusal (``postmix.curate.refusals``)
+``refusal``              a refusal/boilerplate phrase in an assistant turn ("As an AI language
+                         model") or a turn opening with a refusal (``postmix.curate.refusals``)
 ``self_identification``  a model naming itself or its maker in an assistant turn ("I am ChatGPT",
                          "trained by OpenAI"), as Tulu 3 removed (``postmix.curate.refusals``)
 ``repeated_lines``       a turn whose lines (>= ``min_line_chars``) are more than

@@ -123,7 +123,8 @@ def response_verdicts(texts: list[str], finish_reasons: list[str | None], ids: l
     return verdicts
 
 
-def verify_answers(texts: list[str], metas: list[dict[str, Any]]) -> tuple[list[tuple[str, str] | None], dict]:
+def verify_answers(texts: list[str], metas: list[dict[str, Any]],
+                   ) -> tuple[list[tuple[str, str] | None], dict]:
     """``unverified`` verdicts for answers whose prompt carries an answer key and that its
     verifier scores wrong, and per-verifier counts for the report. Rows the verifier cannot
     score (unknown verifier, bad spec) are kept and counted as ``unscorable``."""
@@ -136,7 +137,8 @@ def verify_answers(texts: list[str], metas: list[dict[str, Any]]) -> tuple[list[
         if not name or name == "none" or meta.get("ground_truth") is None:
             continue
         verdict = verify(text, meta["ground_truth"], name, meta.get("constraints"))
-        tally = counts.setdefault(str(name), {"checked": 0, "passed": 0, "failed": 0, "unscorable": 0})
+        tally = counts.setdefault(str(name), dict.fromkeys(
+            ("checked", "passed", "failed", "unscorable"), 0))
         tally["checked"] += 1
         if verdict.correct is None:
             tally["unscorable"] += 1
@@ -144,8 +146,10 @@ def verify_answers(texts: list[str], metas: list[dict[str, Any]]) -> tuple[list[
             tally["passed"] += 1
         else:
             tally["failed"] += 1
-            shown = verdict.detail or (f"extracted {verdict.extracted!r}" if verdict.extracted else "")
-            verdicts[index] = ("unverified", f"{name}: {verdict.reason or 'wrong'}" + (f" ({shown})" if shown else ""))
+            shown = verdict.detail or (f"extracted {verdict.extracted!r}"
+                                       if verdict.extracted else "")
+            verdicts[index] = ("unverified", f"{name}: {verdict.reason or 'wrong'}"
+                               + (f" ({shown})" if shown else ""))
     return verdicts, dict(sorted(counts.items()))
 
 
@@ -156,8 +160,9 @@ def _needs_math_verify(rows: list[PromptRow]) -> None:
     try:
         import math_verify  # noqa: F401
     except ImportError:
-        raise ConfigError("answers to math prompts are checked with math-verify: pip install math-verify "
-                          "(or 'postmix[train]'), or leave 'verified' out of the filters") from None
+        raise ConfigError("answers to math prompts are checked with math-verify: pip install "
+                          "math-verify (or 'postmix[train]'), or leave 'verified' out of the "
+                          "filters") from None
 
 
 def _record(row: PromptRow, k: int, result: ChatResult, source: str | None) -> SFTRecord:

@@ -161,7 +161,8 @@ def near_duplicate_stats(ids: list[str], texts: list[str]) -> dict[str, Any]:
     ds = datasets.Dataset.from_dict(
         {"id": ids, "prompt": [[{"role": "user", "content": t}] for t in texts],
          "ground_truth": [""] * len(ids), "verifier": ["none"] * len(ids),
-         "constraints": [[] for _ in ids], "source": ["synth"] * len(ids), "meta": ["{}"] * len(ids)},
+         "constraints": [[] for _ in ids], "source": ["synth"] * len(ids),
+         "meta": ["{}"] * len(ids)},
         features=FEATURES["rlvr"])
     config = DedupConfig()
     verdicts = dedup(ds, config, kind="rlvr")
@@ -236,7 +237,8 @@ class _SynthRun:
                                       limit=config.persona_limit)
         self.constraints = _constraint_tools(skill)
         self.order = persona_order(len(self.personas), config.n, config.seed)
-        self.items = [_Item(i, self.personas.personas[p]) for i, p in enumerate(self.order.tolist())]
+        self.items = [_Item(i, self.personas.personas[p])
+                      for i, p in enumerate(self.order.tolist())]
         self.source = config.source or f"synth-{skill.name}"
         self.rlvr = self.voting or self.constraints is not None
         self.verifier = skill.verifier or (skill.solve.answer_format if skill.solve else None)

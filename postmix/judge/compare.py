@@ -44,7 +44,8 @@ class CompareConfig(OneModelConfig):
 
 
 def combine(first_order: str, second_order: str) -> tuple[str, bool]:
-    """Verdicts from the (A, B) and (B, A) orders, each as "1"/"2"/"tie" -> ("a"|"b"|"tie", flipped)."""
+    """Verdicts from the (A, B) and (B, A) orders, each "1"/"2"/"tie" -> ("a"|"b"|"tie",
+    flipped)."""
     ab = {"1": "a", "2": "b", "tie": "tie"}[first_order]
     ba = {"1": "b", "2": "a", "tie": "tie"}[second_order]
     return (ab, False) if ab == ba else ("tie", True)
@@ -61,17 +62,19 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
         by_prompt.setdefault(c.prompt_id, c)
     # B's unreadable rows are accounted too (as b_<reason>): a prompt they held is otherwise
     # reported as missing from B, and they would vanish from every count
-    b_rejects = [r.model_copy(update={"reason": f"b_{r.reason}", "detail": f"in B ({b}): {r.detail}"})
+    b_rejects = [r.model_copy(update={"reason": f"b_{r.reason}",
+                                      "detail": f"in B ({b}): {r.detail}"})
                  for r in right.rejects]
-    missing_hint = f" ({len(b_rejects)} row(s) of B could not be read: see b_* in the failures)" if b_rejects else ""
+    missing_hint = (f" ({len(b_rejects)} row(s) of B could not be read: see b_* in the "
+                    "failures)") if b_rejects else ""
     pairs: list[tuple[Completion, Completion]] = []
     unmatched: list[Reject] = []
     for c in left.items:
         other = by_prompt.get(c.prompt_id)
         if other is None:
             unmatched.append(Reject(reason="unmatched_prompt", detail=f"no row of {b} has "
-                                    f"prompt_id {c.prompt_id}{missing_hint}", id=c.id, source=c.source,
-                                    row=c.to_row()))
+                                    f"prompt_id {c.prompt_id}{missing_hint}", id=c.id,
+                                    source=c.source, row=c.to_row()))
         elif c.response.strip() == other.response.strip():
             unmatched.append(Reject(reason="identical_responses", detail="A and B say the same",
                                     id=c.id, source=c.source, row=c.to_row()))
@@ -128,7 +131,8 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
         details={
             "judge_model": judge_model,
             "a_wins": outcomes["a"], "b_wins": outcomes["b"], "ties": outcomes["tie"],
-            "win_rate_a": round((outcomes["a"] + outcomes["tie"] / 2) / judged, 4) if judged else 0.0,
+            "win_rate_a": round((outcomes["a"] + outcomes["tie"] / 2) / judged, 4)
+            if judged else 0.0,
             "position_flip_rate": round(flips / judged, 4) if judged else 0.0,
             "position_flip_rate_strict": round(hard_flips / judged, 4) if judged else 0.0,
             "b_unreadable_rows": len(b_rejects),

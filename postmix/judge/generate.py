@@ -51,7 +51,8 @@ class GenerateConfig(ModelStageConfig):
     seed: int = Field(0, description="Seeds model choice and each sample's sampling seed.")
 
 
-def assign_models(prompt_id: str, index: int, models: list[str], config: GenerateConfig) -> list[str]:
+def assign_models(prompt_id: str, index: int, models: list[str],
+                  config: GenerateConfig) -> list[str]:
     """The n models that answer one prompt (the policy first when there is one)."""
     others = [m for m in models if m != config.policy]
     slots = config.n - (1 if config.policy else 0)

@@ -62,8 +62,9 @@ def _requests(completions: list[Completion], rubric: Rubric, config: RateConfig)
     if config.mode == "per_completion":
         schema = rating_schema(rubric)
         for c in completions:
-            yield ChatRequest(rating_messages(rubric, [m.model_dump() for m in c.prompt], c.response),
-                              dict(config.sampling), schema=schema, model=config.model, tag=[c])
+            messages = rating_messages(rubric, [m.model_dump() for m in c.prompt], c.response)
+            yield ChatRequest(messages, dict(config.sampling), schema=schema, model=config.model,
+                              tag=[c])
         return
     groups: dict[str, list[Completion]] = defaultdict(list)
     for c in completions:

@@ -6,9 +6,9 @@ endpoint's concurrency and per-minute budgets, retrying transient failures with 
 backoff and jitter (honouring Retry-After), and re-asking a bounded number of times when a
 structured answer does not validate. With several endpoints per model (one ``vllm serve`` per
 node), an endpoint that keeps failing is taken out for a cool-down (``postmix.llm.health``): a
-request that failed on it goes at once to another endpoint, and none is lost. It never raises for one bad item: the result says ``ok=False`` with a
-machine-readable ``error_kind`` and the last error. Only a run-wide problem (a rejected API key)
-raises ``EndpointError``.
+request that failed on it goes at once to another endpoint, and none is lost. It never raises
+for one bad item: the result says ``ok=False`` with a machine-readable ``error_kind`` and the
+last error. Only a run-wide problem (a rejected API key) raises ``EndpointError``.
 
 ``Engine.map(requests)`` streams results in input order with a bounded window in flight, so a
 stage can write its output incrementally; ``run_requests`` is the synchronous wrapper.
@@ -67,7 +67,8 @@ class _Slot:
 
 
 class _Reroute(Exception):
-    """The endpoint was taken out while this request queued for it: choose again, no attempt spent."""
+    """The endpoint was taken out while this request queued for it: choose again, no attempt
+    spent."""
 
 
 class _Failure(Exception):
@@ -121,7 +122,8 @@ class Engine:
                 self.health[endpoint.name])
             self._slots.setdefault(endpoint.model, []).append(slot)
         # opened after the transports, which check the API keys: a missing key leaves no cache file
-        self.cache = cache if cache is not None else (RequestCache(cache_path) if cache_path else None)
+        self.cache = cache if cache is not None else (
+            RequestCache(cache_path) if cache_path else None)
         self._owns_cache = cache is None and self.cache is not None
         # default sampling per model: the first endpoint's, so replicas share cache keys
         self._defaults = {m: slots[0].config.sampling for m, slots in self._slots.items()}
@@ -181,7 +183,8 @@ class Engine:
                     last_parse_error = _parse_error_text(exc)
                     log.debug("model %s: answer failed the schema (%s); re-asking", model,
                               last_parse_error)
-                    messages = [*request.messages, {"role": "assistant", "content": reply.content[:8000]},
+                    messages = [*request.messages,
+                                {"role": "assistant", "content": reply.content[:8000]},
                                 {"role": "user", "content": "That reply could not be used ("
                                  f"{last_parse_error}). Answer again with only a JSON object "
                                  "that matches the requested schema."}]

@@ -56,7 +56,8 @@ class VLLMChat:
             except ConfigError as exc:  # this request is wrong; the others still run
                 error[i], kind[i] = str(exc), "http_error"
         try:
-            outputs = self.llm.chat([bodies[i]["messages"] for i in good], params, use_tqdm=False) if good else []
+            outputs = self.llm.chat([bodies[i]["messages"] for i in good], params,
+                                    use_tqdm=False) if good else []
         except Exception as exc:  # an engine error fails the batch; the engine retries it
             for i in good:
                 error[i], kind[i] = f"vLLM: {exc}", "server_error"
@@ -67,7 +68,8 @@ class VLLMChat:
                 error[i], kind[i] = str(reply), reply.kind
                 continue
             text[i], finish[i] = reply.content, reply.finish_reason
-            prompt_tokens[i], completion_tokens[i] = reply.usage["prompt_tokens"], reply.usage["completion_tokens"]
+            prompt_tokens[i] = reply.usage["prompt_tokens"]
+            completion_tokens[i] = reply.usage["completion_tokens"]
         return {"index": list(batch["index"]), "text": text, "finish_reason": finish,
                 "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                 "error": error, "error_kind": kind}
@@ -77,7 +79,8 @@ def gpus_per_replica(endpoint: EndpointConfig) -> float:
     if endpoint.ray_num_gpus is not None:
         return endpoint.ray_num_gpus
     args = endpoint.vllm_args
-    return float(int(args.get("tensor_parallel_size", 1)) * int(args.get("pipeline_parallel_size", 1)))
+    return float(int(args.get("tensor_parallel_size", 1))
+                 * int(args.get("pipeline_parallel_size", 1)))
 
 
 def run_wave(endpoint: EndpointConfig, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -85,7 +88,8 @@ def run_wave(endpoint: EndpointConfig, bodies: list[dict[str, Any]]) -> list[dic
     import ray.data
 
     connect_ray(endpoint.ray_address)
-    items = [{"index": i, "body": json.dumps(body, ensure_ascii=False)} for i, body in enumerate(bodies)]
+    items = [{"index": i, "body": json.dumps(body, ensure_ascii=False)}
+             for i, body in enumerate(bodies)]
     mapped = ray.data.from_items(items).map_batches(
         VLLMChat, batch_format="numpy", batch_size=endpoint.vllm_batch_size,
         fn_constructor_kwargs={"model": endpoint.model, "vllm_args": endpoint.vllm_args},
@@ -95,8 +99,8 @@ def run_wave(endpoint: EndpointConfig, bodies: list[dict[str, Any]]) -> list[dic
         rows = mapped.take_all()
     except Exception as exc:
         if _NO_VLLM in str(exc):
-            raise EndpointError(f"{_NO_VLLM}: install 'postmix[vllm]' on the GPU nodes, or give the "
-                                "endpoint a ray_runtime_env that provides it") from None
+            raise EndpointError(f"{_NO_VLLM}: install 'postmix[vllm]' on the GPU nodes, or give "
+                                "the endpoint a ray_runtime_env that provides it") from None
         raise
     return sorted(rows, key=lambda row: int(row["index"]))
 
@@ -110,7 +114,8 @@ class VLLMRayTransport(BatchingTransport):
             if row["error_kind"]:
                 replies.append(TransportError(str(row["error_kind"]), str(row["error"])))
             else:
-                usage = {"prompt_tokens": int(row["prompt_tokens"]), "completion_tokens": int(row["completion_tokens"])}
+                usage = {"prompt_tokens": int(row["prompt_tokens"]),
+                         "completion_tokens": int(row["completion_tokens"])}
                 replies.append(RawReply(str(row["text"]), row["finish_reason"], usage))
         return replies
 
