@@ -46,7 +46,7 @@ def test_outputs_publish_all_files_on_success(tmp_path):
 
 def test_an_exception_mid_run_leaves_no_final_file_and_keeps_the_partials(tmp_path):
     out = tmp_path / "o.jsonl"
-    with pytest.raises(RuntimeError), StageOutputs(out, rejects=False) as outputs:
+    with pytest.raises(RuntimeError), StageOutputs(out, rejects_file=False) as outputs:
         outputs.keep({"id": "a"})
         outputs.fail(Reject(reason="server_error", detail="", row={"id": "b"}))
         raise RuntimeError("the run died")

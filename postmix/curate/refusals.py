@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -53,7 +52,7 @@ IDENTITY_CLAIM = (
     r"|\b(?:I was|I['’]m|I am)\b[^.!?\n]{0,40}?\b(?:developed|created|trained|built|"
     r"made) by (?:OpenAI|Anthropic|Google|DeepMind|Meta|Mistral AI|Alibaba|DeepSeek)\b")
 _BUILT_IN = {REFUSAL: REFUSAL_OPENING, SELF_IDENTIFICATION: IDENTITY_CLAIM}
-DETAILS = {REFUSAL: "a refusal", SELF_IDENTIFICATION: "a claimed model identity or maker"}
+DETAILS = {REFUSAL: "answer refuses", SELF_IDENTIFICATION: "answer claims a model identity or maker"}
 
 
 def phrase_pattern(phrases: list[str] | tuple[str, ...]) -> str:
@@ -68,17 +67,13 @@ def phrase_pattern(phrases: list[str] | tuple[str, ...]) -> str:
     return "|".join(parts)
 
 
-def default_phrases(reason: str) -> tuple[str, ...]:
-    return REFUSAL_PHRASES if reason == REFUSAL else SELF_IDENTIFICATION_PHRASES
-
-
 def pattern(reason: str, phrases: list[str] | tuple[str, ...] | None = None) -> str:
     """The detector of ``reason`` (phrases first, so a detail names the phrase that matched)."""
-    phrases = default_phrases(reason) if phrases is None else phrases
+    if phrases is None:
+        phrases = REFUSAL_PHRASES if reason == REFUSAL else SELF_IDENTIFICATION_PHRASES
     return "|".join(p for p in (phrase_pattern(phrases), _BUILT_IN[reason]) if p)
 
 
-def detect(texts: pa.Array, reason: str) -> np.ndarray:
+def detect(texts: pa.Array, reason: str) -> pa.BooleanArray:
     """Which of ``texts`` fire ``reason`` with the default phrases (one Arrow regex pass)."""
-    hits = pc.match_substring_regex(texts, pattern(reason), ignore_case=True)
-    return hits.fill_null(False).to_numpy(zero_copy_only=False)
+    return pc.match_substring_regex(texts, pattern(reason), ignore_case=True)

@@ -104,13 +104,10 @@ def response_verdicts(texts: list[str], finish_reasons: list[str | None], ids: l
                        pc.equal(pa.array(finish_reasons, pa.string()), "length")))
     for reason in (refusals.SELF_IDENTIFICATION, refusals.REFUSAL):
         if reason in filters:
-            checks.append((reason, f"answer holds {refusals.DETAILS[reason]}",
-                           refusals.detect(array, reason)))
+            checks.append((reason, refusals.DETAILS[reason], refusals.detect(array, reason)))
     verdicts: list[tuple[str, str] | None] = list(also) if also is not None else [None] * len(texts)
     for reason, detail, mask in reversed(checks):  # the first check listed wins
-        if isinstance(mask, (pa.Array, pa.ChunkedArray)):
-            mask = mask.fill_null(False).to_numpy(zero_copy_only=False)
-        for index in np.flatnonzero(mask):
+        for index in np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False)):
             verdicts[index] = (reason, detail)
     first: dict[str, int] = {}
     for index, record_id in enumerate(ids):  # same prompt, same answer: one row

@@ -48,7 +48,7 @@ from postmix.curate.skills.answers import (
     merge_equivalent,
 )
 from postmix.errors import ConfigError
-from postmix.llm import ChatRequest, ChatResult, PoolConfig
+from postmix.llm import ChatRequest, ChatResult, Ledger, PoolConfig
 from postmix.llm.model_stage import (
     OneModelConfig,
     StageOutputs,
@@ -246,7 +246,10 @@ class _SynthRun:
         self.seen: dict[str, int] = {}  # normalised prompt text -> index of its first item
         self.candidates: list[_Item] = []  # written prompts waiting for the vote
         self.votes: dict[str, Any] = {}
-        self.ledgers: dict[str, Any] = {}
+        self.agreement: list[float] = []  # the winning share of each vote
+        self.pending: list[ChatResult] = []  # the solutions of the prompt being voted on
+        self.equivalent: Any = None  # math answers: symbolic equality where math-verify is there
+        self.ledgers: dict[str, Ledger] = {}
         self.outputs: StageOutputs | None = None
 
     def run(self) -> StageResult:
@@ -255,7 +258,7 @@ class _SynthRun:
             self._ask("synthesis", self._write_requests(), self._on_written, len(self.items),
                       f"synth {self.skill.name}")
             if self.voting:
-                _Vote(self).run()
+                self._vote()
         return self.outputs.report(
             "curate.synth",
             config=config_dump(self.config, self.pool) | {
@@ -330,6 +333,65 @@ class _SynthRun:
         else:
             outputs.keep(self.prompt_row(item))
 
+    # ------------------------------------------------------------ the vote (gsm, math)
+
+    def _vote(self) -> None:
+        """Sample k solutions per written prompt; keep prompts whose answers agree (RLVR rows)."""
+        solve, config = self.skill.solve, self.config
+        # boxed (math) answers vote by symbolic equality where math-verify is there; gsm8k
+        # answers are already plain decimals
+        self.equivalent = math_equivalence() if solve.answer_format == "boxed" else None
+        self._ask("solutions", self._solve_requests(), self._on_solution,
+                  len(self.candidates) * config.vote_k, f"synth {self.skill.name}: solutions")
+        voted, kept = len(self.agreement), self.outputs.out.rows
+        self.votes = {
+            "k": config.vote_k, "min_agreement": config.min_agreement, "voted": voted,
+            "answers_equal_by": "math-verify" if self.equivalent is not None
+            else "normalised text", "kept": kept, "no_majority": voted - kept,
+            "mean_agreement": round(float(np.mean(self.agreement)), 4) if voted else 0.0}
+
+    def _solve_requests(self):
+        solve = self.skill.solve
+        for item in self.candidates:
+            for j in range(self.config.vote_k):
+                sampling = {**solve.sampling,
+                            "seed": request_seed(self.config.seed, "solve", item.id, j)}
+                yield ChatRequest(solve.messages(item.text), sampling, model=self.solver_model,
+                                  salt=f"solution={j}", tag=(item, j))
+
+    def _on_solution(self, result: ChatResult) -> None:
+        k, solve = self.config.vote_k, self.skill.solve
+        self.pending.append(result)
+        if len(self.pending) < k:
+            return
+        results, self.pending = self.pending, []
+        item: _Item = results[0].request.tag[0]
+        failed = [r for r in results if not r.ok]
+        if failed:  # a vote over fewer samples would mean something else: retry on re-run
+            first = failed[0]
+            self.outputs.fail(self.entry(first.error_kind or "error",
+                                         f"{len(failed)} of {k} solutions failed: "
+                                         f"{first.error or ''}", item, self.prompt_row(item)))
+            return
+        answers = [extract_answer(r.content or "", solve.answer_format) for r in results]
+        if self.equivalent is not None:
+            answers = merge_equivalent(answers, self.equivalent)
+        winner, share = majority_vote(answers, self.config.min_agreement)
+        self.agreement.append(share)
+        tally = dict(Counter(a if a is not None else "<none>" for a in answers).most_common())
+        row_meta = {**self.meta(item), "votes": tally, "agreement": round(share, 4),
+                    "vote_k": k, "solver_model": self.solver_model}
+        if winner is None:
+            self.outputs.reject(self.entry(
+                "no_majority", f"answers={json.dumps(tally, ensure_ascii=False)} "
+                f"min_agreement={self.config.min_agreement}", item,
+                self.prompt_row(item, row_meta)))
+            return
+        self.outputs.keep(RLVRRecord(
+            id=stable_id("rlvr", [item.messages, winner]), prompt=item.messages,
+            ground_truth=winner, verifier=self.verifier or solve.answer_format,
+            source=self.source, meta=row_meta).to_row())
+
     def _details(self) -> dict[str, Any]:
         personas, items = self.personas, self.items
         return {
@@ -355,70 +417,3 @@ def _ifeval_row(item: _Item, source: str, meta: dict[str, Any]) -> dict[str, Any
     return RLVRRecord(id=stable_id("rlvr", [item.messages, ground_truth]), prompt=item.messages,
                       ground_truth=ground_truth, verifier="ifeval", constraints=item.constraints,
                       source=source, meta=meta).to_row()
-
-
-class _Vote:
-    """Sample k solutions per written prompt; keep prompts whose answers agree, as RLVR rows."""
-
-    def __init__(self, run: _SynthRun):
-        self.run_, self.solve, self.k = run, run.skill.solve, run.config.vote_k
-        self.agreement: list[float] = []
-        self.kept = 0
-        self.pending: list[ChatResult] = []
-        # boxed (math) answers vote by symbolic equality where math-verify is there; gsm8k
-        # answers are already plain decimals
-        self.equivalent = math_equivalence() if self.solve.answer_format == "boxed" else None
-
-    def run(self) -> None:
-        run, config = self.run_, self.run_.config
-        run._ask("solutions", self._requests(), self._on_solution, len(run.candidates) * self.k,
-                 f"synth {run.skill.name}: solutions")
-        voted = len(self.agreement)
-        run.votes.update({
-            "k": self.k, "min_agreement": config.min_agreement, "voted": voted,
-            "answers_equal_by": "math-verify" if self.equivalent is not None
-            else "normalised text", "kept": self.kept, "no_majority": voted - self.kept,
-            "mean_agreement": round(float(np.mean(self.agreement)), 4) if voted else 0.0})
-
-    def _requests(self):
-        run = self.run_
-        for item in run.candidates:
-            for j in range(self.k):
-                sampling = {**self.solve.sampling,
-                            "seed": request_seed(run.config.seed, "solve", item.id, j)}
-                yield ChatRequest(self.solve.messages(item.text), sampling,
-                                  model=run.solver_model, salt=f"solution={j}", tag=(item, j))
-
-    def _on_solution(self, result: ChatResult) -> None:
-        self.pending.append(result)
-        if len(self.pending) < self.k:
-            return
-        results, self.pending = self.pending, []
-        run, k = self.run_, self.k
-        item: _Item = results[0].request.tag[0]
-        failed = [r for r in results if not r.ok]
-        if failed:  # a vote over fewer samples would mean something else: retry on re-run
-            first = failed[0]
-            run.outputs.fail(run.entry(first.error_kind or "error",
-                                       f"{len(failed)} of {k} solutions failed: "
-                                       f"{first.error or ''}", item, run.prompt_row(item)))
-            return
-        answers = [extract_answer(r.content or "", self.solve.answer_format) for r in results]
-        if self.equivalent is not None:
-            answers = merge_equivalent(answers, self.equivalent)
-        winner, share = majority_vote(answers, run.config.min_agreement)
-        self.agreement.append(share)
-        tally = dict(Counter(a if a is not None else "<none>" for a in answers).most_common())
-        row_meta = {**run.meta(item), "votes": tally, "agreement": round(share, 4), "vote_k": k,
-                    "solver_model": run.solver_model}
-        if winner is None:
-            run.outputs.reject(run.entry(
-                "no_majority", f"answers={json.dumps(tally, ensure_ascii=False)} "
-                f"min_agreement={run.config.min_agreement}", item,
-                run.prompt_row(item, row_meta)))
-            return
-        self.kept += 1
-        run.outputs.keep(RLVRRecord(
-            id=stable_id("rlvr", [item.messages, winner]), prompt=item.messages,
-            ground_truth=winner, verifier=run.verifier or self.solve.answer_format,
-            source=run.source, meta=row_meta).to_row())

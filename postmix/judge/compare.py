@@ -92,7 +92,7 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
     outcomes: Counter = Counter()
     flips = hard_flips = 0
     answers: list[ChatResult] = []
-    with StageOutputs(output, rejects=False, started=started) as outputs:
+    with StageOutputs(output, rejects_file=False, started=started) as outputs:
         for reject in [*left.rejects, *b_rejects, *unmatched]:
             outputs.reject(reject)
 

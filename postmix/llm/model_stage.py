@@ -208,15 +208,15 @@ class StageOutputs:
     all three files, an exception leaves each as ``.partial`` with its finished rows."""
 
     def __init__(self, output: str | Path, *, schema: pa.Schema | None = None,
-                 rejects: bool = True, started: float | None = None):
+                 rejects_file: bool = True, started: float | None = None):
         self.path = Path(output)
         self.started = time.perf_counter() if started is None else started
         self.reasons: list[str] = []
         self.out = RowWriter(self.path, schema=schema)
         self.failures = RowWriter(failures_path(self.path))
         # stages without a rejects file (the judge steps) list unusable input among the failures
-        self.rejects = RowWriter(rejects_path(self.path)) if rejects else self.failures
-        self._writers = [self.out, self.failures] + ([self.rejects] if rejects else [])
+        self.rejects = RowWriter(rejects_path(self.path)) if rejects_file else self.failures
+        self._writers = [self.out, self.failures] + ([self.rejects] if rejects_file else [])
 
     def keep(self, row: dict[str, Any]) -> None:
         self.out.write(row)
@@ -250,23 +250,23 @@ class StageOutputs:
     def report(self, step: str, *, config: dict[str, Any], rows_in: int, inputs: list[str],
                details: dict[str, Any]) -> StageResult:
         """Write the reconciled report next to the output (call after the ``with`` block)."""
-        outputs = {"data": str(self.path)}
-        if self.rejects is not self.failures:
-            outputs["rejects"] = str(self.rejects.path)
-        outputs["failures"] = str(self.failures.path)
+        rejects = self.rejects.path if self.rejects is not self.failures else None
+        outputs = {"data": str(self.path), **({"rejects": str(rejects)} if rejects else {}),
+                   "failures": str(self.failures.path)}
         report = StepReport(step=step, config=config, rows_in=rows_in, rows_out=self.out.rows,
                             rejected=reject_counts(self.reasons),
                             timings={"total": round(time.perf_counter() - self.started, 3)},
                             inputs=inputs, outputs=outputs, details=details)
         report.write(report_path(self.path))
-        return StageResult(self.path, self.failures.path, report, self.rejects.path)
+        return StageResult(self.path, self.failures.path, report, rejects)
 
 
 @dataclass
 class StageResult:
-    """Where a model-calling stage wrote (``rejects`` is the failures file where there is none)."""
+    """Where a model-calling stage wrote, and its report (``rejects``: None for the judge steps,
+    which list unusable input among the failures)."""
 
     output: Path
     failures: Path
     report: StepReport
-    rejects: Path
+    rejects: Path | None = None
