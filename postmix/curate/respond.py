@@ -31,7 +31,7 @@ from pydantic import Field, field_validator
 
 from postmix.curate import refusals
 from postmix.errors import ConfigError
-from postmix.llm import ChatRequest, ChatResult, PoolConfig
+from postmix.llm import ChatRequest, ChatResult, PoolConfig, run_requests_into
 from postmix.llm.model_stage import (
     OneModelConfig,
     PromptRow,
@@ -40,7 +40,6 @@ from postmix.llm.model_stage import (
     config_dump,
     load_prompts,
     request_seed,
-    run_requests_into,
 )
 from postmix.schemas import FEATURES, Message, Reject, SFTRecord, stable_id
 

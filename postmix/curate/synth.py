@@ -48,7 +48,7 @@ from postmix.curate.skills.answers import (
     merge_equivalent,
 )
 from postmix.errors import ConfigError
-from postmix.llm import ChatRequest, ChatResult, Ledger, PoolConfig
+from postmix.llm import ChatRequest, ChatResult, Ledger, PoolConfig, run_requests_into
 from postmix.llm.model_stage import (
     OneModelConfig,
     StageOutputs,
@@ -56,7 +56,6 @@ from postmix.llm.model_stage import (
     check_models,
     config_dump,
     request_seed,
-    run_requests_into,
 )
 from postmix.schemas import FEATURES, Reject, RLVRRecord, normalise_text, stable_id
 

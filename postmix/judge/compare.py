@@ -17,13 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from postmix.judge.inputs import load_completions
 from postmix.judge.prompts import compare_messages
-from postmix.llm import ChatRequest, ChatResult, PoolConfig
+from postmix.llm import ChatRequest, ChatResult, PoolConfig, run_requests_into
 from postmix.llm.model_stage import (
     OneModelConfig,
     StageOutputs,
     StageResult,
     config_dump,
-    run_requests_into,
 )
 from postmix.schemas import Completion, Reject, stable_id
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from postmix.errors import ConfigError
-from postmix.llm import ChatRequest, ChatResult, PoolConfig
+from postmix.llm import ChatRequest, ChatResult, PoolConfig, run_requests_into
 from postmix.llm.model_stage import (
     ModelStageConfig,
     PromptRow,
@@ -28,7 +28,6 @@ from postmix.llm.model_stage import (
     config_dump,
     load_prompts,
     request_seed,
-    run_requests_into,
 )
 from postmix.schemas import FEATURES, Completion, Reject, stable_id
 

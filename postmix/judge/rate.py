@@ -21,13 +21,12 @@ from pydantic import Field
 from postmix.judge.inputs import load_completions
 from postmix.judge.prompts import batch_rating_messages, rating_messages
 from postmix.judge.rubrics import Rubric, batch_rating_schema, load_rubric, rating_schema
-from postmix.llm import ChatRequest, ChatResult, PoolConfig
+from postmix.llm import ChatRequest, ChatResult, PoolConfig, run_requests_into
 from postmix.llm.model_stage import (
     OneModelConfig,
     StageOutputs,
     StageResult,
     config_dump,
-    run_requests_into,
 )
 from postmix.schemas import AspectRating, Completion, Rating, Reject
 

@@ -4,7 +4,7 @@ cache and a token/cost ledger."""
 
 from postmix.llm.cache import RequestCache
 from postmix.llm.config import EndpointConfig, PoolConfig, RetryConfig, load_endpoints, redact_url
-from postmix.llm.engine import Engine, parse_structured, run_requests
+from postmix.llm.engine import Engine, parse_structured, run_requests, run_requests_into
 from postmix.llm.ledger import Ledger
 from postmix.llm.request import ChatRequest, ChatResult, Usage, request_key
 from postmix.llm.transport import HttpTransport, OpenAITransport, RawReply, TransportError
@@ -28,4 +28,5 @@ __all__ = [
     "redact_url",
     "request_key",
     "run_requests",
+    "run_requests_into",
 ]

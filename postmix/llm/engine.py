@@ -46,6 +46,7 @@ from postmix.llm.request import (
     schema_name,
 )
 from postmix.llm.transport import RawReply, TransportError
+from postmix.progress import progress_bar
 
 log = logging.getLogger("postmix.llm")
 
@@ -355,18 +356,33 @@ def _token_estimate(body: dict[str, Any]) -> float:
                              or DEFAULT_MAX_TOKENS_ESTIMATE)
 
 
+def run_requests_into(pool: PoolConfig, requests: Iterable[ChatRequest],
+                      handle: Callable[[ChatResult], None], *, total: int | None = None,
+                      description: str = "model calls", progress: bool | None = False,
+                      **engine_kwargs: Any) -> Ledger:
+    """Synchronous driver: answer ``requests`` in input order through ``handle`` (with a
+    progress bar over ``total`` when asked), and return the engine's ledger."""
+
+    async def _drive() -> Ledger:
+        async with Engine(pool, **engine_kwargs) as engine:
+            with progress_bar(description, total, enabled=progress) as bar:
+                async for result in engine.map(requests):
+                    handle(result)
+                    bar.advance(1)
+            return engine.ledger
+
+    return asyncio.run(_drive())
+
+
 def run_requests(pool: PoolConfig, requests: Iterable[ChatRequest], *,
                  on_result: Callable[[ChatResult], None] | None = None,
                  **engine_kwargs: Any) -> tuple[list[ChatResult], Ledger]:
-    """Synchronous helper: answer every request, in input order, and return the ledger too."""
+    """Answer every request, in input order, and return the results and the ledger."""
+    results: list[ChatResult] = []
 
-    async def _run() -> tuple[list[ChatResult], Ledger]:
-        results: list[ChatResult] = []
-        async with Engine(pool, **engine_kwargs) as engine:
-            async for result in engine.map(requests):
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
-            return results, engine.ledger
+    def handle(result: ChatResult) -> None:
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
 
-    return asyncio.run(_run())
+    return results, run_requests_into(pool, requests, handle, **engine_kwargs)

@@ -1,18 +1,17 @@
 """What every model-calling stage shares (``curate synth``/``respond``, ``judge generate``/
-``rate``/``compare``): a base config, the prompt loader, one engine run, and the outputs.
+``rate``/``compare``): a base config, the prompt loader, the outputs and the report.
 
 A stage is: config in, prompts loaded (``load_prompts``), requests answered in input order
-through one handler (``run_requests_into``), every (prompt, sample) ending in exactly one of
-three files owned by ``StageOutputs`` (the output, ``<out>.rejects.jsonl`` for final decisions,
-``<out>.failures.jsonl`` for what the model could not answer, which a re-run retries from the
-request cache), and a ``StepReport`` whose counts reconcile. ``StageOutputs`` publishes the three
-files together on success; on an exception none gets its final name and the ``.partial`` files
-keep what was finished.
+through one handler (``postmix.llm.run_requests_into``), every (prompt, sample) ending in exactly
+one of three files owned by ``StageOutputs`` (the output, ``<out>.rejects.jsonl`` for final
+decisions, ``<out>.failures.jsonl`` for what the model could not answer, which a re-run retries
+from the request cache), and a ``StepReport`` whose counts reconcile. ``StageOutputs`` publishes
+the three files together on success; on an exception none gets its final name and the
+``.partial`` files keep what was finished.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import Counter
@@ -29,10 +28,6 @@ from postmix.errors import ConfigError
 from postmix.io.read import iter_raw_rows
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.llm.config import PoolConfig
-from postmix.llm.engine import Engine
-from postmix.llm.ledger import Ledger
-from postmix.llm.request import ChatRequest, ChatResult
-from postmix.progress import progress_bar
 from postmix.schemas import Message, Reject, StepReport, stable_id
 
 
@@ -102,22 +97,6 @@ def config_dump(config: BaseModel, pool: PoolConfig | None = None) -> dict[str, 
 
 def reject_counts(reasons: Iterable[str]) -> dict[str, int]:
     return dict(sorted(Counter(reasons).items()))
-
-
-def run_requests_into(pool: PoolConfig, requests: Iterable[ChatRequest],
-                      handle: Callable[[ChatResult], None], *, total: int, description: str,
-                      cache_path: Path | None, progress: bool | None = None) -> Ledger:
-    """Answer ``requests`` (in input order) through ``handle``; returns the engine's ledger."""
-
-    async def _drive() -> Ledger:
-        async with Engine(pool, cache_path=cache_path) as engine:
-            with progress_bar(description, total, enabled=progress) as bar:
-                async for result in engine.map(requests):
-                    handle(result)
-                    bar.advance(1)
-            return engine.ledger
-
-    return asyncio.run(_drive())
 
 
 # ---------------------------------------------------------------- prompts in
