@@ -175,13 +175,9 @@ def near_duplicate_stats(ids: list[str], texts: list[str]) -> dict[str, Any]:
 
 def contamination_stats(ids: list[str], texts: list[str], benchmarks: list[str]) -> dict[str, Any]:
     """Contamination of the written prompts against named benchmarks (via ``curate decontam``)."""
-    if not benchmarks:
-        return {}
-    try:
-        from postmix.curate.decontam import contamination_report
-    except ImportError:
-        return {"skipped": "postmix.curate.decontam is not available in this installation"}
-    return contamination_report(ids, texts, benchmarks)
+    from postmix.curate.decontam import contamination_report  # numba: only when asked
+
+    return contamination_report(ids, texts, benchmarks) if benchmarks else {}
 
 
 def diversity_details(items: list[_Item], config: SynthConfig) -> dict[str, Any]:

@@ -140,42 +140,58 @@ def prompt_messages(data: dict[str, Any]) -> list[dict[str, str]] | None:
     return messages[: last_user + 1] if last_user >= 0 else None
 
 
+class BadRow(ValueError):
+    """Raised by a row parser of ``load_rows``: the row becomes a reject with this reason."""
+
+    def __init__(self, reason: str, detail: Any):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def load_rows(source: str | Path, parse: Callable[[dict[str, Any], int], tuple[str, Any]],
+              duplicate: str) -> Loaded:
+    """``parse(row, line) -> (id, item)`` over every row of ``source``, ids unique; an unreadable
+    row, a ``BadRow`` and a repeated id (reason ``duplicate``) each become a reject."""
+    loaded = Loaded()
+    seen: set[str] = set()
+    for raw in iter_raw_rows(source):
+        data, row_id = raw.data, None
+        try:
+            if data is None:
+                raise BadRow(raw.error or "unreadable", raw.detail)
+            row_id, item = parse(data, raw.line)
+            if row_id in seen:
+                raise BadRow(duplicate, f"id {row_id} appeared earlier")
+        except BadRow as exc:
+            loaded.rejects.append(Reject(reason=exc.reason, detail=exc.detail, line=raw.line,
+                                         id=row_id or (data or {}).get("id"),
+                                         row=raw.raw if data is None else data))
+            continue
+        seen.add(row_id)
+        loaded.items.append(item)
+    return loaded
+
+
 def load_prompts(source: str | Path,
                  meta: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Loaded:
     """``PromptRow``s (ids unique) and a reject for every other row. ``meta`` makes a row's
     ``PromptRow.meta``; a ``ValueError`` from it rejects the row as ``bad_prompt``."""
-    loaded = Loaded()
-    seen: set[str] = set()
     default_source = Path(str(source)).name.split(".")[0]
-    for raw in iter_raw_rows(source):
-        data = raw.data
-        if data is None:
-            loaded.rejects.append(Reject(reason=raw.error or "unreadable", detail=raw.detail,
-                                         line=raw.line, row=raw.raw))
-            continue
+
+    def parse(data: dict[str, Any], line: int) -> tuple[str, PromptRow]:
         try:
             prompt = prompt_messages(data)
             row_meta = meta(data) if meta is not None else {}
         except (ValidationError, ValueError) as exc:
-            detail = validation_text(exc) if isinstance(exc, ValidationError) else str(exc)
-            loaded.rejects.append(Reject(reason="bad_prompt", detail=detail, line=raw.line,
-                                         id=data.get("id"), row=data))
-            continue
+            raise BadRow("bad_prompt", validation_text(exc) if isinstance(exc, ValidationError)
+                         else str(exc)) from None
         if not prompt:
-            loaded.rejects.append(Reject(reason="no_prompt", detail="row has no 'messages' or "
-                                         "'prompt' with a user turn", line=raw.line,
-                                         id=data.get("id"), row=data))
-            continue
+            raise BadRow("no_prompt", "row has no 'messages' or 'prompt' with a user turn")
         prompt_id = str(data.get("id") or stable_id("prompt", prompt))
-        if prompt_id in seen:
-            loaded.rejects.append(Reject(reason="duplicate_prompt", detail=f"id {prompt_id} "
-                                         "appeared earlier", line=raw.line, id=prompt_id,
-                                         row=data))
-            continue
-        seen.add(prompt_id)
-        loaded.items.append(PromptRow(prompt_id, prompt, str(data.get("source") or
-                                                              default_source), raw.line, row_meta))
-    return loaded
+        source_name = str(data.get("source") or default_source)
+        return prompt_id, PromptRow(prompt_id, prompt, source_name, line, row_meta)
+
+    return load_rows(source, parse, "duplicate_prompt")
 
 
 # ---------------------------------------------------------------- rows out
