@@ -52,7 +52,8 @@ IDENTITY_CLAIM = (
     r"|\b(?:I was|I['’]m|I am)\b[^.!?\n]{0,40}?\b(?:developed|created|trained|built|"
     r"made) by (?:OpenAI|Anthropic|Google|DeepMind|Meta|Mistral AI|Alibaba|DeepSeek)\b")
 _BUILT_IN = {REFUSAL: REFUSAL_OPENING, SELF_IDENTIFICATION: IDENTITY_CLAIM}
-DETAILS = {REFUSAL: "answer refuses", SELF_IDENTIFICATION: "answer claims a model identity or maker"}
+DETAILS = {REFUSAL: "answer refuses",
+           SELF_IDENTIFICATION: "answer claims a model identity or maker"}
 
 
 def phrase_pattern(phrases: list[str] | tuple[str, ...]) -> str:

@@ -6,10 +6,10 @@ a complete ``SFTRecord`` (prompt turns + the assistant turn) carrying the prompt
 (persona, skill, template, ...) plus the response model and sample index. The curation filters
 then drop what should not be trained on: an empty answer, a refusal, an answer that talks about
 being a particular model (``self_identification``; both detectors are the quality filters' own,
-``postmix.curate.refusals``), an answer cut off by ``max_tokens``
-(``truncated``), and, for a prompt with an answer key (an RLVR row: ``verifier`` plus
-``ground_truth``, e.g. a precise-IF prompt's constraints or a GSM8K answer), an answer its
-verifier scores wrong (``unverified``), so the SFT data teaches the constraint it states.
+``postmix.curate.refusals``), an answer cut off by ``max_tokens`` (``truncated``), and, for a
+prompt with an answer key (an RLVR row: ``verifier`` plus ``ground_truth``, e.g. a precise-IF
+prompt's constraints or a GSM8K answer), an answer its verifier scores wrong (``unverified``),
+so the SFT data teaches the constraint it states.
 
 Every (prompt, sample) ends in exactly one place: the output, ``<out>.rejects.jsonl`` (unreadable
 input rows and filtered answers, with the filter's reason) or ``<out>.failures.jsonl`` (the model
