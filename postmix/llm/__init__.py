@@ -1,6 +1,7 @@
 """One engine for every model call: OpenAI-compatible endpoints (vLLM serve, OpenAI, any
-compatible server) or vLLM offline, with bounded concurrency, retries, a persistent request
-cache and a token/cost ledger."""
+compatible server) or vLLM offline (in process or on Ray; ``backends`` names them all), with
+bounded concurrency, retries, a persistent request cache and a token/cost ledger; and, in
+``model_stage``, the kit every model-calling stage is built from (config, prompts, outputs)."""
 
 from postmix.llm.cache import RequestCache
 from postmix.llm.config import EndpointConfig, PoolConfig, RetryConfig, load_endpoints, redact_url
