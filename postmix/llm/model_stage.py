@@ -230,17 +230,8 @@ class StageOutputs:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
-            for writer in self._writers:
-                writer.abort()
-            return
-        for index, writer in enumerate(self._writers):
-            try:
-                writer.close()
-            except BaseException:
-                for rest in self._writers[index + 1:]:
-                    rest.abort()
-                raise
+        for writer in self._writers:
+            writer.abort() if exc_type is not None else writer.close()
 
     def report(self, step: str, *, config: dict[str, Any], rows_in: int, inputs: list[str],
                details: dict[str, Any]) -> StageResult:
