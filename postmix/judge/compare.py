@@ -113,12 +113,12 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
             flips += flipped
             hard_flips += ab.parsed.winner == ba.parsed.winner != "tie"  # same position won twice
             outputs.keep({"id": stable_id("comparison", [x.id, y.id, judge_model]),
-                       "prompt_id": x.prompt_id, "prompt": [m.model_dump() for m in x.prompt],
-                       "response_a": x.response, "response_b": y.response,
-                       "model_a": x.model, "model_b": y.model, "verdict": verdict,
-                       "flipped": flipped, "winner_ab": ab.parsed.winner,
-                       "winner_ba": ba.parsed.winner, "rationale_ab": ab.parsed.rationale,
-                       "rationale_ba": ba.parsed.rationale, "judge": judge_model})
+                           "prompt_id": x.prompt_id, "prompt": [m.model_dump() for m in x.prompt],
+                           "response_a": x.response, "response_b": y.response,
+                           "model_a": x.model, "model_b": y.model, "verdict": verdict,
+                           "flipped": flipped, "winner_ab": ab.parsed.winner,
+                           "winner_ba": ba.parsed.winner, "rationale_ab": ab.parsed.rationale,
+                           "rationale_ba": ba.parsed.rationale, "judge": judge_model})
 
         ledger = run_requests_into(pool, requests(), handle, total=2 * len(pairs),
                                    description="judge compare",

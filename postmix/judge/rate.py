@@ -105,9 +105,9 @@ def rate(completions: str | Path, output: str | Path, pool: PoolConfig,
                     scores[name].append(value.score)
                     by_model[c.model][name].append(value.score)
                 means[c.model].append(rating.mean)
-                outputs.keep({**c.to_row(), "rating": json.dumps(
-                    rating.model_dump(mode="json"), ensure_ascii=False, sort_keys=True),
-                              "score": round(rating.mean, 4)})
+                text = json.dumps(rating.model_dump(mode="json"), ensure_ascii=False,
+                                  sort_keys=True)
+                outputs.keep({**c.to_row(), "rating": text, "score": round(rating.mean, 4)})
 
         requests = list(_requests(items, rubric, config))
         ledger = run_requests_into(pool, requests, handle, total=len(requests),
