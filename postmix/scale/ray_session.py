@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from postmix.ray_connect import connect_ray
+from postmix.ray_connect import RayUnavailableError, connect_ray  # noqa: F401 (named here too)
 
 ENGINES: tuple[str, ...] = ("local", "ray")
 
