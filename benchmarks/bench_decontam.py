@@ -163,8 +163,8 @@ def bench_filters(n: int, bench_dir: Path) -> None:
         DEFAULT_RULES,
         FilterConfig,
         apply_filters,
-        phrase_pattern,
     )
+    from postmix.curate.refusals import pattern
 
     ds = filter_rows(n, bench_dir)
     regex_rules = ["refusal", "self_identification", "mojibake", "control_chars"]
@@ -173,8 +173,9 @@ def bench_filters(n: int, bench_dir: Path) -> None:
     started = time.perf_counter()
     verdicts = apply_filters(ds, config)
     seconds = time.perf_counter() - started
-    patterns = [(re.compile(phrase_pattern(config.refusal_phrases), re.I), {"assistant"}),
-                (re.compile(phrase_pattern(config.self_identification_phrases), re.I), {"assistant"}),
+    patterns = [(re.compile(pattern("refusal", config.refusal_phrases), re.I), {"assistant"}),
+                (re.compile(pattern("self_identification", config.self_identification_phrases),
+                            re.I), {"assistant"}),
                 (re.compile(_MOJIBAKE_PY), None), (re.compile(CONTROL_PATTERN), None)]
     conversations = ds.with_format("arrow")["messages"].to_pylist()  # Python objects, not timed
     started = time.perf_counter()

@@ -14,7 +14,8 @@ PACKAGE = Path(postmix.__file__).parent
 # DESIGN.md: schemas, io -> llm, verifiers -> curate, judge, mix, train, eval -> scale -> pipeline
 # -> cli. One rank per layer; a unit may import its own rank or lower ones.
 RANK = {
-    "__init__": 0, "errors": 0, "yamlfile": 0, "progress": 0, "schemas": 0, "io": 0,
+    "__init__": 0, "errors": 0, "yamlfile": 0, "progress": 0, "pausepoints": 0, "ray_connect": 0,
+    "schemas": 0, "io": 0,
     "llm": 1, "verifiers": 1, "testing": 1,
     "curate": 2, "judge": 2, "mix": 2, "train": 2, "eval": 2,
     "scale": 3,

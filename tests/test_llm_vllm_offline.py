@@ -114,6 +114,17 @@ def test_engine_batches_requests_through_vllm_chat(fake_vllm):
     assert all(p.temperature == 0.0 for _, params in llm.calls for p in params)
 
 
+def test_a_request_vllm_cannot_take_fails_alone(fake_vllm):
+    pool = PoolConfig(endpoints=[EndpointConfig(name="gpu", model="m", backend="vllm")],
+                      retry=RetryConfig(max_attempts=1, backoff_base=0.001))
+    requests = [ChatRequest([{"role": "user", "content": "fine"}]),
+                ChatRequest([{"role": "user", "content": "odd"}], {"logit_bias": {1: 2}}),
+                ChatRequest([{"role": "user", "content": "also fine"}])]
+    results, _ = run_requests(pool, requests)
+    assert [r.content for r in results if r.ok] == ["FINE", "ALSO FINE"]
+    assert results[1].error_kind == "http_error" and "logit_bias" in results[1].error
+
+
 def test_without_vllm_installed_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # import fails
     pool = PoolConfig(endpoints=[EndpointConfig(name="gpu", model="m", backend="vllm")])

@@ -88,14 +88,15 @@ def test_respond_writes_sft_records_and_filters_with_reasons(tmp_path, openai_se
     rejects = read_jsonl(result.rejects)
     reasons = {json.loads(r["row"]["meta"])["prompt_id"]: r["reason"] for r in rejects
                if isinstance(r.get("row"), dict) and "messages" in r["row"]}
-    assert reasons == {"p2": "refusal", "p3": "self_identity", "p4": "empty", "p5": "truncated"}
+    assert reasons == {"p2": "refusal", "p3": "self_identification", "p4": "empty",
+                       "p5": "truncated"}
     assert sorted(r["reason"] for r in rejects if r["reason"] in ("malformed_json", "no_prompt")) \
         == ["malformed_json", "no_prompt"]
     assert [f["reason"] for f in read_jsonl(result.failures)] == ["server_error"]
     report = StepReport.read(tmp_path / "sft.report.json")
     assert report.rows_in == 10 and report.rows_out == 3
     assert report.rejected == {"empty": 1, "malformed_json": 1, "no_prompt": 1, "refusal": 1,
-                               "self_identity": 1, "server_error": 1, "truncated": 1}
+                               "self_identification": 1, "server_error": 1, "truncated": 1}
 
 
 def test_filters_can_be_switched_off(tmp_path, openai_server, prompts):
@@ -171,9 +172,9 @@ FILTER_CASES = {
     "I can't recommend this enough: go outside.": None,
     "Sorry to hear that your knee hurts; you can't run yet, so rest.": None,
     "Here is a plan. I can't help noticing the deadline.": None,
-    "As an AI language model, I think rest matters.": "self_identity",
-    "I'm ChatGPT, a model developed by OpenAI.": "self_identity",
-    "I was trained by Anthropic to be helpful.": "self_identity",
+    "As an AI language model, I think rest matters.": "self_identification",
+    "I'm ChatGPT, a model developed by OpenAI.": "self_identification",
+    "I was trained by Anthropic to be helpful.": "self_identification",
     "ChatGPT and Claude are both chat assistants.": None,
     "The library was built by Google engineers.": None,
     "  \n": "empty",
@@ -185,7 +186,7 @@ def test_response_verdicts_on_crafted_answers():
 
     texts = list(FILTER_CASES)
     verdicts = response_verdicts(texts, [None] * len(texts), [f"id{i}" for i in range(len(texts))],
-                                 ["refusal", "self_identity", "truncated"])
+                                 ["refusal", "self_identification", "truncated"])
     assert {t: v and v[0] for t, v in zip(texts, verdicts, strict=True)} == FILTER_CASES
     # with refusal off, the refusal is kept; empty always applies
     off = response_verdicts(texts[:1] + ["  "], [None, None], ["a", "b"], [])

@@ -20,9 +20,10 @@ Built-in rules (rule name = reason code):
                          may follow an assistant turn and precede the next one); a conversation not
                          starting with user; not ending with assistant (``require_final_assistant``)
                          or, for prompts (rlvr, preference prompt), not ending with user
-``refusal``              a refusal/boilerplate phrase in an assistant turn ("As an AI language model")
+``refusal``              a refusal/boilerplate phrase in an assistant turn ("As an AI language
+                         model") or a turn opening with a refusal (``postmix.curate.refusals``)
 ``self_identification``  a model naming itself or its maker in an assistant turn ("I am ChatGPT",
-                         "trained by OpenAI"), as Tulu 3 removed
+                         "trained by OpenAI"), as Tulu 3 removed (``postmix.curate.refusals``)
 ``repeated_lines``       a turn whose lines (>= ``min_line_chars``) are more than
                          ``max_duplicate_line_fraction`` duplicates of earlier lines (Gopher: 0.3)
 ``repeated_ngrams``      a turn of >= ``repetition_min_words`` words where more than
@@ -49,6 +50,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from postmix import yamlfile
+from postmix.curate import refusals
 from postmix.curate.executor import LocalExecutor
 from postmix.curate.ngram_index import token_hashes
 from postmix.curate.normalise import normalise_texts
@@ -65,19 +67,6 @@ BUILTIN_RULES: tuple[str, ...] = (
 DEFAULT_RULES: tuple[str, ...] = (
     "empty_turn", "role_order", "max_chars", "control_chars", "mojibake", "refusal",
     "self_identification", "repeated_lines", "repeated_ngrams",
-)
-DEFAULT_REFUSAL_PHRASES: tuple[str, ...] = (
-    "As an AI language model", "As a language model", "As a large language model",
-    "I cannot fulfill", "I can't fulfill", "I am unable to fulfill", "I'm unable to fulfill",
-    "I cannot comply with", "I can't comply with", "I'm sorry, but I cannot", "I'm sorry, but I can't",
-    "I apologize, but I cannot", "I apologize, but I can't", "my knowledge cutoff",
-    "I do not have personal opinions", "I don't have personal opinions",
-)
-DEFAULT_SELF_ID_PHRASES: tuple[str, ...] = (
-    "I am ChatGPT", "I'm ChatGPT", "as ChatGPT,", "I am GPT-3", "I'm GPT-3", "I am GPT-4", "I'm GPT-4",
-    "trained by OpenAI", "developed by OpenAI", "created by OpenAI", "built by OpenAI",
-    "I am Claude", "I'm Claude", "trained by Anthropic", "developed by Anthropic", "created by Anthropic",
-    "I am Bard", "I'm Bard", "I am Gemini", "I'm Gemini",
 )
 MOJIBAKE_PATTERN = r"Ã[\x80-\xbf]|Â[\x80-\xbf]|â€|[\x80-\x9f]|\x{FFFD}"
 _MOJIBAKE_PY = r"Ã[\x80-\xbf]|Â[\x80-\xbf]|â€|[\x80-\x9f]|\ufffd"
@@ -136,10 +125,14 @@ class FilterConfig(BaseModel):
     max_turns: int = Field(64, ge=1, description="max_turns: most messages per conversation, system included.")
     require_final_assistant: bool = Field(True, description="role_order: an SFT conversation must end with the "
                                           "assistant (there is nothing to learn after the last answer).")
-    refusal_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_REFUSAL_PHRASES),
-                                       description="refusal: phrases, case-insensitive, in assistant turns.")
-    self_identification_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_SELF_ID_PHRASES),
-                                                   description="self_identification: phrases, case-insensitive, in assistant turns.")
+    refusal_phrases: list[str] = Field(
+        default_factory=lambda: list(refusals.REFUSAL_PHRASES),
+        description="refusal: phrases, case-insensitive, in assistant turns (besides the built-in "
+        "opening-refusal pattern).")
+    self_identification_phrases: list[str] = Field(
+        default_factory=lambda: list(refusals.SELF_IDENTIFICATION_PHRASES),
+        description="self_identification: phrases, case-insensitive, in assistant turns (besides "
+        "the built-in model-identity pattern).")
     phrase_roles: list[str] = Field(default_factory=lambda: ["assistant"],
                                     description="Turns searched by refusal and self_identification.")
     max_duplicate_line_fraction: float = Field(0.3, ge=0.0, le=1.0, description="repeated_lines: Gopher's 0.3.")
@@ -314,18 +307,6 @@ def _turn_rule(turns: Turns, turn_mask: np.ndarray, n: int, say: Callable[[int],
 
 def _clip(text: str) -> str:
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 1] + "…"
-
-
-def phrase_pattern(phrases: list[str]) -> str:
-    """One case-insensitive alternation; straight and curly apostrophes match each other and any
-    run of whitespace matches a space."""
-    parts = []
-    for phrase in phrases:
-        pattern = ""
-        for char in " ".join(phrase.split()):
-            pattern += "['’]" if char in "'’" else r"\s+" if char == " " else re.escape(char)
-        parts.append(pattern)
-    return "|".join(parts)
 
 
 def _regex_rule(turns: Turns, n: int, pattern: str, python_pattern: str, roles: list[str] | None,
@@ -505,11 +486,9 @@ def _evaluate(rule: str, table: pa.Table, turns: Turns, kind: str, n: int, confi
         return _max_turns(table, kind, n, config)
     if rule == "role_order":
         return _role_order(turns, n, kind, config)
-    if rule in ("refusal", "self_identification"):
+    if rule in refusals.REASONS:
         phrases = config.refusal_phrases if rule == "refusal" else config.self_identification_phrases
-        if not phrases:
-            return RuleResult(np.zeros(n, dtype=bool), lambda row: "")
-        pattern = phrase_pattern(phrases)
+        pattern = refusals.pattern(rule, phrases)
         return _regex_rule(turns, n, pattern, pattern, config.phrase_roles, True)
     if rule == "repeated_lines":
         return _repeated_lines(turns, n, config)

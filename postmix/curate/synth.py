@@ -37,7 +37,6 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from postmix.curate.personas import Persona, load_personas, persona_order
@@ -49,12 +48,18 @@ from postmix.curate.skills.answers import (
     merge_equivalent,
 )
 from postmix.errors import ConfigError
-from postmix.io.write import RowWriter, rejects_path, report_path
-from postmix.judge.inputs import failures_path
-from postmix.judge.runner import config_dump, reject_counts, resolve_cache, run_requests_into
-from postmix.llm import ChatRequest, ChatResult, Ledger, PoolConfig
-from postmix.schemas import FEATURES, Reject, RLVRRecord, StepReport, normalise_text, stable_id
+from postmix.llm import ChatRequest, ChatResult, Ledger, PoolConfig, run_requests_into
+from postmix.llm.model_stage import (
+    OneModelConfig,
+    StageOutputs,
+    StageResult,
+    check_models,
+    config_dump,
+    request_seed,
+)
+from postmix.schemas import FEATURES, Reject, RLVRRecord, normalise_text, stable_id
 
+SynthResult = StageResult
 # Prompt-only rows: the "prompts" form that `judge generate` and `curate respond` read.
 PROMPT_FEATURES = FEATURES["prompt"]
 
@@ -67,10 +72,8 @@ class WrittenPrompt(BaseModel):
     prompt: str
 
 
-class SynthConfig(BaseModel):
+class SynthConfig(OneModelConfig):
     """Settings of ``postmix curate synth``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     skill: str = Field("general", description="Built-in skill (general, code, gsm, math, "
                        "precise-if) or one defined in the template file.")
@@ -101,22 +104,12 @@ class SynthConfig(BaseModel):
                                   "contamination against (report only; `curate decontam` "
                                   "removes).")
     source: str | None = Field(None, description="Rows' source; None = synth-<skill>.")
-    cache_path: str | None = Field(None, description="Request cache; None = <output>.cache.sqlite.")
-    use_cache: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> SynthConfig:
         if self.max_constraints < self.min_constraints:
             raise ValueError("max_constraints must be >= min_constraints")
         return self
-
-
-@dataclass
-class SynthResult:
-    output: Path
-    rejects: Path
-    failures: Path
-    report: StepReport
 
 
 @dataclass
@@ -130,12 +123,6 @@ class _Item:
     text: str = ""  # the final user turn (written + constraint text)
     messages: list[dict[str, str]] = field(default_factory=list)
     id: str = ""
-
-
-def request_seed(seed: int, *parts: Any) -> int:
-    """A per-request sampling seed: reproducible samples, and one cache entry per item."""
-    key = ":".join(str(p) for p in (seed, *parts))
-    return xxhash.xxh32_intdigest(key.encode()) & 0x7FFFFFFF
 
 
 # ---------------------------------------------------------------- diversity
@@ -173,7 +160,8 @@ def near_duplicate_stats(ids: list[str], texts: list[str]) -> dict[str, Any]:
     ds = datasets.Dataset.from_dict(
         {"id": ids, "prompt": [[{"role": "user", "content": t}] for t in texts],
          "ground_truth": [""] * len(ids), "verifier": ["none"] * len(ids),
-         "constraints": [[] for _ in ids], "source": ["synth"] * len(ids), "meta": ["{}"] * len(ids)},
+         "constraints": [[] for _ in ids], "source": ["synth"] * len(ids),
+         "meta": ["{}"] * len(ids)},
         features=FEATURES["rlvr"])
     config = DedupConfig()
     verdicts = dedup(ds, config, kind="rlvr")
@@ -187,13 +175,9 @@ def near_duplicate_stats(ids: list[str], texts: list[str]) -> dict[str, Any]:
 
 def contamination_stats(ids: list[str], texts: list[str], benchmarks: list[str]) -> dict[str, Any]:
     """Contamination of the written prompts against named benchmarks (via ``curate decontam``)."""
-    if not benchmarks:
-        return {}
-    try:
-        from postmix.curate.decontam import contamination_report
-    except ImportError:
-        return {"skipped": "postmix.curate.decontam is not available in this installation"}
-    return contamination_report(ids, texts, benchmarks)
+    from postmix.curate.decontam import contamination_report  # numba: only when asked
+
+    return contamination_report(ids, texts, benchmarks) if benchmarks else {}
 
 
 def diversity_details(items: list[_Item], config: SynthConfig) -> dict[str, Any]:
@@ -214,13 +198,6 @@ def diversity_details(items: list[_Item], config: SynthConfig) -> dict[str, Any]
 # ---------------------------------------------------------------- the stage
 
 
-def _check_models(pool: PoolConfig, *names: str | None) -> None:
-    unknown = sorted({n for n in names if n} - set(pool.models))
-    if unknown:
-        raise ConfigError(f"model(s) {', '.join(unknown)} not in the pool; the pool has: "
-                          f"{', '.join(pool.models)}")
-
-
 def _constraint_tools(skill: Skill):
     if skill.verifier != "ifeval":
         return None
@@ -229,154 +206,204 @@ def _constraint_tools(skill: Skill):
     return constraints
 
 
-class _Outcomes:
-    """The three places an item can end, with counts for the report."""
-
-    def __init__(self, output: Path, schema: pa.Schema):
-        self.out = RowWriter(output, schema=schema)
-        self.rejects = RowWriter(rejects_path(output))
-        self.failures = RowWriter(failures_path(output))
-        self.reasons: list[str] = []
-
-    def reject(self, writer: RowWriter, reason: str, detail: str, item: _Item,
-               row: dict[str, Any]) -> None:
-        self.reasons.append(reason)
-        writer.write(Reject(reason=reason, detail=detail, id=item.id or None,
-                            row=row).to_row())
-
-    def close(self, ok: bool) -> None:
-        for writer in (self.out, self.rejects, self.failures):
-            if ok:
-                writer.close()
-            else:
-                writer.abort()  # the .partial files keep what was finished
-
-
 def synthesize(output: str | Path, pool: PoolConfig, config: SynthConfig | None = None, *,
-               progress: bool | None = None) -> SynthResult:
+               progress: bool | None = None) -> StageResult:
     """Write ``config.n`` synthesised prompts (or their rejects / failures) to ``output``."""
-    config = config or SynthConfig()
-    started = time.perf_counter()
-    skill = load_skill(config.skill, config.template)
-    writer_model = config.model or pool.models[0]
-    solver_model = config.solver_model or writer_model
-    _check_models(pool, writer_model, solver_model if config.vote_k else None)
-    if config.vote_k and skill.solve is None:
-        raise ConfigError(f"skill {skill.name!r} has no solve template, so it cannot vote: use "
-                          "--skill gsm or math, or add 'solve:' to the template file")
-    personas = load_personas(config.personas, field=config.persona_field,
-                             subset=config.persona_subset, split=config.persona_split,
-                             limit=config.persona_limit)
-    constraint_tools = _constraint_tools(skill)
-    order = persona_order(len(personas), config.n, config.seed)
-    items = [_Item(i, personas.personas[p]) for i, p in enumerate(order.tolist())]
-    source = config.source or f"synth-{skill.name}"
-    template_source = config.template or "builtin"
-    voting = config.vote_k > 0
-    rlvr = voting or constraint_tools is not None
-    verifier = skill.verifier or (skill.solve.answer_format if skill.solve else None)
+    return _SynthRun(output, pool, config or SynthConfig(), progress).run()
 
-    def meta(item: _Item) -> dict[str, Any]:
-        data = {"persona": item.persona.text, "persona_id": item.persona.id, "skill": skill.name,
-                "template": skill.fingerprint, "template_source": template_source,
-                "synth_model": writer_model, "index": item.index, "seed": config.seed}
+
+class _SynthRun:
+    """One ``synthesize`` call: its settings, items and outputs, and what it counts on the way."""
+
+    def __init__(self, output: str | Path, pool: PoolConfig, config: SynthConfig,
+                 progress: bool | None):
+        self.started = time.perf_counter()
+        self.output, self.pool, self.config, self.progress = Path(output), pool, config, progress
+        self.skill = skill = load_skill(config.skill, config.template)
+        self.writer_model = config.model or pool.models[0]
+        self.solver_model = config.solver_model or self.writer_model
+        self.voting = config.vote_k > 0
+        check_models(pool, self.writer_model, self.solver_model if self.voting else None)
+        if self.voting and skill.solve is None:
+            raise ConfigError(f"skill {skill.name!r} has no solve template, so it cannot vote: use "
+                              "--skill gsm or math, or add 'solve:' to the template file")
+        self.personas = load_personas(config.personas, field=config.persona_field,
+                                      subset=config.persona_subset, split=config.persona_split,
+                                      limit=config.persona_limit)
+        self.constraints = _constraint_tools(skill)
+        self.order = persona_order(len(self.personas), config.n, config.seed)
+        self.items = [_Item(i, self.personas.personas[p])
+                      for i, p in enumerate(self.order.tolist())]
+        self.source = config.source or f"synth-{skill.name}"
+        self.rlvr = self.voting or self.constraints is not None
+        self.verifier = skill.verifier or (skill.solve.answer_format if skill.solve else None)
+        self.cache = config.cache_file(output)
+        self.seen: dict[str, int] = {}  # normalised prompt text -> index of its first item
+        self.candidates: list[_Item] = []  # written prompts waiting for the vote
+        self.votes: dict[str, Any] = {}
+        self.agreement: list[float] = []  # the winning share of each vote
+        self.pending: list[ChatResult] = []  # the solutions of the prompt being voted on
+        self.equivalent: Any = None  # math answers: symbolic equality where math-verify is there
+        self.ledgers: dict[str, Ledger] = {}
+        self.outputs: StageOutputs | None = None
+
+    def run(self) -> StageResult:
+        schema = (FEATURES["rlvr"] if self.rlvr else PROMPT_FEATURES).arrow_schema
+        with StageOutputs(self.output, schema=schema, started=self.started) as self.outputs:
+            self._ask("synthesis", self._write_requests(), self._on_written, len(self.items),
+                      f"synth {self.skill.name}")
+            if self.voting:
+                self._vote()
+        return self.outputs.report(
+            "curate.synth",
+            config=config_dump(self.config, self.pool) | {
+                "skill_template": self.skill.model_dump(mode="json")},
+            rows_in=len(self.items), inputs=[self.personas.source], details=self._details())
+
+    def _ask(self, name: str, requests: Any, handle: Any, total: int, description: str) -> None:
+        self.ledgers[name] = run_requests_into(self.pool, requests, handle, total=total,
+                                               description=description, cache_path=self.cache,
+                                               progress=self.progress)
+
+    def meta(self, item: _Item) -> dict[str, Any]:
+        data = {"persona": item.persona.text, "persona_id": item.persona.id,
+                "skill": self.skill.name, "template": self.skill.fingerprint,
+                "template_source": self.config.template or "builtin",
+                "synth_model": self.writer_model, "index": item.index, "seed": self.config.seed}
         if item.constraints:
             data["written_prompt"] = item.written
             data["constraint_ids"] = [spec["type"] for spec in item.constraints]
         return data
 
-    def synth_requests():
-        for item in items:
+    def entry(self, reason: str, detail: str, item: _Item, row: dict[str, Any]) -> Reject:
+        return Reject(reason=reason, detail=detail, id=item.id or None, row=row)
+
+    def prompt_row(self, item: _Item, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"id": item.id, "prompt": item.messages, "source": self.source,
+                "meta": json.dumps(self.meta(item) if meta is None else meta, sort_keys=True,
+                                   ensure_ascii=False, separators=(",", ":"))}
+
+    def _write_requests(self):
+        config = self.config
+        for item in self.items:
             shown = ""
-            if constraint_tools is not None:
-                item.constraints = constraint_tools.sample_constraints(
+            if self.constraints is not None:
+                item.constraints = self.constraints.sample_constraints(
                     config.seed, item.index, config.min_constraints, config.max_constraints)
-                shown = constraint_tools.describe_all(item.constraints)
-            sampling = {**skill.sampling, **config.sampling,
+                shown = self.constraints.describe_all(item.constraints)
+            sampling = {**self.skill.sampling, **config.sampling,
                         "seed": request_seed(config.seed, "synth", item.index)}
-            yield ChatRequest(skill.messages(item.persona.text, shown), sampling,
-                              schema=WrittenPrompt, model=writer_model, tag=item)
+            yield ChatRequest(self.skill.messages(item.persona.text, shown), sampling,
+                              schema=WrittenPrompt, model=self.writer_model, tag=item)
 
-    cache = resolve_cache(output, config.cache_path, config.use_cache)
-    output = Path(output)
-    schema = (FEATURES["rlvr"] if rlvr else PROMPT_FEATURES).arrow_schema
-    outcomes = _Outcomes(output, schema)
-    seen: dict[str, int] = {}
-    candidates: list[_Item] = []
-    votes: dict[str, Any] = {}
-    ledgers: dict[str, Ledger] = {}
-    ok = False
-    try:
-        def on_written(result: ChatResult) -> None:
-            item: _Item = result.request.tag
-            if not result.ok:
-                outcomes.reject(outcomes.failures, result.error_kind or "error",
-                                result.error or "", item, {"index": item.index, **meta(item)})
-                return
-            item.written = result.parsed.prompt.strip()
-            if not item.written:
-                outcomes.reject(outcomes.rejects, "empty_prompt", "the model wrote an empty "
-                                "prompt", item, {"index": item.index, **meta(item)})
-                return
-            item.text = item.written
-            if item.constraints:
-                item.text += "\n\n" + constraint_tools.describe_all(item.constraints)
-            item.messages = [{"role": "user", "content": item.text}]
-            item.id = stable_id("prompt", item.messages)
-            key = normalise_text(item.text).lower()
-            if key in seen:
-                outcomes.reject(outcomes.rejects, "duplicate_prompt",
-                                f"duplicate_of={items[seen[key]].id}", item,
-                                _prompt_row(item, source, meta(item)))
-                item.id = ""  # not an output row
-                return
-            seen[key] = item.index
-            if voting:
-                candidates.append(item)
-            elif item.constraints:
-                outcomes.out.write(_ifeval_row(item, source, meta(item)))
-            else:
-                outcomes.out.write(_prompt_row(item, source, meta(item)))
+    def _on_written(self, result: ChatResult) -> None:
+        item: _Item = result.request.tag
+        outputs = self.outputs
+        if not result.ok:
+            outputs.fail(self.entry(result.error_kind or "error", result.error or "", item,
+                                    {"index": item.index, **self.meta(item)}))
+            return
+        item.written = result.parsed.prompt.strip()
+        if not item.written:
+            outputs.reject(self.entry("empty_prompt", "the model wrote an empty prompt", item,
+                                      {"index": item.index, **self.meta(item)}))
+            return
+        item.text = item.written
+        if item.constraints:
+            item.text += "\n\n" + self.constraints.describe_all(item.constraints)
+        item.messages = [{"role": "user", "content": item.text}]
+        item.id = stable_id("prompt", item.messages)
+        key = normalise_text(item.text).lower()
+        if key in self.seen:
+            outputs.reject(self.entry("duplicate_prompt",
+                                      f"duplicate_of={self.items[self.seen[key]].id}", item,
+                                      self.prompt_row(item)))
+            item.id = ""  # not an output row
+            return
+        self.seen[key] = item.index
+        if self.voting:
+            self.candidates.append(item)
+        elif item.constraints:
+            outputs.keep(_ifeval_row(item, self.source, self.meta(item)))
+        else:
+            outputs.keep(self.prompt_row(item))
 
-        ledgers["synthesis"] = run_requests_into(
-            pool, synth_requests(), on_written, total=len(items),
-            description=f"synth {skill.name}", cache_path=cache, progress=progress)
-        if voting:
-            ledgers["solutions"] = _vote(pool, candidates, skill, config, solver_model, cache,
-                                         outcomes, votes, source, meta, verifier, progress)
-        ok = True
-    finally:
-        outcomes.close(ok)
+    # ------------------------------------------------------------ the vote (gsm, math)
 
-    report = StepReport(
-        step="curate.synth",
-        config=config_dump(config, pool) | {"skill_template": skill.model_dump(mode="json")},
-        rows_in=len(items), rows_out=outcomes.out.rows, rejected=reject_counts(outcomes.reasons),
-        timings={"total": round(time.perf_counter() - started, 3)},
-        inputs=[personas.source],
-        outputs={"data": str(output), "rejects": str(outcomes.rejects.path),
-                 "failures": str(outcomes.failures.path)},
-        details={
-            "unit": "one requested prompt", "skill": skill.name, "kind": "rlvr" if rlvr else "prompt",
-            "writer_model": writer_model,
+    def _vote(self) -> None:
+        """Sample k solutions per written prompt; keep prompts whose answers agree (RLVR rows)."""
+        solve, config = self.skill.solve, self.config
+        # boxed (math) answers vote by symbolic equality where math-verify is there; gsm8k
+        # answers are already plain decimals
+        self.equivalent = math_equivalence() if solve.answer_format == "boxed" else None
+        self._ask("solutions", self._solve_requests(), self._on_solution,
+                  len(self.candidates) * config.vote_k, f"synth {self.skill.name}: solutions")
+        voted, kept = len(self.agreement), self.outputs.out.rows
+        self.votes = {
+            "k": config.vote_k, "min_agreement": config.min_agreement, "voted": voted,
+            "answers_equal_by": "math-verify" if self.equivalent is not None
+            else "normalised text", "kept": kept, "no_majority": voted - kept,
+            "mean_agreement": round(float(np.mean(self.agreement)), 4) if voted else 0.0}
+
+    def _solve_requests(self):
+        solve = self.skill.solve
+        for item in self.candidates:
+            for j in range(self.config.vote_k):
+                sampling = {**solve.sampling,
+                            "seed": request_seed(self.config.seed, "solve", item.id, j)}
+                yield ChatRequest(solve.messages(item.text), sampling, model=self.solver_model,
+                                  salt=f"solution={j}", tag=(item, j))
+
+    def _on_solution(self, result: ChatResult) -> None:
+        k, solve = self.config.vote_k, self.skill.solve
+        self.pending.append(result)
+        if len(self.pending) < k:
+            return
+        results, self.pending = self.pending, []
+        item: _Item = results[0].request.tag[0]
+        failed = [r for r in results if not r.ok]
+        if failed:  # a vote over fewer samples would mean something else: retry on re-run
+            first = failed[0]
+            self.outputs.fail(self.entry(first.error_kind or "error",
+                                         f"{len(failed)} of {k} solutions failed: "
+                                         f"{first.error or ''}", item, self.prompt_row(item)))
+            return
+        answers = [extract_answer(r.content or "", solve.answer_format) for r in results]
+        if self.equivalent is not None:
+            answers = merge_equivalent(answers, self.equivalent)
+        winner, share = majority_vote(answers, self.config.min_agreement)
+        self.agreement.append(share)
+        tally = dict(Counter(a if a is not None else "<none>" for a in answers).most_common())
+        row_meta = {**self.meta(item), "votes": tally, "agreement": round(share, 4),
+                    "vote_k": k, "solver_model": self.solver_model}
+        if winner is None:
+            self.outputs.reject(self.entry(
+                "no_majority", f"answers={json.dumps(tally, ensure_ascii=False)} "
+                f"min_agreement={self.config.min_agreement}", item,
+                self.prompt_row(item, row_meta)))
+            return
+        self.outputs.keep(RLVRRecord(
+            id=stable_id("rlvr", [item.messages, winner]), prompt=item.messages,
+            ground_truth=winner, verifier=self.verifier or solve.answer_format,
+            source=self.source, meta=row_meta).to_row())
+
+    def _details(self) -> dict[str, Any]:
+        personas, items = self.personas, self.items
+        return {
+            "unit": "one requested prompt", "skill": self.skill.name,
+            "kind": "rlvr" if self.rlvr else "prompt", "writer_model": self.writer_model,
             "personas": {"source": personas.source, "available": len(personas),
                          "rows_read": personas.rows_read, "skipped": personas.skipped,
-                         "distinct_requested": int(len(np.unique(order)))},
-            "diversity": diversity_details(items, config),
+                         "distinct_requested": int(len(np.unique(self.order)))},
+            "diversity": diversity_details(items, self.config),
             **({"constraints": dict(sorted(Counter(
                 spec["type"] for it in items if it.id for spec in it.constraints).items()))}
-               if constraint_tools is not None else {}),
-            **({"vote": votes} if voting else {}),
-            "ledger": {name: ledger.to_dict() for name, ledger in ledgers.items()},
-            "cost_usd": round(sum(ledger.to_dict()["cost_usd"] for ledger in ledgers.values()), 6),
-        })
-    report.write(report_path(output))
-    return SynthResult(output, outcomes.rejects.path, outcomes.failures.path, report)
-
-
-def _prompt_row(item: _Item, source: str = "", meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"id": item.id, "prompt": item.messages, "source": source,
-            "meta": json.dumps(meta or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))}
+               if self.constraints is not None else {}),
+            **({"vote": self.votes} if self.voting else {}),
+            "ledger": {name: ledger.to_dict() for name, ledger in self.ledgers.items()},
+            "cost_usd": round(sum(ledger.to_dict()["cost_usd"]
+                                  for ledger in self.ledgers.values()), 6),
+        }
 
 
 def _ifeval_row(item: _Item, source: str, meta: dict[str, Any]) -> dict[str, Any]:
@@ -385,69 +412,3 @@ def _ifeval_row(item: _Item, source: str, meta: dict[str, Any]) -> dict[str, Any
     return RLVRRecord(id=stable_id("rlvr", [item.messages, ground_truth]), prompt=item.messages,
                       ground_truth=ground_truth, verifier="ifeval", constraints=item.constraints,
                       source=source, meta=meta).to_row()
-
-
-def _vote(pool: PoolConfig, candidates: list[_Item], skill: Skill, config: SynthConfig,
-          solver_model: str, cache: Path | None, outcomes: _Outcomes, votes: dict[str, Any],
-          source: str, meta, verifier: str | None, progress: bool | None) -> Ledger:
-    """Sample k solutions per prompt; keep prompts whose answers agree, as RLVR rows."""
-    solve = skill.solve
-    k = config.vote_k
-    agreement: list[float] = []
-    kept = 0
-
-    def requests():
-        for item in candidates:
-            for j in range(k):
-                sampling = {**solve.sampling, "seed": request_seed(config.seed, "solve", item.id, j)}
-                yield ChatRequest(solve.messages(item.text), sampling, model=solver_model,
-                                  salt=f"solution={j}", tag=(item, j))
-
-    pending: list[ChatResult] = []
-    # boxed (math) answers vote by symbolic equality where math-verify is there; gsm8k answers
-    # are already plain decimals
-    equivalent = math_equivalence() if solve.answer_format == "boxed" else None
-
-    def on_solution(result: ChatResult) -> None:
-        nonlocal kept
-        pending.append(result)
-        if len(pending) < k:
-            return
-        results = pending[:]
-        pending.clear()
-        item: _Item = results[0].request.tag[0]
-        failed = [r for r in results if not r.ok]
-        if failed:  # a vote over fewer samples would mean something else: retry on re-run
-            first = failed[0]
-            outcomes.reject(outcomes.failures, first.error_kind or "error",
-                            f"{len(failed)} of {k} solutions failed: {first.error or ''}", item,
-                            _prompt_row(item, source, meta(item)))
-            return
-        answers = [extract_answer(r.content or "", solve.answer_format) for r in results]
-        if equivalent is not None:
-            answers = merge_equivalent(answers, equivalent)
-        winner, share = majority_vote(answers, config.min_agreement)
-        agreement.append(share)
-        tally = dict(Counter(a if a is not None else "<none>" for a in answers).most_common())
-        row_meta = {**meta(item), "votes": tally, "agreement": round(share, 4), "vote_k": k,
-                    "solver_model": solver_model}
-        if winner is None:
-            outcomes.reject(outcomes.rejects, "no_majority",
-                            f"answers={json.dumps(tally, ensure_ascii=False)} "
-                            f"min_agreement={config.min_agreement}", item,
-                            _prompt_row(item, source, row_meta))
-            return
-        kept += 1
-        outcomes.out.write(RLVRRecord(
-            id=stable_id("rlvr", [item.messages, winner]), prompt=item.messages,
-            ground_truth=winner, verifier=verifier or solve.answer_format, source=source,
-            meta=row_meta).to_row())
-
-    ledger = run_requests_into(pool, requests(), on_solution, total=len(candidates) * k,
-                               description=f"synth {skill.name}: solutions", cache_path=cache,
-                               progress=progress)
-    votes.update({"k": k, "min_agreement": config.min_agreement, "voted": len(agreement),
-                  "answers_equal_by": "math-verify" if equivalent is not None else "normalised text",
-                  "kept": kept, "no_majority": len(agreement) - kept,
-                  "mean_agreement": round(float(np.mean(agreement)), 4) if agreement else 0.0})
-    return ledger

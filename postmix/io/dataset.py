@@ -186,11 +186,12 @@ def write_table(table: pa.Table, output: str | Path, *, publish: bool = True) ->
         if not publish:
             return Path(tmp)
         os.replace(tmp, output)
-    except OSError as exc:
-        raise write_failed(output, exc, removed=True) from None
-    finally:
-        if publish and os.path.exists(tmp):
+    except BaseException as exc:
+        if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise write_failed(output, exc, removed=True) from None
+        raise
     return output
 
 

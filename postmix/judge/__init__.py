@@ -3,10 +3,10 @@ compare two sets pairwise, in both orders), and build chosen/rejected pairs for 
 
 from postmix.judge.compare import CompareConfig, CompareResult, compare
 from postmix.judge.generate import GenerateConfig, GenerateResult, assign_models, generate
-from postmix.judge.inputs import failures_path
 from postmix.judge.pairs import PairsConfig, PairsResult, make_pairs
 from postmix.judge.rate import RateConfig, RateResult, rate
 from postmix.judge.rubrics import ULTRAFEEDBACK, Aspect, Rubric, load_rubric
+from postmix.llm.model_stage import failures_path
 
 __all__ = [
     "ULTRAFEEDBACK",

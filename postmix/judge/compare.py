@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from postmix.errors import ConfigError
-from postmix.io.write import RowWriter, report_path
-from postmix.judge.inputs import failures_path, load_completions
+from postmix.judge.inputs import load_completions
 from postmix.judge.prompts import compare_messages
-from postmix.judge.runner import config_dump, reject_counts, resolve_cache, run_requests_into
-from postmix.llm import ChatRequest, ChatResult, PoolConfig
-from postmix.schemas import Completion, Reject, StepReport, stable_id
+from postmix.llm import ChatRequest, ChatResult, PoolConfig, run_requests_into
+from postmix.llm.model_stage import (
+    OneModelConfig,
+    StageOutputs,
+    StageResult,
+    config_dump,
+)
+from postmix.schemas import Completion, Reject, stable_id
+
+CompareResult = StageResult
 
 
 class Verdict(BaseModel):
@@ -32,62 +36,49 @@ class Verdict(BaseModel):
     winner: Literal["1", "2", "tie"]
 
 
-class CompareConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CompareConfig(OneModelConfig):
     model: str | None = Field(None, description="Judge model in the pool; None = the first.")
     sampling: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0.0},
                                      description="Greedy by default so verdicts are reproducible.")
-    cache_path: str | None = Field(None, description="Request cache; None = <output>.cache.sqlite.")
-    use_cache: bool = True
-
-
-@dataclass
-class CompareResult:
-    output: Path
-    failures: Path
-    report: StepReport
 
 
 def combine(first_order: str, second_order: str) -> tuple[str, bool]:
-    """Verdicts from the (A, B) and (B, A) orders, each as "1"/"2"/"tie" -> ("a"|"b"|"tie", flipped)."""
+    """Verdicts from the (A, B) and (B, A) orders, each "1"/"2"/"tie" -> ("a"|"b"|"tie",
+    flipped)."""
     ab = {"1": "a", "2": "b", "tie": "tie"}[first_order]
     ba = {"1": "b", "2": "a", "tie": "tie"}[second_order]
     return (ab, False) if ab == ba else ("tie", True)
 
 
 def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
-            config: CompareConfig | None = None, *, progress: bool | None = None) -> CompareResult:
+            config: CompareConfig | None = None, *, progress: bool | None = None) -> StageResult:
     config = config or CompareConfig()
     started = time.perf_counter()
-    judge_model = config.model or pool.models[0]
-    if judge_model not in pool.models:
-        raise ConfigError(f"judge model {judge_model!r} is not in the pool ({', '.join(pool.models)})")
+    judge_model = config.pick_model(pool)
     left, right = load_completions(a), load_completions(b)
     by_prompt: dict[str, Completion] = {}
     for c in right.items:
         by_prompt.setdefault(c.prompt_id, c)
-    output, failures = Path(output), failures_path(output)
     # B's unreadable rows are accounted too (as b_<reason>): a prompt they held is otherwise
     # reported as missing from B, and they would vanish from every count
-    b_rejects = [r.model_copy(update={"reason": f"b_{r.reason}", "detail": f"in B ({b}): {r.detail}"})
+    b_rejects = [r.model_copy(update={"reason": f"b_{r.reason}",
+                                      "detail": f"in B ({b}): {r.detail}"})
                  for r in right.rejects]
-    reasons = [r.reason for r in left.rejects] + [r.reason for r in b_rejects]
-    missing_hint = f" ({len(b_rejects)} row(s) of B could not be read: see b_* in the failures)" if b_rejects else ""
+    missing_hint = (f" ({len(b_rejects)} row(s) of B could not be read: see b_* in the "
+                    "failures)") if b_rejects else ""
     pairs: list[tuple[Completion, Completion]] = []
     unmatched: list[Reject] = []
     for c in left.items:
         other = by_prompt.get(c.prompt_id)
         if other is None:
             unmatched.append(Reject(reason="unmatched_prompt", detail=f"no row of {b} has "
-                                    f"prompt_id {c.prompt_id}{missing_hint}", id=c.id, source=c.source,
-                                    row=c.to_row()))
+                                    f"prompt_id {c.prompt_id}{missing_hint}", id=c.id,
+                                    source=c.source, row=c.to_row()))
         elif c.response.strip() == other.response.strip():
             unmatched.append(Reject(reason="identical_responses", detail="A and B say the same",
                                     id=c.id, source=c.source, row=c.to_row()))
         else:
             pairs.append((c, other))
-    reasons += [r.reason for r in unmatched]
 
     def requests():
         for index, (x, y) in enumerate(pairs):
@@ -100,9 +91,9 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
     outcomes: Counter = Counter()
     flips = hard_flips = 0
     answers: list[ChatResult] = []
-    with RowWriter(output) as out, RowWriter(failures) as failed:
+    with StageOutputs(output, rejects_file=False, started=started) as outputs:
         for reject in [*left.rejects, *b_rejects, *unmatched]:
-            failed.write(reject.to_row())
+            outputs.reject(reject)
 
         def handle(result: ChatResult) -> None:
             nonlocal flips, hard_flips
@@ -114,36 +105,33 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
             x, y = pairs[ab.request.tag]
             if not (ab.ok and ba.ok):
                 bad = ab if not ab.ok else ba
-                reasons.append(bad.error_kind or "error")
-                failed.write(Reject(reason=bad.error_kind or "error", detail=bad.error or "",
-                                    id=x.id, source=x.source, row=x.to_row()).to_row())
+                outputs.fail(Reject(reason=bad.error_kind or "error", detail=bad.error or "",
+                                    id=x.id, source=x.source, row=x.to_row()))
                 return
             verdict, flipped = combine(ab.parsed.winner, ba.parsed.winner)
             outcomes[verdict] += 1
             flips += flipped
             hard_flips += ab.parsed.winner == ba.parsed.winner != "tie"  # same position won twice
-            out.write({"id": stable_id("comparison", [x.id, y.id, judge_model]),
-                       "prompt_id": x.prompt_id, "prompt": [m.model_dump() for m in x.prompt],
-                       "response_a": x.response, "response_b": y.response,
-                       "model_a": x.model, "model_b": y.model, "verdict": verdict,
-                       "flipped": flipped, "winner_ab": ab.parsed.winner,
-                       "winner_ba": ba.parsed.winner, "rationale_ab": ab.parsed.rationale,
-                       "rationale_ba": ba.parsed.rationale, "judge": judge_model})
+            outputs.keep({"id": stable_id("comparison", [x.id, y.id, judge_model]),
+                           "prompt_id": x.prompt_id, "prompt": [m.model_dump() for m in x.prompt],
+                           "response_a": x.response, "response_b": y.response,
+                           "model_a": x.model, "model_b": y.model, "verdict": verdict,
+                           "flipped": flipped, "winner_ab": ab.parsed.winner,
+                           "winner_ba": ba.parsed.winner, "rationale_ab": ab.parsed.rationale,
+                           "rationale_ba": ba.parsed.rationale, "judge": judge_model})
 
         ledger = run_requests_into(pool, requests(), handle, total=2 * len(pairs),
                                    description="judge compare",
-                                   cache_path=resolve_cache(output, config.cache_path,
-                                                            config.use_cache), progress=progress)
-        judged = out.rows
-    report = StepReport(
-        step="judge.compare", config=config_dump(config, pool),
-        rows_in=len(left.items) + len(left.rejects) + len(b_rejects), rows_out=judged,
-        rejected=reject_counts(reasons), timings={"total": round(time.perf_counter() - started, 3)},
-        inputs=[str(a), str(b)], outputs={"data": str(output), "failures": str(failures)},
+                                   cache_path=config.cache_file(output), progress=progress)
+    judged = outputs.out.rows
+    return outputs.report(
+        "judge.compare", config=config_dump(config, pool),
+        rows_in=len(left.items) + len(left.rejects) + len(b_rejects), inputs=[str(a), str(b)],
         details={
             "judge_model": judge_model,
             "a_wins": outcomes["a"], "b_wins": outcomes["b"], "ties": outcomes["tie"],
-            "win_rate_a": round((outcomes["a"] + outcomes["tie"] / 2) / judged, 4) if judged else 0.0,
+            "win_rate_a": round((outcomes["a"] + outcomes["tie"] / 2) / judged, 4)
+            if judged else 0.0,
             "position_flip_rate": round(flips / judged, 4) if judged else 0.0,
             "position_flip_rate_strict": round(hard_flips / judged, 4) if judged else 0.0,
             "b_unreadable_rows": len(b_rejects),
@@ -151,5 +139,3 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
                                     - {c.prompt_id for c in left.items}),
             "parse_failure_rate": round(ledger.parse_failure_rate, 4),
             "ledger": ledger.to_dict()})
-    report.write(report_path(output))
-    return CompareResult(output, failures, report)

@@ -12,24 +12,29 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import xxhash
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from postmix.errors import ConfigError
-from postmix.io.write import RowWriter, report_path
-from postmix.judge.inputs import PromptRow, failures_path, load_prompts
-from postmix.judge.runner import config_dump, reject_counts, resolve_cache, run_requests_into
-from postmix.llm import ChatRequest, ChatResult, PoolConfig
-from postmix.schemas import FEATURES, Completion, Reject, StepReport, stable_id
+from postmix.llm import ChatRequest, ChatResult, PoolConfig, run_requests_into
+from postmix.llm.model_stage import (
+    ModelStageConfig,
+    PromptRow,
+    StageOutputs,
+    StageResult,
+    check_models,
+    config_dump,
+    load_prompts,
+    request_seed,
+)
+from postmix.schemas import FEATURES, Completion, Reject, stable_id
+
+GenerateResult = StageResult
 
 
-class GenerateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GenerateConfig(ModelStageConfig):
     n: int = Field(4, ge=1, description="Completions per prompt; 4 as in UltraFeedback and "
                    "Tulu 3, enough for a best and a clearly worse one.")
     assignment: Literal["random", "round_robin"] = Field(
@@ -43,18 +48,10 @@ class GenerateConfig(BaseModel):
                                      description="Overrides the endpoints' defaults; 0.7 gives "
                                      "varied but coherent samples.")
     seed: int = Field(0, description="Seeds model choice and each sample's sampling seed.")
-    cache_path: str | None = Field(None, description="Request cache; None = <output>.cache.sqlite.")
-    use_cache: bool = True
 
 
-@dataclass
-class GenerateResult:
-    output: Path
-    failures: Path
-    report: StepReport
-
-
-def assign_models(prompt_id: str, index: int, models: list[str], config: GenerateConfig) -> list[str]:
+def assign_models(prompt_id: str, index: int, models: list[str],
+                  config: GenerateConfig) -> list[str]:
     """The n models that answer one prompt (the policy first when there is one)."""
     others = [m for m in models if m != config.policy]
     slots = config.n - (1 if config.policy else 0)
@@ -69,46 +66,36 @@ def assign_models(prompt_id: str, index: int, models: list[str], config: Generat
     return ([config.policy] if config.policy else []) + drawn
 
 
-def sample_seed(seed: int, prompt_id: str, k: int) -> int:
-    return xxhash.xxh32_intdigest(f"{seed}:{prompt_id}:{k}".encode()) & 0x7FFFFFFF
-
-
 def generate(prompts: str | Path, output: str | Path, pool: PoolConfig,
-             config: GenerateConfig | None = None, *, progress: bool | None = None) -> GenerateResult:
+             config: GenerateConfig | None = None, *, progress: bool | None = None) -> StageResult:
     config = config or GenerateConfig()
     started = time.perf_counter()
     models = config.models or pool.models
-    unknown = sorted(set(models + ([config.policy] if config.policy else [])) - set(pool.models))
-    if unknown:
-        raise ConfigError(f"model(s) {', '.join(unknown)} not in the pool; the pool has: "
-                          f"{', '.join(pool.models)}")
+    check_models(pool, *models, config.policy)
     loaded = load_prompts(prompts)
     plan = [(row, k, model) for index, row in enumerate(loaded.items)
             for k, model in enumerate(assign_models(row.id, index, models, config))]
-    requests = (ChatRequest(row.prompt, {**config.sampling, "seed": sample_seed(config.seed, row.id, k)},
+    requests = (ChatRequest(row.prompt, {**config.sampling,
+                                         "seed": request_seed(config.seed, row.id, k)},
                             model=model, salt=f"sample={k}", tag=(row, k))
                 for row, k, model in plan)
-
-    output, failures = Path(output), failures_path(output)
-    reasons: list[str] = [r.reason for r in loaded.rejects]
     per_model: Counter = Counter()
     finish: Counter = Counter()
     schema = FEATURES["completion"].arrow_schema
-    with RowWriter(output, schema=schema) as out, RowWriter(failures) as failed:
+    with StageOutputs(output, schema=schema, rejects_file=False, started=started) as outputs:
         for reject in loaded.rejects:
-            failed.write(reject.to_row())
+            outputs.reject(reject)
 
         def handle(result: ChatResult) -> None:
             row, k = result.request.tag
             if result.ok and not (result.content or "").strip():
                 result.ok, result.error_kind, result.error = False, "empty_response", "blank answer"
             if not result.ok:
-                reasons.append(result.error_kind or "error")
-                failed.write(_failure(row, k, result).to_row())
+                outputs.fail(_failure(row, k, result))
                 return
             per_model[result.model] += 1
             finish[result.finish_reason or "unknown"] += 1
-            out.write(Completion(
+            outputs.keep(Completion(
                 id=stable_id("completion", [row.id, k, result.model]), prompt_id=row.id,
                 prompt=row.prompt, response=result.content, model=result.model,
                 sampling=result.sampling, source=row.source,
@@ -117,20 +104,14 @@ def generate(prompts: str | Path, output: str | Path, pool: PoolConfig,
 
         ledger = run_requests_into(pool, requests, handle, total=len(plan),
                                    description="judge generate",
-                                   cache_path=resolve_cache(output, config.cache_path,
-                                                            config.use_cache), progress=progress)
-        rows_out = out.rows
-    report = StepReport(
-        step="judge.generate", config=config_dump(config, pool),
-        rows_in=len(plan) + len(loaded.rejects), rows_out=rows_out, rejected=reject_counts(reasons),
-        timings={"total": round(time.perf_counter() - started, 3)}, inputs=[str(prompts)],
-        outputs={"data": str(output), "failures": str(failures)},
+                                   cache_path=config.cache_file(output), progress=progress)
+    return outputs.report(
+        "judge.generate", config=config_dump(config, pool),
+        rows_in=len(plan) + len(loaded.rejects), inputs=[str(prompts)],
         details={"unit": "one (prompt, sample) request; an unusable prompt row counts once",
                  "prompts": len(loaded.items), "n": config.n,
                  "completions_per_model": dict(sorted(per_model.items())),
                  "finish_reasons": dict(sorted(finish.items())), "ledger": ledger.to_dict()})
-    report.write(report_path(output))
-    return GenerateResult(output, failures, report)
 
 
 def _failure(row: PromptRow, k: int, result: ChatResult) -> Reject:

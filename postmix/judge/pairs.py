@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from postmix.errors import ConfigError
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.judge.inputs import load_completions
-from postmix.judge.runner import config_dump, reject_counts
+from postmix.llm.model_stage import config_dump, reject_counts
 from postmix.schemas import (
     FEATURES,
     Completion,

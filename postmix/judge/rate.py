@@ -12,30 +12,28 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from postmix.io.write import RowWriter, report_path
-from postmix.judge.inputs import failures_path, load_completions
+from postmix.judge.inputs import load_completions
 from postmix.judge.prompts import batch_rating_messages, rating_messages
 from postmix.judge.rubrics import Rubric, batch_rating_schema, load_rubric, rating_schema
-from postmix.judge.runner import (
+from postmix.llm import ChatRequest, ChatResult, PoolConfig, run_requests_into
+from postmix.llm.model_stage import (
+    OneModelConfig,
+    StageOutputs,
+    StageResult,
     config_dump,
-    histogram,
-    reject_counts,
-    resolve_cache,
-    run_requests_into,
 )
-from postmix.llm import ChatRequest, ChatResult, PoolConfig
-from postmix.schemas import AspectRating, Completion, Rating, Reject, StepReport
+from postmix.schemas import AspectRating, Completion, Rating, Reject
+
+RateResult = StageResult
 
 
-class RateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RateConfig(OneModelConfig):
     rubric: str = Field("ultrafeedback", description="Built-in rubric name or a rubric YAML path.")
     mode: Literal["per_completion", "per_prompt"] = Field(
         "per_completion", description="One judge call per completion (independent ratings), or "
@@ -43,15 +41,13 @@ class RateConfig(BaseModel):
     model: str | None = Field(None, description="Judge model in the pool; None = the first.")
     sampling: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0.0},
                                      description="Greedy by default so ratings are reproducible.")
-    cache_path: str | None = Field(None, description="Request cache; None = <output>.cache.sqlite.")
-    use_cache: bool = True
 
 
-@dataclass
-class RateResult:
-    output: Path
-    failures: Path
-    report: StepReport
+def histogram(scores: Iterable[int]) -> dict[str, int]:
+    counts = dict.fromkeys(("1", "2", "3", "4", "5"), 0)
+    for score in scores:
+        counts[str(score)] += 1
+    return counts
 
 
 def _rating(completion: Completion, judge_model: str, answer: Any) -> Rating:
@@ -65,8 +61,9 @@ def _requests(completions: list[Completion], rubric: Rubric, config: RateConfig)
     if config.mode == "per_completion":
         schema = rating_schema(rubric)
         for c in completions:
-            yield ChatRequest(rating_messages(rubric, [m.model_dump() for m in c.prompt], c.response),
-                              dict(config.sampling), schema=schema, model=config.model, tag=[c])
+            messages = rating_messages(rubric, [m.model_dump() for m in c.prompt], c.response)
+            yield ChatRequest(messages, dict(config.sampling), schema=schema, model=config.model,
+                              tag=[c])
         return
     groups: dict[str, list[Completion]] = defaultdict(list)
     for c in completions:
@@ -79,33 +76,27 @@ def _requests(completions: list[Completion], rubric: Rubric, config: RateConfig)
 
 
 def rate(completions: str | Path, output: str | Path, pool: PoolConfig,
-         config: RateConfig | None = None, *, progress: bool | None = None) -> RateResult:
+         config: RateConfig | None = None, *, progress: bool | None = None) -> StageResult:
     config = config or RateConfig()
     started = time.perf_counter()
     rubric = load_rubric(config.rubric)
-    judge_model = config.model or pool.models[0]
-    if judge_model not in pool.models:
-        from postmix.errors import ConfigError
-
-        raise ConfigError(f"judge model {judge_model!r} is not in the pool ({', '.join(pool.models)})")
+    judge_model = config.pick_model(pool)
     loaded = load_completions(completions)
     items: list[Completion] = loaded.items
-    output, failures = Path(output), failures_path(output)
-    reasons = [r.reason for r in loaded.rejects]
     scores: dict[str, list[int]] = defaultdict(list)
     by_model: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     means: dict[str, list[float]] = defaultdict(list)
-    with RowWriter(output) as out, RowWriter(failures) as failed:
+    with StageOutputs(output, rejects_file=False, started=started) as outputs:
         for reject in loaded.rejects:
-            failed.write(reject.to_row())
+            outputs.reject(reject)
 
         def handle(result: ChatResult) -> None:
             group: list[Completion] = result.request.tag
             if not result.ok:
                 for c in group:
-                    reasons.append(result.error_kind or "error")
-                    failed.write(Reject(reason=result.error_kind or "error", detail=result.error or "",
-                                        id=c.id, source=c.source, row=c.to_row()).to_row())
+                    outputs.fail(Reject(reason=result.error_kind or "error",
+                                        detail=result.error or "", id=c.id, source=c.source,
+                                        row=c.to_row()))
                 return
             answers = [result.parsed] if config.mode == "per_completion" else result.parsed.ratings
             for c, answer in zip(group, answers, strict=True):
@@ -114,21 +105,17 @@ def rate(completions: str | Path, output: str | Path, pool: PoolConfig,
                     scores[name].append(value.score)
                     by_model[c.model][name].append(value.score)
                 means[c.model].append(rating.mean)
-                out.write({**c.to_row(), "rating": json.dumps(rating.model_dump(mode="json"),
-                                                              ensure_ascii=False, sort_keys=True),
-                           "score": round(rating.mean, 4)})
+                text = json.dumps(rating.model_dump(mode="json"), ensure_ascii=False,
+                                  sort_keys=True)
+                outputs.keep({**c.to_row(), "rating": text, "score": round(rating.mean, 4)})
 
         requests = list(_requests(items, rubric, config))
         ledger = run_requests_into(pool, requests, handle, total=len(requests),
                                    description="judge rate",
-                                   cache_path=resolve_cache(output, config.cache_path,
-                                                            config.use_cache), progress=progress)
-        rows_out = out.rows
-    report = StepReport(
-        step="judge.rate", config=config_dump(config, pool) | {"rubric_aspects": rubric.aspect_names},
-        rows_in=len(items) + len(loaded.rejects), rows_out=rows_out,
-        rejected=reject_counts(reasons), timings={"total": round(time.perf_counter() - started, 3)},
-        inputs=[str(completions)], outputs={"data": str(output), "failures": str(failures)},
+                                   cache_path=config.cache_file(output), progress=progress)
+    return outputs.report(
+        "judge.rate", config=config_dump(config, pool) | {"rubric_aspects": rubric.aspect_names},
+        rows_in=len(items) + len(loaded.rejects), inputs=[str(completions)],
         details={
             "judge_model": judge_model, "judge_calls": len(requests),
             "parse_failure_rate": round(ledger.parse_failure_rate, 4),
@@ -138,5 +125,3 @@ def rate(completions: str | Path, output: str | Path, pool: PoolConfig,
             "mean_score_by_model": {m: round(sum(v) / len(v), 4) for m, v in sorted(means.items())},
             "rating_counts": dict(Counter({m: len(v) for m, v in means.items()})),
             "ledger": ledger.to_dict()})
-    report.write(report_path(output))
-    return RateResult(output, failures, report)

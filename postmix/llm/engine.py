@@ -6,9 +6,9 @@ endpoint's concurrency and per-minute budgets, retrying transient failures with 
 backoff and jitter (honouring Retry-After), and re-asking a bounded number of times when a
 structured answer does not validate. With several endpoints per model (one ``vllm serve`` per
 node), an endpoint that keeps failing is taken out for a cool-down (``postmix.llm.health``): a
-request that failed on it goes at once to another endpoint, and none is lost. It never raises for one bad item: the result says ``ok=False`` with a
-machine-readable ``error_kind`` and the last error. Only a run-wide problem (a rejected API key)
-raises ``EndpointError``.
+request that failed on it goes at once to another endpoint, and none is lost. It never raises
+for one bad item: the result says ``ok=False`` with a machine-readable ``error_kind`` and the
+last error. Only a run-wide problem (a rejected API key) raises ``EndpointError``.
 
 ``Engine.map(requests)`` streams results in input order with a bounded window in flight, so a
 stage can write its output incrementally; ``run_requests`` is the synchronous wrapper.
@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from postmix.errors import ConfigError, EndpointError
+from postmix.llm.backends import make_transport
 from postmix.llm.cache import RequestCache
 from postmix.llm.config import EndpointConfig, PoolConfig, RetryConfig
 from postmix.llm.health import COUNTED, EndpointHealth, PoolLedger
@@ -44,7 +45,8 @@ from postmix.llm.request import (
     schema_dict,
     schema_name,
 )
-from postmix.llm.transport import RawReply, TransportError, make_transport
+from postmix.llm.transport import RawReply, TransportError
+from postmix.progress import progress_bar
 
 log = logging.getLogger("postmix.llm")
 
@@ -66,7 +68,8 @@ class _Slot:
 
 
 class _Reroute(Exception):
-    """The endpoint was taken out while this request queued for it: choose again, no attempt spent."""
+    """The endpoint was taken out while this request queued for it: choose again, no attempt
+    spent."""
 
 
 class _Failure(Exception):
@@ -107,7 +110,7 @@ class Engine:
                  transport_factory: Callable[[EndpointConfig], Any] | None = None):
         self.pool = pool
         self.retry = retry or pool.retry
-        transport_factory = transport_factory or default_transport
+        transport_factory = transport_factory or make_transport
         self.health = {e.name: EndpointHealth(e.name, pool.health) for e in pool.endpoints}
         self.ledger = PoolLedger(pool.endpoints, self.health)
         self._jitter = random.Random(seed)
@@ -120,7 +123,8 @@ class Engine:
                 self.health[endpoint.name])
             self._slots.setdefault(endpoint.model, []).append(slot)
         # opened after the transports, which check the API keys: a missing key leaves no cache file
-        self.cache = cache if cache is not None else (RequestCache(cache_path) if cache_path else None)
+        self.cache = cache if cache is not None else (
+            RequestCache(cache_path) if cache_path else None)
         self._owns_cache = cache is None and self.cache is not None
         # default sampling per model: the first endpoint's, so replicas share cache keys
         self._defaults = {m: slots[0].config.sampling for m, slots in self._slots.items()}
@@ -180,7 +184,8 @@ class Engine:
                     last_parse_error = _parse_error_text(exc)
                     log.debug("model %s: answer failed the schema (%s); re-asking", model,
                               last_parse_error)
-                    messages = [*request.messages, {"role": "assistant", "content": reply.content[:8000]},
+                    messages = [*request.messages,
+                                {"role": "assistant", "content": reply.content[:8000]},
                                 {"role": "user", "content": "That reply could not be used ("
                                  f"{last_parse_error}). Answer again with only a JSON object "
                                  "that matches the requested schema."}]
@@ -345,33 +350,39 @@ class Engine:
         await self.close()
 
 
-def default_transport(endpoint: EndpointConfig) -> Any:
-    """The transport of an endpoint's ``backend``; ``vllm-ray`` lives with its Ray code."""
-    if endpoint.backend == "vllm-ray":
-        from postmix.llm.vllm_ray import VLLMRayTransport
-
-        return VLLMRayTransport(endpoint)
-    return make_transport(endpoint)
-
-
 def _token_estimate(body: dict[str, Any]) -> float:
     chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", ()))
     return chars / 4 + float(body.get("max_tokens") or body.get("max_completion_tokens")
                              or DEFAULT_MAX_TOKENS_ESTIMATE)
 
 
+def run_requests_into(pool: PoolConfig, requests: Iterable[ChatRequest],
+                      handle: Callable[[ChatResult], None], *, total: int | None = None,
+                      description: str = "model calls", progress: bool | None = False,
+                      **engine_kwargs: Any) -> Ledger:
+    """Synchronous driver: answer ``requests`` in input order through ``handle`` (with a
+    progress bar over ``total`` when asked), and return the engine's ledger."""
+
+    async def _drive() -> Ledger:
+        async with Engine(pool, **engine_kwargs) as engine:
+            with progress_bar(description, total, enabled=progress) as bar:
+                async for result in engine.map(requests):
+                    handle(result)
+                    bar.advance(1)
+            return engine.ledger
+
+    return asyncio.run(_drive())
+
+
 def run_requests(pool: PoolConfig, requests: Iterable[ChatRequest], *,
                  on_result: Callable[[ChatResult], None] | None = None,
                  **engine_kwargs: Any) -> tuple[list[ChatResult], Ledger]:
-    """Synchronous helper: answer every request, in input order, and return the ledger too."""
+    """Answer every request, in input order, and return the results and the ledger."""
+    results: list[ChatResult] = []
 
-    async def _run() -> tuple[list[ChatResult], Ledger]:
-        results: list[ChatResult] = []
-        async with Engine(pool, **engine_kwargs) as engine:
-            async for result in engine.map(requests):
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
-            return results, engine.ledger
+    def handle(result: ChatResult) -> None:
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
 
-    return asyncio.run(_run())
+    return results, run_requests_into(pool, requests, handle, **engine_kwargs)

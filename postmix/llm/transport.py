@@ -85,6 +85,15 @@ def status_error(status: int, body: bytes | str, retry_after: float | None) -> T
     return TransportError("http_error", f"HTTP {status}: {detail}", status=status)
 
 
+def reply_from_bytes(raw: bytes) -> RawReply:
+    """A chat completion's body as a reply, or ``bad_response``."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise TransportError("bad_response", f"reply is not JSON: {_short(raw, 80)}") from None
+    return reply_from_json(data)
+
+
 def reply_from_json(data: Any) -> RawReply:
     """The first choice of a chat completion, or ``bad_response``."""
     if not isinstance(data, dict):
@@ -142,14 +151,11 @@ class HttpTransport:
         except asyncio.TimeoutError:
             raise TransportError("timeout", f"no reply within {self.endpoint.timeout}s") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise TransportError("connection", f"{type(exc).__name__}: {_short(str(exc))}") from None
+            raise TransportError("connection",
+                                 f"{type(exc).__name__}: {_short(str(exc))}") from None
         if status >= 400:
             raise status_error(status, raw, retry_after)
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise TransportError("bad_response", f"reply is not JSON: {_short(raw, 80)}") from None
-        return reply_from_json(data)
+        return reply_from_bytes(raw)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -192,27 +198,15 @@ class OpenAITransport:
         except openai.APITimeoutError:
             raise TransportError("timeout", f"no reply within {self.endpoint.timeout}s") from None
         except openai.APIConnectionError as exc:
-            raise TransportError("connection", f"{type(exc).__name__}: {_short(str(exc))}") from None
+            raise TransportError("connection",
+                                 f"{type(exc).__name__}: {_short(str(exc))}") from None
         except openai.APIStatusError as exc:
             raise status_error(exc.status_code, exc.response.content,
                                parse_retry_after(exc.response.headers)) from None
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise TransportError("bad_response", f"reply is not JSON: {_short(raw, 80)}") from None
-        return reply_from_json(data)
+        return reply_from_bytes(raw)
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = None
 
-
-def make_transport(endpoint: EndpointConfig) -> Any:
-    if endpoint.backend == "http":
-        return HttpTransport(endpoint)
-    if endpoint.backend == "openai":
-        return OpenAITransport(endpoint)
-    from postmix.llm.vllm_offline import VLLMOfflineTransport
-
-    return VLLMOfflineTransport(endpoint)

@@ -53,6 +53,26 @@ def reply_of(output: Any) -> RawReply | TransportError:
     return RawReply(first.text, first.finish_reason, usage)
 
 
+def chat_batch(vllm: Any, llm: Any, bodies: list[dict[str, Any]],
+               ) -> list[RawReply | TransportError]:
+    """One ``LLM.chat`` call for ``bodies``: a reply or an error for each, in order. A body vLLM
+    cannot take fails alone (``http_error``); the others still run."""
+    replies: list[RawReply | TransportError] = []
+    params, good = [], []
+    for i, body in enumerate(bodies):
+        try:
+            params.append(to_sampling_params(vllm, body))
+            good.append(i)
+            replies.append(TransportError("bad_response", "vLLM returned no output"))
+        except ConfigError as exc:
+            replies.append(TransportError("http_error", str(exc)))
+    if good:
+        outputs = llm.chat([bodies[i]["messages"] for i in good], params, use_tqdm=False)
+        for i, output in zip(good, outputs, strict=False):
+            replies[i] = reply_of(output)
+    return replies
+
+
 class VLLMOfflineTransport(BatchingTransport):
     """``vllm.LLM`` in this process, loaded on the first request, fed ``vllm_batch_size`` at a time."""
 
@@ -77,12 +97,7 @@ class VLLMOfflineTransport(BatchingTransport):
         self._llm = vllm.LLM(model=self.endpoint.model, **self.endpoint.vllm_args)
 
     def answer(self, bodies: list[dict[str, Any]]) -> list[RawReply | TransportError]:
-        try:
-            params = [to_sampling_params(self._vllm, body) for body in bodies]
-        except ConfigError as exc:
-            raise TransportError("http_error", str(exc)) from None
-        outputs = self._llm.chat([body["messages"] for body in bodies], params, use_tqdm=False)
-        return [reply_of(output) for output in outputs]
+        return chat_batch(self._vllm, self._llm, bodies)
 
     def describe_failure(self, exc: Exception) -> str:
         return f"vLLM: {exc}"

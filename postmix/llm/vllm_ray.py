@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from postmix.errors import ConfigError, EndpointError
+from postmix.errors import EndpointError
 from postmix.llm.batching import BatchingTransport
 from postmix.llm.config import EndpointConfig
 from postmix.llm.transport import RawReply, TransportError
+from postmix.ray_connect import connect_ray
 
 _NO_VLLM = "vllm-ray: the Ray workers cannot import vllm"
 
@@ -38,55 +39,38 @@ class VLLMChat:
         self.llm = vllm.LLM(model=model, **vllm_args)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        from postmix.llm.vllm_offline import reply_of, to_sampling_params
+        from postmix.llm.vllm_offline import chat_batch
 
         bodies = [json.loads(body) for body in batch["body"]]
-        n = len(bodies)
-        text: list[str | None] = [None] * n
-        finish: list[str | None] = [None] * n
-        prompt_tokens, completion_tokens = [0] * n, [0] * n
-        error: list[str | None] = [None] * n
-        kind: list[str | None] = [None] * n
-        params, good = [], []
-        for i, body in enumerate(bodies):
-            try:
-                params.append(to_sampling_params(self.vllm, body))
-                good.append(i)
-            except ConfigError as exc:  # this request is wrong; the others still run
-                error[i], kind[i] = str(exc), "http_error"
         try:
-            outputs = self.llm.chat([bodies[i]["messages"] for i in good], params, use_tqdm=False) if good else []
+            replies = chat_batch(self.vllm, self.llm, bodies)
         except Exception as exc:  # an engine error fails the batch; the engine retries it
-            for i in good:
-                error[i], kind[i] = f"vLLM: {exc}", "server_error"
-            outputs = []
-        for i, output in zip(good, outputs, strict=False):
-            reply = reply_of(output)
-            if isinstance(reply, TransportError):
-                error[i], kind[i] = str(reply), reply.kind
-                continue
-            text[i], finish[i] = reply.content, reply.finish_reason
-            prompt_tokens[i], completion_tokens[i] = reply.usage["prompt_tokens"], reply.usage["completion_tokens"]
-        return {"index": list(batch["index"]), "text": text, "finish_reason": finish,
-                "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                "error": error, "error_kind": kind}
+            replies = [TransportError("server_error", f"vLLM: {exc}")] * len(bodies)
+        ok = [r if isinstance(r, RawReply) else None for r in replies]
+        return {"index": list(batch["index"]),
+                "text": [r and r.content for r in ok],
+                "finish_reason": [r and r.finish_reason for r in ok],
+                "prompt_tokens": [r.usage["prompt_tokens"] if r else 0 for r in ok],
+                "completion_tokens": [r.usage["completion_tokens"] if r else 0 for r in ok],
+                "error": [None if r else str(e) for r, e in zip(ok, replies, strict=True)],
+                "error_kind": [None if r else e.kind for r, e in zip(ok, replies, strict=True)]}
 
 
 def gpus_per_replica(endpoint: EndpointConfig) -> float:
     if endpoint.ray_num_gpus is not None:
         return endpoint.ray_num_gpus
     args = endpoint.vllm_args
-    return float(int(args.get("tensor_parallel_size", 1)) * int(args.get("pipeline_parallel_size", 1)))
+    return float(int(args.get("tensor_parallel_size", 1))
+                 * int(args.get("pipeline_parallel_size", 1)))
 
 
 def run_wave(endpoint: EndpointConfig, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Answer ``bodies`` with one Ray Data pipeline; rows come back in input order."""
     import ray.data
 
-    from postmix.scale.ray_session import RayConfig, connect
-
-    connect(RayConfig(address=endpoint.ray_address))
-    items = [{"index": i, "body": json.dumps(body, ensure_ascii=False)} for i, body in enumerate(bodies)]
+    connect_ray(endpoint.ray_address)
+    items = [{"index": i, "body": json.dumps(body, ensure_ascii=False)}
+             for i, body in enumerate(bodies)]
     mapped = ray.data.from_items(items).map_batches(
         VLLMChat, batch_format="numpy", batch_size=endpoint.vllm_batch_size,
         fn_constructor_kwargs={"model": endpoint.model, "vllm_args": endpoint.vllm_args},
@@ -96,8 +80,8 @@ def run_wave(endpoint: EndpointConfig, bodies: list[dict[str, Any]]) -> list[dic
         rows = mapped.take_all()
     except Exception as exc:
         if _NO_VLLM in str(exc):
-            raise EndpointError(f"{_NO_VLLM}: install 'postmix[vllm]' on the GPU nodes, or give the "
-                                "endpoint a ray_runtime_env that provides it") from None
+            raise EndpointError(f"{_NO_VLLM}: install 'postmix[vllm]' on the GPU nodes, or give "
+                                "the endpoint a ray_runtime_env that provides it") from None
         raise
     return sorted(rows, key=lambda row: int(row["index"]))
 
@@ -111,7 +95,8 @@ class VLLMRayTransport(BatchingTransport):
             if row["error_kind"]:
                 replies.append(TransportError(str(row["error_kind"]), str(row["error"])))
             else:
-                usage = {"prompt_tokens": int(row["prompt_tokens"]), "completion_tokens": int(row["completion_tokens"])}
+                usage = {"prompt_tokens": int(row["prompt_tokens"]),
+                         "completion_tokens": int(row["completion_tokens"])}
                 replies.append(RawReply(str(row["text"]), row["finish_reason"], usage))
         return replies
 

@@ -19,13 +19,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from postmix.errors import PostmixError
+from postmix.ray_connect import RayUnavailableError, connect_ray  # noqa: F401 (named here too)
 
 ENGINES: tuple[str, ...] = ("local", "ray")
-
-
-class RayUnavailableError(PostmixError):
-    """Ray is not installed, or the named cluster cannot be reached."""
 
 
 class RayConfig(BaseModel):
@@ -53,26 +49,7 @@ class RayConfig(BaseModel):
 def connect(config: RayConfig | None = None) -> None:
     """Join or start Ray once per process."""
     config = config or RayConfig()
-    try:
-        import ray
-    except ImportError:
-        raise RayUnavailableError("--engine ray needs Ray Data: pip install 'postmix[ray]' "
-                                  "(or 'ray[data]')") from None
-    if ray.is_initialized():
-        return
-    address = config.address or os.environ.get("RAY_ADDRESS")
-    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
-    if address:
-        try:
-            ray.init(address=address, **quiet)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise RayUnavailableError(f"cannot join the Ray cluster at {address!r} ({str(exc).splitlines()[0]}): "
-                                      "check the address, or unset RAY_ADDRESS for a local Ray") from None
-        return
-    try:
-        ray.init(address="auto", **quiet)  # a cluster started here with `ray start --head`
-    except ConnectionError:
-        ray.init(num_cpus=config.num_cpus, include_dashboard=False, **quiet)
+    connect_ray(config.address, config.num_cpus)
 
 
 def cluster_cpus() -> int:
