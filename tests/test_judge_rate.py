@@ -183,3 +183,20 @@ def test_compare_accounts_for_unreadable_rows_of_b(tmp_path, openai_server):
     report = result.report
     assert report.rows_in == 4 and report.rows_out == 1  # 2 rows of A + 2 unreadable rows of B
     assert report.details["b_unreadable_rows"] == 2
+
+
+def test_compare_pairs_every_sample_of_a_prompt_with_the_same_sample_of_b(tmp_path, openai_server):
+    """Issue 14: with several rows per prompt, each A row used to meet B's first row of that
+    prompt and the other B rows were ignored without a word."""
+    openai_server.set_responder(positional_judge("1"))
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    completions(a, [(f"a{p}{k}", f"p{p}", "A", k) for p in range(3) for k in range(2)])
+    completions(b, [(f"b{p}{k}", f"p{p}", "B", k) for p in range(3) for k in range(3)])
+    result = compare(a, b, tmp_path / "cmp.jsonl", pool_for(openai_server), CompareConfig())
+    rows = [json.loads(line) for line in (tmp_path / "cmp.jsonl").read_text().splitlines()]
+    pairs = sorted((r["response_a"], r["response_b"], r["prompt_id"]) for r in rows)
+    assert pairs == sorted((f"A answer quality {k}", f"B answer quality {k}", f"p{p}")
+                           for p in range(3) for k in range(2))
+    assert result.report.rows_in == 6 and result.report.rows_out == 6
+    assert result.report.details["b_rows_not_compared"] == 3  # each prompt's third B sample
+

@@ -3,7 +3,10 @@
 Each pair is judged twice, once in each order. LLM judges favour a position; a verdict that
 changes when the order changes is not a preference, so it counts as a tie, and the share of such
 flips (the position-flip rate) is reported as a measure of how much to trust the judge.
-A row of A is matched with the first row of B that has the same ``prompt_id``.
+A row of A is matched with the row of B at the same position among the rows of the same
+``prompt_id``: the first with the first, the second with the second (two models' samples of one
+prompt), so no row of B is silently ignored; those that no row of A matches are counted in the
+report, and rows of A without a counterpart go to the failures as ``unmatched_prompt``.
 """
 
 from __future__ import annotations
@@ -56,9 +59,8 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
     started = time.perf_counter()
     judge_model = config.pick_model(pool)
     left, right = load_completions(a), load_completions(b)
-    by_prompt: dict[str, Completion] = {}
-    for c in right.items:
-        by_prompt.setdefault(c.prompt_id, c)
+    by_sample = dict(zip(_sample_keys(right.items), right.items, strict=True))
+    per_prompt_b = Counter(c.prompt_id for c in right.items)
     # B's unreadable rows are accounted too (as b_<reason>): a prompt they held is otherwise
     # reported as missing from B, and they would vanish from every count
     b_rejects = [r.model_copy(update={"reason": f"b_{r.reason}",
@@ -68,13 +70,19 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
                     "failures)") if b_rejects else ""
     pairs: list[tuple[Completion, Completion]] = []
     unmatched: list[Reject] = []
-    for c in left.items:
-        other = by_prompt.get(c.prompt_id)
+    matched_b: set[tuple[str, int]] = set()
+    for key, c in zip(_sample_keys(left.items), left.items, strict=True):
+        other = by_sample.get(key)
         if other is None:
-            unmatched.append(Reject(reason="unmatched_prompt", detail=f"no row of {b} has "
-                                    f"prompt_id {c.prompt_id}{missing_hint}", id=c.id,
+            held = per_prompt_b[c.prompt_id]
+            what = (f"no row of {b} has prompt_id {c.prompt_id}" if not held else
+                    f"{b} has only {held} row(s) for prompt_id {c.prompt_id}; this is A's row "
+                    f"{key[1] + 1} for it")
+            unmatched.append(Reject(reason="unmatched_prompt", detail=what + missing_hint, id=c.id,
                                     source=c.source, row=c.to_row()))
-        elif c.response.strip() == other.response.strip():
+            continue
+        matched_b.add(key)
+        if c.response.strip() == other.response.strip():
             unmatched.append(Reject(reason="identical_responses", detail="A and B say the same",
                                     id=c.id, source=c.source, row=c.to_row()))
         else:
@@ -135,7 +143,17 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
             "position_flip_rate": round(flips / judged, 4) if judged else 0.0,
             "position_flip_rate_strict": round(hard_flips / judged, 4) if judged else 0.0,
             "b_unreadable_rows": len(b_rejects),
-            "b_rows_without_a": len({c.prompt_id for c in right.items}
-                                    - {c.prompt_id for c in left.items}),
+            "b_rows_not_compared": len(right.items) - len(matched_b),
             "parse_failure_rate": round(ledger.parse_failure_rate, 4),
             "ledger": ledger.to_dict()})
+
+
+def _sample_keys(rows: list[Completion]) -> list[tuple[str, int]]:
+    """``(prompt_id, k)`` per row: the row is its prompt's k-th in the file. (Not
+    ``meta.sample_index``: two models' files each hold their own samples, numbered apart.)"""
+    seen: Counter = Counter()
+    keys = []
+    for c in rows:
+        keys.append((c.prompt_id, seen[c.prompt_id]))
+        seen[c.prompt_id] += 1
+    return keys
