@@ -38,6 +38,7 @@ from postmix.mix.measure import load_tokenizer, row_tokens
 from postmix.mix.registry import MANIFEST, Registry, ResolvedMix, pause_hook
 from postmix.mix.sampling import round_half_up, sampling_key, take
 from postmix.mix.spec import MixSpec, load_spec, parse_spec, resolve_source, spec_to_dict
+from postmix.curate.executor import check_engine, make_executor
 from postmix.mix.steps import arrow_rows, run_step
 from postmix.progress import progress_bar
 from postmix.schemas import FEATURES, StepReport
@@ -123,7 +124,8 @@ def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[
     table = arrow_rows(ds).select(list(FEATURES[kind])).cast(FEATURES[kind].arrow_schema)
     loaded = _Source(source.name, location, fp, table, [report])
     for step in source.steps:
-        result = run_step(step, in_memory_dataset(loaded.table), kind, source=source.name)
+        result = run_step(step, in_memory_dataset(loaded.table), kind, source=source.name,
+                          executor=make_executor(spec.engine))
         loaded.table = arrow_rows(result.kept)
         loaded.reports.append(result.report)
         if result.rejects is not None:
@@ -139,7 +141,8 @@ def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Ta
     owner = np.repeat(np.arange(len(sources)), [s.table.num_rows for s in sources])
     reports = []
     for step in spec.global_steps:
-        result = run_step(step, in_memory_dataset(combined), spec.kind, source="*", label=f"global:{step.step}")
+        result = run_step(step, in_memory_dataset(combined), spec.kind, source="*", label=f"global:{step.step}",
+                          executor=make_executor(spec.engine))
         reports.append(result.report)
         rejected_owner = np.zeros(0, dtype=np.int64)
         if result.rejects is not None:
@@ -231,15 +234,8 @@ def build(
     tokenizer_name = tokenizer or spec_obj.tokenizer
     spec_obj = anchor_benchmarks(spec_obj, base_dir)
     if engine is not None and engine != spec_obj.engine:
-        from postmix.scale.ray_stages import check_engine
-
         check_engine(engine)
         spec_obj = spec_obj.model_copy(update={"engine": engine})
-    if spec_obj.engine == "ray":
-        from postmix.scale.ray_mix import ray_steps
-
-        with ray_steps():
-            return _build(spec_obj, base_dir, home, tokenizer_name, progress, started)
     return _build(spec_obj, base_dir, home, tokenizer_name, progress, started)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ValidationError
 
+from postmix.curate.steps import get_step
 from postmix.errors import ConfigError, PostmixError
 from postmix.io.errors_text import one_line
 from postmix.schemas import StepReport
@@ -110,12 +111,14 @@ def rejects_table(ds: datasets.Dataset, indices: np.ndarray, *, step: str, sourc
     return rows
 
 
-def run_step(step: Any, ds: datasets.Dataset, kind: str, *, source: str, label: str | None = None) -> StepResult:
+def run_step(step: Any, ds: datasets.Dataset, kind: str, *, source: str, label: str | None = None,
+             executor: Any = None) -> StepResult:
     """Run one step on ``ds``; the result reconciles ``in == out + rejected`` by construction."""
     impl = resolve_step(step.step)
     config = check_step(step, where=f"source {source!r}")
     started = time.perf_counter()
-    verdicts = _call(impl, ds, config, kind)
+    verdicts = (executor.decide(get_step(step.step), ds, config, kind=kind) if executor is not None
+                else _call(impl, ds, config, kind))
     if len(verdicts.reasons) != len(ds):
         raise RuntimeError(f"step {step.step} returned {len(verdicts.reasons)} verdicts for {len(ds)} rows")
     decided = time.perf_counter()

@@ -219,27 +219,26 @@ def pairs_stage(ctx: StageContext) -> dict[str, Any]:
 def _engine_options(config: dict[str, Any], options: dict[str, Any]) -> tuple[str, Any]:
     """Pop ``engine:`` (local|ray, default the run's ``--engine`` option) and ``ray:`` (a
     ``RayConfig`` mapping) from a curation stage's config."""
-    from postmix.scale.ray_session import RayConfig
-    from postmix.scale.ray_stages import check_engine
+    from postmix.curate.executor import check_engine
 
     engine = check_engine(config.pop("engine", None) or options.get("engine") or "local")
-    ray = config.pop("ray", None)
-    return engine, RayConfig.model_validate(ray) if ray is not None else None
+    return engine, config.pop("ray", None)
 
 
 def _curate_checker(step: str):
     def check(config: dict[str, Any]) -> None:
-        from postmix.scale.ray_stages import config_class
+        from postmix.curate.steps import get_step
 
         config = dict(config)
         _engine_options(config, {})
-        config_class(step).model_validate(config)
+        get_step(step).config_class().model_validate(config)
 
     return check
 
 
 def _curate_stage(ctx: StageContext, step: str) -> dict[str, Any]:
-    from postmix.scale.ray_stages import config_class, stage_file
+    from postmix.curate.executor import make_executor
+    from postmix.curate.steps import get_step
 
     config = dict(ctx.stage.config)
     engine, ray_config = _engine_options(config, ctx.options)
@@ -248,8 +247,8 @@ def _curate_stage(ctx: StageContext, step: str) -> dict[str, Any]:
 
         config["benchmarks"] = anchored(list(config["benchmarks"]), ctx.recipe_dir)
     output = ctx.out_dir / f"{ctx.stage.name}.parquet"
-    extra = {"ray_config": ray_config} if engine == "ray" else {}
-    stage_file(step, engine)(_single_input(ctx), output, config_class(step).model_validate(config), **extra)
+    spec = get_step(step)
+    make_executor(engine, ray_config).run_file(spec, _single_input(ctx), output, spec.config_class().model_validate(config))
     return _outputs(output)
 
 

@@ -29,9 +29,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from postmix.curate import dedup as local
 from postmix.curate import lsh
-from postmix.curate.dedup import EXACT, NEAR, DedupConfig
+from postmix.curate.dedup import (
+    VERIFY_WINDOW,
+    DedupConfig,
+    Removals,
+    cluster_listing,
+    cluster_size_histogram,
+    dedup,
+    largest_cluster_picks,
+    removal_verdicts,
+)
 from postmix.curate.features import normalised_view, row_features
 from postmix.curate.minhash import estimated_jaccard, exact_jaccard, shingle_sets
 from postmix.curate.normalise import string_buffers
@@ -48,10 +56,18 @@ from postmix.scale.ray_components import (
     partition_of,
     unique_pairs,
 )
-from postmix.scale.ray_session import ROW, RayConfig, collect, ray_pipeline, rows_dataset, strip_row
-from postmix.schemas import kind_of_columns
-
-_WINDOW = 32  # as local._VERIFY_WINDOW: neighbours paired inside a bucket when verifying
+from postmix.scale.ray_session import (
+    ROW,
+    RayConfig,
+    RayRows,
+    collect,
+    collect_table,
+    ray_pipeline,
+    rows_on_ray,
+    sparse_verdicts,
+    strip_row,
+)
+from postmix.schemas import FEATURES, kind_of_columns
 
 
 # ---------------------------------------------------------------- array <-> Arrow helpers
@@ -98,6 +114,7 @@ def _features(table: pa.Table, *, kind: str, config: DedupConfig, signatures: bo
     columns: dict[str, Any] = {
         "row": table.column(ROW), "exact": pa.array(features.exact), "empty": pa.array(features.empty),
         "key": pa.array(survivor_key(table, kind, config)),
+        "id": table.column("id"), "source": table.column("source"),
     }
     if signatures:
         columns["sig"] = _sig_column(features.signatures)
@@ -116,7 +133,8 @@ def _count_true(ds: Any, name: str) -> int:
 
 
 def _non_empty(table: pa.Table, *, key: str | None, partitions: int) -> pa.Table:
-    table = table.filter(pc.invert(table.column("empty")))
+    """Rows with text, without what only the driver's lookups need (id, source)."""
+    table = table.filter(pc.invert(table.column("empty"))).drop_columns(["id", "source"])
     return _keyed(table, column(table, key), partitions) if key else table
 
 
@@ -326,6 +344,27 @@ def _gather(ds: Any, names: list[str], dtypes: dict[str, Any]) -> dict[str, np.n
     return {k: v.astype(dtypes.get(k, np.int64), copy=False) for k, v in got.items()}
 
 
+def _wanted(table: pa.Table, *, rows: np.ndarray, columns: list[str]) -> pa.Table:
+    """The rows of a block whose ``row`` (or ``__row``) is in ``rows`` (ascending), ``columns`` only."""
+    name = "row" if "row" in table.column_names else ROW
+    mine = column(table, name)
+    at = np.minimum(np.searchsorted(rows, mine), max(len(rows) - 1, 0))
+    hit = rows[at] == mine if len(rows) else np.zeros(len(mine), bool)
+    return table.filter(pa.array(hit)).select([name, *columns]).rename_columns(["row", *columns])
+
+
+def _view(table: pa.Table, *, kind: str, on: str) -> pa.Table:
+    return pa.table({"row": table.column("row"), "text": view_texts(table.drop_columns(["row"]), kind, on)})
+
+
+def _looked_up(ds: Any, rows: np.ndarray, columns: list[str]) -> pa.Table | None:
+    rows = np.unique(rows)
+    if not len(rows):
+        return None
+    got = collect_table(ds.map_batches(_wanted, batch_format="pyarrow", fn_kwargs={"rows": rows, "columns": columns}))
+    return got.sort_by("row") if got is not None else None
+
+
 def dedup_ray(
     ds: Any,
     config: DedupConfig | None = None,
@@ -336,98 +375,126 @@ def dedup_ray(
     ray_config: RayConfig | None = None,
     source: str | Path | None = None,
 ) -> Verdicts:
-    """``postmix.curate.dedup.dedup`` on Ray Data: same arguments, same ``Verdicts``.
-    ``source``: the Parquet file ``ds`` was loaded from, for the workers to read (``rows_dataset``)."""
+    """``postmix.curate.dedup.dedup`` on Ray Data: same arguments, same ``Verdicts``. ``ds``: a
+    ``datasets.Dataset``, or ``RayRows`` the workers read; ``source``: the Parquet file ``ds`` was
+    loaded from, for the workers to read (``rows_on_ray``). The driver gathers only the removed
+    rows, their survivors' ids and the clustered rows' labels."""
     config = config or DedupConfig()
-    kind = kind or kind_of_columns(ds.column_names)
-    if kind is None:
-        raise ConfigError("dedup needs postmix records: run `postmix ingest` on the data first")
     if against is not None:
         raise ConfigError("dedup --against runs on the local engine only: drop --engine ray for it")
-    n = len(ds)
+    if not isinstance(ds, RayRows):
+        kind = kind or kind_of_columns(ds.column_names)
+        if kind is None:
+            raise ConfigError("dedup needs postmix records: run `postmix ingest` on the data first")
+        if len(ds) == 0:  # nothing to distribute
+            return dedup(ds, config, kind=kind)
     timings: dict[str, float] = {}
-    out = local._Outcome(n)
     stats: dict[str, Any] = {}
-    if n == 0:  # nothing to distribute
-        return local.dedup(ds, config, kind=kind)
     engine: dict[str, Any] = {"name": "ray"}
     with ray_pipeline(ray_config) as run:
         p = run.partitions
-        engine.update({"partitions": p, "cpus": run.cpus})
         started = time.perf_counter()
+        rows = rows_on_ray(ds, run.block_rows(ds.n if isinstance(ds, RayRows) else len(ds), config.batch_size),
+                           source)
+        kind = kind or rows.kind
+        engine.update({"partitions": p, "cpus": run.cpus, "input": rows.read})
         need_sigs = config.mode != "exact"
-        rows, engine["input"] = rows_dataset(ds, run.block_rows(n, config.batch_size), source)
-        features = rows.map_batches(_features, batch_format="pyarrow", fn_kwargs={
+        features = rows.dataset.map_batches(_features, batch_format="pyarrow", fn_kwargs={
             "kind": kind, "config": config, "signatures": need_sigs, "text": config.verify and need_sigs,
         }).materialize()
         empty = _count_true(features, "empty")
         timings["hashing"] = time.perf_counter() - started
         stats.update({"empty_text_rows": empty, "text_view": config.on})
         active = features.map_batches(_non_empty, batch_format="pyarrow", fn_kwargs={"key": None, "partitions": p})
+        exact = {"row": np.zeros(0, np.int64), "survivor": np.zeros(0, np.int64)}
         if config.mode in ("exact", "both"):
             started = time.perf_counter()
-            grouped = (features.map_batches(_non_empty, batch_format="pyarrow", fn_kwargs={"key": "exact", "partitions": p})
+            grouped = (features.map_batches(_non_empty, batch_format="pyarrow",
+                                            fn_kwargs={"key": "exact", "partitions": p})
                        .groupby(PART).map_groups(_exact_survivors, batch_format="pyarrow").materialize())
-            removed = _gather(grouped.map_batches(_split, batch_format="pyarrow", fn_kwargs={"removed": True}),
-                              ["row", "survivor"], {})
-            rows = removed["row"]
-            out.reason[rows], out.kept[rows], out.similarity[rows] = 1, removed["survivor"], 1.0
-            stats["exact"] = {"removed": int(len(rows))}
+            exact = _gather(grouped.map_batches(_split, batch_format="pyarrow", fn_kwargs={"removed": True}),
+                            ["row", "survivor"], {})
+            stats["exact"] = {"removed": int(len(exact["row"]))}
             active = grouped.map_batches(_split, batch_format="pyarrow", fn_kwargs={"removed": False})
             timings["exact"] = time.perf_counter() - started
         near: dict[str, Any] = {}
+        clustered = {k: np.zeros(0, np.int64) for k in ("node", "label", "survivor")}
+        clustered["similarity"] = np.zeros(0)
         if config.mode in ("near", "both"):
-            near = _near_pass(active.materialize(), config, out, timings, p, run.config.max_rounds, engine)
-        ids = local._column(ds, "id").to_pylist()
-    reasons: list[str | None] = [None] * n
-    details = [""] * n
-    methods = ("exact-hash", "minhash", "jaccard")
-    # from here on as the end of postmix.curate.dedup.dedup, so reasons, details and report match
-    for row in np.flatnonzero(out.reason).tolist():
-        kept = int(out.kept[row])
-        reasons[row] = EXACT if out.reason[row] == 1 else NEAR
-        details[row] = f"duplicate_of={ids[kept]} similarity={out.similarity[row]:.3f} method={methods[out.method[row]]}"
-    removed_rows = np.flatnonzero(out.reason)
-    sources = local._column(ds, "source").take(pa.array(removed_rows)).to_pylist() if len(removed_rows) else []
-    per_source: dict[str, dict[str, int]] = {}
-    for source_name, code in zip(sources, out.reason[removed_rows].tolist(), strict=True):
-        entry = per_source.setdefault(str(source_name), {EXACT: 0, NEAR: 0})
-        entry[EXACT if code == 1 else NEAR] += 1
-    stats["removed_per_source"] = dict(sorted(per_source.items()))
+            near, clustered = _near_pass(active.materialize(), config, timings, p, run.config.max_rounds, engine)
+        removals = _removals(exact, clustered, config)
+        picks = largest_cluster_picks(clustered["node"], clustered["label"], 0, removals,
+                                      config.largest_clusters) if near else []
+        shown = np.array([r for _, kept, examples in picks for r in [kept, *examples.tolist()]], np.int64)
+        info = _looked_up(features, np.r_[removals.rows, removals.kept, shown], ["id", "source"])
+        texts = _looked_up(rows.dataset, shown, list(FEATURES[kind]))
+    ids = info.column("id").to_pylist() if info is not None else []
+    known = info.column("row").to_numpy() if info is not None else np.zeros(0, np.int64)
+    kept_ids = [ids[k] for k in np.searchsorted(known, removals.kept).tolist()]
+    sources = info.column("source").take(pa.array(np.searchsorted(known, removals.rows))).to_pylist() if len(
+        removals.rows) else []
+    reasons, details, stats["removed_per_source"] = removal_verdicts(removals, kept_ids, sources)
     if near:
-        stats["largest_clusters"] = local._largest_clusters(ds, kind, ids, None, near, out, config)
-        stats["near"] = {k: v for k, v in near.items() if not k.startswith("_")}
+        viewed = _view(texts, kind=kind, on=config.on) if texts is not None else None
+        shown_text = dict(zip(viewed.column("row").to_pylist(), viewed.column("text").to_pylist(), strict=True)
+                          ) if viewed is not None else {}
+        shown_ids = {r: ids[i] for r, i in zip(shown.tolist(), np.searchsorted(known, shown).tolist(), strict=True)}
+        stats["largest_clusters"] = cluster_listing(picks, removals, shown_ids, shown_text)
+        stats["near"] = near
     stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
     stats["engine"] = engine
-    return Verdicts(reasons, details, stats)
+    return sparse_verdicts(rows.n, removals.rows, reasons, details, stats)
 
 
-def _near_pass(active: Any, config: DedupConfig, out: Any, timings: dict[str, float], p: int,
-               max_rounds: int, engine: dict[str, Any]) -> dict[str, Any]:
-    n = len(out.reason)
+def _removals(exact: dict[str, np.ndarray], clustered: dict[str, np.ndarray], config: DedupConfig) -> Removals:
+    moved = clustered["survivor"] != clustered["node"]
+    near_rows = clustered["node"][moved]
+    rows = np.r_[exact["row"], near_rows].astype(np.int64)
+    order = np.argsort(rows, kind="stable")
+    n_exact, n_near = len(exact["row"]), len(near_rows)
+    return Removals(
+        rows=rows[order],
+        code=np.r_[np.ones(n_exact, np.int8), np.full(n_near, 2, np.int8)][order],
+        kept=np.r_[exact["survivor"], clustered["survivor"][moved]].astype(np.int64)[order],
+        similarity=np.r_[np.ones(n_exact), clustered["similarity"][moved]][order],
+        method=np.r_[np.zeros(n_exact, np.int8), np.full(n_near, 2 if config.verify else 1, np.int8)][order],
+    )
+
+
+def _near_pass(active: Any, config: DedupConfig, timings: dict[str, float], p: int, max_rounds: int,
+               engine: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(near stats, clustered rows)``: every row of a candidate pair with its cluster label,
+    survivor and similarity to it, ascending by row."""
     bands, rows = config.lsh_shape()
     started = time.perf_counter()
-    window = _WINDOW if config.verify else 1
-    pairs = (active.map_batches(_band_records, batch_format="pyarrow", fn_kwargs={"bands": bands, "rows": rows, "partitions": p})
-             .groupby(PART).map_groups(_bucket_pairs, batch_format="pyarrow", fn_kwargs={"window": window, "partitions": p})
+    window = VERIFY_WINDOW if config.verify else 1
+    pairs = (active.map_batches(_band_records, batch_format="pyarrow",
+                                fn_kwargs={"bands": bands, "rows": rows, "partitions": p})
+             .groupby(PART).map_groups(_bucket_pairs, batch_format="pyarrow",
+                                       fn_kwargs={"window": window, "partitions": p})
              .groupby(PART).map_groups(_distinct_pairs, batch_format="pyarrow").materialize())
     candidates = pairs.count()
     timings["lsh"] = time.perf_counter() - started
+    recall = round(float(lsh.collision_probability(config.threshold, bands, rows)), 4)
     stats: dict[str, Any] = {"bands": bands, "rows": rows, "candidate_pairs": int(candidates),
-                             "recall_at_threshold": round(float(lsh.collision_probability(config.threshold, bands, rows)), 4)}
+                             "recall_at_threshold": recall}
     if config.verify and candidates:
         started = time.perf_counter()
-        texts = active.map_batches(_text_records, batch_format="pyarrow", fn_kwargs={"partitions": p})
-        keyed_lo = pairs.map_batches(_pair_records, batch_format="pyarrow", fn_kwargs={"partitions": p})
-        carried = texts.union(keyed_lo).groupby(PART).map_groups(_carry_left_text, batch_format="pyarrow", fn_kwargs={"partitions": p})
-        scored = texts.union(carried).groupby(PART).map_groups(_jaccard, batch_format="pyarrow", fn_kwargs={"config": config}).materialize()
-        similar = scored.map_batches(_at_least, batch_format="pyarrow", fn_kwargs={"threshold": config.threshold}).materialize()
+        by_part = {"partitions": p}
+        texts = active.map_batches(_text_records, batch_format="pyarrow", fn_kwargs=by_part)
+        keyed_lo = pairs.map_batches(_pair_records, batch_format="pyarrow", fn_kwargs=by_part)
+        carried = texts.union(keyed_lo).groupby(PART).map_groups(_carry_left_text, batch_format="pyarrow",
+                                                                 fn_kwargs=by_part)
+        scored = texts.union(carried).groupby(PART).map_groups(_jaccard, batch_format="pyarrow",
+                                                               fn_kwargs={"config": config}).materialize()
+        similar = scored.map_batches(_at_least, batch_format="pyarrow",
+                                     fn_kwargs={"threshold": config.threshold}).materialize()
         stats["false_positive_pairs_dropped"] = int(candidates - similar.count())
         pairs = similar
         timings["verify"] = time.perf_counter() - started
     started = time.perf_counter()
-    nodes = np.zeros(0, np.int64)
-    labels = np.arange(n, dtype=np.int64)
+    clustered = {k: np.zeros(0, np.int64) for k in ("node", "label", "survivor")}
+    clustered["similarity"] = np.zeros(0)
     if pairs.count():
         label_ds, rounds = connected_components(pairs.select_columns(["lo", "hi"]), p, max_rounds)
         label_ds = label_ds.materialize()
@@ -436,32 +503,30 @@ def _near_pass(active: Any, config: DedupConfig, out: Any, timings: dict[str, fl
                  "with_sig": with_sig}
         joined = (active.map_batches(_node_records, batch_format="pyarrow", fn_kwargs=shape)
                   .union(label_ds.map_batches(_label_records, batch_format="pyarrow", fn_kwargs=shape))
-                  .groupby(PART).map_groups(_members, batch_format="pyarrow", fn_kwargs={"partitions": p, "with_sig": with_sig}))
+                  .groupby(PART).map_groups(_members, batch_format="pyarrow",
+                                            fn_kwargs={"partitions": p, "with_sig": with_sig}))
         if config.verify:
-            edges = (label_ds.map_batches(_edge_label_records, batch_format="pyarrow", fn_kwargs={"partitions": p})
-                     .union(pairs.map_batches(_edge_records, batch_format="pyarrow", fn_kwargs={"partitions": p}))
-                     .groupby(PART).map_groups(_labelled_edges, batch_format="pyarrow", fn_kwargs={"partitions": p}))
+            by_part = {"partitions": p}
+            edges = (label_ds.map_batches(_edge_label_records, batch_format="pyarrow", fn_kwargs=by_part)
+                     .union(pairs.map_batches(_edge_records, batch_format="pyarrow", fn_kwargs=by_part))
+                     .groupby(PART).map_groups(_labelled_edges, batch_format="pyarrow", fn_kwargs=by_part))
             decided = (joined.map_batches(_member_records, batch_format="pyarrow").union(edges)
                        .groupby(PART).map_groups(_greedy_survivors, batch_format="pyarrow"))
         else:
             decided = joined.groupby(PART).map_groups(_cluster_survivors, batch_format="pyarrow")
         got = _gather(decided, ["node", "label", "survivor", "similarity"], {"similarity": np.float64})
         order = np.argsort(got["node"])
-        nodes, label, survivor, similarity = (got[k][order] for k in ("node", "label", "survivor", "similarity"))
-        labels[nodes] = label
-        removed = survivor != nodes
-        out.reason[nodes[removed]] = 2
-        out.kept[nodes[removed]] = survivor[removed]
-        out.similarity[nodes[removed]] = similarity[removed]
-        out.method[nodes[removed]] = 2 if config.verify else 1
+        clustered = {k: v[order] for k, v in got.items()}
         engine["components_rounds"] = rounds
         if config.verify:
-            stats["chained_rows_kept"] = int((~removed).sum() - len(np.unique(label)))
+            kept = clustered["survivor"] == clustered["node"]
+            stats["chained_rows_kept"] = int(kept.sum() - len(np.unique(clustered["label"])))
     elif config.verify:
         stats["chained_rows_kept"] = 0
-    sizes = np.bincount(np.unique(labels[nodes], return_inverse=True)[1]) if len(nodes) else np.zeros(0, np.int64)
-    stats.update({"clusters": int(len(sizes)), "cluster_size_histogram": local._histogram(sizes),
-                  "removed": int((out.reason == 2).sum())})
+    labels = clustered["label"]
+    sizes = np.bincount(np.unique(labels, return_inverse=True)[1]) if len(labels) else np.zeros(0, np.int64)
+    removed = int((clustered["survivor"] != clustered["node"]).sum())
+    stats.update({"clusters": int(len(sizes)), "cluster_size_histogram": cluster_size_histogram(sizes),
+                  "removed": removed})
     timings["clusters"] = time.perf_counter() - started
-    stats["_labels"], stats["_nodes"], stats["_offset"] = labels, nodes, 0
-    return stats
+    return stats, clustered
