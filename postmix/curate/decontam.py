@@ -115,6 +115,12 @@ def build_benchmark_index(config: DecontamConfig) -> BenchmarkIndex:
     return BenchmarkIndex([load_instances(spec) for spec in config.benchmarks], config)
 
 
+def prepare_index(config: DecontamConfig) -> dict[str, Any]:
+    """The deciders' ``index`` argument, built once before any data is read (the step
+    registry's ``prepare``): a bad benchmark fails fast, and every batch or worker shares it."""
+    return {"index": build_benchmark_index(config)}
+
+
 @contextmanager
 def _threads(workers: int | None):
     previous = numba.get_num_threads()

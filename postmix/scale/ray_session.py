@@ -247,7 +247,7 @@ def _check_block(table: pa.Table, *, kind: str, partitions: int) -> pa.Table:
     from postmix.schemas.arrow_checks import all_rows_valid
 
     ids = table.column("id")
-    hashes = np.fromiter((xxhash.xxh3_64_intdigest(i or "") for i in ids.to_pylist()), np.uint64, len(ids))
+    hashes = np.fromiter((xxhash.xxh3_64_intdigest((i or "").encode()) for i in ids.to_pylist()), np.uint64, len(ids))
     ok = all_rows_valid(table.drop_columns([ROW]), kind)
     return pa.table({"id": ids, "ok": np.full(len(ids), ok), PART: partition_of(hashes, partitions)})
 
