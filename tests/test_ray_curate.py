@@ -425,3 +425,58 @@ def test_workers_do_not_read_a_file_the_driver_had_to_convert(ray_local, planted
     result = on_ray("dedup", path, tmp_path / "ray.parquet", config)
     assert result.report.details["engine"]["input"] == "driver"
     assert pq.read_table(result.output).equals(pq.read_table(local.output))
+
+
+def test_jsonl_input_and_outputs_on_ray_are_the_local_files(ray_local, planted, tmp_path):
+    """A JSONL input (with a line the conversion rejects) goes through the driver; a .jsonl and a
+    .jsonl.gz output are single files joined from the workers' shards, equal to the local ones;
+    rejects keep their input lines, the conversion's rejects first."""
+    import gzip
+
+    from postmix.curate.filters import filter_file
+
+    source = tmp_path / "in.jsonl"
+    lines = [json.dumps(row) for row in messy_rows(300).to_list()]
+    lines.insert(40, "{not json")
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = FilterConfig()
+    for suffix in (".jsonl", ".jsonl.gz"):
+        local = filter_file(source, tmp_path / f"local{suffix}", config)
+        result = on_ray("filter", source, tmp_path / f"ray{suffix}", config)
+        assert result.output.is_file() and result.report.details["engine"]["input"] == "driver"
+        read = gzip.open if suffix.endswith(".gz") else open
+        with read(local.output, "rt") as a, read(result.output, "rt") as b:
+            assert a.read() == b.read()
+        assert result.rejects.read_text() == local.rejects.read_text()
+        rejects = [json.loads(x) for x in result.rejects.read_text().splitlines()]
+        converted = [r for r in rejects if r["reason"] in ("malformed_json", "schema")]
+        assert rejects[: len(converted)] == converted  # the conversion's rejects come first
+        assert {"reason": "malformed_json", "line": 41} in [
+            {k: r[k] for k in ("reason", "line")} for r in converted]
+        judged = rejects[len(converted):]
+        assert judged and all(r["line"] and r["row"]["id"] for r in judged)
+        assert (result.report.rows_in, result.report.rows_out, result.report.rejected) == (
+            local.report.rows_in, local.report.rows_out, local.report.rejected)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no work folders left
+
+
+def test_a_ray_output_replaces_an_older_one_and_the_next_stage_reads_it(ray_local, planted, tmp_path):
+    """A rerun replaces the shard folder (or a local run's file); a folder holding anything else
+    is refused; the shard folder is an input like any Parquet file, read by the workers."""
+    table = pa.Table.from_pylist(planted.to_list(), schema=FEATURES["sft"].arrow_schema)
+    grouped = tmp_path / "grouped.parquet"
+    pq.write_table(table, grouped, row_group_size=150)
+    out = tmp_path / "out.parquet"
+    save_records(planted.select(range(3)), out)  # a local run's file is replaced
+    first = on_ray("filter", grouped, out, FilterConfig())
+    second = on_ray("filter", grouped, out, FilterConfig())
+    assert out.is_dir() and pq.read_table(out).num_rows == first.report.rows_out == second.report.rows_out
+    again = on_ray("dedup", out, tmp_path / "dedup.parquet", DedupConfig(threshold=0.85))
+    assert again.report.details["engine"]["input"].startswith("workers (")
+    local = dedup_file(out, tmp_path / "local.parquet", DedupConfig(threshold=0.85))
+    assert_shards_equal_file(again.output, local.output)
+    assert again.rejects.read_text() == local.rejects.read_text()  # no lines: a folder has none
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="other files than Parquet shards"):
+        on_ray("filter", grouped, out, FilterConfig())
+    assert (out / "notes.txt").exists()

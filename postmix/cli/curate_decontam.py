@@ -37,10 +37,10 @@ def register(group: typer.Typer) -> None:
         """Remove rows that contain benchmark instances (n-gram overlap, Tulu 3 scoring); no server needed."""
         from postmix.cli import out, print_report_summary
         from postmix.curate.decontam import DecontamConfig
-        from postmix.io.errors_text import one_line
-        from postmix.io.write import report_path
         from postmix.curate.executor import make_executor
         from postmix.curate.steps import get_step
+        from postmix.io.errors_text import one_line
+        from postmix.io.write import report_path
 
         try:
             config = DecontamConfig(

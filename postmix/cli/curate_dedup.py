@@ -42,10 +42,10 @@ def register(group: typer.Typer) -> None:
         """Remove exact and near-duplicate rows (MinHash-LSH); every removal names the row it duplicates."""
         from postmix.cli import print_report_summary
         from postmix.curate.dedup import DedupConfig
-        from postmix.io.errors_text import one_line
-        from postmix.io.write import report_path
         from postmix.curate.executor import make_executor
         from postmix.curate.steps import get_step
+        from postmix.io.errors_text import one_line
+        from postmix.io.write import report_path
 
         try:
             config = DedupConfig(

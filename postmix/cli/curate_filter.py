@@ -33,11 +33,11 @@ def register(group: typer.Typer) -> None:
         """Drop rows failing quality rules (empty turns, role order, refusals, self-identification,
         repetition, mojibake, custom regex); each reject names the rule and what matched."""
         from postmix.cli import print_report_summary
+        from postmix.curate.executor import make_executor
         from postmix.curate.filters import FilterConfig, load_filter_config
+        from postmix.curate.steps import get_step
         from postmix.io.errors_text import one_line
         from postmix.io.write import report_path
-        from postmix.curate.executor import make_executor
-        from postmix.curate.steps import get_step
 
         overrides = {"rules": rule or None, "tokenizer": tokenizer}
         if rules_file is not None:

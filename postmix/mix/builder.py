@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from postmix import __version__
+from postmix.curate.executor import check_engine, make_executor
 from postmix.errors import ConfigError
 from postmix.io.dataset import load_records
 from postmix.mix.content import content_hash, write_shard, write_shards
@@ -38,7 +39,6 @@ from postmix.mix.measure import load_tokenizer, row_tokens
 from postmix.mix.registry import MANIFEST, Registry, ResolvedMix, pause_hook
 from postmix.mix.sampling import round_half_up, sampling_key, take
 from postmix.mix.spec import MixSpec, load_spec, parse_spec, resolve_source, spec_to_dict
-from postmix.curate.executor import check_engine, make_executor
 from postmix.mix.steps import arrow_rows, run_step
 from postmix.progress import progress_bar
 from postmix.schemas import FEATURES, StepReport

@@ -48,7 +48,6 @@ from postmix.scale.ray_session import (
     ray_pipeline,
     removed_rows,
     rows_from_source,
-    rows_on_ray,
 )
 from postmix.schemas import FEATURES, StepReport
 
@@ -59,7 +58,9 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, config: RayConfig | dict[str, Any] | None = None) -> None:
-        self.config = config if isinstance(config, RayConfig) else RayConfig.model_validate(config or {})
+        self.config = (
+            config if isinstance(config, RayConfig) else RayConfig.model_validate(config or {})
+        )
 
     def describe(self) -> dict[str, Any]:
         return {"engine": self.name, "ray": self.config.model_dump(exclude_defaults=True)}
@@ -67,23 +68,44 @@ class RayExecutor:
     def _refuse_local_only(self, step: Step, options: dict[str, Any]) -> None:
         given = [name for name in step.local_only if options.get(name) is not None]
         if given:
-            raise ConfigError(f"{step.name}: {', '.join(given)} runs on the local engine only: "
-                              "drop the Ray engine for this step")
+            raise ConfigError(
+                f"{step.name}: {', '.join(given)} runs on the local engine only: "
+                "drop the Ray engine for this step"
+            )
 
-    def decide(self, step: Step, ds: Any, config: BaseModel, *, kind: str, source: str | Path | None = None,
-               **options: Any) -> Verdicts:
+    def decide(
+        self,
+        step: Step,
+        ds: Any,
+        config: BaseModel,
+        *,
+        kind: str,
+        source: str | Path | None = None,
+        **options: Any,
+    ) -> Verdicts:
         self._refuse_local_only(step, options)
         options = {**step.prepared(config), **options}
-        return step.decider("ray")(ds, config, kind=kind, ray_config=self.config, source=source, **options)
+        return step.decider("ray")(
+            ds, config, kind=kind, ray_config=self.config, source=source, **options
+        )
 
-    def run_file(self, step: Step, source: str | Path, output: str | Path, config: BaseModel, *,
-                 format: str | None = None, **options: Any) -> StageOutput:
+    def run_file(
+        self,
+        step: Step,
+        source: str | Path,
+        output: str | Path,
+        config: BaseModel,
+        *,
+        format: str | None = None,
+        **options: Any,
+    ) -> StageOutput:
         """The step on ``source``, its kept rows, rejects and report written by the workers under
         ``output`` (see the module text for what ``output`` becomes)."""
         self._refuse_local_only(step, options)
         prepared = {**step.prepared(config), **options}  # before reading: a bad config fails fast
         output = Path(output)
-        output_type(output)  # a bad suffix fails before any work
+        output_type(output)  # a bad suffix, or a folder that is not ours, fails before any work
+        _check_replaceable(output)
         decide = step.decider("ray")
         started = time.perf_counter()
         with ray_pipeline(self.config) as run:
@@ -96,11 +118,13 @@ class RayExecutor:
                 ds, kind, load_rejects = load_records(source, format=format)
                 lines = source_lines(source, len(ds), load_rejects)
                 batch = getattr(config, "batch_size", DEFAULT_BATCH_ROWS)
-                rows = rows_on_ray(ds, run.block_rows(max(len(ds), 1), batch), source if format is None else None)
+                rows = run.rows(ds, batch, source if format is None else None)
             loaded = time.perf_counter()
             verdicts = decide(rows, config, kind=rows.kind, ray_config=self.config, **prepared)
             if len(verdicts.reasons) != rows.n:
-                raise RuntimeError(f"{step.name} returned {len(verdicts.reasons)} verdicts for {rows.n} rows")
+                raise RuntimeError(
+                    f"{step.name} returned {len(verdicts.reasons)} verdicts for {rows.n} rows"
+                )
             decided = time.perf_counter()
             removed = removed_rows(verdicts)
             written = write_shards(rows, removed, output, lines, load_rejects)
@@ -108,15 +132,20 @@ class RayExecutor:
         for reject in load_rejects:
             rejected[reject.reason] = rejected.get(reject.reason, 0) + 1
         if written != rows.n - len(removed):
-            raise RuntimeError(f"{step.name}: the workers wrote {written} rows, expected {rows.n - len(removed)}")
+            raise RuntimeError(
+                f"{step.name}: the workers wrote {written} rows, expected {rows.n - len(removed)}"
+            )
         report = StepReport(
             step=step.name,
             config=config.model_dump(mode="json"),
             rows_in=rows.n + len(load_rejects),
             rows_out=written,
             rejected=dict(sorted(rejected.items())),
-            timings={"load": round(loaded - started, 3), "decide": round(decided - loaded, 3),
-                     "write": round(time.perf_counter() - decided, 3)},
+            timings={
+                "load": round(loaded - started, 3),
+                "decide": round(decided - loaded, 3),
+                "write": round(time.perf_counter() - decided, 3),
+            },
             inputs=[str(source)],
             outputs={"data": str(output), "rejects": str(rejects_path(output))},
             details={"kind": rows.kind, **verdicts.stats},
@@ -143,7 +172,9 @@ class ShardedStageOutput(StageOutput):
 # ---------------------------------------------------------------- the workers' writes
 
 
-def write_shards(rows: RayRows, removed: pa.Table, output: Path, lines: Any, load_rejects: list[Any]) -> int:
+def write_shards(
+    rows: RayRows, removed: pa.Table, output: Path, lines: Any, load_rejects: list[Any]
+) -> int:
     """Each block's kept rows and rejects written by the worker that holds it; then the shards
     published under ``output`` and ``rejects_path(output)``. Returns the rows written."""
     import ray
@@ -153,28 +184,54 @@ def write_shards(rows: RayRows, removed: pa.Table, output: Path, lines: Any, loa
     for folder in (kept_dir, rejects_dir):
         folder.mkdir(parents=True)
     try:
-        if load_rejects:  # rows the conversion could not read: first, as the local runner writes them
+        if (
+            load_rejects
+        ):  # rows the conversion could not read: first, as the local runner writes them
             with RowWriter(rejects_dir / "head.jsonl") as writer:
                 for reject in load_rejects:
                     writer.write(reject.to_row())
-        shard_suffix = "".join(output.suffixes[-2:]) if output.name.endswith(".jsonl.gz") else output.suffix
-        refs = {"removed": ray.put(removed), "lines": ray.put(lines) if isinstance(lines, np.ndarray) else None}
-        written = rows.dataset.map_batches(_write_block, batch_format="pyarrow", batch_size=None, fn_kwargs={
-            "refs": [refs], "lines": "array" if isinstance(lines, np.ndarray) else lines,
-            "kept_dir": str(kept_dir), "rejects_dir": str(rejects_dir), "suffix": shard_suffix,
-            "schema": FEATURES[rows.kind].arrow_schema})
+        shard_suffix = (
+            "".join(output.suffixes[-2:]) if output.name.endswith(".jsonl.gz") else output.suffix
+        )
+        refs = {
+            "removed": ray.put(removed),
+            "lines": ray.put(lines) if isinstance(lines, np.ndarray) else None,
+        }
+        written = rows.dataset.map_batches(
+            _write_block,
+            batch_format="pyarrow",
+            batch_size=None,
+            fn_kwargs={
+                "refs": [refs],
+                "lines": "array" if isinstance(lines, np.ndarray) else lines,
+                "kept_dir": str(kept_dir),
+                "rejects_dir": str(rejects_dir),
+                "suffix": shard_suffix,
+                "schema": FEATURES[rows.kind].arrow_schema,
+            },
+        )
         counts = collect(written, ["rows", "kept"])
         if int(counts["rows"].sum()) != rows.n:
             raise RuntimeError(f"the workers saw {int(counts['rows'].sum())} rows of {rows.n}")
         publish = ray.remote(num_cpus=1)(_publish)
-        ray.get(publish.remote(str(kept_dir), str(rejects_dir), str(output), str(rejects_path(output))))
+        ray.get(
+            publish.remote(str(kept_dir), str(rejects_dir), str(output), str(rejects_path(output)))
+        )
         return int(counts["kept"].sum())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _write_block(table: pa.Table, *, refs: list[dict[str, Any]], lines: str | None, kept_dir: str,
-                 rejects_dir: str, suffix: str, schema: pa.Schema) -> pa.Table:
+def _write_block(
+    table: pa.Table,
+    *,
+    refs: list[dict[str, Any]],
+    lines: str | None,
+    kept_dir: str,
+    rejects_dir: str,
+    suffix: str,
+    schema: pa.Schema,
+) -> pa.Table:
     """One block's kept rows (a shard) and rejects (a shard, when any), named by its first row so
     that name order is row order however Ray Data cuts the blocks."""
     import ray
@@ -194,8 +251,12 @@ def _write_block(table: pa.Table, *, refs: list[dict[str, Any]], lines: str | No
         picked = removed.take(pa.array(at[rejected]))
         reasons: list[str | None] = [None] * len(block_rows)
         details = [""] * len(block_rows)
-        for k, reason, detail in zip(rejected.tolist(), picked.column("reason").to_pylist(),
-                                     picked.column("detail").to_pylist(), strict=True):
+        for k, reason, detail in zip(
+            rejected.tolist(),
+            picked.column("reason").to_pylist(),
+            picked.column("detail").to_pylist(),
+            strict=True,
+        ):
             reasons[k], details[k] = reason, detail
         line_of = None
         if lines == "rows":
@@ -230,16 +291,27 @@ def _join(parts: list[Path], target: Path) -> None:
     _replace(target, partial)
 
 
-def _replace(target: Path, new: Path) -> None:
-    """``new`` (a file or a shard folder) under the name ``target``, whatever held it before."""
+def _check_replaceable(target: Path) -> None:
+    """A folder under the output's name is replaced only when it holds Parquet shards alone."""
     if target.is_dir():
         stray = [p.name for p in target.iterdir() if not p.name.endswith(".parquet")]
         if stray:
-            raise ConfigError(f"{target} is a folder with other files than Parquet shards ({stray[0]}): "
-                              "remove it or pick another output")
-        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-        target.rename(old)
-        new.rename(target)
+            raise ConfigError(
+                f"{target} is a folder with other files than Parquet shards ({stray[0]}): "
+                "remove it or pick another output"
+            )
+
+
+def _replace(target: Path, new: Path) -> None:
+    """``new`` (a file or a shard folder) under the name ``target``, whatever held it before."""
+    if not target.is_dir() and not (new.is_dir() and target.exists()):
+        os.replace(new, target)
+        return
+    _check_replaceable(target)
+    old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+    target.rename(old)  # a folder and a file cannot replace each other in one rename
+    new.rename(target)
+    if old.is_dir():
         shutil.rmtree(old)
     else:
-        os.replace(new, target)
+        old.unlink()

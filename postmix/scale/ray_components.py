@@ -71,7 +71,8 @@ def _directed_block(table: pa.Table, partitions: int) -> pa.Table:
 
 
 def _large_star(table: pa.Table, partitions: int) -> pa.Table:
-    """Per node ``u``: star check, and large-star edges as small-star input (keyed by the larger end).
+    """Per node ``u``: star check, and large-star edges as small-star input (keyed by the
+    larger end).
 
     Output rows: ``tag 0`` edge ``(u=larger, v=smaller)``; ``tag 1`` label ``(u=node, v=label)``
     for a node already in star shape; ``tag 2`` a node that is not yet.
@@ -88,8 +89,13 @@ def _large_star(table: pa.Table, partitions: int) -> pa.Table:
     ok = root | leaf
     labels = np.where(root, node, smallest)[ok]
     bad = node[~ok]
-    tag = np.concatenate([np.zeros(len(edges_u), np.int8), np.ones(len(labels), np.int8),
-                          np.full(len(bad), 2, np.int8)])
+    tag = np.concatenate(
+        [
+            np.zeros(len(edges_u), np.int8),
+            np.ones(len(labels), np.int8),
+            np.full(len(bad), 2, np.int8),
+        ]
+    )
     first = np.concatenate([edges_u, node[ok], bad])
     second = np.concatenate([edges_v, labels, bad])
     return pa.table({"u": first, "v": second, "tag": tag, PART: partition_of(first, partitions)})
@@ -110,8 +116,13 @@ def _small_star(table: pa.Table, partitions: int) -> pa.Table:
 
 def _select(table: pa.Table, tag: int, names: tuple[str, str]) -> pa.Table:
     mask = column(table, "tag") == tag
-    return pa.table({names[0]: column(table, "u")[mask], names[1]: column(table, "v")[mask],
-                     **({PART: column(table, PART)[mask]} if tag == 0 else {})})
+    return pa.table(
+        {
+            names[0]: column(table, "u")[mask],
+            names[1]: column(table, "v")[mask],
+            **({PART: column(table, PART)[mask]} if tag == 0 else {}),
+        }
+    )
 
 
 def connected_components(pairs: Any, partitions: int, max_rounds: int = 64) -> tuple[Any, int]:
@@ -120,11 +131,27 @@ def connected_components(pairs: Any, partitions: int, max_rounds: int = 64) -> t
     kwargs = {"partitions": partitions}
     directed = pairs.map_batches(_directed_block, batch_format="pyarrow", fn_kwargs=kwargs)
     for rounds in range(1, max_rounds + 1):
-        step = directed.groupby(PART).map_groups(_large_star, batch_format="pyarrow", fn_kwargs=kwargs).materialize()
-        unsettled = step.map_batches(_select, batch_format="pyarrow", fn_kwargs={"tag": 2, "names": ("node", "label")})
+        step = (
+            directed.groupby(PART)
+            .map_groups(_large_star, batch_format="pyarrow", fn_kwargs=kwargs)
+            .materialize()
+        )
+        unsettled = step.map_batches(
+            _select, batch_format="pyarrow", fn_kwargs={"tag": 2, "names": ("node", "label")}
+        )
         if unsettled.count() == 0:
-            labels = step.map_batches(_select, batch_format="pyarrow", fn_kwargs={"tag": 1, "names": ("node", "label")})
+            labels = step.map_batches(
+                _select, batch_format="pyarrow", fn_kwargs={"tag": 1, "names": ("node", "label")}
+            )
             return labels, rounds
-        small = step.map_batches(_select, batch_format="pyarrow", fn_kwargs={"tag": 0, "names": ("u", "v")})
-        directed = small.groupby(PART).map_groups(_small_star, batch_format="pyarrow", fn_kwargs=kwargs).materialize()
-    raise RuntimeError(f"connected components did not settle in {max_rounds} rounds; raise RayConfig.max_rounds")
+        small = step.map_batches(
+            _select, batch_format="pyarrow", fn_kwargs={"tag": 0, "names": ("u", "v")}
+        )
+        directed = (
+            small.groupby(PART)
+            .map_groups(_small_star, batch_format="pyarrow", fn_kwargs=kwargs)
+            .materialize()
+        )
+    raise RuntimeError(
+        f"connected components did not settle in {max_rounds} rounds; raise RayConfig.max_rounds"
+    )

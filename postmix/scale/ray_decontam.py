@@ -21,15 +21,7 @@ from postmix.curate.decontam import (
     verdicts_of_scan,
 )
 from postmix.curate.runner import Verdicts
-from postmix.scale.ray_session import (
-    ROW,
-    RayConfig,
-    RayRows,
-    collect_table,
-    ray_pipeline,
-    rows_on_ray,
-    sparse_verdicts,
-)
+from postmix.scale.ray_session import ROW, RayConfig, collect_table, ray_pipeline, sparse_verdicts
 
 
 def _scan(table: pa.Table, *, kind: str, config: DecontamConfig, index: BenchmarkIndex) -> pa.Table:
@@ -39,21 +31,22 @@ def _scan(table: pa.Table, *, kind: str, config: DecontamConfig, index: Benchmar
 def decontaminate_ray(ds: Any, config: DecontamConfig, *, kind: str | None = None,
                       index: BenchmarkIndex | None = None, ray_config: RayConfig | None = None,
                       source: str | Path | None = None) -> Verdicts:
-    """``postmix.curate.decontam.decontaminate`` on Ray Data: same arguments, same ``Verdicts``.
-    ``ds``: a ``datasets.Dataset``, or ``RayRows`` the workers read; ``source``: the Parquet file
-    ``ds`` was loaded from, for the workers to read (``rows_on_ray``)."""
-    on_ray = isinstance(ds, RayRows)
-    kind, index, timings = prepare(ds, config, kind or (ds.kind if on_ray else None), index)
-    if not on_ray and len(ds) == 0:
+    """``postmix.curate.decontam.decontaminate`` on Ray Data: same arguments, same ``Verdicts``
+    (``ds`` and ``source`` as ``PipelineSettings.rows`` takes them)."""
+    kind, index, timings = prepare(ds, config, kind, index)
+    if len(ds) == 0:  # a datasets.Dataset: RayRows read by the workers are never empty
         return decontaminate(ds, config, kind=kind, index=index)
     started = time.perf_counter()
     with ray_pipeline(ray_config) as run:
-        rows = rows_on_ray(ds, run.block_rows(ds.n if on_ray else len(ds), config.batch_size), source)
+        rows = run.rows(ds, config.batch_size, source)
         found = rows.dataset.map_batches(
-            _scan, batch_format="pyarrow", fn_kwargs={"kind": kind, "config": config, "index": index})
+            _scan,
+            batch_format="pyarrow",
+            fn_kwargs={"kind": kind, "config": config, "index": index},
+        )
         got = collect_table(found) or SCAN_SCHEMA.empty_table()
     timings["scan"] = time.perf_counter() - started
     removed, reasons, details, stats = verdicts_of_scan(got, index, config)
     stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
-    stats["engine"] = {"name": "ray", "partitions": run.partitions, "cpus": run.cpus, "input": rows.read}
+    stats["engine"] = run.engine(rows)
     return sparse_verdicts(rows.n, removed, reasons, details, stats)

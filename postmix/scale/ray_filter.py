@@ -18,14 +18,11 @@ from postmix.curate.runner import Verdicts
 from postmix.scale.ray_session import (
     ROW,
     RayConfig,
-    RayRows,
     collect_table,
     ray_pipeline,
-    rows_on_ray,
     sparse_verdicts,
     strip_row,
 )
-
 
 _JUDGED = pa.schema([("row", pa.int64()), ("reason", pa.string()), ("detail", pa.string())])
 
@@ -36,18 +33,28 @@ def _judge_block(table: pa.Table, *, kind: str, config: FilterConfig) -> pa.Tabl
     verdicts = apply_filters(strip_row(table), config, kind=kind)
     rejected = verdicts.rejected_indices()
     rows = table.column(ROW).to_numpy()
-    return pa.table({
-        "row": np.r_[rows[rejected], -1 - rows[0]],  # the last record carries the block's counters
-        "reason": [verdicts.reasons[i] for i in rejected.tolist()] + [None],
-        "detail": [verdicts.details[i] for i in rejected.tolist()] + [json.dumps(verdicts.stats)],
-    }, schema=_JUDGED)
+    return pa.table(
+        {
+            "row": np.r_[
+                rows[rejected], -1 - rows[0]
+            ],  # the last record carries the block's counters
+            "reason": [verdicts.reasons[i] for i in rejected.tolist()] + [None],
+            "detail": [verdicts.details[i] for i in rejected.tolist()]
+            + [json.dumps(verdicts.stats)],
+        },
+        schema=_JUDGED,
+    )
 
 
 def _merge(blocks: list[dict[str, Any]], codes: list[str], examples: int) -> dict[str, Any]:
     """Block reports, in row order, summed into the report one ``apply_filters`` call writes."""
-    merged: dict[str, Any] = {"rules": codes, "rejected_per_rule": dict.fromkeys(codes, 0),
-                              "fired_per_rule": dict.fromkeys(codes, 0), "rejected_per_source": {},
-                              "examples": {}}
+    merged: dict[str, Any] = {
+        "rules": codes,
+        "rejected_per_rule": dict.fromkeys(codes, 0),
+        "fired_per_rule": dict.fromkeys(codes, 0),
+        "rejected_per_source": {},
+        "examples": {},
+    }
     for stats in blocks:
         for counter in ("rejected_per_rule", "fired_per_rule"):
             for code, count in stats[counter].items():
@@ -65,17 +72,18 @@ def _merge(blocks: list[dict[str, Any]], codes: list[str], examples: int) -> dic
 
 def filter_ray(ds: Any, config: FilterConfig | None = None, *, kind: str | None = None,
                ray_config: RayConfig | None = None, source: str | Path | None = None) -> Verdicts:
-    """``postmix.curate.filters.apply_filters`` on Ray Data: same arguments, same ``Verdicts``.
-    ``ds``: a ``datasets.Dataset``, or ``RayRows`` the workers read; ``source``: the Parquet file
-    ``ds`` was loaded from, for the workers to read (``rows_on_ray``)."""
+    """``postmix.curate.filters.apply_filters`` on Ray Data: same arguments, same ``Verdicts``
+    (``ds`` and ``source`` as ``PipelineSettings.rows`` takes them)."""
     config = config or FilterConfig()
-    if not isinstance(ds, RayRows) and len(ds) == 0:
+    if len(ds) == 0:  # a datasets.Dataset: RayRows read by the workers are never empty
         return apply_filters(ds, config, kind=kind)
     with ray_pipeline(ray_config) as run:
-        rows = rows_on_ray(ds, run.block_rows(len(ds) if not isinstance(ds, RayRows) else ds.n,
-                                              config.batch_size), source)
+        rows = run.rows(ds, config.batch_size, source)
         judged = rows.dataset.map_batches(
-            _judge_block, batch_format="pyarrow", fn_kwargs={"kind": kind or rows.kind, "config": config})
+            _judge_block,
+            batch_format="pyarrow",
+            fn_kwargs={"kind": kind or rows.kind, "config": config},
+        )
         got = collect_table(judged)
     got = got.sort_by("row")
     counters = got.filter(pc.less(got.column("row"), 0))
@@ -83,6 +91,11 @@ def filter_ray(ds: Any, config: FilterConfig | None = None, *, kind: str | None 
     # counters are keyed -1 - first row: descending keys are ascending blocks
     blocks = [json.loads(d) for d in reversed(counters.column("detail").to_pylist())]
     stats = _merge(blocks, config.rule_codes(), config.examples)
-    stats["engine"] = {"name": "ray", "partitions": run.partitions, "cpus": run.cpus, "input": rows.read}
-    return sparse_verdicts(rows.n, removed.column("row").to_numpy(), removed.column("reason").to_pylist(),
-                           removed.column("detail").to_pylist(), stats)
+    stats["engine"] = run.engine(rows)
+    return sparse_verdicts(
+        rows.n,
+        removed.column("row").to_numpy(),
+        removed.column("reason").to_pylist(),
+        removed.column("detail").to_pylist(),
+        stats,
+    )

@@ -14,8 +14,8 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -28,6 +28,7 @@ from postmix.errors import ConfigError, PostmixError
 from postmix.scale.ray_components import PART, partition_of
 from postmix.schemas import FEATURES, kind_of_columns
 
+
 class RayUnavailableError(PostmixError):
     """Ray is not installed, or the named cluster cannot be reached."""
 
@@ -38,20 +39,36 @@ class RayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     address: str | None = Field(
-        None, description="Ray cluster to join ('ray://host:10001', 'host:6379', 'auto'); None: the "
-        "RAY_ADDRESS variable, else a cluster running on this machine, else a local Ray.")
-    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (ignored on a cluster); None = all.")
+        None,
+        description="Ray cluster to join ('ray://host:10001', 'host:6379', 'auto'); None: the "
+        "RAY_ADDRESS variable, else a cluster running on this machine, else a local Ray.",
+    )
+    num_cpus: int | None = Field(
+        None, ge=1, description="CPUs of a local Ray (ignored on a cluster); None = all."
+    )
     partitions: int | None = Field(
-        None, ge=1, description="Shuffle partitions (groups of band hashes, pairs, nodes); None = the "
-        "cluster's CPU count, so every core has one partition to reduce.")
+        None,
+        ge=1,
+        description="Shuffle partitions (groups of band hashes, pairs, nodes); None = the "
+        "cluster's CPU count, so every core has one partition to reduce.",
+    )
     block_rows: int | None = Field(
-        None, ge=1, description="Input rows per Ray block (one map_batches call); None = enough blocks "
-        "for two per CPU, at most the stage's batch_size.")
+        None,
+        ge=1,
+        description="Input rows per Ray block (one map_batches call); None = enough blocks "
+        "for two per CPU, at most the stage's batch_size.",
+    )
     shuffle: Literal["sort", "hash"] = Field(
-        "sort", description="Ray Data shuffle: sort (pull-based; starts in ~0.1 s, fine into the "
-        "terabytes) or hash (an actor pool per shuffle: seconds to start, scales further).")
-    max_rounds: int = Field(64, ge=1, description="Cap on connected-components rounds (each halves "
-                            "the distance to a cluster's root, so real corpora need 3-10).")
+        "sort",
+        description="Ray Data shuffle: sort (pull-based; starts in ~0.1 s, fine into the "
+        "terabytes) or hash (an actor pool per shuffle: seconds to start, scales further).",
+    )
+    max_rounds: int = Field(
+        64,
+        ge=1,
+        description="Cap on connected-components rounds (each halves "
+        "the distance to a cluster's root, so real corpora need 3-10).",
+    )
 
 
 def connect(config: RayConfig | None = None) -> None:
@@ -60,8 +77,9 @@ def connect(config: RayConfig | None = None) -> None:
     try:
         import ray
     except ImportError:
-        raise RayUnavailableError("--engine ray needs Ray Data: pip install 'postmix[ray]' "
-                                  "(or 'ray[data]')") from None
+        raise RayUnavailableError(
+            "--engine ray needs Ray Data: pip install 'postmix[ray]' (or 'ray[data]')"
+        ) from None
     if ray.is_initialized():
         return
     address = config.address or os.environ.get("RAY_ADDRESS")
@@ -70,8 +88,10 @@ def connect(config: RayConfig | None = None) -> None:
         try:
             ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise RayUnavailableError(f"cannot join the Ray cluster at {address!r} ({str(exc).splitlines()[0]}): "
-                                      "check the address, or unset RAY_ADDRESS for a local Ray") from None
+            raise RayUnavailableError(
+                f"cannot join the Ray cluster at {address!r} ({str(exc).splitlines()[0]}): "
+                "check the address, or unset RAY_ADDRESS for a local Ray"
+            ) from None
         return
     try:
         ray.init(address="auto", **quiet)  # a cluster started here with `ray start --head`
@@ -94,13 +114,18 @@ def ray_pipeline(config: RayConfig | None = None) -> Iterator[PipelineSettings]:
     from ray.data.context import ShuffleStrategy
 
     context = ray.data.DataContext.get_current()
-    saved = {name: getattr(context, name) for name in
-             ("shuffle_strategy", "enable_progress_bars", "print_on_execution_start")}
+    saved = {
+        name: getattr(context, name)
+        for name in ("shuffle_strategy", "enable_progress_bars", "print_on_execution_start")
+    }
     logger = logging.getLogger("ray.data")
     saved_level = logger.level
     interactive = sys.stderr.isatty()
-    context.shuffle_strategy = (ShuffleStrategy.SORT_SHUFFLE_PULL_BASED if config.shuffle == "sort"
-                                else ShuffleStrategy.HASH_SHUFFLE)
+    context.shuffle_strategy = (
+        ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+        if config.shuffle == "sort"
+        else ShuffleStrategy.HASH_SHUFFLE
+    )
     context.enable_progress_bars = interactive
     context.print_on_execution_start = interactive
     if not interactive:
@@ -124,6 +149,16 @@ class PipelineSettings:
             return self.config.block_rows
         return max(1, min(batch_size, -(-n // (2 * self.cpus))))
 
+    def rows(self, ds: Any, batch_size: int, source: str | Path | None = None) -> RayRows:
+        """A decider's input on Ray, in blocks of ``block_rows``: ``ds`` is a ``datasets.Dataset``
+        or ``RayRows`` the workers read already; ``source`` the Parquet file or folder ``ds`` was
+        loaded from, for the workers to read (``rows_on_ray``)."""
+        return rows_on_ray(ds, self.block_rows(max(len(ds), 1), batch_size), source)
+
+    def engine(self, rows: RayRows) -> dict[str, Any]:
+        """The report's ``engine`` entry: where the step ran and how its input was read."""
+        return {"name": "ray", "partitions": self.partitions, "cpus": self.cpus, "input": rows.read}
+
 
 # ---------------------------------------------------------------- rows in, rows out
 
@@ -139,6 +174,13 @@ class RayRows:
     n: int
     kind: str
     read: str
+
+    def __len__(self) -> int:  # as a datasets.Dataset answers, so deciders take either
+        return self.n
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(FEATURES[self.kind])
 
 
 def rows_on_ray(ds: Any, block_rows: int, source: str | Path | None = None) -> RayRows:
@@ -164,7 +206,9 @@ def rows_on_ray(ds: Any, block_rows: int, source: str | Path | None = None) -> R
     blocks = []
     for start in range(0, max(len(table), 1), block_rows):
         block = table.slice(start, block_rows)
-        blocks.append(block.append_column(ROW, pa.array(np.arange(start, start + len(block), dtype=np.int64))))
+        blocks.append(
+            block.append_column(ROW, pa.array(np.arange(start, start + len(block), dtype=np.int64)))
+        )
     return RayRows(ray.data.from_arrow(blocks), len(ds), kind, "driver")
 
 
@@ -193,9 +237,17 @@ def _read_by_workers(pieces: list[dict[str, Any]], kind: str, source: str | Path
 
     schema = FEATURES[kind].arrow_schema
     read = ray.data.from_items(pieces, override_num_blocks=len(pieces)).map_batches(
-        _read_pieces, batch_format="pyarrow", batch_size=None,
-        fn_kwargs={"columns": list(FEATURES[kind]), "schema": schema})
-    return RayRows(read, sum(p["rows"] for p in pieces), kind, f"workers ({len(pieces)} row groups of {source})")
+        _read_pieces,
+        batch_format="pyarrow",
+        batch_size=None,
+        fn_kwargs={"columns": list(FEATURES[kind]), "schema": schema},
+    )
+    return RayRows(
+        read,
+        sum(p["rows"] for p in pieces),
+        kind,
+        f"workers ({len(pieces)} row groups of {source})",
+    )
 
 
 def _parquet_pieces(source: str | Path, columns: set[str]) -> list[dict[str, Any]] | None:
@@ -213,7 +265,9 @@ def _parquet_pieces(source: str | Path, columns: set[str]) -> list[dict[str, Any
     offset = 0
     for shard in parquet_shards(path.resolve()):
         parquet = pq.ParquetFile(shard)
-        if kind_of_columns(parquet.schema_arrow.names) is None or not columns <= set(parquet.schema_arrow.names):
+        if kind_of_columns(parquet.schema_arrow.names) is None or not columns <= set(
+            parquet.schema_arrow.names
+        ):
             return None  # not postmix records as they are: the driver converts them while loading
         for group in range(parquet.metadata.num_row_groups):
             rows = parquet.metadata.row_group(group).num_rows
@@ -231,8 +285,12 @@ def _read_pieces(batch: Any, *, columns: list[str], schema: Any) -> Any:
     import pyarrow.parquet as pq
 
     tables = []
-    for path, group, offset in zip(batch.column("path").to_pylist(), batch.column("group").to_pylist(),
-                                   batch.column("offset").to_pylist(), strict=True):
+    for path, group, offset in zip(
+        batch.column("path").to_pylist(),
+        batch.column("group").to_pylist(),
+        batch.column("offset").to_pylist(),
+        strict=True,
+    ):
         table = pq.ParquetFile(path).read_row_group(group, columns=columns).cast(schema)
         rows = pa.array(np.arange(offset, offset + table.num_rows, dtype=np.int64))
         tables.append(table.append_column(ROW, rows))
@@ -247,23 +305,37 @@ def _check_block(table: pa.Table, *, kind: str, partitions: int) -> pa.Table:
     from postmix.schemas.arrow_checks import all_rows_valid
 
     ids = table.column("id")
-    hashes = np.fromiter((xxhash.xxh3_64_intdigest((i or "").encode()) for i in ids.to_pylist()), np.uint64, len(ids))
+    hashes = np.fromiter(
+        (xxhash.xxh3_64_intdigest((i or "").encode()) for i in ids.to_pylist()), np.uint64, len(ids)
+    )
     ok = all_rows_valid(table.drop_columns([ROW]), kind)
-    return pa.table({"id": ids, "ok": np.full(len(ids), ok), PART: partition_of(hashes, partitions)})
+    return pa.table(
+        {"id": ids, "ok": np.full(len(ids), ok), PART: partition_of(hashes, partitions)}
+    )
 
 
 def _repeated_ids(table: pa.Table) -> pa.Table:
     ids = table.column("id")
-    return pa.table({"repeated": [len(ids) - pc.count_distinct(ids).as_py()], "bad": [int(pc.sum(pc.invert(
-        table.column("ok"))).as_py() or 0)]})
+    return pa.table(
+        {
+            "repeated": [len(ids) - pc.count_distinct(ids).as_py()],
+            "bad": [int(pc.sum(pc.invert(table.column("ok"))).as_py() or 0)],
+        }
+    )
 
 
 def _all_valid(rows: RayRows) -> bool:
     """Whether every row is a valid record and ids are unique over all blocks (a shuffle by id)."""
     partitions = cluster_cpus()
-    checked = (rows.dataset.map_batches(_check_block, batch_format="pyarrow",
-                                        fn_kwargs={"kind": rows.kind, "partitions": partitions})
-               .groupby(PART).map_groups(_repeated_ids, batch_format="pyarrow"))
+    checked = (
+        rows.dataset.map_batches(
+            _check_block,
+            batch_format="pyarrow",
+            fn_kwargs={"kind": rows.kind, "partitions": partitions},
+        )
+        .groupby(PART)
+        .map_groups(_repeated_ids, batch_format="pyarrow")
+    )
     got = collect(checked, ["repeated", "bad"])
     return not got["repeated"].any() and not got["bad"].any()
 
@@ -282,8 +354,12 @@ def _visible_on_every_node(files: list[tuple[str, int]]) -> bool:
         return [os.path.getsize(p) if os.path.isfile(p) else -1 for p in paths]
 
     paths, sizes = [f for f, _ in files], [size for _, size in files]
-    probes = [sizes_here.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(paths)
-              for n in nodes]
+    probes = [
+        sizes_here.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)
+        ).remote(paths)
+        for n in nodes
+    ]
     return all(found == sizes for found in ray.get(probes))
 
 
@@ -318,22 +394,32 @@ class SparseColumn(Sequence):
         yield from itertools.repeat(self.fill, self.n - last)
 
 
-def sparse_verdicts(n: int, rows: np.ndarray, reasons: Sequence[str], details: Sequence[str],
-                    stats: dict[str, Any]) -> Verdicts:
-    """``Verdicts`` of ``n`` rows that remove ``rows`` (ascending) with these reasons and details."""
+def sparse_verdicts(
+    n: int, rows: np.ndarray, reasons: Sequence[str], details: Sequence[str], stats: dict[str, Any]
+) -> Verdicts:
+    """``Verdicts`` of ``n`` rows removing ``rows`` (ascending) with these reasons and details."""
     return Verdicts(SparseColumn(n, rows, reasons, None), SparseColumn(n, rows, details, ""), stats)
 
 
 def removed_rows(verdicts: Verdicts) -> pa.Table:
     """``(row, reason, detail)`` of the rows ``verdicts`` removes, ascending by row."""
     if isinstance(verdicts.reasons, SparseColumn) and isinstance(verdicts.details, SparseColumn):
-        rows, reasons, details = verdicts.reasons.rows, verdicts.reasons.values, verdicts.details.values
+        rows, reasons, details = (
+            verdicts.reasons.rows,
+            verdicts.reasons.values,
+            verdicts.details.values,
+        )
     else:
         rows = verdicts.rejected_indices()
         reasons = [verdicts.reasons[i] for i in rows.tolist()]
         details = [verdicts.details[i] for i in rows.tolist()]
-    return pa.table({"row": pa.array(rows, pa.int64()), "reason": pa.array(list(reasons), pa.string()),
-                     "detail": pa.array(list(details), pa.string())})
+    return pa.table(
+        {
+            "row": pa.array(rows, pa.int64()),
+            "reason": pa.array(list(reasons), pa.string()),
+            "detail": pa.array(list(details), pa.string()),
+        }
+    )
 
 
 def strip_row(table: Any) -> Any:
