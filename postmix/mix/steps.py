@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ValidationError
 
-from postmix.curate.steps import get_step
+from postmix.curate.steps import STEPS
 from postmix.errors import ConfigError, PostmixError
 from postmix.io.errors_text import one_line
 from postmix.schemas import StepReport
@@ -117,8 +117,9 @@ def run_step(step: Any, ds: datasets.Dataset, kind: str, *, source: str, label: 
     impl = resolve_step(step.step)
     config = check_step(step, where=f"source {source!r}")
     started = time.perf_counter()
-    verdicts = (executor.decide(get_step(step.step), ds, config, kind=kind) if executor is not None
-                else _call(impl, ds, config, kind))
+    # a registered step runs on the build's executor; a step only this table names runs here
+    verdicts = (executor.decide(STEPS[step.step], ds, config, kind=kind)
+                if executor is not None and step.step in STEPS else _call(impl, ds, config, kind))
     if len(verdicts.reasons) != len(ds):
         raise RuntimeError(f"step {step.step} returned {len(verdicts.reasons)} verdicts for {len(ds)} rows")
     decided = time.perf_counter()
