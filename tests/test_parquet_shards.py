@@ -62,8 +62,10 @@ def test_sparse_verdicts_behave_as_dense_ones():
     from postmix.scale.ray_session import SparseColumn, removed_rows, sparse_verdicts
 
     sparse = sparse_verdicts(7, np.array([1, 4, 6]), ["a", "b", "a"], ["x", "y", "z"], {"k": 1})
-    dense = Verdicts([None, "a", None, None, "b", None, "a"], ["", "x", "", "", "y", "", "z"], {"k": 1})
-    assert list(sparse.reasons) == list(dense.reasons) and list(sparse.details) == list(dense.details)
+    dense = Verdicts([None, "a", None, None, "b", None, "a"], ["", "x", "", "", "y", "", "z"],
+                     {"k": 1})
+    assert list(sparse.reasons) == list(dense.reasons)
+    assert list(sparse.details) == list(dense.details)
     assert [sparse.reasons[i] for i in range(-7, 7)] == list(dense.reasons) * 2
     assert sparse.reasons[2:6] == dense.reasons[2:6]
     assert sparse.counts() == dense.counts() == {"a": 2, "b": 1}

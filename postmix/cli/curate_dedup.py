@@ -62,6 +62,7 @@ def register(group: typer.Typer) -> None:
                               "is a local file): drop --engine ray for this step")
         executor = make_executor(engine, {"address": ray_address} if ray_address else None)
         extra = {"against": against, "cache_dir": cache_dir} if against is not None else {}
-        result = executor.run_file(get_step("dedup"), source, output, config, format=format, **extra)
+        result = executor.run_file(get_step("dedup"), source, output, config, format=format,
+                                   **extra)
         print_report_summary(result.report, {"output": str(result.output), "rejects": str(result.rejects),
                                              "report": str(report_path(result.output))})

@@ -168,7 +168,8 @@ def decontaminate(
     with _threads(config.workers), progress_bar("decontam: scanning", total=n) as bar:
         for start in range(0, n, config.batch_size):
             table = arrow[start : start + config.batch_size]
-            scans.append(scan_block(table, kind, config, index, np.arange(start, start + len(table))))
+            rows = np.arange(start, start + len(table))
+            scans.append(scan_block(table, kind, config, index, rows))
             bar.advance(len(table))
     timings["scan"] = time.perf_counter() - started
     found = pa.concat_tables(scans) if scans else pa.table({}, schema=SCAN_SCHEMA)
@@ -209,7 +210,8 @@ def scan_block(table: pa.Table, kind: str, config: DecontamConfig, index: Benchm
         spans[k] = _span(data, offsets, int(found.row[k]), int(found.start[k]), int(found.end[k]))
         ids[k], sources[k] = row_id, source
     return pa.table({"row": np.asarray(rows, np.int64)[found.row], "instance": found.instance,
-                     "score": found.score, "best": best, "span": spans, "id": ids, "source": sources},
+                     "score": found.score, "best": best, "span": spans, "id": ids,
+                     "source": sources},
                     schema=SCAN_SCHEMA)
 
 
@@ -226,13 +228,13 @@ def verdicts_of_scan(found: pa.Table, index: BenchmarkIndex, config: DecontamCon
                for (name, instance_id), score, span in zip(described, scores, spans, strict=True)]
     per_source: dict[str, dict[str, int]] = defaultdict(dict)
     examples: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    sources, ids = best.column("source").to_pylist(), best.column("id").to_pylist()
     for (name, instance_id), score, span, source, row_id in zip(
-            described, scores, spans, best.column("source").to_pylist(), best.column("id").to_pylist(),
-            strict=True):
+            described, scores, spans, sources, ids, strict=True):
         per_source[name][str(source)] = per_source[name].get(str(source), 0) + 1
         if len(examples[name]) < config.examples:
-            examples[name].append({"row_id": row_id, "instance_id": instance_id, "score": round(score, 4),
-                                   "span": span})
+            examples[name].append({"row_id": row_id, "instance_id": instance_id,
+                                   "score": round(score, 4), "span": span})
     all_instances = found.column("instance").to_numpy()
     all_rows = found.column("row").to_numpy()
     hit = np.zeros(index.index.n_instances, dtype=bool)

@@ -145,7 +145,8 @@ class _Outcome:
 
     def removals(self) -> Removals:
         rows = np.flatnonzero(self.reason)
-        return Removals(rows, self.reason[rows], self.kept[rows], self.similarity[rows], self.method[rows])
+        return Removals(rows, self.reason[rows], self.kept[rows], self.similarity[rows],
+                        self.method[rows])
 
     def __init__(self, n: int):
         self.reason = np.zeros(n, dtype=np.int8)  # 0 keep, 1 exact, 2 near
@@ -274,7 +275,8 @@ def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _O
         out.similarity[removed] = sims
         out.method[removed] = 1
     sizes = np.bincount(np.unique(labels[nodes], return_inverse=True)[1]) if len(nodes) else np.zeros(0, np.int64)
-    stats.update({"clusters": int(len(sizes)), "cluster_size_histogram": cluster_size_histogram(sizes), "removed": int(len(removed))})
+    stats.update({"clusters": int(len(sizes)), "removed": int(len(removed)),
+                  "cluster_size_histogram": cluster_size_histogram(sizes)})
     timings["clusters"] = time.perf_counter() - started
     stats["_labels"], stats["_nodes"], stats["_offset"] = labels, nodes, offset
     return stats
@@ -325,7 +327,9 @@ class Removals:
     def near(self, rows: np.ndarray) -> np.ndarray:
         """Which of ``rows`` were removed as near duplicates."""
         at = np.minimum(self.of(rows), max(len(self.rows) - 1, 0))
-        return (self.rows[at] == rows) & (self.code[at] == 2) if len(self.rows) else np.zeros(len(rows), bool)
+        if not len(self.rows):
+            return np.zeros(len(rows), bool)
+        return (self.rows[at] == rows) & (self.code[at] == 2)
 
 
 def removal_verdicts(removals: Removals, kept_ids: Sequence[str], sources: Sequence[Any]
@@ -336,8 +340,8 @@ def removal_verdicts(removals: Removals, kept_ids: Sequence[str], sources: Seque
     details = [f"duplicate_of={kept_id} similarity={similarity:.3f} method={METHODS[method]}"
                + (" kept_in=reference" if kept < 0 else "")
                for kept_id, similarity, method, kept in zip(
-                   kept_ids, removals.similarity.tolist(), removals.method.tolist(), removals.kept.tolist(),
-                   strict=True)]
+                   kept_ids, removals.similarity.tolist(), removals.method.tolist(),
+                   removals.kept.tolist(), strict=True)]
     per_source: dict[str, dict[str, int]] = {}
     for source, reason in zip(sources, reasons, strict=True):
         entry = per_source.setdefault(str(source), {EXACT: 0, NEAR: 0})
@@ -345,8 +349,8 @@ def removal_verdicts(removals: Removals, kept_ids: Sequence[str], sources: Seque
     return reasons, details, dict(sorted(per_source.items()))
 
 
-def largest_cluster_picks(nodes: np.ndarray, node_labels: np.ndarray, offset: int, removals: Removals,
-                          limit: int) -> list[tuple[int, int, np.ndarray]]:
+def largest_cluster_picks(nodes: np.ndarray, node_labels: np.ndarray, offset: int,
+                          removals: Removals, limit: int) -> list[tuple[int, int, np.ndarray]]:
     """``(size, survivor, example rows)`` of the ``limit`` largest near-duplicate clusters
     (``nodes`` in the joint index: reference rows first, then ``offset`` + data rows) that lost
     a data row; the survivor is encoded as ``Removals.kept``."""
@@ -359,12 +363,13 @@ def largest_cluster_picks(nodes: np.ndarray, node_labels: np.ndarray, offset: in
         new = members[members >= offset] - offset
         removed = new[removals.near(new)]
         if len(removed):
-            picks.append((int(counts[t]), int(removals.kept[removals.of(removed[:1])][0]), removed[:3]))
+            kept = int(removals.kept[removals.of(removed[:1])][0])
+            picks.append((int(counts[t]), kept, removed[:3]))
     return picks
 
 
-def cluster_listing(picks: list[tuple[int, int, np.ndarray]], removals: Removals, ids: dict[int, str],
-                    texts: dict[int, str]) -> list[dict[str, Any]]:
+def cluster_listing(picks: list[tuple[int, int, np.ndarray]], removals: Removals,
+                    ids: dict[int, str], texts: dict[int, str]) -> list[dict[str, Any]]:
     """The report's ``largest_clusters``: ``ids`` and ``texts`` (the compared text view) hold the
     picks' survivors and examples, keyed as ``Removals.kept`` encodes rows."""
     listed = []
@@ -373,7 +378,8 @@ def cluster_listing(picks: list[tuple[int, int, np.ndarray]], removals: Removals
         listed.append({
             "size": size,
             "kept": {"id": ids[kept], "in_reference": kept < 0, "text": _preview(texts[kept])},
-            "examples": [{"id": ids[r], "similarity": round(float(s), 4), "text": _preview(texts[r])}
+            "examples": [{"id": ids[r], "similarity": round(float(s), 4),
+                          "text": _preview(texts[r])}
                          for r, s in zip(examples.tolist(), similarity.tolist(), strict=True)],
         })
     return listed
@@ -390,7 +396,8 @@ def _local_listing(ds, kind, ids, reference, picks, removals: Removals, config: 
     names = {r: ids[r] for r in new}
     if ref:
         ref_ds, ref_kind = reference.dataset()
-        texts.update(zip([-1 - r for r in ref], _view_of(ref_ds, ref_kind, config.on, ref), strict=True))
+        ref_texts = _view_of(ref_ds, ref_kind, config.on, ref)
+        texts.update(zip([-1 - r for r in ref], ref_texts, strict=True))
         names.update({-1 - r: reference.ids[r] for r in ref})
     return cluster_listing(picks, removals, names, texts)
 
@@ -432,15 +439,19 @@ def dedup(
     removals = out.removals()
     kept_ids = [ids[k] if k >= 0 else reference.ids[-1 - k] for k in removals.kept.tolist()]
     sources = _column(ds, "source").take(pa.array(removals.rows)).to_pylist()
-    removed_reasons, removed_details, stats["removed_per_source"] = removal_verdicts(removals, kept_ids, sources)
+    removed_reasons, removed_details, per_source = removal_verdicts(removals, kept_ids, sources)
+    stats["removed_per_source"] = per_source
     reasons: list[str | None] = [None] * n
     details = [""] * n
-    for row, reason, detail in zip(removals.rows.tolist(), removed_reasons, removed_details, strict=True):
+    for row, reason, detail in zip(removals.rows.tolist(), removed_reasons, removed_details,
+                                   strict=True):
         reasons[row], details[row] = reason, detail
     if near:
         labels, nodes, offset = near.pop("_labels"), near.pop("_nodes"), near.pop("_offset")
-        picks = largest_cluster_picks(nodes, labels[nodes], offset, removals, config.largest_clusters)
-        stats["largest_clusters"] = _local_listing(ds, kind, ids, reference, picks, removals, config)
+        picks = largest_cluster_picks(nodes, labels[nodes], offset, removals,
+                                      config.largest_clusters)
+        stats["largest_clusters"] = _local_listing(ds, kind, ids, reference, picks, removals,
+                                                   config)
         stats["near"] = near
     if reference is not None:
         stats["against"] = {"path": reference.name, "rows": len(reference.ids), "cache_hit": reference.cache_hit,

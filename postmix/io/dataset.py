@@ -78,7 +78,8 @@ def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | 
         if kind is None:
             return None
         columns = list(FEATURES[kind])
-        table = pa.concat_tables([pq.read_table(shard, columns=columns) for shard in parquet_shards(path)])
+        shards = parquet_shards(path)
+        table = pa.concat_tables([pq.read_table(shard, columns=columns) for shard in shards])
         return (table, kind) if all_rows_valid(table, kind) else None  # else: row by row, with rejects
     if ftype == "jsonl" and not path.name.endswith(".gz"):
         with open(path, "rb") as handle:

@@ -54,7 +54,8 @@ def parquet_shards(path: str | Path) -> list[Path]:
 
 def _is_shard_folder(path: Path) -> bool:
     visible = [p for p in path.iterdir() if not p.name.startswith((".", "_"))]
-    return bool(visible) and all(p.is_file() and p.name.lower().endswith(".parquet") for p in visible)
+    return bool(visible) and all(p.is_file() and p.name.lower().endswith(".parquet")
+                                 for p in visible)
 
 
 def file_type(path: str | Path) -> str:
@@ -238,4 +239,6 @@ def size_hint(source: str | Path) -> int | None:
         return None
     if kind not in ("jsonl", "json", "parquet"):
         return None
-    return sum(p.stat().st_size for p in parquet_shards(source)) if kind == "parquet" else Path(source).stat().st_size
+    if kind == "parquet":
+        return sum(p.stat().st_size for p in parquet_shards(source))
+    return Path(source).stat().st_size

@@ -141,8 +141,8 @@ def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Ta
     owner = np.repeat(np.arange(len(sources)), [s.table.num_rows for s in sources])
     reports = []
     for step in spec.global_steps:
-        result = run_step(step, in_memory_dataset(combined), spec.kind, source="*", label=f"global:{step.step}",
-                          executor=make_executor(spec.engine))
+        result = run_step(step, in_memory_dataset(combined), spec.kind, source="*",
+                          label=f"global:{step.step}", executor=make_executor(spec.engine))
         reports.append(result.report)
         rejected_owner = np.zeros(0, dtype=np.int64)
         if result.rejects is not None:

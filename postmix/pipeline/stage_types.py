@@ -248,7 +248,8 @@ def _curate_stage(ctx: StageContext, step: str) -> dict[str, Any]:
         config["benchmarks"] = anchored(list(config["benchmarks"]), ctx.recipe_dir)
     output = ctx.out_dir / f"{ctx.stage.name}.parquet"
     spec = get_step(step)
-    make_executor(engine, ray_config).run_file(spec, _single_input(ctx), output, spec.config_class().model_validate(config))
+    make_executor(engine, ray_config).run_file(spec, _single_input(ctx), output,
+                                               spec.config_class().model_validate(config))
     return _outputs(output)
 
 

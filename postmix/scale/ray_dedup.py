@@ -748,8 +748,8 @@ def _near_pass(
     stats.update(
         {
             "clusters": int(len(sizes)),
-            "cluster_size_histogram": cluster_size_histogram(sizes),
             "removed": removed,
+            "cluster_size_histogram": cluster_size_histogram(sizes),
         }
     )
     timings["clusters"] = time.perf_counter() - started
