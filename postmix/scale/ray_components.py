@@ -89,13 +89,8 @@ def _large_star(table: pa.Table, partitions: int) -> pa.Table:
     ok = root | leaf
     labels = np.where(root, node, smallest)[ok]
     bad = node[~ok]
-    tag = np.concatenate(
-        [
-            np.zeros(len(edges_u), np.int8),
-            np.ones(len(labels), np.int8),
-            np.full(len(bad), 2, np.int8),
-        ]
-    )
+    tag = np.concatenate([np.zeros(len(edges_u), np.int8), np.ones(len(labels), np.int8),
+                          np.full(len(bad), 2, np.int8)])
     first = np.concatenate([edges_u, node[ok], bad])
     second = np.concatenate([edges_v, labels, bad])
     return pa.table({"u": first, "v": second, "tag": tag, PART: partition_of(first, partitions)})
@@ -116,13 +111,12 @@ def _small_star(table: pa.Table, partitions: int) -> pa.Table:
 
 def _select(table: pa.Table, tag: int, names: tuple[str, str]) -> pa.Table:
     mask = column(table, "tag") == tag
-    return pa.table(
-        {
-            names[0]: column(table, "u")[mask],
-            names[1]: column(table, "v")[mask],
-            **({PART: column(table, PART)[mask]} if tag == 0 else {}),
-        }
-    )
+    return pa.table({names[0]: column(table, "u")[mask], names[1]: column(table, "v")[mask],
+                     **({PART: column(table, PART)[mask]} if tag == 0 else {})})
+
+
+def _tagged(step: Any, tag: int, names: tuple[str, str]) -> Any:
+    return step.map_batches(_select, batch_format="pyarrow", fn_kwargs={"tag": tag, "names": names})
 
 
 def connected_components(pairs: Any, partitions: int, max_rounds: int = 64) -> tuple[Any, int]:
@@ -131,27 +125,11 @@ def connected_components(pairs: Any, partitions: int, max_rounds: int = 64) -> t
     kwargs = {"partitions": partitions}
     directed = pairs.map_batches(_directed_block, batch_format="pyarrow", fn_kwargs=kwargs)
     for rounds in range(1, max_rounds + 1):
-        step = (
-            directed.groupby(PART)
-            .map_groups(_large_star, batch_format="pyarrow", fn_kwargs=kwargs)
-            .materialize()
-        )
-        unsettled = step.map_batches(
-            _select, batch_format="pyarrow", fn_kwargs={"tag": 2, "names": ("node", "label")}
-        )
-        if unsettled.count() == 0:
-            labels = step.map_batches(
-                _select, batch_format="pyarrow", fn_kwargs={"tag": 1, "names": ("node", "label")}
-            )
-            return labels, rounds
-        small = step.map_batches(
-            _select, batch_format="pyarrow", fn_kwargs={"tag": 0, "names": ("u", "v")}
-        )
-        directed = (
-            small.groupby(PART)
-            .map_groups(_small_star, batch_format="pyarrow", fn_kwargs=kwargs)
-            .materialize()
-        )
-    raise RuntimeError(
-        f"connected components did not settle in {max_rounds} rounds; raise RayConfig.max_rounds"
-    )
+        step = directed.groupby(PART).map_groups(_large_star, batch_format="pyarrow",
+                                                 fn_kwargs=kwargs).materialize()
+        if _tagged(step, 2, ("node", "label")).count() == 0:  # no unsettled node left
+            return _tagged(step, 1, ("node", "label")), rounds
+        directed = _tagged(step, 0, ("u", "v")).groupby(PART).map_groups(
+            _small_star, batch_format="pyarrow", fn_kwargs=kwargs).materialize()
+    raise RuntimeError(f"connected components did not settle in {max_rounds} rounds; "
+                       "raise RayConfig.max_rounds")
