@@ -28,6 +28,7 @@ import os
 import shutil
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ class RayExecutor:
             decided = time.perf_counter()
             removed = removed_rows(verdicts)
             written = write_shards(rows, removed, output, lines, load_rejects)
-        rejected = verdicts.counts()
+        rejected = Counter(removed.column("reason").to_pylist())  # verdicts.counts(), sparse
         for reject in load_rejects:
             rejected[reject.reason] = rejected.get(reject.reason, 0) + 1
         if written != rows.n - len(removed):
