@@ -95,11 +95,16 @@ def compare_files(docs: int, *, row_group_rows: int = 20_000) -> None:
     import pyarrow.parquet as pq
 
     from postmix.curate.dedup import DedupConfig, dedup_file
+    from postmix.curate.steps import get_step
     from postmix.io.dataset import dataset_table
+    from postmix.scale.executor import RayExecutor
     from postmix.scale.ray_session import RayConfig, connect
-    from postmix.scale.ray_stages import dedup_file_ray
 
     connect(RayConfig())
+
+    def dedup_file_ray(source, output, config):
+        return RayExecutor().run_file(get_step("dedup"), source, output, config)
+
     table = dataset_table(synthetic_sft(docs))
     config = DedupConfig()
     with tempfile.TemporaryDirectory() as tmp:

@@ -159,27 +159,51 @@ def test_dedup_on_ray_returns_the_local_verdicts(ray_local, planted, name):
         assert distributed.counts() == local.counts() and set(distributed.counts()) == {"exact_duplicate"}
 
 
-def test_dedup_stage_file_on_ray_writes_the_same_files(ray_local, planted, tmp_path):
-    from postmix.scale.ray_stages import stage_file
+def on_ray(step: str, source, output, config, **options):
+    """A step file run by the Ray executor (the workers write the shards)."""
+    from postmix.curate.steps import get_step
+    from postmix.scale.executor import RayExecutor
 
+    return RayExecutor(SMALL).run_file(get_step(step), source, output, config, **options)
+
+
+def assert_shards_equal_file(folder: Path, local: Path) -> None:
+    """A Ray output folder: part-NNNNN.parquet shards in row order, read as one dataset by
+    pyarrow and by every postmix reader, with the local engine's rows in the local order."""
+    from postmix.io.dataset import load_records
+    from postmix.io.read import iter_raw_rows
+
+    shards = sorted(p.name for p in folder.iterdir())
+    assert folder.is_dir() and shards == [f"part-{i:05d}.parquet" for i in range(len(shards))]
+    assert len(shards) > 1
+    assert pq.read_table(folder).equals(pq.read_table(local))
+    ours, _, rejects = load_records(folder)
+    theirs, _, _ = load_records(local)
+    assert not rejects and ours["id"] == theirs["id"] and ours.to_list() == theirs.to_list()
+    assert [r.data["id"] for r in iter_raw_rows(folder)] == theirs["id"]
+
+
+def test_dedup_stage_file_on_ray_writes_the_same_files(ray_local, planted, tmp_path):
     source = save_records(planted, tmp_path / "in.parquet")
     config = DedupConfig(threshold=0.85)
     local = dedup_file(source, tmp_path / "local.parquet", config)
-    distributed = stage_file("dedup", "ray")(source, tmp_path / "ray.parquet", config, ray_config=SMALL)
-    assert pq.read_table(distributed.output).equals(pq.read_table(local.output))
+    distributed = on_ray("dedup", source, tmp_path / "ray.parquet", config)
+    assert_shards_equal_file(distributed.output, local.output)
+    assert distributed.kept["id"] == local.kept["id"]
+    assert distributed.report.rows_in == distributed.report.rows_out + sum(distributed.report.rejected.values())
     rejects = [[json.loads(line) for line in path.read_text().splitlines()] for path in (local.rejects, distributed.rejects)]
     assert rejects[0] == rejects[1] and len(rejects[0]) == local.report.rows_in - local.report.rows_out
     assert distributed.report.rejected == local.report.rejected
 
 
 def test_dedup_against_a_reference_is_refused_on_ray(ray_local, planted):
+    from postmix.curate.executor import make_executor
     from postmix.scale.ray_dedup import dedup_ray
-    from postmix.scale.ray_stages import decider
 
     with pytest.raises(ConfigError, match="local engine"):
         dedup_ray(planted, DedupConfig(), against=planted)
     with pytest.raises(ConfigError, match="unknown engine"):
-        decider("dedup", "spark")
+        make_executor("spark")
 
 
 # ---------------------------------------------------------------- filter and decontam
@@ -239,7 +263,7 @@ def test_decontam_on_ray_returns_the_local_verdicts(ray_local, tmp_path):
 
 def test_mix_build_with_steps_on_ray_gives_the_local_mix(ray_local, planted, tmp_path):
     from postmix.mix import build as build_local
-    from postmix.scale.ray_mix import build as build_with_engine
+    from postmix.mix import build as build_with_engine
 
     web = save_records(planted.select(range(0, 700)), tmp_path / "web.parquet")
     other = save_records(planted.select(range(700, len(planted))), tmp_path / "other.parquet")
@@ -352,7 +376,6 @@ def test_workers_read_a_parquet_input_by_row_groups_with_the_local_results(ray_l
     report says so); one with a single group goes through the driver; the files are the local ones."""
     from postmix.curate.decontam import decontaminate_file
     from postmix.curate.filters import filter_file
-    from postmix.scale.ray_stages import stage_file
 
     table = pa.Table.from_pylist(planted.to_list(), schema=FEATURES["sft"].arrow_schema)
     grouped = tmp_path / "grouped.parquet"
@@ -365,12 +388,12 @@ def test_workers_read_a_parquet_input_by_row_groups_with_the_local_results(ray_l
                   "decontam": (decontaminate_file, DecontamConfig(benchmarks=[bench]))}
     for step, (run_local, config) in local_runs.items():
         local = run_local(grouped, tmp_path / f"{step}-local.parquet", config)
-        on_workers = stage_file(step, "ray")(grouped, tmp_path / f"{step}-ray.parquet", config, ray_config=SMALL)
-        via_driver = stage_file(step, "ray")(single, tmp_path / f"{step}-driver.parquet", config, ray_config=SMALL)
+        on_workers = on_ray(step, grouped, tmp_path / f"{step}-ray.parquet", config)
+        via_driver = on_ray(step, single, tmp_path / f"{step}-driver.parquet", config)
         assert on_workers.report.details["engine"]["input"].startswith("workers (9 row groups"), step
         assert via_driver.report.details["engine"]["input"] == "driver", step
         for result in (on_workers, via_driver):
-            assert pq.read_table(result.output).equals(pq.read_table(local.output)), step
+            assert_shards_equal_file(result.output, local.output)
             assert result.rejects.read_text() == local.rejects.read_text(), step
             assert result.report.rejected == local.report.rejected, step
 
@@ -384,14 +407,13 @@ def test_workers_read_only_what_every_node_sees(ray_local, tmp_path, monkeypatch
     monkeypatch.setattr(ray_local, "nodes", lambda: [here, dict(here), {**here, "Alive": False}])
     path = tmp_path / "x.parquet"
     path.write_bytes(b"0123456789")
-    assert ray_session._visible_on_every_node(str(path), 10)
-    assert not ray_session._visible_on_every_node(str(path), 11)
-    assert not ray_session._visible_on_every_node(str(tmp_path / "missing.parquet"), 10)
+    assert ray_session._visible_on_every_node([(str(path), 10)])
+    assert not ray_session._visible_on_every_node([(str(path), 11)])
+    assert not ray_session._visible_on_every_node([(str(tmp_path / "missing.parquet"), 10)])
 
 
 def test_workers_do_not_read_a_file_the_driver_had_to_convert(ray_local, planted, tmp_path):
     """Rows with a null source are filled in while loading: the workers must use the driver's rows."""
-    from postmix.scale.ray_stages import stage_file
 
     rows = planted.select(range(300)).to_list()
     for row in rows[::2]:
@@ -400,6 +422,61 @@ def test_workers_do_not_read_a_file_the_driver_had_to_convert(ray_local, planted
     pq.write_table(pa.Table.from_pylist(rows, schema=FEATURES["sft"].arrow_schema), path, row_group_size=20)
     config = DedupConfig(threshold=0.85, keep="source-priority", source_priority=["nulls"])
     local = dedup_file(path, tmp_path / "local.parquet", config)
-    on_ray = stage_file("dedup", "ray")(path, tmp_path / "ray.parquet", config, ray_config=SMALL)
-    assert on_ray.report.details["engine"]["input"] == "driver"
-    assert pq.read_table(on_ray.output).equals(pq.read_table(local.output))
+    result = on_ray("dedup", path, tmp_path / "ray.parquet", config)
+    assert result.report.details["engine"]["input"] == "driver"
+    assert pq.read_table(result.output).equals(pq.read_table(local.output))
+
+
+def test_jsonl_input_and_outputs_on_ray_are_the_local_files(ray_local, planted, tmp_path):
+    """A JSONL input (with a line the conversion rejects) goes through the driver; a .jsonl and a
+    .jsonl.gz output are single files joined from the workers' shards, equal to the local ones;
+    rejects keep their input lines, the conversion's rejects first."""
+    import gzip
+
+    from postmix.curate.filters import filter_file
+
+    source = tmp_path / "in.jsonl"
+    lines = [json.dumps(row) for row in messy_rows(300).to_list()]
+    lines.insert(40, "{not json")
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = FilterConfig()
+    for suffix in (".jsonl", ".jsonl.gz"):
+        local = filter_file(source, tmp_path / f"local{suffix}", config)
+        result = on_ray("filter", source, tmp_path / f"ray{suffix}", config)
+        assert result.output.is_file() and result.report.details["engine"]["input"] == "driver"
+        read = gzip.open if suffix.endswith(".gz") else open
+        with read(local.output, "rt") as a, read(result.output, "rt") as b:
+            assert a.read() == b.read()
+        assert result.rejects.read_text() == local.rejects.read_text()
+        rejects = [json.loads(x) for x in result.rejects.read_text().splitlines()]
+        converted = [r for r in rejects if r["reason"] in ("malformed_json", "schema")]
+        assert rejects[: len(converted)] == converted  # the conversion's rejects come first
+        assert {"reason": "malformed_json", "line": 41} in [
+            {k: r[k] for k in ("reason", "line")} for r in converted]
+        judged = rejects[len(converted):]
+        assert judged and all(r["line"] and r["row"]["id"] for r in judged)
+        assert (result.report.rows_in, result.report.rows_out, result.report.rejected) == (
+            local.report.rows_in, local.report.rows_out, local.report.rejected)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no work folders left
+
+
+def test_a_ray_output_replaces_an_older_one_and_the_next_stage_reads_it(ray_local, planted, tmp_path):
+    """A rerun replaces the shard folder (or a local run's file); a folder holding anything else
+    is refused; the shard folder is an input like any Parquet file, read by the workers."""
+    table = pa.Table.from_pylist(planted.to_list(), schema=FEATURES["sft"].arrow_schema)
+    grouped = tmp_path / "grouped.parquet"
+    pq.write_table(table, grouped, row_group_size=150)
+    out = tmp_path / "out.parquet"
+    save_records(planted.select(range(3)), out)  # a local run's file is replaced
+    first = on_ray("filter", grouped, out, FilterConfig())
+    second = on_ray("filter", grouped, out, FilterConfig())
+    assert out.is_dir() and pq.read_table(out).num_rows == first.report.rows_out == second.report.rows_out
+    again = on_ray("dedup", out, tmp_path / "dedup.parquet", DedupConfig(threshold=0.85))
+    assert again.report.details["engine"]["input"].startswith("workers (")
+    local = dedup_file(out, tmp_path / "local.parquet", DedupConfig(threshold=0.85))
+    assert_shards_equal_file(again.output, local.output)
+    assert again.rejects.read_text() == local.rejects.read_text()  # no lines: a folder has none
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="other files than Parquet shards"):
+        on_ray("filter", grouped, out, FilterConfig())
+    assert (out / "notes.txt").exists()

@@ -160,7 +160,7 @@ def run_recipe_command(
         out.print(table)
         return
     if engine is not None:
-        from postmix.scale.ray_stages import check_engine
+        from postmix.curate.executor import check_engine
 
         check_engine(engine)
     result = run_recipe(spec, target, recipe_dir=recipe_path.parent, echo=echo_line,

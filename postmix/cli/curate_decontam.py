@@ -37,9 +37,10 @@ def register(group: typer.Typer) -> None:
         """Remove rows that contain benchmark instances (n-gram overlap, Tulu 3 scoring); no server needed."""
         from postmix.cli import out, print_report_summary
         from postmix.curate.decontam import DecontamConfig
+        from postmix.curate.executor import make_executor
+        from postmix.curate.steps import get_step
         from postmix.io.errors_text import one_line
         from postmix.io.write import report_path
-        from postmix.scale.ray_stages import engine_stage
 
         try:
             config = DecontamConfig(
@@ -50,7 +51,8 @@ def register(group: typer.Typer) -> None:
             )
         except ValidationError as exc:
             raise ConfigError(f"bad decontam option: {one_line(exc)}") from None
-        result = engine_stage("decontam", engine, ray_address)(source, output, config, format=format)
+        result = make_executor(engine, {"address": ray_address} if ray_address else None).run_file(
+            get_step("decontam"), source, output, config, format=format)
         for name, stats in result.report.details.get("benchmarks", {}).items():
             out.print(f"  {name}: {stats['instances_hit']}/{stats['instances']} instances found in the data "
                       f"({stats['contaminated_fraction']:.2%}), {stats['rows_removed']} rows removed")

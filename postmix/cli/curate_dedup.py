@@ -42,9 +42,10 @@ def register(group: typer.Typer) -> None:
         """Remove exact and near-duplicate rows (MinHash-LSH); every removal names the row it duplicates."""
         from postmix.cli import print_report_summary
         from postmix.curate.dedup import DedupConfig
+        from postmix.curate.executor import make_executor
+        from postmix.curate.steps import get_step
         from postmix.io.errors_text import one_line
         from postmix.io.write import report_path
-        from postmix.scale.ray_stages import engine_stage
 
         try:
             config = DedupConfig(
@@ -59,8 +60,9 @@ def register(group: typer.Typer) -> None:
         if against is not None and engine == "ray":
             raise ConfigError("--against runs on the local engine only (the reference's signature cache "
                               "is a local file): drop --engine ray for this step")
-        run = engine_stage("dedup", engine, ray_address)
+        executor = make_executor(engine, {"address": ray_address} if ray_address else None)
         extra = {"against": against, "cache_dir": cache_dir} if against is not None else {}
-        result = run(source, output, config, format=format, **extra)
+        result = executor.run_file(get_step("dedup"), source, output, config, format=format,
+                                   **extra)
         print_report_summary(result.report, {"output": str(result.output), "rejects": str(result.rejects),
                                              "report": str(report_path(result.output))})

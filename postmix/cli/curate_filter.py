@@ -33,10 +33,11 @@ def register(group: typer.Typer) -> None:
         """Drop rows failing quality rules (empty turns, role order, refusals, self-identification,
         repetition, mojibake, custom regex); each reject names the rule and what matched."""
         from postmix.cli import print_report_summary
+        from postmix.curate.executor import make_executor
         from postmix.curate.filters import FilterConfig, load_filter_config
+        from postmix.curate.steps import get_step
         from postmix.io.errors_text import one_line
         from postmix.io.write import report_path
-        from postmix.scale.ray_stages import engine_stage
 
         overrides = {"rules": rule or None, "tokenizer": tokenizer}
         if rules_file is not None:
@@ -46,6 +47,7 @@ def register(group: typer.Typer) -> None:
                 config = FilterConfig(**{k: v for k, v in overrides.items() if v is not None})
             except ValidationError as exc:
                 raise ConfigError(f"bad filter option: {one_line(exc)}") from None
-        result = engine_stage("filter", engine, ray_address)(source, output, config, format=format)
+        result = make_executor(engine, {"address": ray_address} if ray_address else None).run_file(
+            get_step("filter"), source, output, config, format=format)
         print_report_summary(result.report, {"output": str(result.output), "rejects": str(result.rejects),
                                              "report": str(report_path(result.output))})

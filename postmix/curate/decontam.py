@@ -117,9 +117,9 @@ def build_benchmark_index(config: DecontamConfig) -> BenchmarkIndex:
     return BenchmarkIndex([load_instances(spec) for spec in config.benchmarks], config)
 
 
-def prepare_index(config: DecontamConfig) -> dict[str, BenchmarkIndex]:
-    """The decider arguments built once per run, before any data is read (a bad benchmark fails
-    fast): the benchmark index."""
+def prepare_index(config: DecontamConfig) -> dict[str, Any]:
+    """The deciders' ``index`` argument, built once before any data is read (the step
+    registry's ``prepare``): a bad benchmark fails fast, and every batch or worker shares it."""
     return {"index": build_benchmark_index(config)}
 
 
@@ -164,57 +164,87 @@ def decontaminate(
     n = len(ds)
     reasons: list[str | None] = [None] * n
     details = [""] * n
-    pairs: list[tuple[np.ndarray, ...]] = []
-    best: dict[int, tuple[int, float, str]] = {}  # row -> (instance, score, span)
+    scans: list[pa.Table] = []
     started = time.perf_counter()
     arrow = ds.with_format("arrow")
     with _threads(config.workers), progress_bar("decontam: scanning", total=n) as bar:
         for start in range(0, n, config.batch_size):
             table = arrow[start : start + config.batch_size]
-            data, offsets = normalise_texts(view_texts(table, kind, config.on), config.normalise)
-            tokens, token_offsets = token_hashes(data, offsets)
-            found = scan(tokens, token_offsets, index.index, config.threshold)
-            pairs.append((found.row + start, found.instance, found.score))
-            # per row, the best instance: highest score, then lowest instance number
-            order = np.lexsort((found.instance, -found.score, found.row))
-            first = np.ones(len(order), dtype=bool)
-            first[1:] = found.row[order][1:] != found.row[order][:-1]
-            for k in order[first].tolist():
-                row = int(found.row[k])
-                best[start + row] = (int(found.instance[k]), float(found.score[k]),
-                                     _span(data, offsets, row, int(found.start[k]), int(found.end[k])))
+            rows = np.arange(start, start + len(table))
+            scans.append(scan_block(table, kind, config, index, rows))
             bar.advance(len(table))
     timings["scan"] = time.perf_counter() - started
-    for row, (instance, score, span) in best.items():
-        name, instance_id = index.describe(instance)
-        reasons[row] = CONTAMINATED
-        details[row] = f"{CONTAMINATED}:{name}:{instance_id}:{score:.3f} span=\"{span}\""
-    stats = _report(ds, index, config, pairs, best)
+    found = pa.concat_tables(scans) if scans else pa.table({}, schema=SCAN_SCHEMA)
+    rows, reasons_at, details_at, stats = verdicts_of_scan(found, index, config)
+    reasons: list[str | None] = [None] * n
+    details = [""] * n
+    for row, reason, detail in zip(rows.tolist(), reasons_at, details_at, strict=True):
+        reasons[row], details[row] = reason, detail
     stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
     return Verdicts(reasons, details, stats)
 
 
-def _report(ds: datasets.Dataset, index: BenchmarkIndex, config: DecontamConfig,
-            pairs: list[tuple[np.ndarray, ...]], best: dict[int, tuple[int, float, str]]) -> dict[str, Any]:
-    rows = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, np.int64)
-    instances = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, np.int64)
-    hit = np.zeros(index.index.n_instances, dtype=bool)
-    hit[instances] = True
-    removed = np.array(sorted(best), dtype=np.int64)
-    sources = ds.with_format("arrow")["source"].take(pa.array(removed)).to_pylist() if len(removed) else []
-    ids = ds.with_format("arrow")["id"].take(pa.array(removed)).to_pylist() if len(removed) else []
+SCAN_SCHEMA = pa.schema([("row", pa.int64()), ("instance", pa.int64()), ("score", pa.float64()),
+                         ("best", pa.bool_()), ("span", pa.string()), ("id", pa.string()),
+                         ("source", pa.string())])
+
+
+def scan_block(table: pa.Table, kind: str, config: DecontamConfig, index: BenchmarkIndex,
+               rows: np.ndarray) -> pa.Table:
+    """Every match of one block of rows (``rows``: their numbers in the whole dataset) against the
+    index, ``SCAN_SCHEMA``: each row's best match (highest score, then lowest instance number)
+    is marked ``best`` and carries its span, the row's id and source."""
+    data, offsets = normalise_texts(view_texts(table, kind, config.on), config.normalise)
+    tokens, token_offsets = token_hashes(data, offsets)
+    found = scan(tokens, token_offsets, index.index, config.threshold)
+    order = np.lexsort((found.instance, -found.score, found.row))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = found.row[order][1:] != found.row[order][:-1]
+    best = np.zeros(len(order), dtype=bool)
+    best[order[first]] = True
+    picked = np.flatnonzero(best)
+    spans: list[str | None] = [None] * len(order)
+    ids: list[str | None] = [None] * len(order)
+    sources: list[str | None] = [None] * len(order)
+    at = pa.array(found.row[picked])
+    for k, row_id, source in zip(picked.tolist(), table.column("id").take(at).to_pylist(),
+                                 table.column("source").take(at).to_pylist(), strict=True):
+        spans[k] = _span(data, offsets, int(found.row[k]), int(found.start[k]), int(found.end[k]))
+        ids[k], sources[k] = row_id, source
+    return pa.table({"row": np.asarray(rows, np.int64)[found.row], "instance": found.instance,
+                     "score": found.score, "best": best, "span": spans, "id": ids,
+                     "source": sources},
+                    schema=SCAN_SCHEMA)
+
+
+def verdicts_of_scan(found: pa.Table, index: BenchmarkIndex, config: DecontamConfig
+                     ) -> tuple[np.ndarray, list[str], list[str], dict[str, Any]]:
+    """``(removed rows ascending, their reasons, their details, report)`` from the matches of
+    every block (``scan_block`` tables, concatenated in any order)."""
+    best = found.filter(found.column("best")).sort_by("row")
+    rows = best.column("row").to_numpy()
+    instances, scores = best.column("instance").to_pylist(), best.column("score").to_pylist()
+    spans = best.column("span").to_pylist()
+    described = [index.describe(instance) for instance in instances]
+    details = [f"{CONTAMINATED}:{name}:{instance_id}:{score:.3f} span=\"{span}\""
+               for (name, instance_id), score, span in zip(described, scores, spans, strict=True)]
     per_source: dict[str, dict[str, int]] = defaultdict(dict)
     examples: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row, source, row_id in zip(removed.tolist(), sources, ids, strict=True):
-        instance, score, span = best[row]
-        name, instance_id = index.describe(instance)
+    sources, ids = best.column("source").to_pylist(), best.column("id").to_pylist()
+    for (name, instance_id), score, span, source, row_id in zip(
+            described, scores, spans, sources, ids, strict=True):
         per_source[name][str(source)] = per_source[name].get(str(source), 0) + 1
         if len(examples[name]) < config.examples:
-            examples[name].append({"row_id": row_id, "instance_id": instance_id, "score": round(score, 4), "span": span})
+            examples[name].append({"row_id": row_id, "instance_id": instance_id,
+                                   "score": round(score, 4), "span": span})
+    all_instances = found.column("instance").to_numpy()
+    all_rows = found.column("row").to_numpy()
+    hit = np.zeros(index.index.n_instances, dtype=bool)
+    hit[all_instances] = True
     benchmarks: dict[str, Any] = {}
     for b, bench in enumerate(index.benchmarks):
         lo, hi = int(index.first_instance[b]), int(index.first_instance[b + 1])
-        mine = (instances >= lo) & (instances < hi)
+        mine = (all_instances >= lo) & (all_instances < hi)
         instances_hit = int(hit[lo:hi].sum())
         benchmarks[bench.name] = {
             "source": bench.source,
@@ -224,13 +254,14 @@ def _report(ds: datasets.Dataset, index: BenchmarkIndex, config: DecontamConfig,
             "instances_not_indexable": int((index.index.instance_segments[lo:hi] == 0).sum()),
             "instances_hit": instances_hit,
             "contaminated_fraction": round(instances_hit / (hi - lo), 6),
-            "rows_matching": int(len(np.unique(rows[mine]))),
+            "rows_matching": int(len(np.unique(all_rows[mine]))),
             "rows_removed": int(sum(per_source[bench.name].values())),
             "rows_removed_per_source": dict(sorted(per_source[bench.name].items())),
             "examples": examples[bench.name],
         }
-    return {"text_view": config.on, "ngram": config.ngram, "threshold": config.threshold,
-            "benchmarks": benchmarks, "rows_removed": len(best)}
+    report = {"text_view": config.on, "ngram": config.ngram, "threshold": config.threshold,
+              "benchmarks": benchmarks, "rows_removed": len(rows)}
+    return rows, [CONTAMINATED] * len(rows), details, report
 
 
 def decontaminate_file(

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +42,8 @@ from postmix.schemas import kind_of_columns
 
 EXACT = "exact_duplicate"
 NEAR = "near_duplicate"
-_VERIFY_WINDOW = 32
+VERIFY_WINDOW = 32  # neighbours paired inside an LSH bucket when verifying, on either engine
+METHODS = ("exact-hash", "minhash", "jaccard")
 _PREVIEW_CHARS = 160
 
 
@@ -142,6 +145,11 @@ def _group_survivors(groups: np.ndarray, members: np.ndarray, rank: np.ndarray) 
 class _Outcome:
     """Removed rows and why, filled by the exact and near passes."""
 
+    def removals(self) -> Removals:
+        rows = np.flatnonzero(self.reason)
+        return Removals(rows, self.reason[rows], self.kept[rows], self.similarity[rows],
+                        self.method[rows])
+
     def __init__(self, n: int):
         self.reason = np.zeros(n, dtype=np.int8)  # 0 keep, 1 exact, 2 near
         self.kept = np.full(n, -1, dtype=np.int64)  # survivor: >= 0 new row, < 0 reference row -1-r
@@ -228,7 +236,7 @@ def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _O
     bands, rows = config.lsh_shape()
     active = ~features.empty & (out.reason == 0)
     started = time.perf_counter()
-    window = _VERIFY_WINDOW if config.verify else 1
+    window = VERIFY_WINDOW if config.verify else 1
     pairs, offset = _candidate_pairs(features, reference, active, bands, rows, window)
     timings["lsh"] = time.perf_counter() - started
     stats: dict[str, Any] = {"bands": bands, "rows": rows, "candidate_pairs": int(len(pairs)),
@@ -269,7 +277,8 @@ def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _O
         out.similarity[removed] = sims
         out.method[removed] = 1
     sizes = np.bincount(np.unique(labels[nodes], return_inverse=True)[1]) if len(nodes) else np.zeros(0, np.int64)
-    stats.update({"clusters": int(len(sizes)), "cluster_size_histogram": _histogram(sizes), "removed": int(len(removed))})
+    stats.update({"clusters": int(len(sizes)), "removed": int(len(removed)),
+                  "cluster_size_histogram": cluster_size_histogram(sizes)})
     timings["clusters"] = time.perf_counter() - started
     stats["_labels"], stats["_nodes"], stats["_offset"] = labels, nodes, offset
     return stats
@@ -285,12 +294,13 @@ def _joint_signatures(features, reference: Reference | None, offset: int, rows: 
     return result
 
 
-def _histogram(sizes: np.ndarray) -> dict[str, int]:
+def cluster_size_histogram(sizes: np.ndarray) -> dict[str, int]:
     """Cluster sizes in bins 2, 3, 4, 5-8, 9-16, ...: readable for any corpus size."""
     bins: Counter[tuple[int, int]] = Counter()
     for size, count in zip(*np.unique(sizes, return_counts=True), strict=True):
         size = int(size)
-        lo, hi = (size, size) if size <= 4 else (2 ** int(np.ceil(np.log2(size)) - 1) + 1, 2 ** int(np.ceil(np.log2(size))))
+        top = 2 ** int(np.ceil(np.log2(size)))
+        lo, hi = (size, size) if size <= 4 else (top // 2 + 1, top)
         bins[(lo, hi)] += int(count)
     return {(str(lo) if lo == hi else f"{lo}-{hi}"): bins[(lo, hi)] for lo, hi in sorted(bins)}
 
@@ -300,36 +310,98 @@ def _preview(text: str) -> str:
     return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 1] + "…"
 
 
-def _largest_clusters(ds, kind, ids, reference, near: dict[str, Any], out: _Outcome, config: DedupConfig):
-    labels, nodes, offset = near["_labels"], near["_nodes"], near["_offset"]
-    if not len(nodes) or not config.largest_clusters:
+@dataclass
+class Removals:
+    """The rows a dedup run removes, ascending, each with its survivor: what the reject details
+    and the report are made of, on either engine (the Ray engine gathers only these rows).
+    ``kept[k] >= 0`` is a row of the data, ``< 0`` the reference row ``-1 - kept[k]``."""
+
+    rows: np.ndarray  # int64, ascending
+    code: np.ndarray  # int8: 1 exact, 2 near
+    kept: np.ndarray  # int64
+    similarity: np.ndarray  # float64
+    method: np.ndarray  # int8: index into METHODS
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        """Positions of ``rows`` (all removed) in this table."""
+        return np.searchsorted(self.rows, rows)
+
+    def near(self, rows: np.ndarray) -> np.ndarray:
+        """Which of ``rows`` were removed as near duplicates."""
+        at = np.minimum(self.of(rows), max(len(self.rows) - 1, 0))
+        if not len(self.rows):
+            return np.zeros(len(rows), bool)
+        return (self.rows[at] == rows) & (self.code[at] == 2)
+
+
+def removal_verdicts(removals: Removals, kept_ids: Sequence[str], sources: Sequence[Any]
+                     ) -> tuple[list[str], list[str], dict[str, dict[str, int]]]:
+    """``(reasons, details, removed_per_source)`` of the removed rows, in their order, given the
+    id of each one's survivor and each one's source."""
+    reasons = [EXACT if code == 1 else NEAR for code in removals.code.tolist()]
+    details = [f"duplicate_of={kept_id} similarity={similarity:.3f} method={METHODS[method]}"
+               + (" kept_in=reference" if kept < 0 else "")
+               for kept_id, similarity, method, kept in zip(
+                   kept_ids, removals.similarity.tolist(), removals.method.tolist(),
+                   removals.kept.tolist(), strict=True)]
+    per_source: dict[str, dict[str, int]] = {}
+    for source, reason in zip(sources, reasons, strict=True):
+        entry = per_source.setdefault(str(source), {EXACT: 0, NEAR: 0})
+        entry[reason] += 1
+    return reasons, details, dict(sorted(per_source.items()))
+
+
+def largest_cluster_picks(nodes: np.ndarray, node_labels: np.ndarray, offset: int,
+                          removals: Removals, limit: int) -> list[tuple[int, int, np.ndarray]]:
+    """``(size, survivor, example rows)`` of the ``limit`` largest near-duplicate clusters
+    (``nodes`` in the joint index: reference rows first, then ``offset`` + data rows) that lost
+    a data row; the survivor is encoded as ``Removals.kept``."""
+    if not len(nodes) or not limit:
         return []
-    unique, inverse, counts = np.unique(labels[nodes], return_inverse=True, return_counts=True)
-    top = np.lexsort((unique, -counts))[: config.largest_clusters]
-    listed = []
-    for t in top:
+    unique, inverse, counts = np.unique(node_labels, return_inverse=True, return_counts=True)
+    picks = []
+    for t in np.lexsort((unique, -counts))[:limit]:
         members = nodes[inverse == t]
-        removed = members[(members >= offset)]
-        removed = removed[out.reason[removed - offset] == 2] - offset
-        if not len(removed):
-            continue
-        kept = out.kept[removed[0]]
-        examples = removed[:3]
-        texts = view_texts(ds.select(examples).with_format("arrow")[:], kind, config.on).to_pylist()
-        if kept >= 0:
-            kept_id = ids[kept]
-            kept_text = view_texts(ds.select([kept]).with_format("arrow")[:], kind, config.on)[0].as_py()
-        else:
-            kept_id = reference.ids[-1 - kept]
-            ref_ds, ref_kind = reference.dataset()
-            kept_text = view_texts(ref_ds.select([-1 - kept]).with_format("arrow")[:], ref_kind, config.on)[0].as_py()
+        new = members[members >= offset] - offset
+        removed = new[removals.near(new)]
+        if len(removed):
+            kept = int(removals.kept[removals.of(removed[:1])][0])
+            picks.append((int(counts[t]), kept, removed[:3]))
+    return picks
+
+
+def cluster_listing(picks: list[tuple[int, int, np.ndarray]], removals: Removals,
+                    ids: dict[int, str], texts: dict[int, str]) -> list[dict[str, Any]]:
+    """The report's ``largest_clusters``: ``ids`` and ``texts`` (the compared text view) hold the
+    picks' survivors and examples, keyed as ``Removals.kept`` encodes rows."""
+    listed = []
+    for size, kept, examples in picks:
+        similarity = removals.similarity[removals.of(examples)]
         listed.append({
-            "size": int(counts[t]),
-            "kept": {"id": kept_id, "in_reference": bool(kept < 0), "text": _preview(kept_text)},
-            "examples": [{"id": ids[r], "similarity": round(float(out.similarity[r]), 4), "text": _preview(x)}
-                         for r, x in zip(examples.tolist(), texts, strict=True)],
+            "size": size,
+            "kept": {"id": ids[kept], "in_reference": kept < 0, "text": _preview(texts[kept])},
+            "examples": [{"id": ids[r], "similarity": round(float(s), 4),
+                          "text": _preview(texts[r])}
+                         for r, s in zip(examples.tolist(), similarity.tolist(), strict=True)],
         })
     return listed
+
+
+def _view_of(ds: datasets.Dataset, kind: str, on: str, rows: list[int]) -> list[str]:
+    return view_texts(ds.select(rows).with_format("arrow")[:], kind, on).to_pylist() if rows else []
+
+
+def _local_listing(ds, kind, ids, reference, picks, removals: Removals, config: DedupConfig):
+    rows = sorted({r for _, kept, examples in picks for r in [kept, *examples.tolist()]})
+    new, ref = [r for r in rows if r >= 0], [-1 - r for r in rows if r < 0]
+    texts = dict(zip(new, _view_of(ds, kind, config.on, new), strict=True))
+    names = {r: ids[r] for r in new}
+    if ref:
+        ref_ds, ref_kind = reference.dataset()
+        ref_texts = _view_of(ref_ds, ref_kind, config.on, ref)
+        texts.update(zip([-1 - r for r in ref], ref_texts, strict=True))
+        names.update({-1 - r: reference.ids[r] for r in ref})
+    return cluster_listing(picks, removals, names, texts)
 
 
 def dedup(
@@ -366,25 +438,23 @@ def dedup(
     if config.mode in ("near", "both"):
         near = _near_pass(ds, kind, features, reference, rank, config, out, timings)
     ids = _column(ds, "id").to_pylist()
+    removals = out.removals()
+    kept_ids = [ids[k] if k >= 0 else reference.ids[-1 - k] for k in removals.kept.tolist()]
+    sources = _column(ds, "source").take(pa.array(removals.rows)).to_pylist()
+    removed_reasons, removed_details, per_source = removal_verdicts(removals, kept_ids, sources)
+    stats["removed_per_source"] = per_source
     reasons: list[str | None] = [None] * n
     details = [""] * n
-    methods = ("exact-hash", "minhash", "jaccard")
-    for row in np.flatnonzero(out.reason).tolist():
-        kept = int(out.kept[row])
-        kept_id = ids[kept] if kept >= 0 else reference.ids[-1 - kept]
-        reasons[row] = EXACT if out.reason[row] == 1 else NEAR
-        details[row] = (f"duplicate_of={kept_id} similarity={out.similarity[row]:.3f} method={methods[out.method[row]]}"
-                        + (" kept_in=reference" if kept < 0 else ""))
-    removed_rows = np.flatnonzero(out.reason)
-    sources = _column(ds, "source").take(pa.array(removed_rows)).to_pylist() if len(removed_rows) else []
-    per_source: dict[str, dict[str, int]] = {}
-    for source, code in zip(sources, out.reason[removed_rows].tolist(), strict=True):
-        entry = per_source.setdefault(str(source), {EXACT: 0, NEAR: 0})
-        entry[EXACT if code == 1 else NEAR] += 1
-    stats["removed_per_source"] = dict(sorted(per_source.items()))
+    for row, reason, detail in zip(removals.rows.tolist(), removed_reasons, removed_details,
+                                   strict=True):
+        reasons[row], details[row] = reason, detail
     if near:
-        stats["largest_clusters"] = _largest_clusters(ds, kind, ids, reference, near, out, config)
-        stats["near"] = {k: v for k, v in near.items() if not k.startswith("_")}
+        labels, nodes, offset = near.pop("_labels"), near.pop("_nodes"), near.pop("_offset")
+        picks = largest_cluster_picks(nodes, labels[nodes], offset, removals,
+                                      config.largest_clusters)
+        stats["largest_clusters"] = _local_listing(ds, kind, ids, reference, picks, removals,
+                                                   config)
+        stats["near"] = near
     if reference is not None:
         stats["against"] = {"path": reference.name, "rows": len(reference.ids), "cache_hit": reference.cache_hit,
                             "cache": str(reference.cache_path) if reference.cache_path else None}

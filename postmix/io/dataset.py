@@ -22,7 +22,7 @@ import xxhash
 
 from postmix.io.claims import publish_mode
 from postmix.io.paths import resolve_path
-from postmix.io.read import file_type, load_arrow_folder, load_hub
+from postmix.io.read import file_type, load_arrow_folder, load_hub, parquet_shards
 from postmix.io.write import output_type
 from postmix.schemas import FEATURES, Reject, kind_of_columns
 from postmix.schemas.arrow_checks import all_rows_valid
@@ -57,19 +57,31 @@ def _plain_turns(schema: pa.Schema, kind: str) -> bool:
     return True
 
 
+def parquet_kind(path: str | Path) -> str | None:
+    """The record kind of a Parquet file or shard folder whose schema holds postmix records as
+    they are (no row read): the shards agree on one schema, its columns name a kind, and turns
+    are plain ``{role, content}`` lists. None: the rows need converting (``ingest``)."""
+    try:
+        schemas = [pq.read_schema(shard) for shard in parquet_shards(path)]
+    except (pa.ArrowException, OSError):
+        return None  # not readable as Parquet: the row-by-row reader says why in one line
+    if not schemas or any(not schema.equals(schemas[0]) for schema in schemas[1:]):
+        return None
+    kind = kind_of_columns(schemas[0].names)
+    return kind if kind is not None and _plain_turns(schemas[0], kind) else None
+
+
 def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | None:
     """The file as an Arrow table of postmix records when every row is one (the fast path);
     None sends it through ``ingest``, which validates each row and rejects the bad ones."""
     ftype = file_type(path)
     if ftype == "parquet":
-        try:
-            schema = pq.read_schema(path)
-        except (pa.ArrowException, OSError):
-            return None  # not readable as Parquet: the row-by-row reader says why in one line
-        kind = kind_of_columns(schema.names)
-        if kind is None or not _plain_turns(schema, kind):
+        kind = parquet_kind(path)
+        if kind is None:
             return None
-        table = pq.read_table(path, columns=list(FEATURES[kind]))
+        columns = list(FEATURES[kind])
+        shards = parquet_shards(path)
+        table = pa.concat_tables([pq.read_table(shard, columns=columns) for shard in shards])
         return (table, kind) if all_rows_valid(table, kind) else None  # else: row by row, with rejects
     if ftype == "jsonl" and not path.name.endswith(".gz"):
         with open(path, "rb") as handle:
@@ -94,8 +106,8 @@ def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | 
 
 
 def _verbatim_fingerprint(source: str | Path) -> str:
-    stat = Path(source).stat()
-    return "verbatim-" + xxhash.xxh3_64_hexdigest(f"{Path(source).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    stats = [(p.stat().st_size, p.stat().st_mtime_ns) for p in parquet_shards(source)]
+    return "verbatim-" + xxhash.xxh3_64_hexdigest(f"{Path(source).resolve()}|{stats}".encode())
 
 
 def loaded_verbatim(ds: datasets.Dataset, source: str | Path) -> bool:

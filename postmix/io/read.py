@@ -1,5 +1,8 @@
 """Read rows from JSONL, JSON, Parquet, Arrow folders and Hugging Face Hub datasets.
 
+A folder of Parquet shards (``part-00000.parquet``, ...: what the Ray engine writes for a
+``.parquet`` output) reads as one dataset, its shards in name order.
+
 ``iter_raw_rows`` is the validating path used by ingest: it streams one row at a time with its
 1-based position, and turns a malformed line into a ``RawRow`` with an error instead of raising,
 so one bad line never aborts a long run. Parquet and Arrow are read batch by batch, so a
@@ -23,8 +26,8 @@ HUB_PREFIX = "hf:"
 BATCH_ROWS = 4096
 
 _SUFFIX_HELP = (
-    "use .jsonl (or .jsonl.gz), .json, .parquet, an Arrow folder written by "
-    "Dataset.save_to_disk, or hf:<owner>/<name> for a Hub dataset"
+    "use .jsonl (or .jsonl.gz), .json, .parquet (a file, or a folder of Parquet shards), an "
+    "Arrow folder written by Dataset.save_to_disk, or hf:<owner>/<name> for a Hub dataset"
 )
 
 
@@ -39,8 +42,25 @@ class RawRow:
     raw: str | None = None
 
 
+def parquet_shards(path: str | Path) -> list[Path]:
+    """The Parquet files of ``path`` in row order: the file itself, or a folder's ``*.parquet``
+    files sorted by name (hidden and ``_``-prefixed bookkeeping files skipped, as pyarrow does)."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(".parquet")
+                  and not p.name.startswith((".", "_")))
+
+
+def _is_shard_folder(path: Path) -> bool:
+    visible = [p for p in path.iterdir() if not p.name.startswith((".", "_"))]
+    return bool(visible) and all(p.is_file() and p.name.lower().endswith(".parquet")
+                                 for p in visible)
+
+
 def file_type(path: str | Path) -> str:
-    """``jsonl``, ``json``, ``parquet``, ``arrow`` (folder) or ``hub``; a one-line error otherwise."""
+    """``jsonl``, ``json``, ``parquet`` (a file or a folder of shards), ``arrow`` (folder) or
+    ``hub``; a one-line error otherwise."""
     text = str(resolve_path(path))
     if text.startswith(HUB_PREFIX):
         return "hub"
@@ -54,6 +74,8 @@ def file_type(path: str | Path) -> str:
             raise UnsupportedFormatError(
                 f"{text} holds several splits: pass the split folder, e.g. {text}/train"
             )
+        if _is_shard_folder(p):
+            return "parquet"
         raise UnsupportedFormatError(f"{text} is a folder but not a saved Arrow dataset: {_SUFFIX_HELP}")
     name = p.name.lower()
     for suffix, kind in ((".jsonl.gz", "jsonl"), (".jsonl", "jsonl"), (".ndjson", "jsonl"),
@@ -147,13 +169,14 @@ def _iter_parquet(path: Path) -> Iterator[RawRow]:
     import pyarrow.parquet as pq
 
     line = 0
-    try:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
-            for row in batch.to_pylist():
-                line += 1
-                yield RawRow(line, row)
-    except (pa.ArrowException, OSError) as exc:  # truncated, or not Parquet at all
-        raise _unreadable(path, exc) from None
+    for shard in parquet_shards(path):
+        try:
+            for batch in pq.ParquetFile(shard).iter_batches(batch_size=BATCH_ROWS):
+                for row in batch.to_pylist():
+                    line += 1
+                    yield RawRow(line, row)
+        except (pa.ArrowException, OSError) as exc:  # truncated, or not Parquet at all
+            raise _unreadable(shard, exc) from None
 
 
 def _iter_dataset(dataset: Any) -> Iterator[RawRow]:
@@ -214,4 +237,8 @@ def size_hint(source: str | Path) -> int | None:
         kind = file_type(source)
     except PostmixError:
         return None
-    return Path(source).stat().st_size if kind in ("jsonl", "json", "parquet") else None
+    if kind not in ("jsonl", "json", "parquet"):
+        return None
+    if kind == "parquet":
+        return sum(p.stat().st_size for p in parquet_shards(source))
+    return Path(source).stat().st_size

@@ -71,7 +71,8 @@ def _directed_block(table: pa.Table, partitions: int) -> pa.Table:
 
 
 def _large_star(table: pa.Table, partitions: int) -> pa.Table:
-    """Per node ``u``: star check, and large-star edges as small-star input (keyed by the larger end).
+    """Per node ``u``: star check, and large-star edges as small-star input (keyed by the
+    larger end).
 
     Output rows: ``tag 0`` edge ``(u=larger, v=smaller)``; ``tag 1`` label ``(u=node, v=label)``
     for a node already in star shape; ``tag 2`` a node that is not yet.
@@ -114,17 +115,21 @@ def _select(table: pa.Table, tag: int, names: tuple[str, str]) -> pa.Table:
                      **({PART: column(table, PART)[mask]} if tag == 0 else {})})
 
 
+def _tagged(step: Any, tag: int, names: tuple[str, str]) -> Any:
+    return step.map_batches(_select, batch_format="pyarrow", fn_kwargs={"tag": tag, "names": names})
+
+
 def connected_components(pairs: Any, partitions: int, max_rounds: int = 64) -> tuple[Any, int]:
     """``(labels, rounds)``: a Ray Dataset of ``(node, label)`` for every node of ``pairs``
     (columns ``lo``, ``hi``), label = smallest node of its component."""
     kwargs = {"partitions": partitions}
     directed = pairs.map_batches(_directed_block, batch_format="pyarrow", fn_kwargs=kwargs)
     for rounds in range(1, max_rounds + 1):
-        step = directed.groupby(PART).map_groups(_large_star, batch_format="pyarrow", fn_kwargs=kwargs).materialize()
-        unsettled = step.map_batches(_select, batch_format="pyarrow", fn_kwargs={"tag": 2, "names": ("node", "label")})
-        if unsettled.count() == 0:
-            labels = step.map_batches(_select, batch_format="pyarrow", fn_kwargs={"tag": 1, "names": ("node", "label")})
-            return labels, rounds
-        small = step.map_batches(_select, batch_format="pyarrow", fn_kwargs={"tag": 0, "names": ("u", "v")})
-        directed = small.groupby(PART).map_groups(_small_star, batch_format="pyarrow", fn_kwargs=kwargs).materialize()
-    raise RuntimeError(f"connected components did not settle in {max_rounds} rounds; raise RayConfig.max_rounds")
+        step = directed.groupby(PART).map_groups(_large_star, batch_format="pyarrow",
+                                                 fn_kwargs=kwargs).materialize()
+        if _tagged(step, 2, ("node", "label")).count() == 0:  # no unsettled node left
+            return _tagged(step, 1, ("node", "label")), rounds
+        directed = _tagged(step, 0, ("u", "v")).groupby(PART).map_groups(
+            _small_star, batch_format="pyarrow", fn_kwargs=kwargs).materialize()
+    raise RuntimeError(f"connected components did not settle in {max_rounds} rounds; "
+                       "raise RayConfig.max_rounds")

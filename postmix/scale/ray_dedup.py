@@ -29,9 +29,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from postmix.curate import dedup as local
 from postmix.curate import lsh
-from postmix.curate.dedup import EXACT, NEAR, DedupConfig
+from postmix.curate.dedup import (
+    VERIFY_WINDOW,
+    DedupConfig,
+    Removals,
+    cluster_listing,
+    cluster_size_histogram,
+    dedup,
+    largest_cluster_picks,
+    removal_verdicts,
+)
 from postmix.curate.features import normalised_view, row_features
 from postmix.curate.minhash import estimated_jaccard, exact_jaccard, shingle_sets
 from postmix.curate.normalise import string_buffers
@@ -48,11 +56,17 @@ from postmix.scale.ray_components import (
     partition_of,
     unique_pairs,
 )
-from postmix.scale.ray_session import ROW, RayConfig, collect, ray_pipeline, rows_dataset, strip_row
-from postmix.schemas import kind_of_columns
-
-_WINDOW = 32  # as local._VERIFY_WINDOW: neighbours paired inside a bucket when verifying
-
+from postmix.scale.ray_session import (
+    ROW,
+    RayConfig,
+    RayRows,
+    collect,
+    collect_table,
+    ray_pipeline,
+    sparse_verdicts,
+    strip_row,
+)
+from postmix.schemas import FEATURES, kind_of_columns
 
 # ---------------------------------------------------------------- array <-> Arrow helpers
 
@@ -69,8 +83,11 @@ def _sig_array(table: pa.Table, name: str = "sig") -> np.ndarray:
 
 
 def _text_column(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
-    return pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(np.ascontiguousarray(offsets, np.int64)),
-                                            pa.py_buffer(np.ascontiguousarray(data)))
+    return pa.LargeStringArray.from_buffers(
+        len(offsets) - 1,
+        pa.py_buffer(np.ascontiguousarray(offsets, np.int64)),
+        pa.py_buffer(np.ascontiguousarray(data)),
+    )
 
 
 def _keyed(table: pa.Table, key: np.ndarray, partitions: int) -> pa.Table:
@@ -86,18 +103,34 @@ def survivor_key(table: pa.Table, kind: str, config: DedupConfig) -> np.ndarray:
     if config.keep == "first":
         return np.zeros(n, np.int64)
     if config.keep == "longest":
-        return -pc.utf8_length(view_texts(table, kind, "conversation")).to_numpy(zero_copy_only=False).astype(np.int64)
+        return (
+            -pc.utf8_length(view_texts(table, kind, "conversation"))
+            .to_numpy(zero_copy_only=False)
+            .astype(np.int64)
+        )
     source = table.column("source")
     position = pc.index_in(source, value_set=pa.array(config.source_priority, pa.string()))
-    return position.fill_null(len(config.source_priority)).to_numpy(zero_copy_only=False).astype(np.int64)
+    return (
+        position.fill_null(len(config.source_priority))
+        .to_numpy(zero_copy_only=False)
+        .astype(np.int64)
+    )
 
 
-def _features(table: pa.Table, *, kind: str, config: DedupConfig, signatures: bool, text: bool) -> pa.Table:
+def _features(
+    table: pa.Table, *, kind: str, config: DedupConfig, signatures: bool, text: bool
+) -> pa.Table:
     block = strip_row(table)
-    features = row_features(block, kind, config.on, config, signatures=signatures, batch_size=max(len(block), 1))
+    features = row_features(
+        block, kind, config.on, config, signatures=signatures, batch_size=max(len(block), 1)
+    )
     columns: dict[str, Any] = {
-        "row": table.column(ROW), "exact": pa.array(features.exact), "empty": pa.array(features.empty),
+        "row": table.column(ROW),
+        "exact": pa.array(features.exact),
+        "empty": pa.array(features.empty),
         "key": pa.array(survivor_key(table, kind, config)),
+        "id": table.column("id"),
+        "source": table.column("source"),
     }
     if signatures:
         columns["sig"] = _sig_column(features.signatures)
@@ -111,19 +144,24 @@ def _true_count(table: pa.Table, *, name: str) -> pa.Table:
 
 
 def _count_true(ds: Any, name: str) -> int:
-    counts = collect(ds.map_batches(_true_count, batch_format="pyarrow", fn_kwargs={"name": name}), ["count"])
+    counts = collect(
+        ds.map_batches(_true_count, batch_format="pyarrow", fn_kwargs={"name": name}), ["count"]
+    )
     return int(counts["count"].sum())
 
 
 def _non_empty(table: pa.Table, *, key: str | None, partitions: int) -> pa.Table:
-    table = table.filter(pc.invert(table.column("empty")))
+    """Rows with text, without what only the driver's lookups need (id, source)."""
+    table = table.filter(pc.invert(table.column("empty"))).drop_columns(["id", "source"])
     return _keyed(table, column(table, key), partitions) if key else table
 
 
 # ---------------------------------------------------------------- 2. exact pass
 
 
-def _best_of_each_group(group: np.ndarray, key: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _best_of_each_group(
+    group: np.ndarray, key: np.ndarray, member: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the member that ranks first in its group by ``(key, member)`` (as the local
     ``preference_rank``), and the position of that member's row."""
     order = np.lexsort((member, key, group))
@@ -136,7 +174,9 @@ def _best_of_each_group(group: np.ndarray, key: np.ndarray, member: np.ndarray) 
 
 
 def _exact_survivors(table: pa.Table) -> pa.Table:
-    survivor, _ = _best_of_each_group(column(table, "exact"), column(table, "key"), column(table, "row"))
+    survivor, _ = _best_of_each_group(
+        column(table, "exact"), column(table, "key"), column(table, "row")
+    )
     return table.drop_columns([PART]).append_column("survivor", pa.array(survivor))
 
 
@@ -154,8 +194,14 @@ def _band_records(table: pa.Table, *, bands: int, rows: int, partitions: int) ->
     n = hashes.shape[1]
     band = np.repeat(np.arange(bands, dtype=np.int64), n)
     flat = hashes.reshape(-1)
-    return pa.table({"band": band, "hash": flat, "row": np.tile(column(table, "row"), bands),
-                     PART: partition_of(flat ^ partition_of(band, 1 << 62).astype(np.uint64), partitions)})
+    return pa.table(
+        {
+            "band": band,
+            "hash": flat,
+            "row": np.tile(column(table, "row"), bands),
+            PART: partition_of(flat ^ partition_of(band, 1 << 62).astype(np.uint64), partitions),
+        }
+    )
 
 
 def _bucket_pairs(table: pa.Table, *, window: int, partitions: int) -> pa.Table:
@@ -181,14 +227,28 @@ def _distinct_pairs(table: pa.Table) -> pa.Table:
 
 def _text_records(table: pa.Table, *, partitions: int) -> pa.Table:
     row = column(table, "row")
-    return pa.table({"node": row, "other": np.full(len(row), -1, np.int64), "tag": np.zeros(len(row), np.int8),
-                     "text": table.column("text"), PART: partition_of(row, partitions)})
+    return pa.table(
+        {
+            "node": row,
+            "other": np.full(len(row), -1, np.int64),
+            "tag": np.zeros(len(row), np.int8),
+            "text": table.column("text"),
+            PART: partition_of(row, partitions),
+        }
+    )
 
 
 def _pair_records(table: pa.Table, *, partitions: int) -> pa.Table:
     lo, hi = column(table, "lo"), column(table, "hi")
-    return pa.table({"node": lo, "other": hi, "tag": np.ones(len(lo), np.int8),
-                     "text": pa.array([""] * len(lo), pa.large_string()), PART: partition_of(lo, partitions)})
+    return pa.table(
+        {
+            "node": lo,
+            "other": hi,
+            "tag": np.ones(len(lo), np.int8),
+            "text": pa.array([""] * len(lo), pa.large_string()),
+            PART: partition_of(lo, partitions),
+        }
+    )
 
 
 def _lookup(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -205,40 +265,69 @@ def _carry_left_text(table: pa.Table, *, partitions: int) -> pa.Table:
     values, items, at = _lookup(table)
     text = table.column("text").take(pa.array(values[at]))
     hi, lo = column(table, "other")[items], column(table, "node")[items]
-    return pa.table({"node": hi, "other": lo, "tag": np.ones(len(hi), np.int8), "text": text,
-                     PART: partition_of(hi, partitions)})
+    return pa.table(
+        {
+            "node": hi,
+            "other": lo,
+            "tag": np.ones(len(hi), np.int8),
+            "text": text,
+            PART: partition_of(hi, partitions),
+        }
+    )
 
 
 def _jaccard(table: pa.Table, *, config: DedupConfig) -> pa.Table:
     """Pairs keyed by ``hi`` (carrying ``lo``'s text) meet ``hi``'s text: exact Jaccard."""
     values, items, at = _lookup(table)
     m = len(items)
-    texts = pa.concat_arrays([table.column("text").take(pa.array(items)).combine_chunks(),
-                              table.column("text").take(pa.array(values[at])).combine_chunks()])
+    texts = pa.concat_arrays(
+        [
+            table.column("text").take(pa.array(items)).combine_chunks(),
+            table.column("text").take(pa.array(values[at])).combine_chunks(),
+        ]
+    )
     data, offsets = string_buffers(texts)
     flat, set_offsets = shingle_sets(data, offsets - offsets[0], config)
     similarity = exact_jaccard(flat, set_offsets, np.arange(m), np.arange(m, 2 * m))
-    return pa.table({"lo": column(table, "other")[items], "hi": column(table, "node")[items], "jaccard": similarity})
+    return pa.table(
+        {
+            "lo": column(table, "other")[items],
+            "hi": column(table, "node")[items],
+            "jaccard": similarity,
+        }
+    )
 
 
 def _at_least(table: pa.Table, *, threshold: float) -> pa.Table:
     return table.filter(pa.array(column(table, "jaccard") >= threshold))
 
 
-def _node_records(table: pa.Table, *, partitions: int, width: int, dtype: str, with_sig: bool) -> pa.Table:
+def _node_records(
+    table: pa.Table, *, partitions: int, width: int, dtype: str, with_sig: bool
+) -> pa.Table:
     """Nodes' survivor keys (and signatures), as the value side of a join on ``node``."""
     row = column(table, "row")
-    columns = {"node": row, "label": np.full(len(row), -1, np.int64), "key": column(table, "key"),
-               "tag": np.zeros(len(row), np.int8)}
+    columns = {
+        "node": row,
+        "label": np.full(len(row), -1, np.int64),
+        "key": column(table, "key"),
+        "tag": np.zeros(len(row), np.int8),
+    }
     if with_sig:
         columns["sig"] = table.column("sig")
     return pa.table({**columns, PART: partition_of(row, partitions)})
 
 
-def _label_records(table: pa.Table, *, partitions: int, width: int, dtype: str, with_sig: bool) -> pa.Table:
+def _label_records(
+    table: pa.Table, *, partitions: int, width: int, dtype: str, with_sig: bool
+) -> pa.Table:
     node = column(table, "node")
-    columns = {"node": node, "label": column(table, "label"), "key": np.zeros(len(node), np.int64),
-               "tag": np.ones(len(node), np.int8)}
+    columns = {
+        "node": node,
+        "label": column(table, "label"),
+        "key": np.zeros(len(node), np.int64),
+        "tag": np.ones(len(node), np.int8),
+    }
     if with_sig:
         columns["sig"] = _sig_column(np.zeros((len(node), width), dtype))
     return pa.table({**columns, PART: partition_of(node, partitions)})
@@ -248,7 +337,11 @@ def _members(table: pa.Table, *, partitions: int, with_sig: bool) -> pa.Table:
     """Labelled nodes meet their keys (and signatures); re-keyed by cluster label."""
     values, items, at = _lookup(table)
     label = column(table, "label")[items]
-    columns = {"label": label, "node": column(table, "node")[items], "key": column(table, "key")[values[at]]}
+    columns = {
+        "label": label,
+        "node": column(table, "node")[items],
+        "key": column(table, "key")[values[at]],
+    }
     if with_sig:
         columns["sig"] = table.column("sig").take(pa.array(values[at]))
     return pa.table({**columns, PART: partition_of(label, partitions)})
@@ -259,46 +352,91 @@ def _cluster_survivors(table: pa.Table) -> pa.Table:
     label, node = column(table, "label"), column(table, "node")
     survivor, position = _best_of_each_group(label, column(table, "key"), node)
     sigs = _sig_array(table)
-    return pa.table({"node": node, "label": label, "survivor": survivor,
-                     "similarity": estimated_jaccard(sigs, sigs[position])})
+    return pa.table(
+        {
+            "node": node,
+            "label": label,
+            "survivor": survivor,
+            "similarity": estimated_jaccard(sigs, sigs[position]),
+        }
+    )
 
 
 def _edge_label_records(table: pa.Table, *, partitions: int) -> pa.Table:
     node = column(table, "node")
-    return pa.table({"node": node, "other": column(table, "label"), "jaccard": np.zeros(len(node)),
-                     "tag": np.zeros(len(node), np.int8), PART: partition_of(node, partitions)})
+    return pa.table(
+        {
+            "node": node,
+            "other": column(table, "label"),
+            "jaccard": np.zeros(len(node)),
+            "tag": np.zeros(len(node), np.int8),
+            PART: partition_of(node, partitions),
+        }
+    )
 
 
 def _edge_records(table: pa.Table, *, partitions: int) -> pa.Table:
     lo = column(table, "lo")
-    return pa.table({"node": lo, "other": column(table, "hi"), "jaccard": column(table, "jaccard"),
-                     "tag": np.ones(len(lo), np.int8), PART: partition_of(lo, partitions)})
+    return pa.table(
+        {
+            "node": lo,
+            "other": column(table, "hi"),
+            "jaccard": column(table, "jaccard"),
+            "tag": np.ones(len(lo), np.int8),
+            PART: partition_of(lo, partitions),
+        }
+    )
 
 
 def _labelled_edges(table: pa.Table, *, partitions: int) -> pa.Table:
     values, items, at = _lookup(table)
     label = column(table, "other")[values[at]]
     n = len(items)
-    return pa.table({"label": label, "node": np.full(n, -1, np.int64), "key": np.zeros(n, np.int64),
-                     "lo": column(table, "node")[items], "hi": column(table, "other")[items],
-                     "jaccard": column(table, "jaccard")[items], "tag": np.ones(n, np.int8),
-                     PART: partition_of(label, partitions)})
+    return pa.table(
+        {
+            "label": label,
+            "node": np.full(n, -1, np.int64),
+            "key": np.zeros(n, np.int64),
+            "lo": column(table, "node")[items],
+            "hi": column(table, "other")[items],
+            "jaccard": column(table, "jaccard")[items],
+            "tag": np.ones(n, np.int8),
+            PART: partition_of(label, partitions),
+        }
+    )
 
 
 def _member_records(table: pa.Table) -> pa.Table:
     n = len(table)
-    return pa.table({"label": table.column("label"), "node": table.column("node"), "key": table.column("key"),
-                     "lo": np.full(n, -1, np.int64), "hi": np.full(n, -1, np.int64), "jaccard": np.zeros(n),
-                     "tag": np.zeros(n, np.int8), PART: table.column(PART)})
+    return pa.table(
+        {
+            "label": table.column("label"),
+            "node": table.column("node"),
+            "key": table.column("key"),
+            "lo": np.full(n, -1, np.int64),
+            "hi": np.full(n, -1, np.int64),
+            "jaccard": np.zeros(n),
+            "tag": np.zeros(n, np.int8),
+            PART: table.column(PART),
+        }
+    )
 
 
 def _greedy_survivors(table: pa.Table) -> pa.Table:
     """Verified clusters: the local greedy rule (a row goes only for a kept row it matches)."""
     tag = column(table, "tag")
     members, edges = np.flatnonzero(tag == 0), np.flatnonzero(tag == 1)
-    node, key, label = column(table, "node")[members], column(table, "key")[members], column(table, "label")[members]
+    node, key, label = (
+        column(table, "node")[members],
+        column(table, "key")[members],
+        column(table, "label")[members],
+    )
     nodes = np.sort(node)
-    lo, hi, jac = column(table, "lo")[edges], column(table, "hi")[edges], column(table, "jaccard")[edges]
+    lo, hi, jac = (
+        column(table, "lo")[edges],
+        column(table, "hi")[edges],
+        column(table, "jaccard")[edges],
+    )
     local_pairs = np.stack([np.searchsorted(nodes, lo), np.searchsorted(nodes, hi)], axis=1)
     order = np.searchsorted(nodes, node[np.lexsort((node, key))])
     kept_by = greedy_survivors(len(nodes), local_pairs, order)
@@ -307,8 +445,10 @@ def _greedy_survivors(table: pa.Table) -> pa.Table:
     # the similarity of a removed row is that of its (verified) pair with the survivor
     lo, hi, jac = unique_pairs(lo, hi, jac)
     keys = _pair_keys(lo, hi)
-    at = np.minimum(np.searchsorted(keys, _pair_keys(np.minimum(node, survivor), np.maximum(node, survivor))),
-                    max(len(keys) - 1, 0))
+    at = np.minimum(
+        np.searchsorted(keys, _pair_keys(np.minimum(node, survivor), np.maximum(node, survivor))),
+        max(len(keys) - 1, 0),
+    )
     similarity = np.where(survivor != node, jac[at] if len(jac) else 0.0, 1.0)
     return pa.table({"node": node, "label": label, "survivor": survivor, "similarity": similarity})
 
@@ -326,6 +466,34 @@ def _gather(ds: Any, names: list[str], dtypes: dict[str, Any]) -> dict[str, np.n
     return {k: v.astype(dtypes.get(k, np.int64), copy=False) for k, v in got.items()}
 
 
+def _wanted(table: pa.Table, *, rows: np.ndarray, columns: list[str]) -> pa.Table:
+    """The rows of a block whose ``row`` (or ``__row``) is in ``rows`` (ascending), with
+    ``columns`` only."""
+    name = "row" if "row" in table.column_names else ROW
+    mine = column(table, name)
+    at = np.minimum(np.searchsorted(rows, mine), max(len(rows) - 1, 0))
+    hit = rows[at] == mine if len(rows) else np.zeros(len(mine), bool)
+    return table.filter(pa.array(hit)).select([name, *columns]).rename_columns(["row", *columns])
+
+
+def _view(table: pa.Table, *, kind: str, on: str) -> pa.Table:
+    return pa.table(
+        {"row": table.column("row"), "text": view_texts(table.drop_columns(["row"]), kind, on)}
+    )
+
+
+def _looked_up(ds: Any, rows: np.ndarray, columns: list[str]) -> pa.Table | None:
+    rows = np.unique(rows)
+    if not len(rows):
+        return None
+    got = collect_table(
+        ds.map_batches(
+            _wanted, batch_format="pyarrow", fn_kwargs={"rows": rows, "columns": columns}
+        )
+    )
+    return got.sort_by("row") if got is not None else None
+
+
 def dedup_ray(
     ds: Any,
     config: DedupConfig | None = None,
@@ -336,132 +504,253 @@ def dedup_ray(
     ray_config: RayConfig | None = None,
     source: str | Path | None = None,
 ) -> Verdicts:
-    """``postmix.curate.dedup.dedup`` on Ray Data: same arguments, same ``Verdicts``.
-    ``source``: the Parquet file ``ds`` was loaded from, for the workers to read (``rows_dataset``)."""
+    """``postmix.curate.dedup.dedup`` on Ray Data: same arguments, same ``Verdicts`` (``ds`` and
+    ``source`` as ``PipelineSettings.rows`` takes them). The driver gathers only the removed rows,
+    their survivors' ids and the clustered rows' labels."""
     config = config or DedupConfig()
-    kind = kind or kind_of_columns(ds.column_names)
-    if kind is None:
-        raise ConfigError("dedup needs postmix records: run `postmix ingest` on the data first")
     if against is not None:
         raise ConfigError("dedup --against runs on the local engine only: drop --engine ray for it")
-    n = len(ds)
+    if not isinstance(ds, RayRows):
+        kind = kind or kind_of_columns(ds.column_names)
+        if kind is None:
+            raise ConfigError("dedup needs postmix records: run `postmix ingest` on the data first")
+        if len(ds) == 0:  # nothing to distribute
+            return dedup(ds, config, kind=kind)
     timings: dict[str, float] = {}
-    out = local._Outcome(n)
     stats: dict[str, Any] = {}
-    if n == 0:  # nothing to distribute
-        return local.dedup(ds, config, kind=kind)
-    engine: dict[str, Any] = {"name": "ray"}
     with ray_pipeline(ray_config) as run:
         p = run.partitions
-        engine.update({"partitions": p, "cpus": run.cpus})
         started = time.perf_counter()
+        rows = run.rows(ds, config.batch_size, source)
+        kind = kind or rows.kind
+        engine = run.engine(rows)
         need_sigs = config.mode != "exact"
-        rows, engine["input"] = rows_dataset(ds, run.block_rows(n, config.batch_size), source)
-        features = rows.map_batches(_features, batch_format="pyarrow", fn_kwargs={
-            "kind": kind, "config": config, "signatures": need_sigs, "text": config.verify and need_sigs,
-        }).materialize()
+        features = rows.dataset.map_batches(
+            _features,
+            batch_format="pyarrow",
+            fn_kwargs={
+                "kind": kind,
+                "config": config,
+                "signatures": need_sigs,
+                "text": config.verify and need_sigs,
+            },
+        ).materialize()
         empty = _count_true(features, "empty")
         timings["hashing"] = time.perf_counter() - started
         stats.update({"empty_text_rows": empty, "text_view": config.on})
-        active = features.map_batches(_non_empty, batch_format="pyarrow", fn_kwargs={"key": None, "partitions": p})
+        active = features.map_batches(
+            _non_empty, batch_format="pyarrow", fn_kwargs={"key": None, "partitions": p}
+        )
+        exact = {"row": np.zeros(0, np.int64), "survivor": np.zeros(0, np.int64)}
         if config.mode in ("exact", "both"):
             started = time.perf_counter()
-            grouped = (features.map_batches(_non_empty, batch_format="pyarrow", fn_kwargs={"key": "exact", "partitions": p})
-                       .groupby(PART).map_groups(_exact_survivors, batch_format="pyarrow").materialize())
-            removed = _gather(grouped.map_batches(_split, batch_format="pyarrow", fn_kwargs={"removed": True}),
-                              ["row", "survivor"], {})
-            rows = removed["row"]
-            out.reason[rows], out.kept[rows], out.similarity[rows] = 1, removed["survivor"], 1.0
-            stats["exact"] = {"removed": int(len(rows))}
-            active = grouped.map_batches(_split, batch_format="pyarrow", fn_kwargs={"removed": False})
+            grouped = (
+                features.map_batches(
+                    _non_empty, batch_format="pyarrow", fn_kwargs={"key": "exact", "partitions": p}
+                )
+                .groupby(PART)
+                .map_groups(_exact_survivors, batch_format="pyarrow")
+                .materialize()
+            )
+            exact = _gather(
+                grouped.map_batches(_split, batch_format="pyarrow", fn_kwargs={"removed": True}),
+                ["row", "survivor"],
+                {},
+            )
+            stats["exact"] = {"removed": int(len(exact["row"]))}
+            active = grouped.map_batches(
+                _split, batch_format="pyarrow", fn_kwargs={"removed": False}
+            )
             timings["exact"] = time.perf_counter() - started
         near: dict[str, Any] = {}
+        clustered = {k: np.zeros(0, np.int64) for k in ("node", "label", "survivor")}
+        clustered["similarity"] = np.zeros(0)
         if config.mode in ("near", "both"):
-            near = _near_pass(active.materialize(), config, out, timings, p, run.config.max_rounds, engine)
-        ids = local._column(ds, "id").to_pylist()
-    reasons: list[str | None] = [None] * n
-    details = [""] * n
-    methods = ("exact-hash", "minhash", "jaccard")
-    # from here on as the end of postmix.curate.dedup.dedup, so reasons, details and report match
-    for row in np.flatnonzero(out.reason).tolist():
-        kept = int(out.kept[row])
-        reasons[row] = EXACT if out.reason[row] == 1 else NEAR
-        details[row] = f"duplicate_of={ids[kept]} similarity={out.similarity[row]:.3f} method={methods[out.method[row]]}"
-    removed_rows = np.flatnonzero(out.reason)
-    sources = local._column(ds, "source").take(pa.array(removed_rows)).to_pylist() if len(removed_rows) else []
-    per_source: dict[str, dict[str, int]] = {}
-    for source_name, code in zip(sources, out.reason[removed_rows].tolist(), strict=True):
-        entry = per_source.setdefault(str(source_name), {EXACT: 0, NEAR: 0})
-        entry[EXACT if code == 1 else NEAR] += 1
-    stats["removed_per_source"] = dict(sorted(per_source.items()))
+            near, clustered = _near_pass(
+                active.materialize(), config, timings, p, run.config.max_rounds, engine
+            )
+        removals = _removals(exact, clustered, config)
+        picks = (
+            largest_cluster_picks(
+                clustered["node"], clustered["label"], 0, removals, config.largest_clusters
+            )
+            if near
+            else []
+        )
+        shown = np.array(
+            [r for _, kept, examples in picks for r in [kept, *examples.tolist()]], np.int64
+        )
+        info = _looked_up(features, np.r_[removals.rows, removals.kept, shown], ["id", "source"])
+        texts = _looked_up(rows.dataset, shown, list(FEATURES[kind]))
+    ids = info.column("id").to_pylist() if info is not None else []
+    known = info.column("row").to_numpy() if info is not None else np.zeros(0, np.int64)
+    kept_ids = [ids[k] for k in np.searchsorted(known, removals.kept).tolist()]
+    sources = (
+        info.column("source").take(pa.array(np.searchsorted(known, removals.rows))).to_pylist()
+        if len(removals.rows)
+        else []
+    )
+    reasons, details, stats["removed_per_source"] = removal_verdicts(removals, kept_ids, sources)
     if near:
-        stats["largest_clusters"] = local._largest_clusters(ds, kind, ids, None, near, out, config)
-        stats["near"] = {k: v for k, v in near.items() if not k.startswith("_")}
+        viewed = _view(texts, kind=kind, on=config.on) if texts is not None else None
+        shown_text = (
+            dict(
+                zip(
+                    viewed.column("row").to_pylist(), viewed.column("text").to_pylist(), strict=True
+                )
+            )
+            if viewed is not None
+            else {}
+        )
+        shown_ids = {
+            r: ids[i]
+            for r, i in zip(shown.tolist(), np.searchsorted(known, shown).tolist(), strict=True)
+        }
+        stats["largest_clusters"] = cluster_listing(picks, removals, shown_ids, shown_text)
+        stats["near"] = near
     stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
     stats["engine"] = engine
-    return Verdicts(reasons, details, stats)
+    return sparse_verdicts(rows.n, removals.rows, reasons, details, stats)
 
 
-def _near_pass(active: Any, config: DedupConfig, out: Any, timings: dict[str, float], p: int,
-               max_rounds: int, engine: dict[str, Any]) -> dict[str, Any]:
-    n = len(out.reason)
+def _removals(
+    exact: dict[str, np.ndarray], clustered: dict[str, np.ndarray], config: DedupConfig
+) -> Removals:
+    moved = clustered["survivor"] != clustered["node"]
+    near_rows = clustered["node"][moved]
+    rows = np.r_[exact["row"], near_rows].astype(np.int64)
+    order = np.argsort(rows, kind="stable")
+    n_exact, n_near = len(exact["row"]), len(near_rows)
+    return Removals(
+        rows=rows[order],
+        code=np.r_[np.ones(n_exact, np.int8), np.full(n_near, 2, np.int8)][order],
+        kept=np.r_[exact["survivor"], clustered["survivor"][moved]].astype(np.int64)[order],
+        similarity=np.r_[np.ones(n_exact), clustered["similarity"][moved]][order],
+        method=np.r_[
+            np.zeros(n_exact, np.int8), np.full(n_near, 2 if config.verify else 1, np.int8)
+        ][order],
+    )
+
+
+def _near_pass(
+    active: Any,
+    config: DedupConfig,
+    timings: dict[str, float],
+    p: int,
+    max_rounds: int,
+    engine: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(near stats, clustered rows)``: every row of a candidate pair with its cluster label,
+    survivor and similarity to it, ascending by row."""
     bands, rows = config.lsh_shape()
     started = time.perf_counter()
-    window = _WINDOW if config.verify else 1
-    pairs = (active.map_batches(_band_records, batch_format="pyarrow", fn_kwargs={"bands": bands, "rows": rows, "partitions": p})
-             .groupby(PART).map_groups(_bucket_pairs, batch_format="pyarrow", fn_kwargs={"window": window, "partitions": p})
-             .groupby(PART).map_groups(_distinct_pairs, batch_format="pyarrow").materialize())
+    window = VERIFY_WINDOW if config.verify else 1
+    pairs = (
+        active.map_batches(
+            _band_records,
+            batch_format="pyarrow",
+            fn_kwargs={"bands": bands, "rows": rows, "partitions": p},
+        )
+        .groupby(PART)
+        .map_groups(
+            _bucket_pairs, batch_format="pyarrow", fn_kwargs={"window": window, "partitions": p}
+        )
+        .groupby(PART)
+        .map_groups(_distinct_pairs, batch_format="pyarrow")
+        .materialize()
+    )
     candidates = pairs.count()
     timings["lsh"] = time.perf_counter() - started
-    stats: dict[str, Any] = {"bands": bands, "rows": rows, "candidate_pairs": int(candidates),
-                             "recall_at_threshold": round(float(lsh.collision_probability(config.threshold, bands, rows)), 4)}
+    recall = round(float(lsh.collision_probability(config.threshold, bands, rows)), 4)
+    stats: dict[str, Any] = {
+        "bands": bands,
+        "rows": rows,
+        "candidate_pairs": int(candidates),
+        "recall_at_threshold": recall,
+    }
     if config.verify and candidates:
         started = time.perf_counter()
-        texts = active.map_batches(_text_records, batch_format="pyarrow", fn_kwargs={"partitions": p})
-        keyed_lo = pairs.map_batches(_pair_records, batch_format="pyarrow", fn_kwargs={"partitions": p})
-        carried = texts.union(keyed_lo).groupby(PART).map_groups(_carry_left_text, batch_format="pyarrow", fn_kwargs={"partitions": p})
-        scored = texts.union(carried).groupby(PART).map_groups(_jaccard, batch_format="pyarrow", fn_kwargs={"config": config}).materialize()
-        similar = scored.map_batches(_at_least, batch_format="pyarrow", fn_kwargs={"threshold": config.threshold}).materialize()
+        by_part = {"partitions": p}
+        texts = active.map_batches(_text_records, batch_format="pyarrow", fn_kwargs=by_part)
+        keyed_lo = pairs.map_batches(_pair_records, batch_format="pyarrow", fn_kwargs=by_part)
+        carried = (
+            texts.union(keyed_lo)
+            .groupby(PART)
+            .map_groups(_carry_left_text, batch_format="pyarrow", fn_kwargs=by_part)
+        )
+        scored = (
+            texts.union(carried)
+            .groupby(PART)
+            .map_groups(_jaccard, batch_format="pyarrow", fn_kwargs={"config": config})
+            .materialize()
+        )
+        similar = scored.map_batches(
+            _at_least, batch_format="pyarrow", fn_kwargs={"threshold": config.threshold}
+        ).materialize()
         stats["false_positive_pairs_dropped"] = int(candidates - similar.count())
         pairs = similar
         timings["verify"] = time.perf_counter() - started
     started = time.perf_counter()
-    nodes = np.zeros(0, np.int64)
-    labels = np.arange(n, dtype=np.int64)
+    clustered = {k: np.zeros(0, np.int64) for k in ("node", "label", "survivor")}
+    clustered["similarity"] = np.zeros(0)
     if pairs.count():
         label_ds, rounds = connected_components(pairs.select_columns(["lo", "hi"]), p, max_rounds)
         label_ds = label_ds.materialize()
         with_sig = not config.verify
-        shape = {"partitions": p, "width": config.num_perm, "dtype": np.dtype(config.signature_dtype()).name,
-                 "with_sig": with_sig}
-        joined = (active.map_batches(_node_records, batch_format="pyarrow", fn_kwargs=shape)
-                  .union(label_ds.map_batches(_label_records, batch_format="pyarrow", fn_kwargs=shape))
-                  .groupby(PART).map_groups(_members, batch_format="pyarrow", fn_kwargs={"partitions": p, "with_sig": with_sig}))
+        shape = {
+            "partitions": p,
+            "width": config.num_perm,
+            "dtype": np.dtype(config.signature_dtype()).name,
+            "with_sig": with_sig,
+        }
+        joined = (
+            active.map_batches(_node_records, batch_format="pyarrow", fn_kwargs=shape)
+            .union(label_ds.map_batches(_label_records, batch_format="pyarrow", fn_kwargs=shape))
+            .groupby(PART)
+            .map_groups(
+                _members, batch_format="pyarrow", fn_kwargs={"partitions": p, "with_sig": with_sig}
+            )
+        )
         if config.verify:
-            edges = (label_ds.map_batches(_edge_label_records, batch_format="pyarrow", fn_kwargs={"partitions": p})
-                     .union(pairs.map_batches(_edge_records, batch_format="pyarrow", fn_kwargs={"partitions": p}))
-                     .groupby(PART).map_groups(_labelled_edges, batch_format="pyarrow", fn_kwargs={"partitions": p}))
-            decided = (joined.map_batches(_member_records, batch_format="pyarrow").union(edges)
-                       .groupby(PART).map_groups(_greedy_survivors, batch_format="pyarrow"))
+            by_part = {"partitions": p}
+            edges = (
+                label_ds.map_batches(_edge_label_records, batch_format="pyarrow", fn_kwargs=by_part)
+                .union(pairs.map_batches(_edge_records, batch_format="pyarrow", fn_kwargs=by_part))
+                .groupby(PART)
+                .map_groups(_labelled_edges, batch_format="pyarrow", fn_kwargs=by_part)
+            )
+            decided = (
+                joined.map_batches(_member_records, batch_format="pyarrow")
+                .union(edges)
+                .groupby(PART)
+                .map_groups(_greedy_survivors, batch_format="pyarrow")
+            )
         else:
             decided = joined.groupby(PART).map_groups(_cluster_survivors, batch_format="pyarrow")
-        got = _gather(decided, ["node", "label", "survivor", "similarity"], {"similarity": np.float64})
+        got = _gather(
+            decided, ["node", "label", "survivor", "similarity"], {"similarity": np.float64}
+        )
         order = np.argsort(got["node"])
-        nodes, label, survivor, similarity = (got[k][order] for k in ("node", "label", "survivor", "similarity"))
-        labels[nodes] = label
-        removed = survivor != nodes
-        out.reason[nodes[removed]] = 2
-        out.kept[nodes[removed]] = survivor[removed]
-        out.similarity[nodes[removed]] = similarity[removed]
-        out.method[nodes[removed]] = 2 if config.verify else 1
+        clustered = {k: v[order] for k, v in got.items()}
         engine["components_rounds"] = rounds
         if config.verify:
-            stats["chained_rows_kept"] = int((~removed).sum() - len(np.unique(label)))
+            kept = clustered["survivor"] == clustered["node"]
+            stats["chained_rows_kept"] = int(kept.sum() - len(np.unique(clustered["label"])))
     elif config.verify:
         stats["chained_rows_kept"] = 0
-    sizes = np.bincount(np.unique(labels[nodes], return_inverse=True)[1]) if len(nodes) else np.zeros(0, np.int64)
-    stats.update({"clusters": int(len(sizes)), "cluster_size_histogram": local._histogram(sizes),
-                  "removed": int((out.reason == 2).sum())})
+    labels = clustered["label"]
+    sizes = (
+        np.bincount(np.unique(labels, return_inverse=True)[1])
+        if len(labels)
+        else np.zeros(0, np.int64)
+    )
+    removed = int((clustered["survivor"] != clustered["node"]).sum())
+    stats.update(
+        {
+            "clusters": int(len(sizes)),
+            "removed": removed,
+            "cluster_size_histogram": cluster_size_histogram(sizes),
+        }
+    )
     timings["clusters"] = time.perf_counter() - started
-    stats["_labels"], stats["_nodes"], stats["_offset"] = labels, nodes, 0
-    return stats
+    return stats, clustered

@@ -11,30 +11,50 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from postmix.curate.filters import FilterConfig, apply_filters
 from postmix.curate.runner import Verdicts
-from postmix.errors import ConfigError
-from postmix.scale.ray_session import ROW, RayConfig, collect, ray_pipeline, rows_dataset, strip_row
-from postmix.schemas import kind_of_columns
+from postmix.scale.ray_session import (
+    ROW,
+    RayConfig,
+    collect_table,
+    ray_pipeline,
+    sparse_verdicts,
+    strip_row,
+)
+
+_JUDGED = pa.schema([("row", pa.int64()), ("reason", pa.string()), ("detail", pa.string())])
 
 
 def _judge_block(table: pa.Table, *, kind: str, config: FilterConfig) -> pa.Table:
+    if not table.num_rows:
+        return _JUDGED.empty_table()
     verdicts = apply_filters(strip_row(table), config, kind=kind)
     rejected = verdicts.rejected_indices()
     rows = table.column(ROW).to_numpy()
-    return pa.table({
-        "row": np.r_[rows[rejected], -1 - rows[0]],  # the last record carries the block's counters
-        "reason": [verdicts.reasons[i] for i in rejected.tolist()] + [None],
-        "detail": [verdicts.details[i] for i in rejected.tolist()] + [json.dumps(verdicts.stats)],
-    }, schema=pa.schema([("row", pa.int64()), ("reason", pa.string()), ("detail", pa.string())]))
+    return pa.table(
+        {
+            "row": np.r_[
+                rows[rejected], -1 - rows[0]
+            ],  # the last record carries the block's counters
+            "reason": [verdicts.reasons[i] for i in rejected.tolist()] + [None],
+            "detail": [verdicts.details[i] for i in rejected.tolist()]
+            + [json.dumps(verdicts.stats)],
+        },
+        schema=_JUDGED,
+    )
 
 
 def _merge(blocks: list[dict[str, Any]], codes: list[str], examples: int) -> dict[str, Any]:
     """Block reports, in row order, summed into the report one ``apply_filters`` call writes."""
-    merged: dict[str, Any] = {"rules": codes, "rejected_per_rule": dict.fromkeys(codes, 0),
-                              "fired_per_rule": dict.fromkeys(codes, 0), "rejected_per_source": {},
-                              "examples": {}}
+    merged: dict[str, Any] = {
+        "rules": codes,
+        "rejected_per_rule": dict.fromkeys(codes, 0),
+        "fired_per_rule": dict.fromkeys(codes, 0),
+        "rejected_per_source": {},
+        "examples": {},
+    }
     for stats in blocks:
         for counter in ("rejected_per_rule", "fired_per_rule"):
             for code, count in stats[counter].items():
@@ -52,28 +72,30 @@ def _merge(blocks: list[dict[str, Any]], codes: list[str], examples: int) -> dic
 
 def filter_ray(ds: Any, config: FilterConfig | None = None, *, kind: str | None = None,
                ray_config: RayConfig | None = None, source: str | Path | None = None) -> Verdicts:
-    """``postmix.curate.filters.apply_filters`` on Ray Data: same arguments, same ``Verdicts``.
-    ``source``: the Parquet file ``ds`` was loaded from, for the workers to read (``rows_dataset``)."""
+    """``postmix.curate.filters.apply_filters`` on Ray Data: same arguments, same ``Verdicts``
+    (``ds`` and ``source`` as ``PipelineSettings.rows`` takes them)."""
     config = config or FilterConfig()
-    kind = kind or kind_of_columns(ds.column_names)
-    if kind is None:
-        raise ConfigError("filter needs postmix records: run `postmix ingest` on the data first")
-    n = len(ds)
-    if n == 0:
+    if len(ds) == 0:  # a datasets.Dataset: RayRows read by the workers are never empty
         return apply_filters(ds, config, kind=kind)
     with ray_pipeline(ray_config) as run:
-        rows, read = rows_dataset(ds, run.block_rows(n, config.batch_size), source)
-        judged = rows.map_batches(
-            _judge_block, batch_format="pyarrow", fn_kwargs={"kind": kind, "config": config})
-        got = collect(judged, ["row", "reason", "detail"])
-    reasons: list[str | None] = [None] * n
-    details = [""] * n
-    block_stats = []
-    for row, reason, detail in zip(got["row"].tolist(), got["reason"].tolist(), got["detail"].tolist(), strict=True):
-        if row < 0:
-            block_stats.append((-1 - row, json.loads(detail)))
-        else:
-            reasons[row], details[row] = reason, detail
-    stats = _merge([s for _, s in sorted(block_stats, key=lambda item: item[0])], config.rule_codes(), config.examples)
-    stats["engine"] = {"name": "ray", "partitions": run.partitions, "cpus": run.cpus, "input": read}
-    return Verdicts(reasons, details, stats)
+        rows = run.rows(ds, config.batch_size, source)
+        judged = rows.dataset.map_batches(
+            _judge_block,
+            batch_format="pyarrow",
+            fn_kwargs={"kind": kind or rows.kind, "config": config},
+        )
+        got = collect_table(judged)
+    got = got.sort_by("row")
+    counters = got.filter(pc.less(got.column("row"), 0))
+    removed = got.filter(pc.greater_equal(got.column("row"), 0))
+    # counters are keyed -1 - first row: descending keys are ascending blocks
+    blocks = [json.loads(d) for d in reversed(counters.column("detail").to_pylist())]
+    stats = _merge(blocks, config.rule_codes(), config.examples)
+    stats["engine"] = run.engine(rows)
+    return sparse_verdicts(
+        rows.n,
+        removed.column("row").to_numpy(),
+        removed.column("reason").to_pylist(),
+        removed.column("detail").to_pylist(),
+        stats,
+    )
