@@ -31,8 +31,9 @@ from pydantic import Field, model_validator
 
 from postmix.curate import lsh
 from postmix.curate.executor import LocalExecutor
-from postmix.curate.features import Reference, load_reference, normalised_view, row_features
+from postmix.curate.features import normalised_view, row_features
 from postmix.curate.minhash import MinHashConfig, estimated_jaccard, exact_jaccard, shingle_sets
+from postmix.curate.reference import Reference, load_reference
 from postmix.curate.runner import StageOutput, Verdicts
 from postmix.curate.steps import STEPS
 from postmix.curate.textview import View, view_texts
