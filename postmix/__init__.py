@@ -1,4 +1,5 @@
-"""postmix: post-training data toolkit (curation, judged preferences, versioned mixes, thin trainers)."""
+"""postmix: post-training data toolkit (curation, judged preferences, versioned mixes,
+thin trainers)."""
 
 import os
 import sys

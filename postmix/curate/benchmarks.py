@@ -139,8 +139,8 @@ def parse_benchmark_spec(text: str) -> BenchmarkSpec:
     """``NAME``, ``NAME=PATH`` or ``NAME=PATH:FIELD1,FIELD2`` -> a spec.
 
     The fields suffix is what follows the last ``:`` when it is a comma-separated list of plain
-    names (no ``/``, ``\\`` or ``.``), so ``hf:owner/name``, ``hf:name`` and ``pkg://...`` keep their colon;
-    a path that exists as written is never split.
+    names (no ``/``, ``\\`` or ``.``), so ``hf:owner/name``, ``hf:name`` and ``pkg://...`` keep
+    their colon; a path that exists as written is never split.
     """
     name, sep, rest = text.strip().partition("=")
     name = name.strip()
@@ -257,13 +257,15 @@ def _file_rows(path: str) -> Iterator[dict[str, Any]]:
     for raw in iter_raw_rows(path):
         if raw.error is not None:
             raise ConfigError(
-                f"benchmark file {path} line {raw.line}: {raw.error} ({raw.detail}); fix or remove that line"
+                f"benchmark file {path} line {raw.line}: {raw.error} ({raw.detail}); "
+                "fix or remove that line"
             )
         yield raw.data
 
 
 def load_instances(spec: BenchmarkSpec) -> BenchmarkInstances:
-    """Read a benchmark's instances (from its file, or the Hub for a built-in named without a path)."""
+    """Read a benchmark's instances
+    (from its file, or the Hub for a built-in named without a path)."""
     from postmix.io.paths import resolve_path
 
     spec = resolve_spec(spec)
@@ -288,7 +290,8 @@ def load_instances(spec: BenchmarkSpec) -> BenchmarkInstances:
             if missing:
                 raise ConfigError(
                     f"benchmark {spec.name}: {source} has no field {missing[0]!r} (columns: "
-                    f"{', '.join(map(str, row))}); name the text fields: {spec.name}={spec.path}:FIELD"
+                    f"{', '.join(map(str, row))}); name the text fields: "
+                    f"{spec.name}={spec.path}:FIELD"
                 )
             if id_field not in row:  # none given, or the built-in's is absent from a local copy
                 id_field = next((f for f in ID_FIELDS if f in row), None)
@@ -300,6 +303,7 @@ def load_instances(spec: BenchmarkSpec) -> BenchmarkInstances:
         texts.append(tuple(v if isinstance(v, str) else str(v) for v in values))
     if not texts:
         raise ConfigError(
-            f"benchmark {spec.name}: {source} holds no instances with fields {', '.join(fields) or '?'}"
+            f"benchmark {spec.name}: {source} holds no instances with fields "
+            f"{', '.join(fields) or '?'}"
         )
     return BenchmarkInstances(spec.name, source, tuple(fields), ids, texts, skipped)

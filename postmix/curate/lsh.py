@@ -71,10 +71,12 @@ def _band_hashes(signatures, members, bands, rows):  # pragma: no cover - compil
 def band_hashes(
     signatures: np.ndarray, bands: int, rows: int, members: np.ndarray | None = None
 ) -> np.ndarray:
-    """``[bands, len(members)]`` 64-bit hashes, one per band of each listed signature (all by default)."""
+    """``[bands, len(members)]`` 64-bit hashes, one per band of each listed signature
+    (all by default)."""
     if bands * rows > signatures.shape[1]:
         raise ValueError(
-            f"{bands} bands x {rows} rows needs {bands * rows} permutations, have {signatures.shape[1]}"
+            f"{bands} bands x {rows} rows needs {bands * rows} permutations, "
+            f"have {signatures.shape[1]}"
         )
     if members is None:
         members = np.arange(signatures.shape[0], dtype=np.int64)

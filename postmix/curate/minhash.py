@@ -58,19 +58,21 @@ class MinHashConfig(BaseModel):
         128,
         ge=8,
         le=1024,
-        description="Permutations: estimate standard error is sqrt(J(1-J)/num_perm), 0.035 at J=0.8.",
+        description="Permutations: estimate standard error is sqrt(J(1-J)/num_perm), "
+        "0.035 at J=0.8.",
     )
     seed: int = Field(
         1, ge=0, lt=2**32, description="Seed of the permutations (datasketch's default is 1)."
     )
     hash: Literal["fast", "datasketch"] = Field(
         "fast",
-        description="fast: compiled cheap hashing; datasketch: values identical to datasketch.MinHash.",
+        description="fast: compiled cheap hashing; datasketch: values identical to "
+        "datasketch.MinHash.",
     )
     datasketch_scheme: Literal["affine32", "legacy", "affine64"] = Field(
         "affine32",
-        description="datasketch permutation scheme for --hash datasketch: affine32 is datasketch 2.x's "
-        "default; legacy matches indexes built with datasketch < 2.0.",
+        description="datasketch permutation scheme for --hash datasketch: affine32 is "
+        "datasketch 2.x's default; legacy matches indexes built with datasketch < 2.0.",
     )
 
     def signature_dtype(self) -> type[np.unsignedinteger]:
@@ -184,7 +186,7 @@ def _fast_signatures(data, offsets, char_mode, ngram, a, b, out):  # pragma: no 
         out[i, :] = sig
 
 
-# ---------------------------------------------------------------- SHA-1, bit-compatible with hashlib
+# --------------------------------------------------------------- SHA-1, bit-compatible with hashlib
 
 
 @numba.njit(cache=True, nogil=True)

@@ -68,9 +68,11 @@ def _fill_token_hashes(data, offsets, token_offsets, out):  # pragma: no cover -
 
 
 def token_hashes(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(hashes, token_offsets)``: row ``i``'s tokens are ``hashes[token_offsets[i]:token_offsets[i+1]]``.
+    """``(hashes, token_offsets)``: row ``i``'s tokens are
+    ``hashes[token_offsets[i]:token_offsets[i+1]]``.
 
-    ``data``/``offsets`` hold normalised UTF-8 text (single spaces between tokens, none at the ends).
+    ``data``/``offsets`` hold normalised UTF-8 text (single spaces between tokens, none at the
+    ends).
     """
     counts = _token_counts(data, offsets)
     token_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
@@ -192,7 +194,8 @@ def _maybe(bitmap, shift, h):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True)
 def _hits(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
           segment_length, collect, out_segment, out_position, out_row_position):  # pragma: no cover
-    """Index entries the row's grams hit. Counts only, unless ``collect`` (then fills the outputs)."""
+    """Index entries the row's grams hit. Counts only, unless ``collect``
+    (then fills the outputs)."""
     count = 0
     for g in range(short_lengths.shape[0] + 1):
         width = n if g == short_lengths.shape[0] else short_lengths[g]

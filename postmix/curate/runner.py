@@ -275,7 +275,8 @@ class StepOutcome:
 
 def apply_step(step: Step, executor: Executor, ds: datasets.Dataset, config: Any, kind: str, *,
                source: str, label: str | None = None) -> StepOutcome:
-    """Decide ``ds`` with ``step`` on ``executor`` and apply the verdicts; reconciles by construction."""
+    """Decide ``ds`` with ``step`` on ``executor`` and apply the verdicts;
+    reconciles by construction."""
     name = label or step.name
     started = time.perf_counter()
     verdicts = executor.decide(step, ds, config, kind=kind)

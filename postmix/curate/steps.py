@@ -71,7 +71,8 @@ class Step:
         )
 
     def parse(self, config: dict[str, Any] | BaseModel | None, *, where: str = "") -> BaseModel:
-        """The step's config model from a mapping (a spec, a recipe, CLI options): one-line errors."""
+        """The step's config model from a mapping (a spec, a recipe, CLI options):
+        one-line errors."""
         cls = self.config_class()
         if isinstance(config, cls):
             return config
@@ -85,13 +86,15 @@ class Step:
         return named(self.prepare, what=f"step {self.name!r}")(config) if self.prepare else {}
 
     def anchored(self, config: dict[str, Any], base: Path) -> dict[str, Any]:
-        """``config`` with the files it names resolved against ``base`` (a spec's or recipe's folder)."""
+        """``config`` with the files it names resolved against ``base``
+        (a spec's or recipe's folder)."""
         return (
             named(self.anchor, what=f"step {self.name!r}")(config, base) if self.anchor else config
         )
 
     def config_files(self, config: dict[str, Any], base: Path) -> list[Path]:
-        """Local files ``config`` names (a result depends on their content: cache keys hash them)."""
+        """Local files ``config`` names
+        (a result depends on their content: cache keys hash them)."""
         return named(self.files, what=f"step {self.name!r}")(config, base) if self.files else []
 
 
@@ -108,7 +111,8 @@ STEPS: dict[str, Step] = {
         ),
         Step(
             "dedup",
-            "exact and MinHash-LSH near-duplicate removal; every removal names the row it duplicates",
+            "exact and MinHash-LSH near-duplicate removal; every removal names the row it "
+            "duplicates",
             config="postmix.curate.dedup:DedupConfig",
             local="postmix.curate.dedup:dedup",
             ray="postmix.scale.ray_dedup:dedup_ray",

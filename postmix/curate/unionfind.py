@@ -1,5 +1,6 @@
 """Groups of duplicate pairs: connected components (union-find), labelled by their smallest member
-so the result does not depend on the order pairs arrive in, and greedy survivors for verified pairs."""
+so the result does not depend on the order pairs arrive in, and greedy survivors for verified
+pairs."""
 
 from __future__ import annotations
 

@@ -138,5 +138,6 @@ def current_umask() -> int:
 
 
 def publish_mode(path: str | Path) -> None:
-    """Give ``path`` the mode ``open`` would have given it under the current umask (0666 & ~umask)."""
+    """Give ``path`` the mode ``open`` would have given it under the current umask
+    (0666 & ~umask)."""
     os.chmod(path, 0o666 & ~current_umask())

@@ -47,7 +47,8 @@ __all__ = [
 
 
 def resolve(ref: str, *, home: str | Path | None = None) -> ResolvedMix:
-    """``name@N`` or ``name`` (latest) -> the published version; MixNotFoundError lists what exists."""
+    """``name@N`` or ``name`` (latest) -> the published version;
+    MixNotFoundError lists what exists."""
     return Registry(home).resolve(ref)
 
 
@@ -57,7 +58,8 @@ def load(ref: str, *, home: str | Path | None = None) -> datasets.Dataset:
 
 
 def record_run(ref: str, run: dict[str, Any], *, home: str | Path | None = None) -> None:
-    """Register a training run against a mix version (lineage); the same run_id is updated in place."""
+    """Register a training run against a mix version (lineage);
+    the same run_id is updated in place."""
     Registry(home).record_run(ref, run)
 
 

@@ -92,7 +92,8 @@ def content_hash(table: pa.Table) -> str:
 
 
 def canonical(table: pa.Table) -> pa.Table:
-    """One contiguous chunk per column and no schema metadata: the only form shards are written in."""
+    """One contiguous chunk per column and no schema metadata:
+    the only form shards are written in."""
     return table.replace_schema_metadata(None).combine_chunks()
 
 

@@ -65,7 +65,8 @@ def _id_counts(table: pa.Table) -> pa.Table:
 
 
 def id_changes(ids_a: pa.Table, ids_b: pa.Table, *, sample: int) -> dict[str, Any]:
-    """Multiset difference of the ``id`` columns, computed with an Arrow join (no Python per row)."""
+    """Multiset difference of the ``id`` columns, computed with an Arrow join
+    (no Python per row)."""
     joined = _id_counts(ids_a).join(_id_counts(ids_b), keys="id", join_type="full outer",
                                     left_suffix="_a", right_suffix="_b")
     count_a = pc.fill_null(joined.column("id_count_a"), 0)

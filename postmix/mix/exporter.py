@@ -16,7 +16,8 @@ FORMATS = ("parquet", "jsonl")
 
 def export(ref: str, destination: str | Path | None = None, *, home: str | Path | None = None,
            format: str = "parquet", hub: str | None = None, private: bool = False) -> str:
-    """Write ``ref`` to ``destination`` (a folder) or push it to the Hub repo ``hub``; returns where."""
+    """Write ``ref`` to ``destination`` (a folder) or push it to the Hub repo ``hub``;
+    returns where."""
     mix = Registry(home).resolve(ref)
     if hub:
         return _push(mix, hub, private=private)

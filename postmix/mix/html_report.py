@@ -119,11 +119,15 @@ def write_report(ref: str, output: str | Path, *, home: str | Path | None = None
     ]
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(mix.ref)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}}img{{max-width:100%}}</style></head>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}\
+table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}}\
+img{{max-width:100%}}</style></head>
 <body><h1>{html.escape(mix.ref)}</h1>
-<p>{html.escape(mix.kind)} mix, {mix.rows:,} rows, content hash <code>{html.escape(mix.content_hash)}</code>,
-built {html.escape(manifest.get("created_at", ""))} with postmix {html.escape(manifest.get("postmix_version", ""))},
+<p>{html.escape(mix.kind)} mix, {mix.rows:,} rows, content hash <code>\
+{html.escape(mix.content_hash)}</code>,
+built {html.escape(manifest.get("created_at", ""))}\
+ with postmix {html.escape(manifest.get("postmix_version", ""))},
 seed {manifest.get("seed")}, parent {html.escape(str(manifest.get("parent")))}.</p>
 <h2>Composition</h2>
 {_table(["source", "rows", "share", "unique rows", "tokens", "fingerprint"], composition)}

@@ -291,10 +291,12 @@ class Registry:
                 known = conn.execute("SELECT kind FROM mixes WHERE name = ?", (name,)).fetchone()
                 if known is not None and known["kind"] != kind:
                     raise ConfigError(
-                        f"mix {name!r} holds {known['kind']} rows; this spec builds {kind}: rename the mix"
+                        f"mix {name!r} holds {known['kind']} rows; this spec builds {kind}: "
+                        "rename the mix"
                     )
                 latest = conn.execute(
-                    "SELECT version, content_hash FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1",
+                    "SELECT version, content_hash FROM versions WHERE name = ? "
+                    "ORDER BY version DESC LIMIT 1",
                     (name,),
                 ).fetchone()
                 if latest is not None and latest["content_hash"] == content_hash:
@@ -314,8 +316,8 @@ class Registry:
                     conn.execute("INSERT INTO mixes (name, kind, created_at) VALUES (?, ?, ?)",
                                  (name, kind, created_at))
                 conn.execute(
-                    "INSERT INTO versions (name, version, content_hash, kind, rows, parent, created_at, "
-                    "postmix_version, spec_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO versions (name, version, content_hash, kind, rows, parent, "
+                    "created_at, postmix_version, spec_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         name,
                         version,
@@ -329,8 +331,8 @@ class Registry:
                     ),
                 )
                 conn.executemany(
-                    "INSERT INTO sources (name, version, position, source, location, fingerprint, rows, tokens) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO sources (name, version, position, source, location, fingerprint, "
+                    "rows, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             name,
@@ -368,7 +370,8 @@ class Registry:
         run["run_id"] = run_id
         with self.connect(write=True) as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO runs (name, version, run_id, recorded_at, run_json) VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO runs (name, version, run_id, recorded_at, run_json) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (
                     resolved.name,
                     resolved.version,

@@ -44,7 +44,8 @@ class StepSpec(BaseModel):
         if isinstance(value, dict) and "step" not in value:
             if len(value) != 1:
                 raise ValueError(
-                    f"a step is one key (filter, dedup or decontam) with its config, got {sorted(value)}"
+                    "a step is one key (filter, dedup or decontam) with its config, "
+                    f"got {sorted(value)}"
                 )
             (step, config), = value.items()
             return {"step": step, "config": config or {}}
@@ -52,7 +53,8 @@ class StepSpec(BaseModel):
 
 
 class SourceSpec(BaseModel):
-    """One source and its take rule. At most one of ``count``, ``fraction``, ``epochs``; none = all rows."""
+    """One source and its take rule. At most one of ``count``, ``fraction``, ``epochs``;
+    none = all rows."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -84,7 +86,8 @@ class SourceSpec(BaseModel):
         given = [k for k in ("count", "fraction", "epochs") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(
-                f"source {self.path!r}: give one of count, fraction, epochs (got {', '.join(given)})"
+                f"source {self.path!r}: give one of count, fraction, epochs "
+                f"(got {', '.join(given)})"
             )
         if self.name is None:
             self.name = default_source_name(self.path)
@@ -108,8 +111,9 @@ class MixSpec(BaseModel):
     sources: list[SourceSpec] = Field(min_length=1)
     global_steps: list[StepSpec] = Field(
         default_factory=list,
-        description="Steps over all curated sources together (cross-source dedup, decontamination), "
-        "run before the take rules so counts hold after them and upsampled copies are not deduplicated.",
+        description="Steps over all curated sources together (cross-source dedup, "
+        "decontamination), run before the take rules so counts hold after them and upsampled "
+        "copies are not deduplicated.",
     )
     seed: int = Field(0, ge=0, description="Key of the sampling hash and of the shuffle.")
     shuffle: bool = Field(
@@ -120,15 +124,17 @@ class MixSpec(BaseModel):
     )
     engine: Literal["local", "ray"] = Field(
         "local",
-        description="Where the curation steps run: local (one process, every core) or ray (Ray Data "
-        "on RAY_ADDRESS or a local Ray). Both give the same rows and the same content hash.",
+        description="Where the curation steps run: local (one process, every core) or ray "
+        "(Ray Data on RAY_ADDRESS or a local Ray). Both give the same rows and the same "
+        "content hash.",
     )
     empty_sources: Literal["warn", "refuse"] = Field(
         "warn", description="A source that contributes no row after curation and take rules: warn "
         "(the version is still published), or refuse to publish it.")
     ray: dict[str, Any] | None = Field(
         None,
-        description="Ray settings for engine ray (address, num_cpus, partitions, block_rows, shuffle).",
+        description="Ray settings for engine ray (address, num_cpus, partitions, block_rows, "
+        "shuffle).",
     )
 
     @field_validator("sources")
@@ -155,7 +161,8 @@ def default_source_name(path: str) -> str:
 
 
 def resolve_source(source: SourceSpec, base: Path | None) -> str:
-    """The location to read: Hub names as given, pkg:// through importlib, relative paths from ``base``."""
+    """The location to read: Hub names as given, pkg:// through importlib, relative paths from
+    ``base``."""
     if source.path.startswith("hf:"):
         return source.path
     resolved = resolve_path(

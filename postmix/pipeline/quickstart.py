@@ -26,7 +26,8 @@ TRAINING_STAGES = {"tiny_model", "train_sft", "train_dpo", "train_rlvr"}
 HOW_TO_ENABLE = (
     "preference stages skipped: no endpoint. To add generate -> rate -> pairs -> DPO, start one "
     "(e.g. `vllm serve Qwen/Qwen2.5-0.5B-Instruct`) and run `postmix quickstart --endpoint "
-    "http://localhost:8000/v1 --model Qwen/Qwen2.5-0.5B-Instruct` (key, if any, in $POSTMIX_API_KEY)"
+    "http://localhost:8000/v1 --model Qwen/Qwen2.5-0.5B-Instruct` (key, if any, in "
+    "$POSTMIX_API_KEY)"
 )
 
 
@@ -128,7 +129,8 @@ def quickstart(
     if importlib.util.find_spec("trl") is None:  # the [train] extra is not installed
         stages = [s for s in stages if s.run not in TRAINING_STAGES]
         echo(
-            "training stages skipped: install the [train] extra (pip install 'postmix[train]') to add them"
+            "training stages skipped: install the [train] extra (pip install 'postmix[train]') "
+            "to add them"
         )
     recipe = Recipe(name=recipe.name, description=recipe.description, stages=stages)
     result = run_recipe(

@@ -114,7 +114,8 @@ def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
             path = resolve_path(ref, base=recipe_dir)
             if not str(path).startswith("hf:") and not Path(path).exists():
                 problems.append(
-                    f"stage {stage.name!r}: input {ref!r} is neither an earlier stage nor an existing path"
+                    f"stage {stage.name!r}: input {ref!r} is neither an earlier stage nor an "
+                    "existing path"
                 )
                 continue
             parts.append(
@@ -208,7 +209,8 @@ def run_recipe(
             outputs = stage_types.lookup(step.spec.run).handler(ctx)
         except PostmixError as exc:
             raise PostmixError(
-                f"stage {step.spec.name!r} failed: {exc} (fix it and run again: finished stages are cached)"
+                f"stage {step.spec.name!r} failed: {exc} "
+                "(fix it and run again: finished stages are cached)"
             ) from exc
         record = {"name": step.spec.name, "run": step.spec.run, "key": step.key,
                   "outputs": {k: str(v) for k, v in outputs.items()},
@@ -228,8 +230,8 @@ def run_recipe(
                 f"{failed} model calls failed" if failed else f"reads incomplete {', '.join(after)}"
             )
             echo(
-                f"         incomplete in {record['seconds']}s ({why}); not cached: run again to retry "
-                f"-> {step.folder}"
+                f"         incomplete in {record['seconds']}s ({why}); not cached: run again "
+                f"to retry -> {step.folder}"
             )
             continue
         tmp = record_path.with_name("stage.json.tmp")

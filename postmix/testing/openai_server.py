@@ -150,10 +150,10 @@ class FakeOpenAIServer:
 
     Other keyword arguments: ``slow_seconds`` is how long a SLOW fault waits before answering;
     ``retry_after`` (seconds) goes into the 429's ``Retry-After`` and ``retry-after-ms`` headers
-    -- the openai client ignores values <= 0 and falls back to its own 0.375-0.5 s (then doubling) backoff;
-    ``api_key`` makes every endpoint demand ``Authorization: Bearer <api_key>`` (else 401);
-    ``port`` 0 picks a free port; ``shutdown_timeout`` bounds how long :meth:`stop` waits for
-    in-flight requests before cancelling them.
+    -- the openai client ignores values <= 0 and falls back to its own 0.375-0.5 s (then
+    doubling) backoff; ``api_key`` makes every endpoint demand ``Authorization: Bearer <api_key>``
+    (else 401); ``port`` 0 picks a free port; ``shutdown_timeout`` bounds how long :meth:`stop`
+    waits for in-flight requests before cancelling them.
     """
 
     def __init__(

@@ -1,4 +1,5 @@
-"""LoRA and QLoRA through peft: the ``peft_config`` and ``quantization_config`` TRL trainers take."""
+"""LoRA and QLoRA through peft: the ``peft_config`` and ``quantization_config`` TRL trainers
+take."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def peft_config(lora: LoraConfig | None) -> Any:
 
 
 def quantization_config(lora: LoraConfig | None) -> Any:
-    """NF4 with double quantisation and bf16 compute, the QLoRA paper's setting; None without QLoRA."""
+    """NF4 with double quantisation and bf16 compute, the QLoRA paper's setting;
+    None without QLoRA."""
     if lora is None or not lora.load_in_4bit:
         return None
     if not cuda_available():

@@ -33,7 +33,8 @@ Method = Literal["sft", "dpo", "rlvr"]
 
 
 class LoraConfig(BaseModel):
-    """LoRA adapters through peft; ``load_in_4bit`` makes it QLoRA (needs a GPU and bitsandbytes)."""
+    """LoRA adapters through peft; ``load_in_4bit`` makes it QLoRA
+    (needs a GPU and bitsandbytes)."""
 
     model_config = ConfigDict(extra="forbid")
 

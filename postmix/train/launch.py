@@ -1,4 +1,5 @@
-"""Launching on many GPUs: write (or take) an accelerate config and re-run through ``accelerate launch``.
+"""Launching on many GPUs: write (or take) an accelerate config and re-run through
+``accelerate launch``.
 
 postmix does not manage processes itself. ``--launch accelerate`` writes
 ``<output>/accelerate_config.yaml`` (DDP, DeepSpeed ZeRO-2/3 or FSDP2, following TRL's shipped
@@ -60,7 +61,8 @@ class LaunchConfig(BaseModel):
             )
         if self.machine_rank >= self.num_machines:
             raise ValueError(
-                f"--machine-rank {self.machine_rank} must be below --num-machines {self.num_machines}"
+                f"--machine-rank {self.machine_rank} must be below "
+                f"--num-machines {self.num_machines}"
             )
         if self.num_machines > 1 and not self.main_process_ip:
             raise ValueError(
@@ -93,7 +95,8 @@ _BASE = {
 
 
 def accelerate_config(launch: LaunchConfig) -> dict[str, Any]:
-    """The accelerate config dict for ``launch`` (the keys of TRL's ``accelerate_configs/*.yaml``)."""
+    """The accelerate config dict for ``launch``
+    (the keys of TRL's ``accelerate_configs/*.yaml``)."""
     config: dict[str, Any] = {
         **_BASE,
         "mixed_precision": launch.mixed_precision,
@@ -113,7 +116,8 @@ def accelerate_config(launch: LaunchConfig) -> dict[str, Any]:
             "deepspeed_multinode_launcher": "standard",
             "offload_optimizer_device": "none",
             "offload_param_device": "none",
-            "zero3_init_flag": zero3,  # build the model sharded: an 8B model never sits whole on one GPU
+            # build the model sharded: an 8B model never sits whole on one GPU
+            "zero3_init_flag": zero3,
             "zero_stage": 3 if zero3 else 2,
         }
         if zero3:
@@ -220,7 +224,8 @@ def relaunch(method: str, launch: LaunchConfig, *, output: str | Path, dry_run: 
         return command, config_file, None
     if launch.strategy in ("zero2", "zero3") and importlib.util.find_spec("deepspeed") is None:
         raise ConfigError(
-            f"--deepspeed {launch.strategy} needs DeepSpeed on every machine: pip install deepspeed "
-            "(it builds CUDA ops; --dry-run shows the launch command without it)"
+            f"--deepspeed {launch.strategy} needs DeepSpeed on every machine: "
+            "pip install deepspeed (it builds CUDA ops; --dry-run shows the launch command "
+            "without it)"
         )
     return command, config_file, run_launch(command, launch_environment(launch, new_run_id(method)))

@@ -29,7 +29,8 @@ def completion_text(completion: Any) -> str:
 
 
 class VerifiableReward:
-    """``reward(prompts, completions, ground_truth, verifier, constraints, **kwargs) -> [float]``."""
+    """``reward(prompts, completions, ground_truth, verifier, constraints, **kwargs)
+    -> [float]``."""
 
     __name__ = "verifiable_reward"  # TRL names the logged reward column after the function
 

@@ -98,7 +98,8 @@ def _model_name(model: Any) -> str:
 
 
 def _write_data_rejects(output: Path, data: TrainingData) -> str | None:
-    """Rows of a --data file that are not valid records never reach TRL; keep them beside the run."""
+    """Rows of a --data file that are not valid records never reach TRL;
+    keep them beside the run."""
     if not data.rejects:
         return None
     path = output / "data.rejects.jsonl"

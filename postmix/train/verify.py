@@ -41,7 +41,8 @@ def default_scores_path(source: str | Path) -> Path:
 
 def verify_file(source: str | Path, output: str | Path | None = None, *,
                 progress: bool | None = None) -> VerifyResult:
-    """Score every row of ``source``; write scores, rejects and a report with per-verifier accuracy."""
+    """Score every row of ``source``;
+    write scores, rejects and a report with per-verifier accuracy."""
     output = Path(output) if output is not None else default_scores_path(source)
     rows_in = 0
     rejected: Counter[str] = Counter()

@@ -46,7 +46,8 @@ def verify(response: str | None, ground_truth: str | None, verifier: str,
         return unscorable("unknown_verifier", f"{verifier!r}; known: {', '.join(VERIFIERS)}")
     if response is None:
         return unscorable("no_response", "the row has no response")
-    # Ground truths arrive as JSON values too (18, 0.5, a list of constraint specs): compare their text
+    # Ground truths arrive as JSON values too (18, 0.5, a list of constraint specs):
+    # compare their text
     if ground_truth is not None and not isinstance(ground_truth, str):
         ground_truth = (
             json.dumps(ground_truth)

@@ -5,7 +5,8 @@ the last ``\\boxed{...}``, after the last "answer is" / "Answer:" / "A:", and ot
 number in the text (Tulu 3's rule). A ``####`` or ``\\boxed{}`` with no number after it (or a
 fraction such as ``3/4``) means no answer: nothing else in the text is taken for one. Numbers
 may carry thousands separators (``1,234``), a currency sign (``$18``), trailing zeros (``18.00``)
-or units (``18 dollars``); they compare as exact decimals, so ``1,234`` == ``1234.0`` and ``0.1 + 0.2`` rounding never matters.
+or units (``18 dollars``); they compare as exact decimals, so ``1,234`` == ``1234.0`` and
+``0.1 + 0.2`` rounding never matters.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ def _squash(text: str) -> str:
 
 
 def verify_exact(response: str, ground_truth: str, constraints: object = None) -> Verdict:
-    """Correct when the response equals the reference, ignoring surrounding and repeated whitespace."""
+    """Correct when the response equals the reference,
+    ignoring surrounding and repeated whitespace."""
     if ground_truth is None:
         return unscorable("bad_ground_truth", "no ground truth")
     answer = _squash(response or "")
