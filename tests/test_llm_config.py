@@ -88,3 +88,23 @@ def test_shipped_example_configs_load():
     pools = [load_endpoints(p) for p in sorted(folder.glob("*.yaml")) if "rubric" not in p.name]
     assert len(pools) >= 4 and all(pool.endpoints for pool in pools)
     assert load_rubric(folder / "rubric-concise.yaml").aspect_names == ["correctness", "brevity"]
+
+
+@pytest.mark.parametrize("pasted", ["sk-live-4f9a8b7c6d5e4f3a2b1c", "hf_AbCdEfGhIjKlMnOpQrStUvWx12", "AbC123dEf456GhI789jKl0"])
+def test_a_key_pasted_where_the_variable_name_goes_is_refused_without_echoing_it(tmp_path, pasted):
+    """Issue 14: ``api_key_env: sk-live-...`` was printed back in the error."""
+    from postmix.errors import ConfigError
+    from postmix.llm import load_endpoints
+    from postmix.llm.config import EndpointConfig, looks_like_a_key
+
+    path = tmp_path / "pool.yaml"
+    path.write_text(f"endpoints:\n  - {{name: a, model: m, api_key_env: '{pasted}'}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_endpoints(path)
+    assert pasted not in str(caught.value) and "looks like a key itself" in str(caught.value)
+    with pytest.raises(ValueError) as raw:  # not even the raw pydantic error shows it
+        EndpointConfig(name="a", model="m", api_key_env=pasted)
+    assert pasted not in str(raw.value)
+    assert looks_like_a_key(pasted)
+    for name in ("OPENAI_API_KEY", "POSTMIX_API_KEY", "HF_TOKEN", "my_key"):
+        assert not looks_like_a_key(name)

@@ -7,11 +7,12 @@ key itself, so a config file can be committed, copied into a report and shared s
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from postmix import yamlfile
 from postmix.errors import ConfigError, EndpointError
@@ -28,10 +29,24 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEY_PREFIXES = ("sk-", "sk_", "hf_", "ghp_", "gsk_", "xai-", "AIza", "pk-")  # providers' key forms
+
+
+def looks_like_a_key(value: str) -> bool:
+    """Not a variable name but a secret: not a valid name at all (``sk-live-...``), or a long
+    mixed-case run of letters and digits with no underscore, as keys are and names are not."""
+    if not _ENV_NAME.match(value) or (len(value) >= 16 and value.startswith(_KEY_PREFIXES)):
+        return True
+    return (len(value) >= 20 and "_" not in value and any(c.isdigit() for c in value)
+            and any(c.islower() for c in value))
+
+
 class EndpointConfig(BaseModel):
     """One server that answers chat requests for one model."""
 
-    model_config = ConfigDict(extra="forbid")
+    # hide_input_in_errors: a validation error never prints a value (it could be a pasted key)
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     name: str = Field(min_length=1, description="Label in reports and the ledger.")
     model: str = Field(min_length=1, description="Model name sent in each request; endpoints that "
@@ -67,6 +82,15 @@ class EndpointConfig(BaseModel):
     ray_runtime_env: dict[str, Any] = Field(default_factory=dict, description="vllm-ray: Ray runtime_env "
                                             "of the replicas (pip, env_vars, py_modules), when the "
                                             "workers' Python lacks vLLM or needs settings.")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_name_not_a_key(cls, value: str | None) -> str | None:
+        if value is not None and looks_like_a_key(value):
+            raise ValueError("api_key_env names the environment variable that holds the key, and "
+                             "this value looks like a key itself (not shown here): export it, e.g. "
+                             "`export POSTMIX_API_KEY=...`, and write `api_key_env: POSTMIX_API_KEY`")
+        return value
 
     def api_key(self) -> str | None:
         """The key from the environment; a clear error when the variable is named but unset."""
@@ -119,7 +143,7 @@ class HealthConfig(BaseModel):
 class PoolConfig(BaseModel):
     """Endpoints for one or more models, and the retry policy shared by all of them."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     endpoints: list[EndpointConfig] = Field(min_length=1)
     retry: RetryConfig = Field(default_factory=RetryConfig)
