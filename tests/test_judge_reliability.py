@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from postmix.judge import GenerateConfig, RateConfig, compare, generate, make_pairs, rate
 from postmix.llm import EndpointConfig, PoolConfig, RetryConfig
 from postmix.testing.openai_server import ALL_FAULTS, RATE_LIMIT, SERVER_ERROR, FakeOpenAIServer
@@ -160,3 +162,49 @@ def test_api_key_never_reaches_a_file_or_a_log_line(tmp_path, monkeypatch, caplo
     captured = capfd.readouterr()
     for text in (caplog.text, captured.out, captured.err):
         assert secret not in text and "urlpass" not in text
+
+
+def test_a_cache_that_cannot_be_written_stops_the_sending(tmp_path, monkeypatch):
+    """Issue 14: with the request cache's disk full, generate kept sending requests (money spent
+    on answers it could not keep) and ended in a traceback."""
+    import sqlite3 as sqlite
+
+    from postmix.judge.generate import GenerateConfig, generate
+    from postmix.llm import cache as cache_module
+    from postmix.llm import load_endpoints
+    from postmix.llm.cache import CacheWriteError
+
+    real_connect = cache_module._connect
+
+    class FullDisk:
+        def __init__(self, db):
+            self.db, self.batches = db, 0
+
+        def execute(self, *args):
+            return self.db.execute(*args)
+
+        def executemany(self, *args):
+            self.batches += 1
+            if self.batches > 1:
+                raise sqlite.OperationalError("database or disk is full")
+            return self.db.executemany(*args)
+
+        def close(self):
+            self.db.close()
+
+    writers = iter([True])  # the first connection is the reader; the writer's comes second
+    monkeypatch.setattr(cache_module, "_connect",
+                        lambda path: real_connect(path) if next(writers, False) else FullDisk(real_connect(path)))
+    (tmp_path / "prompts.jsonl").write_text("".join(
+        json.dumps({"id": f"p{i}", "prompt": f"question {i}"}) + "\n" for i in range(400)))
+    with FakeOpenAIServer(_responder, latency=0.01) as server:
+        pool = tmp_path / "pool.yaml"
+        pool.write_text(f"endpoints:\n  - {{name: a, model: ma, base_url: '{server.base_url}', "
+                        "max_concurrency: 4}\n")
+        with pytest.raises(CacheWriteError, match=r"cannot write the request cache .*c\.cache\.sqlite: "
+                           r"database or disk is full; stopped sending"):
+            generate(tmp_path / "prompts.jsonl", tmp_path / "c.jsonl", load_endpoints(pool),
+                     GenerateConfig(n=1), progress=False)
+        sent = len(server.requests)
+    assert sent < 200  # stopped soon after the failure, not after all 400
+    assert not (tmp_path / "c.jsonl").exists()

@@ -7,6 +7,10 @@ commits whatever has queued up in one transaction, which keeps a commit per answ
 the loop ~0.1 ms each. WAL with ``synchronous=NORMAL`` survives a killed process; only an OS
 crash can drop the last commits. Only successful answers are stored: a failure is retried by the
 next run.
+
+When the cache cannot be written (a full disk), every later ``put`` and ``check`` raises
+``CacheWriteError``: the engine checks before each send, so no money is spent on answers that
+could not be kept, and the run stops with one line naming the file.
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from postmix.errors import PostmixError
+
+
+class CacheWriteError(PostmixError):
+    """The request cache could not be written; the run stops before sending more requests."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -58,9 +68,16 @@ class RequestCache:
         self.hits += 1
         return json.loads(row[0])
 
-    def put(self, key: str, model: str, value: dict[str, Any]) -> None:
+    def check(self) -> None:
+        """Raise ``CacheWriteError`` once the writer has failed."""
         if self._error is not None:
-            raise RuntimeError(f"request cache {self.path} cannot be written: {self._error}")
+            what = getattr(self._error, "strerror", None) or str(self._error)
+            raise CacheWriteError(f"cannot write the request cache {self.path}: {what}; stopped "
+                                  "sending requests (answers cached so far are kept: free space "
+                                  "and run again, only the rest is sent)")
+
+    def put(self, key: str, model: str, value: dict[str, Any]) -> None:
+        self.check()
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_loop, name="postmix-cache",
                                             daemon=True)
@@ -88,8 +105,15 @@ class RequestCache:
                         item.set()
                 if any(item is None for item in batch):
                     return
-        except BaseException as exc:  # surfaced on the next put / flush
+        except BaseException as exc:  # surfaced on the next check / put / close
             self._error = exc
+            while True:  # whoever waits on a flush must not wait forever
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, threading.Event):
+                    item.set()
         finally:
             db.close()
 
@@ -111,8 +135,7 @@ class RequestCache:
             self._writer.join()
         self._writer = None
         self._db.close()
-        if self._error is not None:
-            raise RuntimeError(f"request cache {self.path} could not be written: {self._error}")
+        self.check()
 
     def __enter__(self) -> RequestCache:
         return self

@@ -259,6 +259,8 @@ class Engine:
         avoid: set[str] = set()  # endpoints this request failed on with a dead-server error
         attempt = 0
         while attempt < self.retry.max_attempts:
+            if self.cache is not None:
+                self.cache.check()  # an answer that could not be kept is not worth paying for
             slot, probe = self._pick(model, avoid)
             name = slot.config.name
             slot.waiting += 1
