@@ -36,7 +36,7 @@ def test_user_error_is_one_line_and_nonzero_and_debug_shows_traceback(tmp_path):
 
 def test_ingest_and_stats_on_the_bundled_sample(tmp_path):
     out = tmp_path / "clean.jsonl"
-    result = runner.invoke(app, ["ingest", SAMPLE, str(out)])
+    result = runner.invoke(app, ["ingest", SAMPLE, "-o", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "clean.report.json").read_text())
     rejects = (tmp_path / "clean.rejects.jsonl").read_text().splitlines()

@@ -6,10 +6,17 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console()
+from postmix.cli.command import PostmixGroup, with_renames
+from postmix.cli.output import chosen_output, out, output_option
+
+app = typer.Typer(cls=PostmixGroup, no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def mix() -> None:
+    """Build, version, inspect and export training mixes."""
 
 HOME_HELP = "Registry folder (default: $POSTMIX_HOME, else ./.postmix)."
 
@@ -142,16 +149,18 @@ def diff_cmd(
 
 def export_cmd(
     ref: str = typer.Argument(..., help="name@N."),
-    destination: Path | None = typer.Argument(None, help="Empty or new folder."),
+    legacy_output: Path | None = typer.Argument(None, hidden=True, help="The folder (deprecated)."),
+    output: Path | None = output_option("Empty or new folder for the data and manifest."),
     hub: str | None = typer.Option(None, "--hub", help="Push to this Hub dataset repo instead (owner/name)."),
-    format: str = typer.Option("parquet", "--format", help="parquet (shards copied as-is) or jsonl."),
+    to: str = typer.Option("parquet", "--to", help="Output format: parquet (shards copied as-is) or jsonl."),
     private: bool = typer.Option(False, "--private", help="With --hub: create a private repo."),
     home: Path | None = _home_option(),
 ) -> None:
     """Write a mix version to a folder (data + manifest) or push it to the Hub."""
     from postmix.mix import export
 
-    where = export(ref, destination, home=home, format=format, hub=hub, private=private)
+    destination = chosen_output(output, legacy_output, required=False)
+    where = export(ref, destination, home=home, format=to, hub=hub, private=private)
     out.print(f"exported {ref} to {where}")
 
 
@@ -166,10 +175,8 @@ def report_cmd(
     out.print(f"wrote {report(ref, html_path, home=home)}")
 
 
-def register(group: typer.Typer) -> None:
-    group.command("build")(build_cmd)
-    group.command("list")(list_cmd)
-    group.command("show")(show_cmd)
-    group.command("diff")(diff_cmd)
-    group.command("export")(export_cmd)
-    group.command("report")(report_cmd)
+for _name, _function in (("build", build_cmd), ("list", list_cmd), ("show", show_cmd),
+                         ("diff", diff_cmd), ("report", report_cmd)):
+    app.command(_name, cls=with_renames({}))(_function)
+# --format always names an input format; export's output format is --to
+app.command("export", cls=with_renames({"--format": "--to"}))(export_cmd)

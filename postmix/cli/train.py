@@ -1,14 +1,26 @@
-"""``postmix train sft | dpo | rlvr | verify``: argument parsing only."""
+"""``postmix train sft | dpo | rlvr | verify``: argument parsing only. Each method's options
+come from its config model (``postmix.train.config``): ``--learning-rate``, ``--max-steps``,
+``--lora-r``, ... override the ``--config`` file's values."""
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.console import Console
 
-out = Console()
+from postmix.cli import options as opts
+from postmix.cli.command import PostmixGroup, with_renames
+from postmix.cli.output import json_option, out, print_json, print_report_summary
+from postmix.train.config import CONFIGS
+
+app = typer.Typer(cls=PostmixGroup, no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def train() -> None:
+    """SFT, DPO and RLVR over TRL on one mix version."""
 
 _METHOD_HELP = {
     "sft": "Supervised fine-tuning on assistant tokens (packed) of an SFT mix.",
@@ -25,7 +37,6 @@ def _train_command(method: str):
         data: str | None = typer.Option(None, "--data", help="A postmix dataset file instead of a mix."),
         config: Path | None = typer.Option(None, "--config", "-c", help=f"{method}.yaml with config fields (see docs/train.md)."),
         home: Path | None = typer.Option(None, "--home", help="Mix registry (default: $POSTMIX_HOME, else ./.postmix)."),
-        max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after N optimiser steps (smoke runs)."),
         launch: str = typer.Option("single", "--launch", help="single (this process) or accelerate."),
         num_processes: int = typer.Option(1, "--num-processes", help="Total processes over all machines (accelerate)."),
         deepspeed: str | None = typer.Option(None, "--deepspeed", help="zero2 or zero3 (with --launch accelerate)."),
@@ -36,13 +47,19 @@ def _train_command(method: str):
         main_process_ip: str | None = typer.Option(None, "--main-process-ip", help="Address of machine rank 0."),
         main_process_port: int | None = typer.Option(None, "--main-process-port", help="Port on machine rank 0."),
         dry_run: bool = typer.Option(False, "--dry-run", help="With --launch accelerate: write the config, print the command, stop."),
+        as_json: bool = json_option("Print the run card as JSON."),
+        config_values: Any = None,
     ) -> None:
         from postmix.errors import ConfigError
-        from postmix.train.config import load_config
+        from postmix.train.config import load_config, parse_config
 
-        cfg = load_config(method, config)  # fail on a bad config before any launch
-        if max_steps is not None:
-            cfg = cfg.model_copy(update={"max_steps": max_steps})
+        cfg = load_config(method, config)  # a bad config file fails before any launch
+        options, given = config_values
+        overrides = any(v not in (None, []) for v in given.values())
+        if overrides:
+            data = opts.values_from(CONFIGS[method], options, given, cfg.model_dump(exclude_unset=True))
+            opts.validate(CONFIGS[method], data, options)  # a bad option, named
+            cfg = parse_config(method, data, origin="options")
         if deepspeed is not None and deepspeed not in ("zero2", "zero3"):
             raise ConfigError(f"--deepspeed must be zero2 or zero3, not {deepspeed!r}")
         if deepspeed and fsdp:
@@ -60,7 +77,7 @@ def _train_command(method: str):
                 main_process_port=main_process_port, mixed_precision="no" if cfg.bf16 is False else "bf16")
             cmd, config_file, status = relaunch(
                 method, settings, output=output, dry_run=dry_run, model=model, mix=mix, data=data,
-                config=config, home=home, max_steps=max_steps)
+                config=_merged_config(method, cfg, output) if overrides else config, home=home)
             out.print(f"accelerate config: {config_file}")
             out.print(shlex.join(cmd), highlight=False, soft_wrap=True)
             if status:
@@ -74,6 +91,9 @@ def _train_command(method: str):
 
         result = train(method, model, output=output, mix=mix, data=data, config=cfg, home=home)
         card = result.run_card
+        if as_json:
+            print_json(card)
+            return
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(card.get("metrics", {}).items())
                             if k in ("train_loss", "rewards/margins", "reward", "train_runtime"))
         out.print(f"[bold]{method} done[/bold]: run {card['run_id']} on {card['mix'] or card['data']['path']}"
@@ -82,12 +102,23 @@ def _train_command(method: str):
         out.print(f"  run card  {Path(output) / 'run_card.json'}")
 
     command.__doc__ = _METHOD_HELP[method]
-    return command
+    return opts.with_config_options(command, CONFIGS[method])
+
+
+def _merged_config(method: str, config: Any, output: Path) -> Path:
+    """The config with the command line's overrides, as the file every launched process reads."""
+    import yaml
+
+    path = Path(output) / f"postmix-{method}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_unset=True), sort_keys=False))
+    return path
 
 
 def verify_cmd(
     source: str = typer.Argument(..., help="Rows with response, ground_truth, verifier[, constraints]."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Scores file (default: <input>.scores.jsonl)."),
+    as_json: bool = json_option(),
 ) -> None:
     """Score responses with the RLVR verifiers and report accuracy per verifier."""
     from postmix.io.write import report_path
@@ -95,13 +126,16 @@ def verify_cmd(
 
     result = verify_file(source, output)
     report = result.report
+    if as_json:
+        print_report_summary(report, {}, as_json=True)
+        return
     out.print(f"[bold]{report.summary()}[/bold]")
     for name, stats in report.details["per_verifier"].items():
         out.print(f"  {name:8s} {stats['correct']}/{stats['rows']} correct ({stats['accuracy']:.1%})")
     out.print(f"  scores   {result.scores}\n  rejects  {result.rejects}\n  report   {report_path(result.scores)}")
 
 
-def register(group: typer.Typer) -> None:
-    for method in ("sft", "dpo", "rlvr"):
-        group.command(method, help=_METHOD_HELP[method])(_train_command(method))
-    group.command("verify")(verify_cmd)
+for _method in ("sft", "dpo", "rlvr"):
+    _command = _train_command(_method)
+    app.command(_method, help=_METHOD_HELP[_method], cls=with_renames(_command.renames))(_command)
+app.command("verify", cls=with_renames({}))(verify_cmd)
