@@ -1,5 +1,6 @@
-"""CLI options derived from the config models: names, kinds, defaults and one-line errors; a step
-added to the registry gets its verb; help reads cleanly; ``postmix --help`` imports nothing heavy."""
+"""CLI options derived from the config models: names, kinds, defaults and one-line errors; a
+step added to the registry gets its verb; help reads cleanly; ``postmix --help`` imports nothing
+heavy."""
 
 import json
 import subprocess
@@ -48,9 +49,21 @@ def _options():
 
 def test_field_options_follow_the_naming_rules():
     flags = _options()
-    assert set(flags) == {"--mode", "--verify", "--use-cache", "--cache", "--aspect", "--sampling",
-                          "--temperature", "--max-tokens", "--nfkc", "--lowercase",
-                          "--strip-punctuation", "--lora-depth", "--ratio"}
+    assert set(flags) == {
+        "--mode",
+        "--verify",
+        "--use-cache",
+        "--cache",
+        "--aspect",
+        "--sampling",
+        "--temperature",
+        "--max-tokens",
+        "--nfkc",
+        "--lowercase",
+        "--strip-punctuation",
+        "--lora-depth",
+        "--ratio",
+    }
     assert flags["--mode"].choices == ("round_robin", "random")
     assert flags["--aspect"].alias == "--aspects" and flags["--aspect"].kind == "list"
     assert "[default: 0.5]" in flags["--ratio"].help and "A share." in flags["--ratio"].help
@@ -60,10 +73,17 @@ def test_field_options_follow_the_naming_rules():
 def test_values_become_the_config_and_unset_options_keep_defaults():
     options = opts.field_options(Sample)
     given = {o.param: None for o in options}
-    given.update({opts.PREFIX + "mode": "round-robin", opts.PREFIX + "verify": True,
-                  opts.PREFIX + "aspects": ["a,b", "c"], opts.PREFIX + "sampling__max_tokens": 9,
-                  opts.PREFIX + "normalise__lowercase": False, opts.PREFIX + "lora__depth": 3,
-                  opts.PREFIX + "use_cache": False})
+    given.update(
+        {
+            opts.PREFIX + "mode": "round-robin",
+            opts.PREFIX + "verify": True,
+            opts.PREFIX + "aspects": ["a,b", "c"],
+            opts.PREFIX + "sampling__max_tokens": 9,
+            opts.PREFIX + "normalise__lowercase": False,
+            opts.PREFIX + "lora__depth": 3,
+            opts.PREFIX + "use_cache": False,
+        }
+    )
     config = opts.build(Sample, (options, given), {"ratio": 0.25})
     assert config.mode == "round_robin" and config.verify and config.aspects == ["a", "b", "c"]
     assert config.sampling == {"temperature": 0.7, "max_tokens": 9}
@@ -89,33 +109,63 @@ class FakeConfig(BaseModel):
 
 def fake_decider(ds, config, *, kind):
     texts = [" ".join(t["content"] for t in row) for row in ds["messages"]]
-    return Verdicts([("marked" if config.marker in t and not (config.keep_short and len(t) < 10) else None)
-                     for t in texts], [""] * len(texts))
+    return Verdicts(
+        [
+            ("marked" if config.marker in t and not (config.keep_short and len(t) < 10) else None)
+            for t in texts
+        ],
+        [""] * len(texts),
+    )
 
 
 def test_a_step_added_to_the_registry_is_a_curate_verb(tmp_path, monkeypatch):
     here = __name__
-    monkeypatch.setitem(STEPS, "fake", Step("fake", "drop rows holding a marker", config=f"{here}:FakeConfig",
-                                            local=f"{here}:fake_decider", ray=f"{here}:fake_decider"))
+    monkeypatch.setitem(
+        STEPS,
+        "fake",
+        Step(
+            "fake",
+            "drop rows holding a marker",
+            config=f"{here}:FakeConfig",
+            local=f"{here}:fake_decider",
+            ray=f"{here}:fake_decider",
+        ),
+    )
     listing = runner.invoke(app, ["curate", "--help"])
     assert "fake" in listing.output and "Drop rows holding a marker." in listing.output
     help_text = runner.invoke(app, ["curate", "fake", "--help"]).output
     assert "--marker TEXT" in help_text and "--keep-short / --no-keep-short" in help_text
-    rows = [{"id": f"r{i}", "messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}]}
-            for i, text in enumerate(["a plain row here", "xx here", "a long row with xx in it"])]
+    rows = [
+        {
+            "id": f"r{i}",
+            "messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}],
+        }
+        for i, text in enumerate(["a plain row here", "xx here", "a long row with xx in it"])
+    ]
     source = save_records(datasets.Dataset.from_list(rows), tmp_path / "in.jsonl")
     out = tmp_path / "out.jsonl"
-    result = runner.invoke(app, ["curate", "fake", str(source), "-o", str(out), "--marker", "xx", "--json"])
+    result = runner.invoke(
+        app, ["curate", "fake", str(source), "-o", str(out), "--marker", "xx", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rejected"] == {"marked": 2}
     assert load_records(out)[0]["id"] == ["r0"]
 
 
 def test_help_is_plain_and_complete():
-    for args in (["--help"], ["curate", "--help"], ["curate", "dedup", "--help"], ["judge", "rate", "--help"],
-                 ["curate", "synth", "--help"], ["train", "sft", "--help"], ["mix", "export", "--help"]):
+    for args in (
+        ["--help"],
+        ["curate", "--help"],
+        ["curate", "dedup", "--help"],
+        ["judge", "rate", "--help"],
+        ["curate", "synth", "--help"],
+        ["train", "sft", "--help"],
+        ["mix", "export", "--help"],
+    ):
         text = runner.invoke(app, args).output
-        assert "{" not in text.split("\n\n")[0] and "<bool>" not in text and "<str>" not in text, args
+        assert "{" not in text.split("\n\n")[0] and "<bool>" not in text and "<str>" not in text, (
+            args
+        )
     listing = runner.invoke(app, ["curate", "--help"]).output
     assert all(verb in listing for verb in ("filter", "dedup", "decontam", "synth", "respond"))
     dedup = runner.invoke(app, ["curate", "dedup", "--help"]).output
@@ -142,11 +192,15 @@ def test_every_verb_is_a_postmix_command_and_every_option_has_help():
 
 
 def test_postmix_help_imports_no_heavy_library():
-    code = ("import sys; from typer.testing import CliRunner; from postmix.cli import app; "
-            "CliRunner().invoke(app, ['--help']); CliRunner().invoke(app, ['--version']); "
-            "print(sorted(m for m in ('datasets', 'pyarrow', 'numba', 'torch', 'postmix.curate', "
-            "'postmix.llm', 'postmix.train') if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        "import sys; from typer.testing import CliRunner; from postmix.cli import app; "
+        "CliRunner().invoke(app, ['--help']); CliRunner().invoke(app, ['--version']); "
+        "print(sorted(m for m in ('datasets', 'pyarrow', 'numba', 'torch', 'postmix.curate', "
+        "'postmix.llm', 'postmix.train') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert loaded.stdout.strip() == "[]"
 
 
@@ -156,7 +210,10 @@ def test_no_library_package_imports_the_cli():
     import postmix
 
     root = Path(postmix.__file__).parent
-    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
-                 if "cli" not in p.relative_to(root).parts[:1]
-                 and ("from postmix.cli" in p.read_text() or "import postmix.cli" in p.read_text())]
+    offenders = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if "cli" not in p.relative_to(root).parts[:1]
+        and ("from postmix.cli" in p.read_text() or "import postmix.cli" in p.read_text())
+    ]
     assert offenders == []

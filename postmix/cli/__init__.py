@@ -17,19 +17,32 @@ from postmix.errors import PostmixError
 
 class RootGroup(PostmixGroup):
     lazy = {
-        "ingest": ("postmix.cli.toplevel:ingest_command", "Convert a public-format dataset into "
-                   "postmix records; bad rows go to a rejects file."),
-        "stats": ("postmix.cli.toplevel:stats_command", "Rows, sources, turns, role counts and "
-                  "length distributions of a dataset."),
-        "curate": ("postmix.cli.curate:app", "Filter, dedup and decontaminate datasets; synthesise "
-                   "prompts and responses."),
-        "judge": ("postmix.cli.judge:app", "Generate, rate and pair completions with an LLM judge."),
+        "ingest": (
+            "postmix.cli.toplevel:ingest_command",
+            "Convert a public-format dataset into postmix records; bad rows go to a rejects file.",
+        ),
+        "stats": (
+            "postmix.cli.toplevel:stats_command",
+            "Rows, sources, turns, role counts and length distributions of a dataset.",
+        ),
+        "curate": (
+            "postmix.cli.curate:app",
+            "Filter, dedup and decontaminate datasets; synthesise prompts and responses.",
+        ),
+        "judge": (
+            "postmix.cli.judge:app",
+            "Generate, rate and pair completions with an LLM judge.",
+        ),
         "mix": ("postmix.cli.mix:app", "Build, version, inspect and export training mixes."),
         "train": ("postmix.cli.train:app", "SFT, DPO and RLVR over TRL on one mix version."),
-        "run": ("postmix.cli.toplevel:run_command", "Run a pipeline recipe; finished stages are "
-                "cached by content and skipped on re-runs."),
-        "quickstart": ("postmix.cli.toplevel:quickstart_command", "Run a real pipeline on the "
-                       "bundled sample, offline, on CPU."),
+        "run": (
+            "postmix.cli.toplevel:run_command",
+            "Run a pipeline recipe; finished stages are cached by content and skipped on re-runs.",
+        ),
+        "quickstart": (
+            "postmix.cli.toplevel:quickstart_command",
+            "Run a real pipeline on the bundled sample, offline, on CPU.",
+        ),
     }
 
 
@@ -53,7 +66,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
     _state["debug"] = debug
@@ -64,7 +79,9 @@ def _error(message: str) -> None:
     from rich.markup import escape
 
     # escaped: a path or pattern in the message may hold [brackets] rich would take for markup
-    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    Console(stderr=True).print(
+        f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 def main() -> None:
@@ -76,15 +93,18 @@ def main() -> None:
             raise
         _error(str(exc))
         sys.exit(exc.exit_code)
-    except OSError as exc:  # a path that cannot be written or read (a file where a folder should be)
+    except (
+        OSError
+    ) as exc:  # a path that cannot be written or read (a file where a folder should be)
         if _state["debug"] or "--debug" in sys.argv:
             raise
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         _error((exc.strerror or str(exc)) + where)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted: finished rows are kept in the .partial files beside the outputs",
-                   err=True)
+        typer.echo(
+            "interrupted: finished rows are kept in the .partial files beside the outputs", err=True
+        )
         sys.exit(130)
 
 

@@ -20,10 +20,17 @@ from typer.core import TyperCommand, TyperGroup
 
 # The old spellings accepted for one release; each use prints one warning line on stderr.
 DEPRECATED = {
-    "--pool": "--endpoints", "--judge": "--endpoints", "--models": "--model",
-    "--model-name": "--model", "--cache-dir": "--cache", "--workdir": "--output", "-w": "-o",
-    "--case-sensitive": "--no-lowercase", "--keep-punctuation": "--no-strip-punctuation",
-    "--aspects": "--aspect", "--filters": "--filter",
+    "--pool": "--endpoints",
+    "--judge": "--endpoints",
+    "--models": "--model",
+    "--model-name": "--model",
+    "--cache-dir": "--cache",
+    "--workdir": "--output",
+    "-w": "-o",
+    "--case-sensitive": "--no-lowercase",
+    "--keep-punctuation": "--no-strip-punctuation",
+    "--aspects": "--aspect",
+    "--filters": "--filter",
 }
 
 _TYPE_WORDS = {str: "TEXT", int: "INTEGER", float: "FLOAT", Path: "PATH", bool: ""}
@@ -43,13 +50,17 @@ def rewrite_deprecated(args: list[str], known: set[str], renames: dict[str, str]
         cut = args.index("--")
         args, tail = args[:cut], args[cut:]
     # before --model: an endpoints file given as --model FILE, the old synth/respond spelling
-    if "--endpoints" in known and not any(a.split("=")[0] in ("--endpoints", "--pool", "--judge")
-                                          for a in args):
+    if "--endpoints" in known and not any(
+        a.split("=")[0] in ("--endpoints", "--pool", "--judge") for a in args
+    ):
         for i, arg in enumerate(args[:-1]):
-            if arg == "--model" and Path(args[i + 1]).is_file() and args[i + 1].endswith(
-                    (".yaml", ".yml", ".json")):
+            if (
+                arg == "--model"
+                and Path(args[i + 1]).is_file()
+                and args[i + 1].endswith((".yaml", ".yml", ".json"))
+            ):
                 warn_deprecated("--model FILE (the endpoints file)", "--endpoints FILE")
-                args = [*args[:i], "--endpoints", *args[i + 1:]]
+                args = [*args[:i], "--endpoints", *args[i + 1 :]]
                 break
     for arg in args:
         flag, eq, value = arg.partition("=")
@@ -132,8 +143,11 @@ class PostmixCommand(TyperCommand):
         self.format_usage(ctx, formatter)
         self.format_help_text(ctx, formatter)
         visible = [p for p in self.get_params(ctx) if not getattr(p, "hidden", False)]
-        arguments = [((p.metavar or p.name or "").upper(), p.help or "")
-                     for p in visible if p.param_type_name == "argument"]
+        arguments = [
+            ((p.metavar or p.name or "").upper(), p.help or "")
+            for p in visible
+            if p.param_type_name == "argument"
+        ]
         options = [_option_record(p) for p in visible if p.param_type_name == "option"]
         for title, rows in (("Arguments", arguments), ("Options", options)):
             if rows:
@@ -177,12 +191,16 @@ class PostmixGroup(TyperGroup):
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self.format_usage(ctx, formatter)
         self.format_help_text(ctx, formatter)
-        options = [_option_record(p) for p in self.get_params(ctx)
-                   if p.param_type_name == "option" and not getattr(p, "hidden", False)]
+        options = [
+            _option_record(p)
+            for p in self.get_params(ctx)
+            if p.param_type_name == "option" and not getattr(p, "hidden", False)
+        ]
         with formatter.section("Options"):
             formatter.write_dl(options)
-        names = [n for n in self.list_commands(ctx)
-                 if not getattr(self.commands.get(n), "hidden", False)]
+        names = [
+            n for n in self.list_commands(ctx) if not getattr(self.commands.get(n), "hidden", False)
+        ]
         if names:
             limit = 200  # write_dl wraps; a cut sentence reads worse than two lines
             with formatter.section("Commands"):
@@ -199,8 +217,13 @@ def load_command(ref: str) -> Any:
     return target()
 
 
-def one_command(function: Callable[..., Any], name: str, *, help: str | None = None,
-                cls: type[PostmixCommand] = PostmixCommand) -> Any:
+def one_command(
+    function: Callable[..., Any],
+    name: str,
+    *,
+    help: str | None = None,
+    cls: type[PostmixCommand] = PostmixCommand,
+) -> Any:
     """The click command typer makes of ``function`` (for verbs built at run time)."""
     app = typer.Typer(add_completion=False)
     app.command(name, help=help, cls=cls)(function)

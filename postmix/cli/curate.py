@@ -15,7 +15,14 @@ import typer
 
 from postmix.cli import options as opts
 from postmix.cli.command import PostmixGroup, one_command, with_renames
-from postmix.cli.output import LEGACY_OUTPUT, chosen_output, json_option, out, output_option, print_report_summary
+from postmix.cli.output import (
+    LEGACY_OUTPUT,
+    chosen_output,
+    json_option,
+    out,
+    output_option,
+    print_report_summary,
+)
 from postmix.curate.steps import STEPS, Step
 
 SOURCE_HELP = "Input records (.jsonl/.parquet/Arrow folder/hf:name)."
@@ -40,13 +47,22 @@ def _filter_rules(path: Path | None) -> dict[str, Any]:
 
 def _decontam_lines(report: Any) -> None:
     for name, stats in report.details.get("benchmarks", {}).items():
-        out.print(f"  {name}: {stats['instances_hit']}/{stats['instances']} instances found in the "
-                  f"data ({stats['contaminated_fraction']:.2%}), {stats['rows_removed']} rows removed")
+        out.print(
+            f"  {name}: {stats['instances_hit']}/{stats['instances']} instances found in the "
+            f"data ({stats['contaminated_fraction']:.2%}), {stats['rows_removed']} rows "
+            "removed"
+        )
 
 
 # Step extras that are not config fields: a config-file spelling of its own, extra summary lines.
-CONFIG_FILES = {"filter": ("--rules", "YAML with FilterConfig fields (thresholds, phrase lists, "
-                           "`custom:` regex rules), or a list of regex rules.", _filter_rules)}
+CONFIG_FILES = {
+    "filter": (
+        "--rules",
+        "YAML with FilterConfig fields (thresholds, phrase lists, "
+        "`custom:` regex rules), or a list of regex rules.",
+        _filter_rules,
+    )
+}
 SUMMARY_LINES = {"decontam": _decontam_lines}
 
 
@@ -58,13 +74,24 @@ def _decider_parameters(step: Step) -> list[inspect.Parameter]:
         flag = "--" + opts.RENAMED.get(name, name).replace("_", "-")
         help = documented.get(name) or OPTION_HELP.get(name) or name.replace("_", " ") + "."
         option = typer.Option(None, flag, help=help, metavar="PATH", show_default=False)
-        params.append(inspect.Parameter(f"option__{name}", inspect.Parameter.KEYWORD_ONLY,
-                                        default=option, annotation=str | None))
+        params.append(
+            inspect.Parameter(
+                f"option__{name}",
+                inspect.Parameter.KEYWORD_ONLY,
+                default=option,
+                annotation=str | None,
+            )
+        )
     if step.name in CONFIG_FILES:
         flag, help, _ = CONFIG_FILES[step.name]
-        params.append(inspect.Parameter("step_config_file", inspect.Parameter.KEYWORD_ONLY,
-                                        default=typer.Option(None, flag, help=help, show_default=False),
-                                        annotation=Path | None))
+        params.append(
+            inspect.Parameter(
+                "step_config_file",
+                inspect.Parameter.KEYWORD_ONLY,
+                default=typer.Option(None, flag, help=help, show_default=False),
+                annotation=Path | None,
+            )
+        )
     return params
 
 
@@ -76,11 +103,21 @@ def step_command(step: Step) -> Any:
         source: str = typer.Argument(..., help=SOURCE_HELP),
         legacy_output: Path | None = LEGACY_OUTPUT,
         output: Path | None = output_option(),
-        format: str | None = typer.Option(None, "--format", "-f", help="Input format when not postmix records."),
+        format: str | None = typer.Option(
+            None, "--format", "-f", help="Input format when not postmix records."
+        ),
         config_file: Path | None = opts.config_file_option(),
-        engine: str = typer.Option("local", "--engine", help="local (this process, every core) or ray (Ray "
-                                   "Data on RAY_ADDRESS / --ray-address, else a local Ray); same results."),
-        ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster to join with --engine ray."),
+        engine: str = typer.Option(
+            "local",
+            "--engine",
+            help="local (this process, every core) or "
+            "ray (Ray "
+            "Data on RAY_ADDRESS / --ray-address, else a local Ray); same "
+            "results.",
+        ),
+        ray_address: str | None = typer.Option(
+            None, "--ray-address", help="Ray cluster to join with --engine ray."
+        ),
         as_json: bool = json_option(),
         config_values: Any = None,
         **extra: Any,
@@ -98,10 +135,19 @@ def step_command(step: Step) -> Any:
         result = executor.run_file(step, source, target, config, format=format, **decider)
         if not as_json and step.name in SUMMARY_LINES:
             SUMMARY_LINES[step.name](result.report)
-        print_report_summary(result.report, {"output": result.output, "rejects": result.rejects,
-                                             "report": report_path(result.output)}, as_json=as_json)
+        print_report_summary(
+            result.report,
+            {
+                "output": result.output,
+                "rejects": result.rejects,
+                "report": report_path(result.output),
+            },
+            as_json=as_json,
+        )
 
-    function = opts.with_config_options(command, model, short=SHORT, extra=_decider_parameters(step))
+    function = opts.with_config_options(
+        command, model, short=SHORT, extra=_decider_parameters(step)
+    )
     help = step.description[:1].upper() + step.description[1:] + "."
     return one_command(function, step.name, help=help, cls=with_renames(function.renames))
 
@@ -110,11 +156,15 @@ class CurateGroup(PostmixGroup):
     """The registry's steps, then synth and respond."""
 
     lazy = {
-        "synth": ("postmix.cli.curate_synth:synth_command",
-                  "Synthesise prompts from personas and a skill template (PersonaHub / Tulu 3 style)."),
-        "respond": ("postmix.cli.curate_synth:respond_command",
-                    "Write assistant responses into SFT records; filter empty, refusing and "
-                    "self-identifying answers."),
+        "synth": (
+            "postmix.cli.curate_synth:synth_command",
+            "Synthesise prompts from personas and a skill template (PersonaHub / Tulu 3 style).",
+        ),
+        "respond": (
+            "postmix.cli.curate_synth:respond_command",
+            "Write assistant responses into SFT records; filter empty, refusing and "
+            "self-identifying answers.",
+        ),
     }
 
     def list_commands(self, ctx: Any) -> list[str]:

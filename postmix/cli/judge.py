@@ -10,7 +10,13 @@ import typer
 
 from postmix.cli import options as opts
 from postmix.cli.command import PostmixGroup
-from postmix.cli.output import LEGACY_OUTPUT, chosen_output, json_option, output_option, print_report_summary
+from postmix.cli.output import (
+    LEGACY_OUTPUT,
+    chosen_output,
+    json_option,
+    output_option,
+    print_report_summary,
+)
 from postmix.judge.compare import CompareConfig
 from postmix.judge.generate import GenerateConfig
 from postmix.judge.pairs import PairsConfig
@@ -30,7 +36,9 @@ def _summary(result: Any, as_json: bool, *roles: str) -> None:
 
 
 def generate_cmd(
-    prompts: str = typer.Argument(..., help="Prompts: SFT records (prompt = up to the last user turn) or rows with 'prompt'."),
+    prompts: str = typer.Argument(
+        ..., help="Prompts: SFT records (prompt = up to the last user turn) or rows with 'prompt'."
+    ),
     legacy_output: Path | None = LEGACY_OUTPUT,
     output: Path | None = output_option("Output .jsonl/.parquet of Completion rows."),
     endpoints: Path = opts.endpoints_option("Endpoints YAML of the models to sample from."),
@@ -50,7 +58,9 @@ def generate_cmd(
 def rate_cmd(
     completions: str = typer.Argument(..., help="Completion rows (from `judge generate`)."),
     legacy_output: Path | None = LEGACY_OUTPUT,
-    output: Path | None = output_option("Output .jsonl/.parquet: completions with rating and score."),
+    output: Path | None = output_option(
+        "Output .jsonl/.parquet: completions with rating and score."
+    ),
     endpoints: Path = opts.endpoints_option("Endpoints YAML of the judge model."),
     config_file: Path | None = opts.config_file_option(),
     as_json: bool = json_option(),
@@ -101,8 +111,11 @@ def compare_cmd(
     _summary(result, as_json, "failures")
     if not as_json:
         d = result.report.details
-        typer.echo(f"A wins {d['a_wins']}, B wins {d['b_wins']}, ties {d['ties']}; "
-                   f"win rate A {d['win_rate_a']:.1%}; position-flip rate {d['position_flip_rate']:.1%}")
+        typer.echo(
+            f"A wins {d['a_wins']}, B wins {d['b_wins']}, ties {d['ties']}; "
+            f"win rate A {d['win_rate_a']:.1%}; position-flip rate "
+            f"{d['position_flip_rate']:.1%}"
+        )
 
 
 opts.add_verb(app, "generate", generate_cmd, GenerateConfig)

@@ -38,8 +38,10 @@ from postmix.errors import ConfigError
 # Field names whose flag is spelled differently, the same way in every verb.
 RENAMED = {"cache_path": "cache", "cache_dir": "cache", "models": "model"}
 # Keys of a ``sampling`` dict that get flags of their own: key -> (type, help).
-SAMPLING_FLAGS = {"temperature": (float, "Sampling temperature"),
-                  "max_tokens": (int, "Max tokens per answer")}
+SAMPLING_FLAGS = {
+    "temperature": (float, "Sampling temperature"),
+    "max_tokens": (int, "Max tokens per answer"),
+}
 PREFIX = "cfg__"  # generated parameter names, apart from a verb's own
 
 
@@ -108,8 +110,9 @@ def field_options(model: type[BaseModel], *, exclude: tuple[str, ...] = ()) -> l
     return options
 
 
-def _collect(model: type[BaseModel], at: tuple[str, ...], exclude: tuple[str, ...],
-             prefix: str) -> list[FieldOption]:
+def _collect(
+    model: type[BaseModel], at: tuple[str, ...], exclude: tuple[str, ...], prefix: str
+) -> list[FieldOption]:
     options: list[FieldOption] = []
     names = set(model.model_fields)
     for name, field in model.model_fields.items():
@@ -119,15 +122,18 @@ def _collect(model: type[BaseModel], at: tuple[str, ...], exclude: tuple[str, ..
         default = _default(field)
         path = (*at, name)
         if _is_model(annotation):
-            nested = prefix + (f"{name}-" if optional or set(annotation.model_fields) & names else "")
+            nested = prefix + (
+                f"{name}-" if optional or set(annotation.model_fields) & names else ""
+            )
             options += _collect(annotation, path, (), nested)
             continue
         options += _field(path, name, field, annotation, default, prefix)
     return options
 
 
-def _field(path: tuple[str, ...], name: str, field: Any, annotation: Any, default: Any,
-           prefix: str) -> list[FieldOption]:
+def _field(
+    path: tuple[str, ...], name: str, field: Any, annotation: Any, default: Any, prefix: str
+) -> list[FieldOption]:
     base = prefix + RENAMED.get(name, name).replace("_", "-")
     origin = get_origin(annotation)
     if annotation is bool:
@@ -137,15 +143,26 @@ def _field(path: tuple[str, ...], name: str, field: Any, annotation: Any, defaul
         choices = get_args(annotation)
         text = _help(field, name, default, "", "choice")
         return [FieldOption(path, "--" + base, "choice", str, text, choices=choices)]
-    if origin in (list, tuple, set) or (origin in (Union, types.UnionType) and any(
-            get_origin(a) is list for a in get_args(annotation))):
+    if origin in (list, tuple, set) or (
+        origin in (Union, types.UnionType)
+        and any(get_origin(a) is list for a in get_args(annotation))
+    ):
         items = [a for a in get_args(annotation) if get_origin(a) is list] or [annotation]
         item = (get_args(items[0]) or (str,))[0]
         singular = base[:-1] if base.endswith("s") and not base.endswith("ss") else base
         alias = "--" + base if singular != base else None
         text = _help(field, name, default, "", "list")
-        return [FieldOption(path, "--" + singular, "list", list[str], text,
-                            item_model=_is_model(item) or get_origin(item) is dict, alias=alias)]
+        return [
+            FieldOption(
+                path,
+                "--" + singular,
+                "list",
+                list[str],
+                text,
+                item_model=_is_model(item) or get_origin(item) is dict,
+                alias=alias,
+            )
+        ]
     if origin is dict or annotation is dict:
         text = _help(field, name, default, "", "json") + " (a JSON object)"
         options = [FieldOption(path, "--" + base, "json", str, text)]
@@ -153,12 +170,20 @@ def _field(path: tuple[str, ...], name: str, field: Any, annotation: Any, defaul
             for key, (kind, words) in SAMPLING_FLAGS.items():
                 shown = (default or {}).get(key)
                 extra = f" [default: {shown}]" if shown is not None else ""
-                options.append(FieldOption((*path, key), "--" + prefix + key.replace("_", "-"), "key",
-                                           kind, f"{words} (sets {name}.{key}).{extra}"))
+                options.append(
+                    FieldOption(
+                        (*path, key),
+                        "--" + prefix + key.replace("_", "-"),
+                        "key",
+                        kind,
+                        f"{words} (sets {name}.{key}).{extra}",
+                    )
+                )
         return options
     scalar = annotation if annotation in (str, int, float) else str
-    return [FieldOption(path, "--" + base, "scalar", scalar,
-                        _help(field, name, default, "", "scalar"))]
+    return [
+        FieldOption(path, "--" + base, "scalar", scalar, _help(field, name, default, "", "scalar"))
+    ]
 
 
 def _metavar(option: FieldOption) -> str:
@@ -169,7 +194,9 @@ def _metavar(option: FieldOption) -> str:
     return {int: "INTEGER", float: "NUMBER"}.get(option.annotation, "TEXT")
 
 
-def parameters(options: list[FieldOption], short: dict[str, str] | None = None) -> list[inspect.Parameter]:
+def parameters(
+    options: list[FieldOption], short: dict[str, str] | None = None
+) -> list[inspect.Parameter]:
     """``inspect.Parameter`` objects typer turns into the options (``short``: flag -> "-x")."""
     short = short or {}
     params = []
@@ -182,14 +209,19 @@ def parameters(options: list[FieldOption], short: dict[str, str] | None = None) 
             default = typer.Option(None, *decls, help=option.help, show_default=False)
         elif option.kind == "list":
             annotation = list[str] | None
-            default = typer.Option(None, *decls, help=option.help, show_default=False,
-                                   metavar=_metavar(option))
+            default = typer.Option(
+                None, *decls, help=option.help, show_default=False, metavar=_metavar(option)
+            )
         else:
             annotation = option.annotation | None
-            default = typer.Option(None, *decls, help=option.help, show_default=False,
-                                   metavar=_metavar(option))
-        params.append(inspect.Parameter(option.param, inspect.Parameter.KEYWORD_ONLY,
-                                        default=default, annotation=annotation))
+            default = typer.Option(
+                None, *decls, help=option.help, show_default=False, metavar=_metavar(option)
+            )
+        params.append(
+            inspect.Parameter(
+                option.param, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+            )
+        )
     return params
 
 
@@ -230,8 +262,12 @@ def _field_default(model: type[BaseModel], path: tuple[str, ...]) -> Any:
     return _default(model.model_fields[path[-1]])
 
 
-def values_from(model: type[BaseModel], options: list[FieldOption], given: dict[str, Any],
-                base: dict[str, Any] | None = None) -> dict[str, Any]:
+def values_from(
+    model: type[BaseModel],
+    options: list[FieldOption],
+    given: dict[str, Any],
+    base: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The config mapping: ``base`` (a config file's fields) with the options given on top."""
     data = copy.deepcopy(base or {})
     for option in options:
@@ -250,7 +286,7 @@ def values_from(model: type[BaseModel], options: list[FieldOption], given: dict[
         where = data
         for name in option.path[:-1]:
             if not isinstance(where.get(name), dict):
-                default = _field_default(model, option.path[:option.path.index(name) + 1])
+                default = _field_default(model, option.path[: option.path.index(name) + 1])
                 where[name] = dict(default) if isinstance(default, dict) else {}
             where = where[name]
         last = option.path[-1]
@@ -263,8 +299,13 @@ def values_from(model: type[BaseModel], options: list[FieldOption], given: dict[
     return data
 
 
-def validate(model: type[BaseModel], data: dict[str, Any], options: list[FieldOption],
-             *, what: str = "option") -> BaseModel:
+def validate(
+    model: type[BaseModel],
+    data: dict[str, Any],
+    options: list[FieldOption],
+    *,
+    what: str = "option",
+) -> BaseModel:
     """``model`` from ``data``; the first error in one line, naming the option it came from."""
     try:
         return model.model_validate(data)
@@ -272,7 +313,7 @@ def validate(model: type[BaseModel], data: dict[str, Any], options: list[FieldOp
         error = exc.errors(include_url=False)[0]
         loc = tuple(str(p) for p in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        matches = [o for o in options if loc[:len(o.path)] == o.path]
+        matches = [o for o in options if loc[: len(o.path)] == o.path]
         if matches:
             where = max(matches, key=lambda o: len(o.path)).flag
         elif loc:
@@ -283,22 +324,37 @@ def validate(model: type[BaseModel], data: dict[str, Any], options: list[FieldOp
         raise ConfigError(f"{where}: {message}{more}") from None
 
 
-def with_config_options(function: Callable[..., Any], model: type[BaseModel], *,
-                        exclude: tuple[str, ...] = (), short: dict[str, str] | None = None,
-                        extra: list[inspect.Parameter] = (), parameter: str = "config_values",
-                        ) -> Callable[..., Any]:
+def with_config_options(
+    function: Callable[..., Any],
+    model: type[BaseModel],
+    *,
+    exclude: tuple[str, ...] = (),
+    short: dict[str, str] | None = None,
+    extra: list[inspect.Parameter] = (),
+    parameter: str = "config_values",
+) -> Callable[..., Any]:
     """``function`` with ``model``'s options (and ``extra`` parameters, passed on as keyword
     arguments) added to its signature. The wrapper collects the options' values into one keyword
     argument, ``parameter``: ``(options, given values)``, for ``build``."""
     options = field_options(model, exclude=exclude)
     signature = inspect.signature(function)
-    own = [p for p in signature.parameters.values()
-           if p.name != parameter and p.kind is not inspect.Parameter.VAR_KEYWORD] + list(extra)
-    taken = {d for p in own if isinstance(p.default, typer.models.OptionInfo)
-             for d in (p.default.param_decls or ()) for d in d.split("/")}
+    own = [
+        p
+        for p in signature.parameters.values()
+        if p.name != parameter and p.kind is not inspect.Parameter.VAR_KEYWORD
+    ] + list(extra)
+    taken = {
+        d
+        for p in own
+        if isinstance(p.default, typer.models.OptionInfo)
+        for d in (p.default.param_decls or ())
+        for d in d.split("/")
+    }
     clashes = sorted(taken & {o.flag for o in options})
     if clashes:
-        raise RuntimeError(f"{function.__name__}: {clashes} are both config fields and its own options")
+        raise RuntimeError(
+            f"{function.__name__}: {clashes} are both config fields and its own options"
+        )
     hints = typing.get_type_hints(function)
     own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in own]
     generated = parameters(options, short)
@@ -315,8 +371,13 @@ def with_config_options(function: Callable[..., Any], model: type[BaseModel], *,
     return wrapper
 
 
-def build(model: type[BaseModel], config_values: tuple[list[FieldOption], dict[str, Any]],
-          base: dict[str, Any] | None = None, *, what: str = "option") -> BaseModel:
+def build(
+    model: type[BaseModel],
+    config_values: tuple[list[FieldOption], dict[str, Any]],
+    base: dict[str, Any] | None = None,
+    *,
+    what: str = "option",
+) -> BaseModel:
     """The config from a verb's collected option values (over ``base``)."""
     options, given = config_values
     return validate(model, values_from(model, options, given, base), options, what=what)
@@ -340,12 +401,21 @@ def endpoints_option(help: str = "Endpoints YAML of the models to call.") -> Any
     return typer.Option(..., "--endpoints", "-e", help=help, show_default=False)
 
 
-def config_file_option(help: str = "YAML file of config fields; options given here override it.") -> Any:
+def config_file_option(
+    help: str = "YAML file of config fields; options given here override it.",
+) -> Any:
     return typer.Option(None, "--config", "-c", help=help, show_default=False)
 
 
-def add_verb(group: typer.Typer, name: str, function: Callable[..., Any], model: type[BaseModel], *,
-             short: dict[str, str] | None = None, exclude: tuple[str, ...] = ()) -> None:
+def add_verb(
+    group: typer.Typer,
+    name: str,
+    function: Callable[..., Any],
+    model: type[BaseModel],
+    *,
+    short: dict[str, str] | None = None,
+    exclude: tuple[str, ...] = (),
+) -> None:
     """Register ``function`` on ``group`` as ``name``, with ``model``'s options."""
     from postmix.cli.command import with_renames
 

@@ -19,8 +19,12 @@ out = Console()
 
 OUTPUT_HELP = "Output .jsonl or .parquet; rejects and report go beside it."
 JSON_HELP = "Print the report as JSON instead of the summary."
-LEGACY_OUTPUT = typer.Argument(None, hidden=True, show_default=False,
-                               help="The output as a second positional argument (deprecated).")
+LEGACY_OUTPUT = typer.Argument(
+    None,
+    hidden=True,
+    show_default=False,
+    help="The output as a second positional argument (deprecated).",
+)
 
 
 def output_option(help: str = OUTPUT_HELP, default: Any = None) -> Any:
@@ -31,11 +35,15 @@ def json_option(help: str = JSON_HELP) -> Any:
     return typer.Option(False, "--json", help=help)
 
 
-def chosen_output(output: Path | None, legacy: Path | None, *, required: bool = True) -> Path | None:
+def chosen_output(
+    output: Path | None, legacy: Path | None, *, required: bool = True
+) -> Path | None:
     """``--output`` or, for one release, the positional OUT it replaces (with a warning)."""
     if legacy is not None:
         if output is not None:
-            raise ConfigError(f"two outputs given ({legacy} and --output {output}): give --output only")
+            raise ConfigError(
+                f"two outputs given ({legacy} and --output {output}): give --output only"
+            )
         warn_deprecated("the positional OUT argument", "--output/-o OUT")
         return Path(legacy)
     if output is None and required:

@@ -1,0 +1,69 @@
+"""Start-up time of the command line: ``postmix --version`` and ``postmix --help`` against two
+named baselines, measured in one run, each command run ``--runs`` times in turn (median wall time).
+
+    python benchmarks/bench_startup.py              # 10 runs each
+    python benchmarks/bench_startup.py --runs 30 --old-tree /tmp/old   # + an older checkout's CLI
+
+    (an older checkout: mkdir /tmp/old && git archive 9b177d5 | tar -x -C /tmp/old)
+
+python    ``python -c pass``: the interpreter alone, the floor no command can go under.
+eager     ``import`` of every verb module at start (what the CLI did before its groups became
+          lazy: datasets, pyarrow, numba and the config models load before any argument is read).
+postmix   ``python -m postmix.cli --version`` / ``--help``: only the root group is imported; a
+          stage's module loads when that stage is invoked.
+old       (``--old-tree``) the same two commands from another source tree, e.g. the commit before
+          the CLI was rebuilt on the config models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+EAGER = "import " + ", ".join(
+    f"postmix.cli.{name}" for name in ("curate", "curate_synth", "judge", "mix", "train")
+)
+COMMANDS = {
+    "python -c pass": [sys.executable, "-c", "pass"],
+    "eager verb imports": [sys.executable, "-c", EAGER],
+    "postmix --version": [sys.executable, "-m", "postmix.cli", "--version"],
+    "postmix --help": [sys.executable, "-m", "postmix.cli", "--help"],
+}
+
+
+def measure(runs: int, old_tree: str | None) -> dict[str, float]:
+    commands = {name: (command, None) for name, command in COMMANDS.items()}
+    if old_tree:
+        env = {**os.environ, "PYTHONPATH": old_tree}
+        for flag in ("--version", "--help"):
+            commands[f"old postmix {flag}"] = ([sys.executable, "-m", "postmix.cli", flag], env)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for command, env in commands.values():  # one warm-up each: the first run pays for disk reads
+        subprocess.run(command, capture_output=True, check=True, env=env)
+    for _ in range(runs):  # interleaved, so a busy moment on a shared machine hits every command
+        for name, (command, env) in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=True, env=env)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--old-tree", help="Another source tree whose CLI is timed too.")
+    args = parser.parse_args()
+    medians = measure(args.runs, args.old_tree)
+    floor, eager = medians["python -c pass"], medians["eager verb imports"]
+    print(f"median of {args.runs} runs each")
+    print(f"{'command':22s} {'seconds':>8s} {'x python':>9s} {'x eager':>8s}")
+    for name, seconds in medians.items():
+        print(f"{name:22s} {seconds:8.3f} {seconds / floor:9.2f} {seconds / eager:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
