@@ -217,3 +217,60 @@ def test_no_library_package_imports_the_cli():
         and ("from postmix.cli" in p.read_text() or "import postmix.cli" in p.read_text())
     ]
     assert offenders == []
+
+
+def test_train_options_override_the_config_file_and_reach_launched_processes(tmp_path):
+    config = tmp_path / "sft.yaml"
+    config.write_text("max_length: 64\n")
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "sft",
+            "--model",
+            "m",
+            "--data",
+            "d.jsonl",
+            "-o",
+            str(out),
+            "-c",
+            str(config),
+            "--learning-rate",
+            "1e-4",
+            "--lora-r",
+            "8",
+            "--launch",
+            "accelerate",
+            "--num-processes",
+            "2",
+            "--dry-run",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    merged = out / "postmix-sft.yaml"
+    assert f"--config {merged}" in result.output.replace("\n", " ")
+    import yaml
+
+    assert yaml.safe_load(merged.read_text()) == {
+        "max_length": 64,
+        "learning_rate": 1e-4,
+        "lora": {"r": 8},
+    }
+    bad = runner.invoke(
+        app,
+        [
+            "train",
+            "sft",
+            "--model",
+            "m",
+            "--data",
+            "d.jsonl",
+            "-o",
+            str(out),
+            "--learning-rate",
+            "-1",
+        ],
+    )
+    assert isinstance(bad.exception, ConfigError)
+    assert str(bad.exception) == "--learning-rate: Input should be greater than 0"
