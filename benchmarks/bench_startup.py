@@ -1,5 +1,7 @@
 """Start-up time of the command line: ``postmix --version`` and ``postmix --help`` against two
-named baselines, measured in one run, each command run ``--runs`` times in turn (median wall time).
+named baselines, measured in one run, each command run ``--runs`` times in turn: the median wall
+time, and the median CPU time of the child (user + system), which a busy shared machine
+disturbs far less than wall time.
 
     python benchmarks/bench_startup.py              # 10 runs each
     python benchmarks/bench_startup.py --runs 30 --old-tree /tmp/old   # + an older checkout's CLI
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,21 +38,30 @@ COMMANDS = {
 }
 
 
-def measure(runs: int, old_tree: str | None) -> dict[str, float]:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(runs: int, old_tree: str | None) -> dict[str, tuple[float, float]]:
     commands = {name: (command, None) for name, command in COMMANDS.items()}
     if old_tree:
         env = {**os.environ, "PYTHONPATH": old_tree}
         for flag in ("--version", "--help"):
             commands[f"old postmix {flag}"] = ([sys.executable, "-m", "postmix.cli", flag], env)
-    times: dict[str, list[float]] = {name: [] for name in commands}
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for command, env in commands.values():  # one warm-up each: the first run pays for disk reads
         subprocess.run(command, capture_output=True, check=True, env=env)
     for _ in range(runs):  # interleaved, so a busy moment on a shared machine hits every command
         for name, (command, env) in commands.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), _cpu()
             subprocess.run(command, capture_output=True, check=True, env=env)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(_cpu() - start_cpu)
+    return {
+        name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in commands
+    }
 
 
 def main() -> None:
@@ -59,10 +71,12 @@ def main() -> None:
     args = parser.parse_args()
     medians = measure(args.runs, args.old_tree)
     floor, eager = medians["python -c pass"], medians["eager verb imports"]
-    print(f"median of {args.runs} runs each")
-    print(f"{'command':22s} {'seconds':>8s} {'x python':>9s} {'x eager':>8s}")
-    for name, seconds in medians.items():
-        print(f"{name:22s} {seconds:8.3f} {seconds / floor:9.2f} {seconds / eager:8.2f}")
+    print(f"median of {args.runs} runs each; load average {os.getloadavg()[0]:.1f}")
+    header = ("command", "wall s", "cpu s", "x python", "x eager")
+    print(f"{header[0]:22s} {header[1]:>7s} {header[2]:>6s} {header[3]:>9s} {header[4]:>8s}")
+    for name, (seconds, cpu) in medians.items():
+        ratios = f"{seconds / floor[0]:9.2f} {seconds / eager[0]:8.2f}"
+        print(f"{name:22s} {seconds:7.3f} {cpu:6.3f} {ratios}  (ratios of wall time)")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ typer's own renderer so it reads the same on every typer version.
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -230,7 +229,3 @@ def one_command(
     command = typer.main.get_command(app)
     command.name = name
     return command
-
-
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()

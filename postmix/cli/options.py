@@ -33,6 +33,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import typer
 from pydantic import BaseModel, ValidationError
 
+from postmix.cli.command import with_renames
 from postmix.errors import ConfigError
 
 # Field names whose flag is spelled differently, the same way in every verb.
@@ -92,7 +93,13 @@ def _shown(value: Any) -> str:
 
 
 def _help(field: Any, name: str, default: Any, flag: str, kind: str) -> str:
-    text = (field.description or name.replace("_", " ").capitalize() + ".").strip()
+    words = name.removeprefix("use_").replace("_", " ")
+    fallback = (
+        f"Use the {words} (--no-{words.replace(' ', '-')}: do without)."
+        if name.startswith("use_")
+        else words.capitalize() + "."
+    )
+    text = (field.description or fallback).strip()
     if kind == "bool":
         shown = flag if default else "--no-" + flag[2:].removeprefix("use-")
         return f"{text} [default: {shown}]" if default is not None else text
@@ -191,6 +198,8 @@ def _metavar(option: FieldOption) -> str:
         return "[" + "|".join(map(str, option.choices)) + "]"
     if option.kind == "json" or (option.kind == "list" and option.item_model):
         return "JSON" if option.kind == "json" else "VALUE"
+    if option.path[-1].endswith(("_path", "_dir", "_file")):
+        return "PATH"
     return {int: "INTEGER", float: "NUMBER"}.get(option.annotation, "TEXT")
 
 
@@ -417,7 +426,5 @@ def add_verb(
     exclude: tuple[str, ...] = (),
 ) -> None:
     """Register ``function`` on ``group`` as ``name``, with ``model``'s options."""
-    from postmix.cli.command import with_renames
-
     wrapped = with_config_options(function, model, short=short, exclude=exclude)
     group.command(name, cls=with_renames(wrapped.renames))(wrapped)
