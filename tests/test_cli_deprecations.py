@@ -87,172 +87,59 @@ def calls(monkeypatch):
 
 
 CASES = [  # (old arguments, new arguments, the old spelling named in the warning)
-    (
-        ["judge", "generate", "p.jsonl", "-o", "c.jsonl", "--pool", "E"],
-        ["judge", "generate", "p.jsonl", "-o", "c.jsonl", "--endpoints", "E"],
-        "--pool",
-    ),
-    (
-        [
-            "judge",
-            "generate",
-            "p.jsonl",
-            "-o",
-            "c.jsonl",
-            "-e",
-            "E",
-            "--models",
-            "a",
-            "--models",
-            "b",
-        ],
-        [
-            "judge",
-            "generate",
-            "p.jsonl",
-            "-o",
-            "c.jsonl",
-            "-e",
-            "E",
-            "--model",
-            "a",
-            "--model",
-            "b",
-        ],
-        "--models",
-    ),
-    (
-        ["judge", "generate", "p.jsonl", "c.jsonl", "-e", "E"],
-        ["judge", "generate", "p.jsonl", "-o", "c.jsonl", "-e", "E"],
-        "positional OUT",
-    ),
-    (
-        ["judge", "rate", "c.jsonl", "-o", "r.jsonl", "--judge", "E"],
-        ["judge", "rate", "c.jsonl", "-o", "r.jsonl", "--endpoints", "E"],
-        "--judge",
-    ),
-    (
-        ["judge", "compare", "a.jsonl", "b.jsonl", "-o", "v.jsonl", "--judge", "E"],
-        ["judge", "compare", "a.jsonl", "b.jsonl", "-o", "v.jsonl", "--endpoints", "E"],
-        "--judge",
-    ),
-    (
-        ["judge", "compare", "a.jsonl", "b.jsonl", "v.jsonl", "-e", "E"],
-        ["judge", "compare", "a.jsonl", "b.jsonl", "-o", "v.jsonl", "-e", "E"],
-        "positional OUT",
-    ),
-    (
-        ["judge", "pairs", "r.jsonl", "-o", "p.jsonl", "--aspects", "helpfulness,honesty"],
-        ["judge", "pairs", "r.jsonl", "-o", "p.jsonl", "--aspect", "helpfulness,honesty"],
-        "--aspects",
-    ),
-    (
-        ["judge", "pairs", "r.jsonl", "p.jsonl"],
-        ["judge", "pairs", "r.jsonl", "-o", "p.jsonl"],
-        "positional OUT",
-    ),
-    (
-        ["curate", "synth", "-o", "s.jsonl", "--model", "{endpoints}"],
-        ["curate", "synth", "-o", "s.jsonl", "--endpoints", "{endpoints}"],
-        "--model FILE",
-    ),
-    (
-        ["curate", "synth", "-o", "s.jsonl", "-e", "E", "--model-name", "m"],
-        ["curate", "synth", "-o", "s.jsonl", "-e", "E", "--model", "m"],
-        "--model-name",
-    ),
-    (
-        ["curate", "synth", "s.jsonl", "-e", "E"],
-        ["curate", "synth", "-o", "s.jsonl", "-e", "E"],
-        "positional OUT",
-    ),
-    (
-        ["curate", "respond", "p.jsonl", "-o", "s.jsonl", "--model", "{endpoints}"],
-        ["curate", "respond", "p.jsonl", "-o", "s.jsonl", "--endpoints", "{endpoints}"],
-        "--model FILE",
-    ),
-    (
-        ["curate", "respond", "p.jsonl", "-o", "s.jsonl", "-e", "E", "--model-name", "m"],
-        ["curate", "respond", "p.jsonl", "-o", "s.jsonl", "-e", "E", "--model", "m"],
-        "--model-name",
-    ),
-    (
-        ["curate", "respond", "p.jsonl", "-o", "s.jsonl", "-e", "E", "--filters", "none"],
-        ["curate", "respond", "p.jsonl", "-o", "s.jsonl", "-e", "E", "--filter", "none"],
-        "--filters",
-    ),
-    (
-        ["curate", "respond", "p.jsonl", "s.jsonl", "-e", "E"],
-        ["curate", "respond", "p.jsonl", "-o", "s.jsonl", "-e", "E"],
-        "positional OUT",
-    ),
-    (
-        [
-            "curate",
-            "dedup",
-            "in.jsonl",
-            "-o",
-            "o.jsonl",
-            "--against",
-            "ref.jsonl",
-            "--cache-dir",
-            "c",
-        ],
-        ["curate", "dedup", "in.jsonl", "-o", "o.jsonl", "--against", "ref.jsonl", "--cache", "c"],
-        "--cache-dir",
-    ),
-    (
-        ["curate", "dedup", "in.jsonl", "-o", "o.jsonl", "--case-sensitive"],
-        ["curate", "dedup", "in.jsonl", "-o", "o.jsonl", "--no-lowercase"],
-        "--case-sensitive",
-    ),
-    (
-        ["curate", "decontam", "in.jsonl", "-o", "o.jsonl", "-b", "gsm8k", "--keep-punctuation"],
-        [
-            "curate",
-            "decontam",
-            "in.jsonl",
-            "-o",
-            "o.jsonl",
-            "-b",
-            "gsm8k",
-            "--no-strip-punctuation",
-        ],
-        "--keep-punctuation",
-    ),
-    (
-        ["curate", "filter", "in.jsonl", "o.jsonl"],
-        ["curate", "filter", "in.jsonl", "-o", "o.jsonl"],
-        "positional OUT",
-    ),
-    (
-        ["ingest", "raw.jsonl", "clean.jsonl"],
-        ["ingest", "raw.jsonl", "-o", "clean.jsonl"],
-        "positional OUT",
-    ),
-    (
-        ["run", "recipe.yaml", "--workdir", "w"],
-        ["run", "recipe.yaml", "--output", "w"],
-        "--workdir",
-    ),
-    (["run", "recipe.yaml", "-w", "w"], ["run", "recipe.yaml", "-o", "w"], "-w"),
-    (
-        ["mix", "export", "m@1", "-o", "dir", "--format", "jsonl"],
-        ["mix", "export", "m@1", "-o", "dir", "--to", "jsonl"],
-        "--format",
-    ),
-    (["mix", "export", "m@1", "dir"], ["mix", "export", "m@1", "-o", "dir"], "positional OUT"),
+    ("judge generate p.jsonl -o c.jsonl --pool E",
+     "judge generate p.jsonl -o c.jsonl --endpoints E",
+     "--pool"),
+    ("judge generate p.jsonl -o c.jsonl -e E --models a --models b",
+     "judge generate p.jsonl -o c.jsonl -e E --model a --model b", "--models"),
+    ("judge generate p.jsonl c.jsonl -e E",
+     "judge generate p.jsonl -o c.jsonl -e E", "positional OUT"),
+    ("judge rate c.jsonl -o r.jsonl --judge E",
+     "judge rate c.jsonl -o r.jsonl --endpoints E", "--judge"),
+    ("judge compare a.jsonl b.jsonl -o v.jsonl --judge E",
+     "judge compare a.jsonl b.jsonl -o v.jsonl --endpoints E", "--judge"),
+    ("judge compare a.jsonl b.jsonl v.jsonl -e E", "judge compare a.jsonl b.jsonl -o v.jsonl -e E",
+     "positional OUT"),
+    ("judge pairs r.jsonl -o p.jsonl --aspects helpfulness,honesty",
+     "judge pairs r.jsonl -o p.jsonl --aspect helpfulness,honesty", "--aspects"),
+    ("judge pairs r.jsonl p.jsonl", "judge pairs r.jsonl -o p.jsonl", "positional OUT"),
+    ("curate synth -o s.jsonl --model {endpoints}",
+     "curate synth -o s.jsonl --endpoints {endpoints}",
+     "--model FILE"),
+    ("curate synth -o s.jsonl -e E --model-name m", "curate synth -o s.jsonl -e E --model m",
+     "--model-name"),
+    ("curate synth s.jsonl -e E", "curate synth -o s.jsonl -e E", "positional OUT"),
+    ("curate respond p.jsonl -o s.jsonl --model {endpoints}",
+     "curate respond p.jsonl -o s.jsonl --endpoints {endpoints}", "--model FILE"),
+    ("curate respond p.jsonl -o s.jsonl -e E --model-name m",
+     "curate respond p.jsonl -o s.jsonl -e E --model m", "--model-name"),
+    ("curate respond p.jsonl -o s.jsonl -e E --filters none",
+     "curate respond p.jsonl -o s.jsonl -e E --filter none", "--filters"),
+    ("curate respond p.jsonl s.jsonl -e E",
+     "curate respond p.jsonl -o s.jsonl -e E", "positional OUT"),
+    ("curate dedup in.jsonl -o o.jsonl --against ref.jsonl --cache-dir c",
+     "curate dedup in.jsonl -o o.jsonl --against ref.jsonl --cache c", "--cache-dir"),
+    ("curate dedup in.jsonl -o o.jsonl --case-sensitive",
+     "curate dedup in.jsonl -o o.jsonl --no-lowercase",
+     "--case-sensitive"),
+    ("curate decontam in.jsonl -o o.jsonl -b gsm8k --keep-punctuation",
+     "curate decontam in.jsonl -o o.jsonl -b gsm8k --no-strip-punctuation", "--keep-punctuation"),
+    ("curate filter in.jsonl o.jsonl", "curate filter in.jsonl -o o.jsonl", "positional OUT"),
+    ("ingest raw.jsonl clean.jsonl", "ingest raw.jsonl -o clean.jsonl", "positional OUT"),
+    ("run recipe.yaml --workdir w", "run recipe.yaml --output w", "--workdir"),
+    ("run recipe.yaml -w w", "run recipe.yaml -o w", "-w"),
+    ("mix export m@1 -o dir --format jsonl", "mix export m@1 -o dir --to jsonl", "--format"),
+    ("mix export m@1 dir", "mix export m@1 -o dir", "positional OUT"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("old", "new", "spelling"), CASES, ids=[f"{c[0][1]}:{c[2]}" for c in CASES]
-)
+@pytest.mark.parametrize(("old", "new", "spelling"), CASES,
+                         ids=[f"{c[0].split()[1]}:{c[2]}" for c in CASES])
 def test_old_spelling_works_warns_once_and_matches_the_new_one(old, new, spelling, calls, tmp_path):
     endpoints = tmp_path / "endpoints.yaml"
     endpoints.write_text("name: local\nmodel: m\nbase_url: http://127.0.0.1:9\n")
-    old = [a.format(endpoints=endpoints) for a in old]
-    new = [a.format(endpoints=endpoints) for a in new]
+    old = old.format(endpoints=endpoints).split()
+    new = new.format(endpoints=endpoints).split()
     fresh = runner.invoke(app, new)
     assert fresh.exit_code == 0, fresh.output
     assert "deprecated" not in fresh.stderr

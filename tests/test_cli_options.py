@@ -220,57 +220,20 @@ def test_no_library_package_imports_the_cli():
 
 
 def test_train_options_override_the_config_file_and_reach_launched_processes(tmp_path):
+    import yaml
+
     config = tmp_path / "sft.yaml"
     config.write_text("max_length: 64\n")
     out = tmp_path / "run"
-    result = runner.invoke(
-        app,
-        [
-            "train",
-            "sft",
-            "--model",
-            "m",
-            "--data",
-            "d.jsonl",
-            "-o",
-            str(out),
-            "-c",
-            str(config),
-            "--learning-rate",
-            "1e-4",
-            "--lora-r",
-            "8",
-            "--launch",
-            "accelerate",
-            "--num-processes",
-            "2",
-            "--dry-run",
-        ],
-    )
+    base = ["train", "sft", "--model", "m", "--data", "d.jsonl", "-o", str(out)]
+    launch = ["--launch", "accelerate", "--num-processes", "2", "--dry-run"]
+    overrides = ["-c", str(config), "--learning-rate", "1e-4", "--lora-r", "8"]
+    result = runner.invoke(app, [*base, *overrides, *launch])
     assert result.exit_code == 0, result.output
     merged = out / "postmix-sft.yaml"
     assert f"--config {merged}" in result.output.replace("\n", " ")
-    import yaml
-
-    assert yaml.safe_load(merged.read_text()) == {
-        "max_length": 64,
-        "learning_rate": 1e-4,
-        "lora": {"r": 8},
-    }
-    bad = runner.invoke(
-        app,
-        [
-            "train",
-            "sft",
-            "--model",
-            "m",
-            "--data",
-            "d.jsonl",
-            "-o",
-            str(out),
-            "--learning-rate",
-            "-1",
-        ],
-    )
+    written = yaml.safe_load(merged.read_text())
+    assert written == {"max_length": 64, "learning_rate": 1e-4, "lora": {"r": 8}}
+    bad = runner.invoke(app, [*base, "--learning-rate", "-1"])
     assert isinstance(bad.exception, ConfigError)
     assert str(bad.exception) == "--learning-rate: Input should be greater than 0"
