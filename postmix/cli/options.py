@@ -100,6 +100,8 @@ def _help(field: Any, name: str, default: Any, flag: str, kind: str) -> str:
         else words.capitalize() + "."
     )
     text = (field.description or fallback).strip()
+    if field.is_required():
+        return f"{text} [required]"
     if kind == "bool":
         shown = flag if default else "--no-" + flag[2:].removeprefix("use-")
         return f"{text} [default: {shown}]" if default is not None else text
