@@ -45,18 +45,18 @@ def _cpu() -> float:
 
 def measure(runs: int, old_tree: str | None) -> dict[str, tuple[float, float]]:
     commands = {name: (command, None) for name, command in COMMANDS.items()}
-    if old_tree:
-        env = {**os.environ, "PYTHONPATH": old_tree}
+    if old_tree:  # run from inside it too: ``-m`` puts the working folder first on sys.path
         for flag in ("--version", "--help"):
-            commands[f"old postmix {flag}"] = ([sys.executable, "-m", "postmix.cli", flag], env)
+            command = [sys.executable, "-m", "postmix.cli", flag]
+            commands[f"old postmix {flag}"] = (command, old_tree)
     wall: dict[str, list[float]] = {name: [] for name in commands}
     cpu: dict[str, list[float]] = {name: [] for name in commands}
-    for command, env in commands.values():  # one warm-up each: the first run pays for disk reads
-        subprocess.run(command, capture_output=True, check=True, env=env)
+    for command, cwd in commands.values():  # one warm-up each: the first run pays for disk reads
+        subprocess.run(command, capture_output=True, check=True, cwd=cwd)
     for _ in range(runs):  # interleaved, so a busy moment on a shared machine hits every command
-        for name, (command, env) in commands.items():
+        for name, (command, cwd) in commands.items():
             start, start_cpu = time.perf_counter(), _cpu()
-            subprocess.run(command, capture_output=True, check=True, env=env)
+            subprocess.run(command, capture_output=True, check=True, cwd=cwd)
             wall[name].append(time.perf_counter() - start)
             cpu[name].append(_cpu() - start_cpu)
     return {
