@@ -69,4 +69,4 @@ def print_json(value: Any) -> None:
 
 def echo_line(line: str) -> None:
     """A progress line as it is: "[cached]" / "[run]" are words here, not rich markup."""
-    out.print(line, markup=False, highlight=False)
+    out.print(line, markup=False, highlight=False, soft_wrap=True)  # a command stays one line
