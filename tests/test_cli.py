@@ -26,17 +26,17 @@ def test_version():
 
 def test_user_error_is_one_line_and_nonzero_and_debug_shows_traceback(tmp_path):
     missing = str(tmp_path / "missing.jsonl")
-    result = run_cli("ingest", missing, str(tmp_path / "o.jsonl"))
+    result = run_cli("ingest", missing, "-o", str(tmp_path / "o.jsonl"))
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no such file" in lines[0] and "Traceback" not in result.stderr
-    debug = run_cli("--debug", "ingest", missing, str(tmp_path / "o.jsonl"))
+    debug = run_cli("--debug", "ingest", missing, "-o", str(tmp_path / "o.jsonl"))
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
 def test_ingest_and_stats_on_the_bundled_sample(tmp_path):
     out = tmp_path / "clean.jsonl"
-    result = runner.invoke(app, ["ingest", SAMPLE, str(out)])
+    result = runner.invoke(app, ["ingest", SAMPLE, "-o", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "clean.report.json").read_text())
     rejects = (tmp_path / "clean.rejects.jsonl").read_text().splitlines()
@@ -71,7 +71,7 @@ def test_stats_counts_tokens_with_a_tokenizer(tmp_path, tiny_model_dir):
 def test_an_output_path_that_cannot_be_written_is_a_one_line_error(tmp_path):
     blocker = tmp_path / "file.jsonl"
     blocker.write_text("x")
-    result = run_cli("ingest", SAMPLE, str(blocker / "out.jsonl"))
+    result = run_cli("ingest", SAMPLE, "-o", str(blocker / "out.jsonl"))
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
     assert str(blocker) in lines[0]

@@ -273,7 +273,7 @@ def test_cli_end_to_end(tmp_path, bench):
     source = tmp_path / "train.jsonl"
     sft([" ".join(Q0), "clean row"]).to_json(str(source))
     out = tmp_path / "clean.jsonl"
-    result = CliRunner().invoke(app, ["curate", "decontam", str(source), str(out), "--benchmark", f"gsm8k={bench}:question"])
+    result = CliRunner().invoke(app, ["curate", "decontam", str(source), "-o", str(out), "--benchmark", f"gsm8k={bench}:question"])
     assert result.exit_code == 0, result.output
     assert "gsm8k: 1/4 instances" in result.output
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["r1"]
@@ -283,7 +283,7 @@ def test_cli_end_to_end(tmp_path, bench):
     rejected = json.loads((tmp_path / "clean.rejects.jsonl").read_text())
     assert rejected["id"] == "r0" and rejected["detail"].startswith("contaminated:gsm8k:0:1.000 span=")
 
-    bad = CliRunner().invoke(app, ["curate", "decontam", str(source), str(out), "--benchmark", "nosuchbench"])
+    bad = CliRunner().invoke(app, ["curate", "decontam", str(source), "-o", str(out), "--benchmark", "nosuchbench"])
     assert bad.exit_code != 0 and isinstance(bad.exception, UnknownBenchmarkError)
 
 

@@ -199,7 +199,7 @@ def test_report_reconciles_and_has_the_cluster_histogram(tmp_path):
 def test_cli_dedup_end_to_end(tmp_path):
     src, out = tmp_path / "in.jsonl", tmp_path / "clean.parquet"
     save_records(planted(), src)
-    result = CliRunner().invoke(app, ["curate", "dedup", str(src), str(out), "--verify", "--hash", "datasketch",
+    result = CliRunner().invoke(app, ["curate", "dedup", str(src), "-o", str(out), "--verify", "--hash", "datasketch",
                                       "--keep", "source-priority", "--source-priority", "human,web"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "clean.report.json").read_text())
@@ -212,7 +212,7 @@ def test_cli_dedup_end_to_end(tmp_path):
 def test_cli_rejects_inconsistent_options_in_one_line(tmp_path):
     src = tmp_path / "in.jsonl"
     save_records(planted(), src)
-    result = CliRunner().invoke(app, ["curate", "dedup", str(src), str(tmp_path / "o.jsonl"), "--bands", "20", "--rows", "20"])
+    result = CliRunner().invoke(app, ["curate", "dedup", str(src), "-o", str(tmp_path / "o.jsonl"), "--bands", "20", "--rows", "20"])
     assert result.exit_code != 0 and "exceeds num_perm" in str(result.exception)
 
 

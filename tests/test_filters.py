@@ -237,12 +237,12 @@ def test_cli_end_to_end(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text("custom:\n  - {name: no_urls, pattern: 'https?://'}\n")
     out = tmp_path / "out.jsonl"
-    result = CliRunner().invoke(app, ["curate", "filter", str(source), str(out), "--rule", "refusal", "--rules", str(rules)])
+    result = CliRunner().invoke(app, ["curate", "filter", str(source), "-o", str(out), "--rule", "refusal", "--rules", str(rules)])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out.report.json").read_text())
     assert report["rejected"] == {"no_urls": 1, "refusal": 1} and report["rows_out"] == 1
     assert report["config"]["rules"] == ["refusal"]
-    bad = CliRunner().invoke(app, ["curate", "filter", str(source), str(out), "--rule", "nope"])
+    bad = CliRunner().invoke(app, ["curate", "filter", str(source), "-o", str(out), "--rule", "nope"])
     assert bad.exit_code != 0 and isinstance(bad.exception, ConfigError)
 
 

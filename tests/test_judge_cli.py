@@ -37,22 +37,22 @@ def test_generate_rate_pairs_compare(tmp_path, openai_server):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"q{i}"}) + "\n" for i in range(3)))
 
-    result = runner.invoke(app, ["judge", "generate", str(prompts), str(tmp_path / "c.jsonl"),
-                                 "--pool", str(pool), "--n", "2", "--assignment", "round-robin",
+    result = runner.invoke(app, ["judge", "generate", str(prompts), "-o", str(tmp_path / "c.jsonl"),
+                                 "--endpoints", str(pool), "--n", "2", "--assignment", "round-robin",
                                  "--temperature", "0.9", "--max-tokens", "100"])
     assert result.exit_code == 0, result.output
     assert "in=6 out=6" in result.output
     body = openai_server.chat_requests()[0]
     assert body["temperature"] == 0.9 and body["max_tokens"] == 100
 
-    result = runner.invoke(app, ["judge", "rate", str(tmp_path / "c.jsonl"), str(tmp_path / "r.jsonl"),
-                                 "--judge", str(judge), "--mode", "per-prompt"])
+    result = runner.invoke(app, ["judge", "rate", str(tmp_path / "c.jsonl"), "-o", str(tmp_path / "r.jsonl"),
+                                 "--endpoints", str(judge), "--mode", "per-prompt"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "r.report.json").read_text())["details"]["judge_calls"] == 3
 
-    result = runner.invoke(app, ["judge", "pairs", str(tmp_path / "r.jsonl"), str(tmp_path / "p.jsonl"),
+    result = runner.invoke(app, ["judge", "pairs", str(tmp_path / "r.jsonl"), "-o", str(tmp_path / "p.jsonl"),
                                  "--strategy", "best-vs-worst", "--min-margin", "1",
-                                 "--aspects", "helpfulness,honesty"])
+                                 "--aspect", "helpfulness,honesty"])
     assert result.exit_code == 0, result.output
     pairs = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert len(pairs) == 3
@@ -64,7 +64,7 @@ def test_generate_rate_pairs_compare(tmp_path, openai_server):
     strong.write_text("".join(json.dumps(r) + "\n" for r in rows if r["model"] == "strong"))
     weak.write_text("".join(json.dumps(r) + "\n" for r in rows if r["model"] == "weak"))
     result = runner.invoke(app, ["judge", "compare", str(strong), str(weak),
-                                 str(tmp_path / "cmp.jsonl"), "--judge", str(judge)])
+                                 "-o", str(tmp_path / "cmp.jsonl"), "--endpoints", str(judge)])
     assert result.exit_code == 0, result.output
     assert "position-flip rate 100.0%" in result.output  # this judge always picks position 1
 
@@ -73,11 +73,11 @@ def test_bad_option_is_a_one_line_error(tmp_path):
     rated = tmp_path / "r.jsonl"
     rated.write_text("")
     proc = subprocess.run([sys.executable, "-m", "postmix.cli", "judge", "pairs", str(rated),
-                           str(tmp_path / "p.jsonl"), "--strategy", "best-of-all"],
+                           "-o", str(tmp_path / "p.jsonl"), "--strategy", "best-of-all"],
                           capture_output=True, text=True)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "--strategy" in lines[0]
     proc = subprocess.run([sys.executable, "-m", "postmix.cli", "judge", "rate", str(rated),
-                           str(tmp_path / "o.jsonl"), "--judge", str(tmp_path / "missing.yaml")],
+                           "-o", str(tmp_path / "o.jsonl"), "--endpoints", str(tmp_path / "missing.yaml")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "no such endpoints file" in proc.stderr

@@ -82,7 +82,7 @@ def _responder(body):
 
 def _generate_cmd(tmp, out, pool):
     return [sys.executable, "-m", "postmix.cli", "judge", "generate", str(tmp / "prompts.jsonl"),
-            str(out), "--pool", str(pool), "--n", "2"]
+            "-o", str(out), "--endpoints", str(pool), "--n", "2"]
 
 
 def test_sigkill_halfway_then_rerun_resends_only_unanswered_and_matches_a_clean_run(tmp_path):

@@ -246,7 +246,7 @@ def test_export_report_and_cli(data, tmp_path):
     assert built.exit_code == 0, built.output
     assert "built m@1" in built.output
     resolved = mix.resolve("m@1", home=home)
-    exported = runner.invoke(app, ["mix", "export", "m@1", str(tmp_path / "out"), "--home", str(home)])
+    exported = runner.invoke(app, ["mix", "export", "m@1", "-o", str(tmp_path / "out"), "--home", str(home)])
     assert exported.exit_code == 0, exported.output
     assert [p.read_bytes() for p in sorted((tmp_path / "out" / "data").iterdir())] == shard_bytes(resolved)
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["ref"] == "m@1"

@@ -92,7 +92,7 @@ def test_recipe_errors_are_one_line_config_errors(tmp_path):
 
 def test_dry_run_prints_the_plan_without_running(tmp_path):
     recipe_path = write_recipe(tmp_path, STAGES)
-    result = CliRunner().invoke(app, ["run", str(recipe_path), "--workdir", str(tmp_path / "w"), "--dry-run"])
+    result = CliRunner().invoke(app, ["run", str(recipe_path), "--output", str(tmp_path / "w"), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "to run" in result.output and "upper" in result.output
     assert not (tmp_path / "w").exists()
@@ -102,7 +102,7 @@ def test_bundled_recipes_validate_in_a_dry_run():
     """Every stage config of the shipped recipes is checked against the library's config models."""
     root = Path(__file__).resolve().parents[1]
     for recipe in (root / "recipes" / "tulu3.yaml", root / "postmix" / "data" / "recipes" / "quickstart.yaml"):
-        result = CliRunner().invoke(app, ["run", str(recipe), "--dry-run", "--workdir", "unused-dir"])
+        result = CliRunner().invoke(app, ["run", str(recipe), "--dry-run", "--output", "unused-dir"])
         assert result.exit_code == 0, result.output
         assert "to run" in result.output
     assert not Path("unused-dir").exists()
@@ -135,8 +135,8 @@ def test_a_relative_workdir_outside_the_recipe_folder_feeds_a_mix_build(tmp_path
 def test_the_cli_says_which_stages_ran_and_which_were_cached(tmp_path):
     recipe = write_recipe(tmp_path, STAGES)
     runner = CliRunner()
-    first = runner.invoke(app, ["run", str(recipe), "--workdir", str(tmp_path / "w")])
-    second = runner.invoke(app, ["run", str(recipe), "--workdir", str(tmp_path / "w")])
+    first = runner.invoke(app, ["run", str(recipe), "--output", str(tmp_path / "w")])
+    second = runner.invoke(app, ["run", str(recipe), "--output", str(tmp_path / "w")])
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     assert "[run]    raw (ingest)" in first.output and "[cached]" not in first.output
     assert "[cached] raw (ingest)" in second.output and "[cached] upper (test_upper)" in second.output

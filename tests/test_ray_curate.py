@@ -296,7 +296,7 @@ def test_cli_engine_ray_writes_the_files_the_local_engine_writes(ray_local, plan
     for step, data, args in (("dedup", source, ["--threshold", "0.85"]), ("filter", messy, []),
                              ("decontam", source, ["--benchmark", bench])):
         for engine in ("local", "ray"):
-            result = runner.invoke(app, ["curate", step, str(data), str(tmp_path / f"{step}-{engine}.parquet"),
+            result = runner.invoke(app, ["curate", step, str(data), "-o", str(tmp_path / f"{step}-{engine}.parquet"),
                                          "--engine", engine, *args])
             assert result.exit_code == 0, result.output
         outputs = [pq.read_table(tmp_path / f"{step}-{engine}.parquet") for engine in ("local", "ray")]
@@ -321,10 +321,10 @@ def test_cli_refuses_against_on_ray_and_an_unknown_engine(planted, tmp_path):
 
     source = str(save_records(planted.select(range(20)), tmp_path / "in.parquet"))
     runner = CliRunner()
-    result = runner.invoke(app, ["curate", "dedup", source, str(tmp_path / "o.parquet"), "--engine", "ray",
+    result = runner.invoke(app, ["curate", "dedup", source, "-o", str(tmp_path / "o.parquet"), "--engine", "ray",
                                  "--against", source])
     assert isinstance(result.exception, ConfigError) and "local engine only" in str(result.exception)
-    result = runner.invoke(app, ["curate", "filter", source, str(tmp_path / "o.parquet"), "--engine", "spark"])
+    result = runner.invoke(app, ["curate", "filter", source, "-o", str(tmp_path / "o.parquet"), "--engine", "spark"])
     assert isinstance(result.exception, ConfigError) and "unknown engine 'spark'" in str(result.exception)
     assert not (tmp_path / "o.parquet").exists()
 

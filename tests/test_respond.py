@@ -150,16 +150,16 @@ def test_cli_synth_then_respond(tmp_path, openai_server):
     endpoints.write_text(f"name: local\nmodel: m\nbase_url: {openai_server.base_url}\n")
     runner = CliRunner()
     prompts, sft = tmp_path / "prompts.jsonl", tmp_path / "sft.jsonl"
-    result = runner.invoke(app, ["curate", "synth", str(prompts), "--model", str(endpoints),
+    result = runner.invoke(app, ["curate", "synth", "-o", str(prompts), "--endpoints", str(endpoints),
                                  "--n", "4", "--seed", "2"])
     assert result.exit_code == 0, result.output
     assert "curate.synth: in=4 out=4" in result.output and "distinct-2" in result.output
-    result = runner.invoke(app, ["curate", "respond", str(prompts), str(sft), "--model",
+    result = runner.invoke(app, ["curate", "respond", str(prompts), "-o", str(sft), "--endpoints",
                                  str(endpoints), "--max-tokens", "64"])
     assert result.exit_code == 0, result.output
     assert len(read_jsonl(sft)) == 4
     assert all(b.get("max_tokens") == 64 for b in openai_server.chat_requests()[4:])
-    result = runner.invoke(app, ["curate", "synth", str(prompts), "--model", str(endpoints),
+    result = runner.invoke(app, ["curate", "synth", "-o", str(prompts), "--endpoints", str(endpoints),
                                  "--skill", "poetry"])
     assert result.exit_code != 0 and "unknown skill" in str(result.exception)
 

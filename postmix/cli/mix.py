@@ -6,10 +6,18 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console()
+from postmix.cli.command import PostmixGroup, with_renames
+from postmix.cli.output import chosen_output, out, output_option
+
+app = typer.Typer(cls=PostmixGroup, no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def mix() -> None:
+    """Build, version, inspect and export training mixes."""
+
 
 HOME_HELP = "Registry folder (default: $POSTMIX_HOME, else ./.postmix)."
 
@@ -21,10 +29,17 @@ def _home_option():
 def build_cmd(
     spec: Path = typer.Argument(..., help="Mix spec (YAML)."),
     home: Path | None = _home_option(),
-    tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer for token counts (overrides the spec's)."),
+    tokenizer: str | None = typer.Option(
+        None, "--tokenizer", help="Tokenizer for token counts (overrides the spec's)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
-    engine: str | None = typer.Option(None, "--engine", help="Where curation steps run: local or ray (overrides "
-                                      "the spec's `engine:`); the rows are the same."),
+    engine: str | None = typer.Option(
+        None,
+        "--engine",
+        help="Where curation steps run: local or "
+        "ray (overrides "
+        "the spec's `engine:`); the rows are the same.",
+    ),
 ) -> None:
     """Build a spec into a new registry version (or return the latest if its rows are identical)."""
     from postmix.mix import build
@@ -34,10 +49,17 @@ def build_cmd(
         out.print_json(json.dumps(result.manifest))
         return
     status = "built" if result.created else "unchanged, same rows as"
-    out.print(f"[bold]{status} {result.mix.ref}[/bold]: {result.mix.rows:,} rows, content {result.mix.content_hash}")
+    out.print(
+        f"[bold]{status} {result.mix.ref}[/bold]: {result.mix.rows:,} rows, content "
+        f"{result.mix.content_hash}"
+    )
     if not result.created and (tokenizer or "") and result.manifest.get("tokens") is None:
-        out.print(f"  note: no token counts: {result.mix.ref} was built without a tokenizer, and this build has "
-                  "the same rows, so no new version was made", highlight=False)
+        out.print(
+            f"  note: no token counts: {result.mix.ref} was built without a tokenizer, and "
+            "this build has "
+            "the same rows, so no new version was made",
+            highlight=False,
+        )
     _composition(result.manifest)
     out.print(f"  folder   {result.mix.path}")
 
@@ -56,24 +78,41 @@ def list_cmd(
         return
     table = Table("mix", "kind", "rows", "content", "parent", "created", title="mixes")
     for v in versions:
-        table.add_row(f"{v['name']}@{v['version']}", v["kind"], f"{v['rows']:,}", v["content_hash"][:12],
-                      "" if v["parent"] is None else f"@{v['parent']}", v["created_at"])
+        table.add_row(
+            f"{v['name']}@{v['version']}",
+            v["kind"],
+            f"{v['rows']:,}",
+            v["content_hash"][:12],
+            "" if v["parent"] is None else f"@{v['parent']}",
+            v["created_at"],
+        )
     if versions:
         out.print(table)
     elif name is not None and list_mixes(home=home):
-        out.print(f"no mix named {name!r} in this registry: `postmix mix list` shows the ones there are")
+        out.print(
+            f"no mix named {name!r} in this registry: `postmix mix list` shows the ones there are"
+        )
     else:
         out.print("no mixes yet: build one with `postmix mix build spec.yaml`")
 
 
 def _composition(manifest: dict) -> None:
     with_tokens = manifest.get("tokens") is not None
-    columns = ["source", "rows", "share", "unique", "removed by steps", "take"] + (["tokens"] if with_tokens else [])
+    columns = ["source", "rows", "share", "unique", "removed by steps", "take"] + (
+        ["tokens"] if with_tokens else []
+    )
     table = Table(*columns, title="composition")
     for s in manifest["sources"]:
         removed = sum(sum(st["rejected"].values()) for st in s["steps"] if st["step"] != "take")
         take = ", ".join(f"{k}={v}" for k, v in s["take"].items())
-        row = [s["name"], f"{s['rows']:,}", f"{s['share']:.1%}", f"{s['unique_rows']:,}", f"{removed:,}", take]
+        row = [
+            s["name"],
+            f"{s['rows']:,}",
+            f"{s['share']:.1%}",
+            f"{s['unique_rows']:,}",
+            f"{removed:,}",
+            take,
+        ]
         table.add_row(*row, *([f"{s['tokens']:,}"] if with_tokens else []))
     out.print(table)
 
@@ -93,21 +132,39 @@ def show_cmd(
     if as_json:
         out.print_json(json.dumps({"manifest": manifest, "runs": runs}))
         return
-    out.print(f"[bold]{mix.ref}[/bold] {mix.kind}, {mix.rows:,} rows, content {mix.content_hash}, "
-              f"parent {manifest.get('parent')}, created {manifest.get('created_at')}, seed {manifest.get('seed')}")
+    out.print(
+        f"[bold]{mix.ref}[/bold] {mix.kind}, {mix.rows:,} rows, content {mix.content_hash}, "
+        f"parent {manifest.get('parent')}, created {manifest.get('created_at')}, seed "
+        f"{manifest.get('seed')}"
+    )
     _composition(manifest)
     steps = Table("source", "step", "in", "out", "removed", title="steps")
     for s in manifest["sources"]:
         for st in s["steps"]:
-            steps.add_row(s["name"], st["step"], f"{st['rows_in']:,}", f"{st['rows_out']:,}",
-                          ", ".join(f"{k}={v}" for k, v in st["rejected"].items()) or "-")
+            steps.add_row(
+                s["name"],
+                st["step"],
+                f"{st['rows_in']:,}",
+                f"{st['rows_out']:,}",
+                ", ".join(f"{k}={v}" for k, v in st["rejected"].items()) or "-",
+            )
     out.print(steps)
-    out.print(f"rejects: {manifest['rejects']['rows']:,} rows in {mix.path / manifest['rejects']['file']}")
+    out.print(
+        f"rejects: {manifest['rejects']['rows']:,} rows in {mix.path / manifest['rejects']['file']}"
+    )
     if runs:
-        table = Table("run", "method", "status", "model", "output", "finished", title="training runs")
+        table = Table(
+            "run", "method", "status", "model", "output", "finished", title="training runs"
+        )
         for r in runs:  # a failed run is lineage too, but must not read like a finished one
-            table.add_row(str(r.get("run_id", "")), str(r.get("method", "")), str(r.get("status", "")),
-                          str(r.get("model", "")), str(r.get("output_dir", "")), str(r.get("finished_at", "")))
+            table.add_row(
+                str(r.get("run_id", "")),
+                str(r.get("method", "")),
+                str(r.get("status", "")),
+                str(r.get("model", "")),
+                str(r.get("output_dir", "")),
+                str(r.get("finished_at", "")),
+            )
         out.print(table)
     else:
         out.print("training runs: none recorded")
@@ -127,13 +184,18 @@ def diff_cmd(
     if as_json:
         out.print_json(json.dumps(result, default=str))
         return
-    out.print(f"[bold]{result['a']} -> {result['b']}[/bold]: rows {result['rows']['a']:,} -> {result['rows']['b']:,}"
-              + (" (identical content)" if result["same_content"] else ""))
+    out.print(
+        f"[bold]{result['a']} -> {result['b']}[/bold]: rows {result['rows']['a']:,} -> "
+        f"{result['rows']['b']:,}" + (" (identical content)" if result["same_content"] else "")
+    )
     for change in result["spec_changes"]:
         out.print(f"  spec {change['key']}: {change['a']!r} -> {change['b']!r}")
     for change in result["source_changes"]:
         note = " (source data changed)" if change["fingerprint_changed"] else ""
-        out.print(f"  source {change['source']}: {change['a']} -> {change['b']} ({change['delta']:+d}){note}")
+        out.print(
+            f"  source {change['source']}: {change['a']} -> {change['b']} "
+            f"({change['delta']:+d}){note}"
+        )
     out.print(f"  rows added {result['rows_added']:,}, removed {result['rows_removed']:,}")
     for label, key in (("added", "added_sample"), ("removed", "removed_sample")):
         if result[key]:
@@ -142,16 +204,22 @@ def diff_cmd(
 
 def export_cmd(
     ref: str = typer.Argument(..., help="name@N."),
-    destination: Path | None = typer.Argument(None, help="Empty or new folder."),
-    hub: str | None = typer.Option(None, "--hub", help="Push to this Hub dataset repo instead (owner/name)."),
-    format: str = typer.Option("parquet", "--format", help="parquet (shards copied as-is) or jsonl."),
+    legacy_output: Path | None = typer.Argument(None, hidden=True, help="The folder (deprecated)."),
+    output: Path | None = output_option("Empty or new folder for the data and manifest."),
+    hub: str | None = typer.Option(
+        None, "--hub", help="Push to this Hub dataset repo instead (owner/name)."
+    ),
+    to: str = typer.Option(
+        "parquet", "--to", help="Output format: parquet (shards copied as-is) or jsonl."
+    ),
     private: bool = typer.Option(False, "--private", help="With --hub: create a private repo."),
     home: Path | None = _home_option(),
 ) -> None:
     """Write a mix version to a folder (data + manifest) or push it to the Hub."""
     from postmix.mix import export
 
-    where = export(ref, destination, home=home, format=format, hub=hub, private=private)
+    destination = chosen_output(output, legacy_output, required=False)
+    where = export(ref, destination, home=home, format=to, hub=hub, private=private)
     out.print(f"exported {ref} to {where}")
 
 
@@ -166,10 +234,13 @@ def report_cmd(
     out.print(f"wrote {report(ref, html_path, home=home)}")
 
 
-def register(group: typer.Typer) -> None:
-    group.command("build")(build_cmd)
-    group.command("list")(list_cmd)
-    group.command("show")(show_cmd)
-    group.command("diff")(diff_cmd)
-    group.command("export")(export_cmd)
-    group.command("report")(report_cmd)
+for _name, _function in (
+    ("build", build_cmd),
+    ("list", list_cmd),
+    ("show", show_cmd),
+    ("diff", diff_cmd),
+    ("report", report_cmd),
+):
+    app.command(_name, cls=with_renames({}))(_function)
+# --format always names an input format; export's output format is --to
+app.command("export", cls=with_renames({"--format": "--to"}))(export_cmd)

@@ -128,7 +128,7 @@ def make_pairs(rated: str | Path, output: str | Path, config: PairsConfig | None
             groups[completion.prompt_id].append(_Scored(completion, rating, score))
         if config.aspects and not groups and loaded.items:
             raise ConfigError(f"no completion was rated on {', '.join(config.aspects)}: check "
-                              "--aspects against the rubric used by `judge rate`")
+                              "--aspect against the rubric used by `judge rate`")
 
         wins: Counter = Counter()
         appearances: Counter = Counter()
