@@ -38,7 +38,7 @@ def write_rows(path: Path, n: int) -> Path:
 
 
 def command(verb: str, data: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "postmix.cli", "curate", verb, str(data), str(out), *VERBS[verb]]
+    return [sys.executable, "-m", "postmix.cli", "curate", verb, str(data), "-o", str(out), *VERBS[verb]]
 
 
 def stopped_at(verb: str, data: Path, out: Path, point: str, sig: signal.Signals) -> subprocess.CompletedProcess:

@@ -37,7 +37,7 @@ def cli(*args, **kwargs):
 def test_an_output_that_is_the_input_is_refused_and_the_input_kept(tmp_path):
     data = write_rows(tmp_path / "x.jsonl", 5)
     before = data.read_bytes()
-    proc = cli("curate", "filter", data, data)
+    proc = cli("curate", "filter", data, "-o", data)
     assert proc.returncode == 2
     assert "is both an input and an output" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert data.read_bytes() == before
@@ -57,7 +57,7 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tmp
     data = write_rows(tmp_path / "x.jsonl", 5)
     out = tmp_path / "out.jsonl"
     with lock_output(out):  # a run in progress
-        proc = cli("curate", "filter", data, out)
+        proc = cli("curate", "filter", data, "-o", out)
         assert proc.returncode == 2 and "another postmix run is writing" in proc.stderr
         assert not out.exists()
         with pytest.raises(OutputBusyError):
@@ -148,7 +148,7 @@ def test_a_really_full_disk_is_one_line_and_exit_2(tmp_path):
     small = tmp_path / "small"
     assert _tmpfs(small, "64k"), "could not mount a tmpfs"
     try:
-        proc = cli("curate", "filter", data, small / "out.jsonl")
+        proc = cli("curate", "filter", data, "-o", small / "out.jsonl")
         assert proc.returncode == 2, proc.stderr
         assert "cannot write" in proc.stderr and "No space left on device" in proc.stderr
         assert str(small) in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -84,27 +84,49 @@ def _error(message: str) -> None:
     )
 
 
+INTERRUPTED = ("interrupted: nothing unfinished was published under an output's name; finished "
+               "rows stay in .partial files and model answers in the request cache, so a re-run "
+               "picks up from there")
+
+
+def _interrupted(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is, or was caused by, Ctrl-C: typer turns it into ``Exit(130)``, and one
+    that lands inside pydantic's serializer comes out as a ``PydanticSerializationError``."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, KeyboardInterrupt) or "KeyboardInterrupt" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def main() -> None:
     """Console entry point: user errors in one line, tracebacks only with --debug."""
+    debug = "--debug" in sys.argv
     try:
         app()
     except PostmixError as exc:
-        if _state["debug"] or "--debug" in sys.argv:
+        if _state["debug"] or debug:
             raise
         _error(str(exc))
         sys.exit(exc.exit_code)
-    except (
-        OSError
-    ) as exc:  # a path that cannot be written or read (a file where a folder should be)
-        if _state["debug"] or "--debug" in sys.argv:
+    except KeyboardInterrupt:
+        typer.echo(INTERRUPTED, err=True)
+        sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130 and _interrupted(exc.__context__):
+            typer.echo(INTERRUPTED, err=True)
+        raise
+    except OSError as exc:  # a path that cannot be written or read (a file where a folder should be)
+        if _state["debug"] or debug:
             raise
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         _error((exc.strerror or str(exc)) + where)
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo(
-            "interrupted: finished rows are kept in the .partial files beside the outputs", err=True
-        )
+    except Exception as exc:
+        if not _interrupted(exc) or _state["debug"] or debug:
+            raise
+        typer.echo(INTERRUPTED, err=True)
         sys.exit(130)
 
 
