@@ -77,20 +77,28 @@ def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[
     location = resolve_source(source, base)
     fp = fingerprint(location)
     started = time.perf_counter()
-    ds, kind, load_rejects = load_records(pinned_location(location, fp), format=source.format, split=source.split)
+    ds, kind, load_rejects = load_records(
+        pinned_location(location, fp), format=source.format, split=source.split
+    )
     if kind != spec.kind and len(ds) == 0:  # an empty file has no kind to tell
         raise ConfigError(f"source {source.name!r} ({source.path}) has no rows"
                           + (f" ({len(load_rejects)} unreadable)" if load_rejects else "")
                           + ": check the step or file that wrote it (its report says why)")
     if kind != spec.kind:
-        raise ConfigError(f"source {source.name!r} ({source.path}) holds {kind} rows but the mix is {spec.kind}: "
-                          "fix `kind:` or the source")
+        raise ConfigError(
+            f"source {source.name!r} ({source.path}) holds {kind} rows but the mix is {spec.kind}: "
+            "fix `kind:` or the source"
+        )
     reasons: dict[str, int] = {}
     for reject in load_rejects:
         reasons[reject.reason] = reasons.get(reject.reason, 0) + 1
     if load_rejects:  # rows the input conversion could not read: the raw row as it was
-        rejects.append(reject_table(r.model_copy(update={"step": "load", "source": source.name}).to_row()
-                                    for r in load_rejects))
+        rejects.append(
+            reject_table(
+                r.model_copy(update={"step": "load", "source": source.name}).to_row()
+                for r in load_rejects
+            )
+        )
     report = StepReport(step="load", rows_in=len(ds) + len(load_rejects), rows_out=len(ds),
                         rejected=dict(sorted(reasons.items())), inputs=[location],
                         timings={"load": round(time.perf_counter() - started, 3)},
@@ -101,7 +109,9 @@ def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[
     for step_spec in source.steps:
         step = get_step(step_spec.step)
         config = step.parse(step_spec.config, where=f"source {source.name!r}")
-        result = apply_step(step, executor, in_memory_dataset(loaded.table), config, kind, source=source.name)
+        result = apply_step(
+            step, executor, in_memory_dataset(loaded.table), config, kind, source=source.name
+        )
         loaded.table = dataset_table(result.kept)
         loaded.reports.append(result.report)
         rejects.append(result.rejects)
@@ -119,13 +129,22 @@ def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Ta
     for step_spec in spec.global_steps:
         step = get_step(step_spec.step)
         config = step.parse(step_spec.config, where="global_steps")
-        result = apply_step(step, executor, in_memory_dataset(combined), config, spec.kind, source="*",
-                            label=f"global:{step.name}")
+        result = apply_step(
+            step,
+            executor,
+            in_memory_dataset(combined),
+            config,
+            spec.kind,
+            source="*",
+            label=f"global:{step.name}",
+        )
         reports.append(result.report)
         rejected_owner = owner[result.rejected_indices]
         names = np.array([s.name for s in sources], dtype=object)[rejected_owner]
         column = result.rejects.schema.get_field_index("source")  # each reject's own mix source
-        rejects.append(result.rejects.set_column(column, "source", pa.array(names.tolist(), pa.string())))
+        rejects.append(
+            result.rejects.set_column(column, "source", pa.array(names.tolist(), pa.string()))
+        )
         reasons = np.array(result.rejected_reasons, dtype=object)
         for index, source in enumerate(sources):
             mine = reasons[rejected_owner == index]
@@ -147,12 +166,17 @@ def epochs_for(count: int, available: int) -> str:
     for digits in range(3, 17):
         text = f"{count / available:.{digits}g}"
         value = float(text)
-        if math.floor(value) * available + round_half_up((value - math.floor(value)) * available) == count:
+        if (
+            math.floor(value) * available + round_half_up((value - math.floor(value)) * available)
+            == count
+        ):
             return text
     return repr(count / available)
 
 
-def _apply_take(spec: MixSpec, sources: list[_Source]) -> tuple[list[pa.Table], list[np.ndarray], list[dict]]:
+def _apply_take(
+    spec: MixSpec, sources: list[_Source]
+) -> tuple[list[pa.Table], list[np.ndarray], list[dict]]:
     tables, copies, summaries = [], [], []
     for source_spec, source in zip(spec.sources, sources, strict=True):
         rule = source_spec.take_rule()
@@ -161,22 +185,43 @@ def _apply_take(spec: MixSpec, sources: list[_Source]) -> tuple[list[pa.Table], 
             removed = source.reports[0].rows_in - available
             hint = f" ({removed} removed by loading and curation)" if removed else ""
             raise ConfigError(
-                f"source {source.name!r}: count {rule['count']} but only {available} rows are available{hint}; "
-                + (f"lower the count or upsample with `epochs: {epochs_for(rule['count'], available)}`"
-                   if available else "lower the count")
+                f"source {source.name!r}: count {rule['count']} but only {available} rows are "
+                f"available{hint}; "
+                + (
+                    "lower the count or upsample with "
+                    f"`epochs: {epochs_for(rule['count'], available)}`"
+                    if available
+                    else "lower the count"
+                )
             )
         taken = take(source.table.column("id"), rule, sampling_key(spec.seed, source.name))
         emitted = len(taken.indices)
-        source.reports.append(StepReport(
-            step="take", config=rule, rows_in=available, rows_out=taken.unique_rows,
-            rejected={"not_sampled": available - taken.unique_rows} if available > taken.unique_rows else {},
-            details={"rows_emitted": emitted, "repeats": emitted - taken.unique_rows,
-                     "sampling": "keyed xxh3/splitmix hash of id, seed and source name"},
-        ))
+        source.reports.append(
+            StepReport(
+                step="take",
+                config=rule,
+                rows_in=available,
+                rows_out=taken.unique_rows,
+                rejected={"not_sampled": available - taken.unique_rows}
+                if available > taken.unique_rows
+                else {},
+                details={
+                    "rows_emitted": emitted,
+                    "repeats": emitted - taken.unique_rows,
+                    "sampling": "keyed xxh3/splitmix hash of id, seed and source name",
+                },
+            )
+        )
         tables.append(source.table.take(pa.array(taken.indices)))
         copies.append(taken.copies)
-        summaries.append({"rule": rule, "rows_available": available, "unique_rows": taken.unique_rows,
-                          "rows": emitted})
+        summaries.append(
+            {
+                "rule": rule,
+                "rows_available": available,
+                "unique_rows": taken.unique_rows,
+                "rows": emitted,
+            }
+        )
     return tables, copies, summaries
 
 
@@ -185,16 +230,26 @@ def _check_not_empty(spec: MixSpec, sources: list[_Source], takes: list[dict]) -
     def story(source: _Source) -> str:
         return ", ".join(f"{r.step} {r.rows_in}->{r.rows_out}" for r in source.reports)
 
-    empty = [(source, summary) for source, summary in zip(sources, takes, strict=True) if not summary["rows"]]
+    empty = [
+        (source, summary)
+        for source, summary in zip(sources, takes, strict=True)
+        if not summary["rows"]
+    ]
     if len(empty) == len(sources):
         raise ConfigError(f"mix {spec.name!r} would have no rows, so no version is published: "
                           + "; ".join(f"{s.name}: {story(s)}" for s, _ in empty)
                           + " (each source's rejects say why its rows went)")
     for source, _ in empty:
-        message = (f"source {source.name!r} contributes no rows to mix {spec.name!r} ({story(source)})")
+        message = (
+            f"source {source.name!r} contributes no rows to mix {spec.name!r} ({story(source)})"
+        )
         if spec.empty_sources == "refuse":
-            raise ConfigError(message + "; empty_sources: refuse stops the build (use warn to publish)")
-        log.warning("%s; publishing without it (set empty_sources: refuse to stop instead)", message)
+            raise ConfigError(
+                message + "; empty_sources: refuse stops the build (use warn to publish)"
+            )
+        log.warning(
+            "%s; publishing without it (set empty_sources: refuse to stop instead)", message
+        )
 
 
 def _per_source_sum(values: np.ndarray, owner: np.ndarray, n_sources: int) -> list[int]:
@@ -232,7 +287,9 @@ def build(
     if executor is None:
         executor = make_executor(spec_obj.engine, spec_obj.ray)
     elif executor.name != spec_obj.engine:
-        spec_obj = spec_obj.model_copy(update={"engine": executor.name})  # the manifest says where it ran
+        spec_obj = spec_obj.model_copy(
+            update={"engine": executor.name}
+        )  # the manifest says where it ran
     return _build(spec_obj, base_dir, home, tokenizer_name, progress, started, executor)
 
 
@@ -241,7 +298,10 @@ def anchor_benchmarks(spec: MixSpec, base: Path) -> MixSpec:
     its sources."""
 
     def fix(steps: list[Any]) -> list[Any]:
-        return [s.model_copy(update={"config": get_step(s.step).anchored(s.config, base)}) for s in steps]
+        return [
+            s.model_copy(update={"config": get_step(s.step).anchored(s.config, base)})
+            for s in steps
+        ]
 
     sources = [src.model_copy(update={"steps": fix(src.steps)}) for src in spec.sources]
     return spec.model_copy(update={"sources": sources, "global_steps": fix(spec.global_steps)})
@@ -261,7 +321,11 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
         global_reports = _run_global_steps(spec_obj, sources, rejects, executor)
         tables, copies, takes = _apply_take(spec_obj, sources)
         _check_not_empty(spec_obj, sources, takes)
-        final = pa.concat_tables(tables) if tables else FEATURES[spec_obj.kind].arrow_schema.empty_table()
+        final = (
+            pa.concat_tables(tables)
+            if tables
+            else FEATURES[spec_obj.kind].arrow_schema.empty_table()
+        )
         owner = np.repeat(np.arange(len(tables), dtype=np.int32), [t.num_rows for t in tables])
         copy = np.concatenate(copies) if copies else np.zeros(0, np.int32)
         if spec_obj.shuffle and final.num_rows:
@@ -274,15 +338,21 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
             tokens = _per_source_sum(per_row, owner, len(sources))
         shards = write_shards(final, staged / "data")
         names = [s.name for s in sources]
-        provenance = pa.table({
-            "mix_source": pa.DictionaryArray.from_arrays(pa.array(owner, pa.int32()), pa.array(names, pa.string())),
-            "copy": pa.array(copy, pa.int32()),
-        })
+        provenance = pa.table(
+            {
+                "mix_source": pa.DictionaryArray.from_arrays(
+                    pa.array(owner, pa.int32()), pa.array(names, pa.string())
+                ),
+                "copy": pa.array(copy, pa.int32()),
+            }
+        )
         write_shard(provenance, staged / "provenance.parquet")
         reject_rows = pa.concat_tables(rejects) if rejects else REJECT_SCHEMA.empty_table()
         pq.write_table(reject_rows, staged / "rejects.parquet", compression="zstd")
         spec_dict = spec_to_dict(spec_obj)
-        (staged / "spec.yaml").write_text(yaml.safe_dump(spec_dict, sort_keys=False, allow_unicode=True))
+        (staged / "spec.yaml").write_text(
+            yaml.safe_dump(spec_dict, sort_keys=False, allow_unicode=True)
+        )
         total = final.num_rows
         source_entries = []
         for index, (source, summary) in enumerate(zip(sources, takes, strict=True)):
@@ -309,14 +379,34 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
         pause("mix:before_publish")
 
         def finish_manifest(version: int, parent: int | None, created_at: str) -> None:
-            manifest.update(version=version, ref=f"{spec_obj.name}@{version}", parent=parent,
-                            created_at=created_at, build_seconds=round(time.perf_counter() - started, 3))
-            (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+            manifest.update(
+                version=version,
+                ref=f"{spec_obj.name}@{version}",
+                parent=parent,
+                created_at=created_at,
+                build_seconds=round(time.perf_counter() - started, 3),
+            )
+            (staged / MANIFEST).write_text(
+                json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+            )
 
         mix, created = registry.publish(
-            staged, name=spec_obj.name, kind=spec_obj.kind, content_hash=digest, rows=total, spec=spec_dict,
-            sources=[{"name": e["name"], "location": e["location"], "fingerprint": e["fingerprint"],
-                      "rows": e["rows"], "tokens": e["tokens"]} for e in source_entries],
+            staged,
+            name=spec_obj.name,
+            kind=spec_obj.kind,
+            content_hash=digest,
+            rows=total,
+            spec=spec_dict,
+            sources=[
+                {
+                    "name": e["name"],
+                    "location": e["location"],
+                    "fingerprint": e["fingerprint"],
+                    "rows": e["rows"],
+                    "tokens": e["tokens"],
+                }
+                for e in source_entries
+            ],
             finish_manifest=finish_manifest,
         )
         return BuildResult(mix=mix, created=created, manifest=mix.manifest)

@@ -7,23 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from postmix.curate.executor import check_engine, make_executor
-from postmix.curate.steps import STEPS, Step
+from postmix.curate.steps import STEPS, Step, named
 from postmix.errors import ConfigError, PostmixError
 from postmix.io.errors_text import checked
 from postmix.pipeline.registry import STAGE_TYPES, StageContext, StageType, stage_type
 from postmix.scale.ray_session import RayConfig
-
-
-def _checker(module: str, class_name: str, *, drop: tuple[str, ...] = ()):
-    """Validate a stage config against the library's own config model (imported lazily)."""
-
-    def check(config: dict[str, Any]) -> None:
-        import importlib
-
-        model = getattr(importlib.import_module(module), class_name)
-        checked(model, {k: v for k, v in config.items() if k not in drop})
-
-    return check
 
 
 def _check_ingest(config: dict[str, Any]) -> None:
@@ -78,8 +66,15 @@ def _mix_files(stage: Any, recipe_dir: Path) -> list[Path]:
     files = [path for source in config.get("sources", []) if isinstance(source, dict)
              and source.get("path") not in stage.input
              and (path := _local_path(str(source.get("path", "")), recipe_dir)) is not None]
-    steps = [*config.get("global_steps", []), *(st for source in config.get("sources", []) if isinstance(source, dict)
-                                                for st in source.get("steps", []))]
+    steps = [
+        *config.get("global_steps", []),
+        *(
+            st
+            for source in config.get("sources", [])
+            if isinstance(source, dict)
+            for st in source.get("steps", [])
+        ),
+    ]
     return files + _step_files(steps, recipe_dir)
 
 
@@ -97,8 +92,12 @@ def _single_input(ctx: StageContext) -> Any:
 def _outputs(output, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     from postmix.io import rejects_path, report_path
 
-    return {"data": str(output), "rejects": str(rejects_path(output)), "report": str(report_path(output)),
-            **(extra or {})}
+    return {
+        "data": str(output),
+        "rejects": str(rejects_path(output)),
+        "report": str(report_path(output)),
+        **(extra or {}),
+    }
 
 
 @stage_type("ingest", "convert a public-format dataset into postmix records", check=_check_ingest)
@@ -107,15 +106,26 @@ def ingest_stage(ctx: StageContext) -> dict[str, Any]:
 
     config = dict(ctx.stage.config)
     output = ctx.out_dir / f"{ctx.stage.name}.parquet"
-    ingest(_single_input(ctx), output, format=config.pop("format", None), strict=config.pop("strict", False),
-           source_name=config.pop("source_name", None), split=config.pop("split", "train"), progress=False)
+    ingest(
+        _single_input(ctx),
+        output,
+        format=config.pop("format", None),
+        strict=config.pop("strict", False),
+        source_name=config.pop("source_name", None),
+        split=config.pop("split", "train"),
+        progress=False,
+    )
     if config:
         raise ConfigError(f"stage {ctx.stage.name!r}: unknown ingest options {sorted(config)}")
     return _outputs(output)
 
 
-@stage_type("mix_build", "build and version a training mix from earlier stages or files", check=_check_mix,
-            files=_mix_files)
+@stage_type(
+    "mix_build",
+    "build and version a training mix from earlier stages or files",
+    check=_check_mix,
+    files=_mix_files,
+)
 def mix_build_stage(ctx: StageContext) -> dict[str, Any]:
     """``config`` is a mix spec; a source whose ``path`` names one of this stage's inputs reads
     that stage's output. The registry is ``config.home``, else ``<workdir>/.postmix``."""
@@ -134,10 +144,15 @@ def mix_build_stage(ctx: StageContext) -> dict[str, Any]:
     ]
     engine = None if "engine" in spec else ctx.options.get("engine")
     result = build(spec, home=home, base=ctx.recipe_dir, progress=False, engine=engine)
-    # a plain file too, so later stages (generate, a second mix) can read the version like any dataset
+    # a plain file too, so later stages (generate, a second mix) read the version like any dataset
     data = save_records(result.mix.dataset, ctx.out_dir / f"{ctx.stage.name}.parquet")
-    return {"mix": result.mix.ref, "home": str(home), "data": str(data), "version_dir": str(result.mix.path),
-            "content_hash": result.mix.content_hash}
+    return {
+        "mix": result.mix.ref,
+        "home": str(home),
+        "data": str(data),
+        "version_dir": str(result.mix.path),
+        "content_hash": result.mix.content_hash,
+    }
 
 
 def _check_tiny(config: dict[str, Any]) -> None:
@@ -151,8 +166,11 @@ def _check_tiny(config: dict[str, Any]) -> None:
         raise ValueError(f"unknown tiny_model options {unknown}; known: {', '.join(known)}")
 
 
-@stage_type("tiny_model", "build a tiny random-initialised Llama-style model (for demos and CPU checks)",
-            check=_check_tiny)
+@stage_type(
+    "tiny_model",
+    "build a tiny random-initialised Llama-style model (for demos and CPU checks)",
+    check=_check_tiny,
+)
 def tiny_model_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.testing.tiny_model import build_tiny_model
 
@@ -160,7 +178,9 @@ def tiny_model_stage(ctx: StageContext) -> dict[str, Any]:
     return {"model": str(path), "data": str(path)}
 
 
-def _pool_path(config: dict[str, Any], options: dict[str, Any], recipe_dir: Path, key: str) -> str | None:
+def _pool_path(
+    config: dict[str, Any], options: dict[str, Any], recipe_dir: Path, key: str
+) -> str | None:
     from postmix.io.paths import resolve_path
 
     path = config.get(key) or options.get(key)
@@ -168,7 +188,8 @@ def _pool_path(config: dict[str, Any], options: dict[str, Any], recipe_dir: Path
 
 
 def _pool(ctx: StageContext, config: dict[str, Any], key: str = "pool"):
-    """An endpoint pool from the stage's ``pool:`` path (relative to the recipe) or the run's options."""
+    """An endpoint pool from the stage's ``pool:`` path (relative to the recipe) or the run's
+    options."""
     from postmix.llm import load_endpoints
 
     path = _pool_path(config, ctx.options, ctx.recipe_dir, key)
@@ -191,7 +212,9 @@ def _prober(key: str = "pool"):
     return probe
 
 
-def _model_stage(ctx: StageContext, fn, config_cls, *, pool_key: str = "pool", with_input: bool = True):
+def _model_stage(
+    ctx: StageContext, fn, config_cls, *, pool_key: str = "pool", with_input: bool = True
+):
     """Run a model-calling stage. Failed calls are counted in the outputs (``failed``), so the run
     does not cache the stage as finished and a re-run retries them (answers are cached outside the
     stage folder, so only the failures are sent again); a stage whose every call failed stops the
@@ -208,8 +231,10 @@ def _model_stage(ctx: StageContext, fn, config_cls, *, pool_key: str = "pool", w
     report = result.report
     if failed and report.rows_out == 0:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(failed.items()))
-        raise PostmixError(f"every model call failed ({reasons}; see {failures}): check the endpoints "
-                           f"with `curl <base_url>/models`, then run again")
+        raise PostmixError(
+            f"every model call failed ({reasons}; see {failures}): check the endpoints "
+            f"with `curl <base_url>/models`, then run again"
+        )
     extra = {"failures": str(failures)} if failures else {}
     return _outputs(output, {**extra, "failed": str(sum(failed.values()))})
 
@@ -228,35 +253,61 @@ def _failure_reasons(failures: Path | None) -> dict[str, int]:
     return counts
 
 
-@stage_type("synth", "persona-driven prompt synthesis through the engine", check=_checker('postmix.curate.synth', 'SynthConfig', drop=('pool',)), probe=_prober('pool'))
-def synth_stage(ctx: StageContext) -> dict[str, Any]:
-    from postmix.curate.synth import SynthConfig, synthesize
+# name -> (description, config model, function, endpoints key, reads an input)
+MODEL_STAGES: dict[str, tuple[str, str, str, str, bool]] = {
+    "synth": (
+        "persona-driven prompt synthesis through the engine",
+        "postmix.curate.synth:SynthConfig",
+        "postmix.curate.synth:synthesize",
+        "pool",
+        False,
+    ),
+    "respond": (
+        "write assistant responses for prompts, then filter them",
+        "postmix.curate.respond:RespondConfig",
+        "postmix.curate.respond:respond",
+        "pool",
+        True,
+    ),
+    "generate": (
+        "sample K completions per prompt from a model pool",
+        "postmix.judge.generate:GenerateConfig",
+        "postmix.judge.generate:generate",
+        "pool",
+        True,
+    ),
+    "rate": (
+        "rate completions with an LLM judge (UltraFeedback rubric by default)",
+        "postmix.judge.rate:RateConfig",
+        "postmix.judge.rate:rate",
+        "judge",
+        True,
+    ),
+}
 
-    return _model_stage(ctx, synthesize, SynthConfig, with_input=False)
+
+def _register_model_stage(name: str, description: str, config: str, function: str, key: str,
+                          with_input: bool) -> None:
+    def check(values: dict[str, Any]) -> None:  # against the library's own config model
+        checked(named(config), {k: v for k, v in values.items() if k != key})
+
+    def handler(ctx: StageContext) -> dict[str, Any]:
+        return _model_stage(
+            ctx, named(function), named(config), pool_key=key, with_input=with_input
+        )
+
+    stage_type(name, description, check=check, probe=_prober(key))(handler)
 
 
-@stage_type("respond", "write assistant responses for prompts, then filter them", check=_checker('postmix.curate.respond', 'RespondConfig', drop=('pool',)), probe=_prober('pool'))
-def respond_stage(ctx: StageContext) -> dict[str, Any]:
-    from postmix.curate.respond import RespondConfig, respond
-
-    return _model_stage(ctx, respond, RespondConfig)
+for _name, _spec in MODEL_STAGES.items():
+    _register_model_stage(_name, *_spec)
 
 
-@stage_type("generate", "sample K completions per prompt from a model pool", check=_checker('postmix.judge.generate', 'GenerateConfig', drop=('pool',)), probe=_prober('pool'))
-def generate_stage(ctx: StageContext) -> dict[str, Any]:
-    from postmix.judge.generate import GenerateConfig, generate
-
-    return _model_stage(ctx, generate, GenerateConfig)
-
-
-@stage_type("rate", "rate completions with an LLM judge (UltraFeedback rubric by default)", check=_checker('postmix.judge.rate', 'RateConfig', drop=('judge',)), probe=_prober('judge'))
-def rate_stage(ctx: StageContext) -> dict[str, Any]:
-    from postmix.judge.rate import RateConfig, rate
-
-    return _model_stage(ctx, rate, RateConfig, pool_key="judge")
-
-
-@stage_type("pairs", "build chosen/rejected preference pairs from rated completions", check=_checker('postmix.judge.pairs', 'PairsConfig'))
+@stage_type(
+    "pairs",
+    "build chosen/rejected preference pairs from rated completions",
+    check=lambda config: checked(named("postmix.judge.pairs:PairsConfig"), config),
+)
 def pairs_stage(ctx: StageContext) -> dict[str, Any]:
     from postmix.judge.pairs import PairsConfig, make_pairs
 
@@ -266,9 +317,11 @@ def pairs_stage(ctx: StageContext) -> dict[str, Any]:
 
 
 def _executor(config: dict[str, Any], options: dict[str, Any]):
-    """Pop ``engine:`` (local|ray, default the run's ``--engine``) and ``ray:`` (Ray settings) from a
-    curation stage's config, and make the executor they name."""
-    return make_executor(config.pop("engine", None) or options.get("engine") or "local", config.pop("ray", None))
+    """Pop ``engine:`` (local|ray, default the run's ``--engine``) and ``ray:`` (Ray settings) from
+    a curation stage's config, and make the executor they name."""
+    return make_executor(
+        config.pop("engine", None) or options.get("engine") or "local", config.pop("ray", None)
+    )
 
 
 def curation_stage_type(step: Step) -> StageType:
@@ -290,7 +343,9 @@ def curation_stage_type(step: Step) -> StageType:
         executor = _executor(config, ctx.options)
         config = step.anchored(config, ctx.recipe_dir)
         output = ctx.out_dir / f"{ctx.stage.name}.parquet"
-        executor.run_file(step, _single_input(ctx), output, step.parse(config, where=f"stage {ctx.stage.name!r}"))
+        executor.run_file(
+            step, _single_input(ctx), output, step.parse(config, where=f"stage {ctx.stage.name!r}")
+        )
         return _outputs(output)
 
     return StageType(handler, step.description, check,
@@ -329,7 +384,9 @@ def _train_stage(ctx: StageContext, method: str) -> dict[str, Any]:
         else:
             data = path
     if model is None:
-        raise ConfigError(f"stage {ctx.stage.name!r} needs a model: `config.model` or a model-producing input")
+        raise ConfigError(
+            f"stage {ctx.stage.name!r} needs a model: `config.model` or a model-producing input"
+        )
     output = ctx.out_dir / "run"
     result = train(method, str(model), output=output, mix=mix, data=None if mix else data,
                    config=config, home=home)
@@ -337,16 +394,12 @@ def _train_stage(ctx: StageContext, method: str) -> dict[str, Any]:
             "final_loss": str(result.run_card.get("metrics", {}).get("train_loss", ""))}
 
 
-@stage_type("train_sft", "supervised fine-tuning over TRL on one mix version", check=_train_checker('sft'), files=_model_files)
-def train_sft_stage(ctx: StageContext) -> dict[str, Any]:
-    return _train_stage(ctx, "sft")
+TRAIN_STAGES = {
+    "sft": "supervised fine-tuning over TRL on one mix version",
+    "dpo": "DPO over TRL on one preference mix version",
+    "rlvr": "GRPO with verifiable rewards over TRL on one RLVR mix version",
+}
 
-
-@stage_type("train_dpo", "DPO over TRL on one preference mix version", check=_train_checker('dpo'), files=_model_files)
-def train_dpo_stage(ctx: StageContext) -> dict[str, Any]:
-    return _train_stage(ctx, "dpo")
-
-
-@stage_type("train_rlvr", "GRPO with verifiable rewards over TRL on one RLVR mix version", check=_train_checker('rlvr'), files=_model_files)
-def train_rlvr_stage(ctx: StageContext) -> dict[str, Any]:
-    return _train_stage(ctx, "rlvr")
+for _method, _description in TRAIN_STAGES.items():
+    stage_type(f"train_{_method}", _description, check=_train_checker(_method), files=_model_files)(
+        lambda ctx, method=_method: _train_stage(ctx, method))
