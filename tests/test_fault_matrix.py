@@ -57,7 +57,7 @@ def stopped_at(verb: str, data: Path, out: Path, point: str, sig: signal.Signals
 
 def complete_or_absent(out: Path) -> bool:
     """True when complete, False when absent; an assertion error for anything in between."""
-    names = {p.name for p in out.parent.iterdir() if not p.name.endswith(".lock")}
+    names = {p.name for p in out.parent.iterdir()}
     if out.name not in names:
         return False
     report = StepReport.read(out.with_name("out.report.json"))  # reconciles, or it would not load
@@ -100,7 +100,7 @@ def test_a_stopped_stage_leaves_its_output_complete_or_absent(clean_runs, tmp_pa
         assert stopped.returncode == 130
         assert "Traceback" not in stopped.stderr and len(stopped.stderr.strip().splitlines()) == 1
         assert not complete_or_absent(out)  # interrupted before the output was published
-        assert not [p for p in tmp_path.iterdir() if not p.name.endswith((".lock", ".jsonl"))]
+        assert not [p for p in tmp_path.iterdir() if not p.name.endswith(".jsonl")]
     else:
         complete_or_absent(out)
     rerun = subprocess.run(command(verb, data, out), capture_output=True, text=True)

@@ -114,7 +114,7 @@ def test_unreadable_rows_and_missing_aspects_are_rejects(tmp_path):
     assert result.report.rejected == {"bad_row": 1, "malformed_json": 1}
     from postmix.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="--aspects"):
+    with pytest.raises(ConfigError, match="--aspect "):
         make_pairs(path, tmp_path / "p2.jsonl", PairsConfig(aspects=["humour"]))
 
 

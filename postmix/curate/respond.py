@@ -191,7 +191,8 @@ def respond(prompts: str | Path, output: str | Path, pool: PoolConfig,
                                   tag=(row, k))
 
     answers: list[tuple[PromptRow, int, ChatResult]] = []
-    with StageOutputs(output, schema=FEATURES["sft"].arrow_schema, started=started) as outputs:
+    with StageOutputs(output, inputs=[prompts], schema=FEATURES["sft"].arrow_schema,
+                      started=started) as outputs:
         for reject in loaded.rejects:
             outputs.reject(reject)
 

@@ -5,10 +5,11 @@ input nor share an output with another run.
 output - or the rejects/report/failures file beside it - is one of the inputs or another output
 of the same command, and takes an exclusive lock per output for as long as the command runs:
 a second run writing the same file is refused at once (``OutputBusyError``) instead of splicing
-its rows into the first one's. The lock is ``fcntl.flock`` on a hidden ``.<name>.lock`` beside
-the output; the kernel drops it when the process dies, so a killed run never leaves a stale lock.
-The lock file itself stays (removing it while another process waits on it would let two runs
-hold "the" lock at once).
+its rows into the first one's. The lock is ``fcntl.flock`` on a file named by the hash of the
+output's absolute path in the user's cache (``~/.cache/postmix/locks``, or under
+``$POSTMIX_CACHE_DIR``), so nothing is left beside the data; the kernel drops the lock when the
+process dies, so a killed run never leaves a stale one. (Two users writing one output are not
+kept apart: each has their own lock folder.)
 
 ``publish_mode`` gives a file written through a private temporary file (``mkstemp`` creates them
 0600) the mode an ordinary ``open`` would have, so a teammate or a training job under another
@@ -22,6 +23,8 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+import xxhash
 
 from postmix.errors import ConfigError, PostmixError
 
@@ -86,6 +89,14 @@ def check_own_report(output: str | Path, report: str | Path) -> None:
         )
 
 
+def lock_folder() -> Path:
+    root = os.environ.get("POSTMIX_CACHE_DIR")
+    if root:
+        return Path(root) / "locks"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "postmix" / "locks"
+
+
 @contextmanager
 def lock_output(path: str | Path) -> Iterator[None]:
     """Hold the exclusive lock of ``path`` for the block; refuse at once if another run has it."""
@@ -93,9 +104,13 @@ def lock_output(path: str | Path) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.with_name(f".{path.name}.lock")
-    handle = open(lock, "a+")  # noqa: SIM115 - held open for the whole block
+    lock = lock_folder() / f"{xxhash.xxh3_64_hexdigest(str(path).encode())}.lock"
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a+")  # noqa: SIM115 - held open for the whole block
+    except OSError:  # no writable cache folder (a read-only home): run unlocked rather than not
+        yield
+        return
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -99,7 +99,8 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
     outcomes: Counter = Counter()
     flips = hard_flips = 0
     answers: list[ChatResult] = []
-    with StageOutputs(output, rejects_file=False, started=started) as outputs:
+    with StageOutputs(output, inputs=[a, b], rejects_file=False,
+                      started=started) as outputs:
         for reject in [*left.rejects, *b_rejects, *unmatched]:
             outputs.reject(reject)
 

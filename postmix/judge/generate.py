@@ -82,7 +82,8 @@ def generate(prompts: str | Path, output: str | Path, pool: PoolConfig,
     per_model: Counter = Counter()
     finish: Counter = Counter()
     schema = FEATURES["completion"].arrow_schema
-    with StageOutputs(output, schema=schema, rejects_file=False, started=started) as outputs:
+    with StageOutputs(output, inputs=[prompts], schema=schema, rejects_file=False,
+                      started=started) as outputs:
         for reject in loaded.rejects:
             outputs.reject(reject)
 

@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from postmix.errors import ConfigError
+from postmix.io.claims import claim_outputs
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.judge.inputs import load_completions
 from postmix.llm.model_stage import config_dump, reject_counts
@@ -105,8 +106,15 @@ def _verdict(chosen: _Scored, rejected: _Scored, min_margin: float) -> str | Non
     return None
 
 
-def make_pairs(rated: str | Path, output: str | Path, config: PairsConfig | None = None) -> PairsResult:
-    config = config or PairsConfig()
+def make_pairs(rated: str | Path, output: str | Path,
+               config: PairsConfig | None = None) -> PairsResult:
+    """Pairs from ``rated``; the outputs are claimed first (never the input, never another
+    run's)."""
+    with claim_outputs([output, rejects_path(output), report_path(output)], inputs=[rated]):
+        return _make_pairs(rated, output, config or PairsConfig())
+
+
+def _make_pairs(rated: str | Path, output: str | Path, config: PairsConfig) -> PairsResult:
     started = time.perf_counter()
     loaded = load_completions(rated, rated=True)
     output, rejects = Path(output), rejects_path(output)

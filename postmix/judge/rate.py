@@ -86,7 +86,8 @@ def rate(completions: str | Path, output: str | Path, pool: PoolConfig,
     scores: dict[str, list[int]] = defaultdict(list)
     by_model: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     means: dict[str, list[float]] = defaultdict(list)
-    with StageOutputs(output, rejects_file=False, started=started) as outputs:
+    with StageOutputs(output, inputs=[completions], rejects_file=False,
+                      started=started) as outputs:
         for reject in loaded.rejects:
             outputs.reject(reject)
 

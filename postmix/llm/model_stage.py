@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import xxhash
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from postmix.errors import ConfigError
+from postmix.io.claims import claim_outputs
 from postmix.io.read import iter_raw_rows
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.llm.config import PoolConfig
@@ -202,9 +204,16 @@ class StageOutputs:
     of every row not kept, and the report. Use as a context manager: a clean exit publishes
     all three files, an exception leaves each as ``.partial`` with its finished rows."""
 
-    def __init__(self, output: str | Path, *, schema: pa.Schema | None = None,
-                 rejects_file: bool = True, started: float | None = None):
+    def __init__(self, output: str | Path, *, inputs: Sequence[str | Path] = (),
+                 schema: pa.Schema | None = None, rejects_file: bool = True,
+                 started: float | None = None):
         self.path = Path(output)
+        # claimed before any writer opens its .partial: no output may be an input, and a second
+        # run on the same output is refused instead of splicing its rows into this one's
+        files = [self.path, failures_path(self.path), report_path(self.path)]
+        files += [rejects_path(self.path)] if rejects_file else []
+        self._claim = ExitStack()
+        self._claim.enter_context(claim_outputs(files, inputs=inputs))
         self.started = time.perf_counter() if started is None else started
         self.reasons: list[str] = []
         self.out = RowWriter(self.path, schema=schema)
@@ -230,8 +239,12 @@ class StageOutputs:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        for writer in self._writers:
-            writer.abort() if exc_type is not None else writer.close()
+        try:
+            for writer in self._writers:
+                writer.abort() if exc_type is not None else writer.close()
+        finally:
+            if exc_type is not None:
+                self._claim.close()
 
     def report(self, step: str, *, config: dict[str, Any], rows_in: int, inputs: list[str],
                details: dict[str, Any]) -> StageResult:
@@ -244,6 +257,7 @@ class StageOutputs:
                             timings={"total": round(time.perf_counter() - self.started, 3)},
                             inputs=inputs, outputs=outputs, details=details)
         report.write(report_path(self.path))
+        self._claim.close()  # the outputs are complete: another run may take them now
         return StageResult(self.path, self.failures.path, report, rejects)
 
 
