@@ -105,7 +105,9 @@ def _verdict(chosen: _Scored, rejected: _Scored, min_margin: float) -> str | Non
     return None
 
 
-def make_pairs(rated: str | Path, output: str | Path, config: PairsConfig | None = None) -> PairsResult:
+def make_pairs(
+    rated: str | Path, output: str | Path, config: PairsConfig | None = None
+) -> PairsResult:
     config = config or PairsConfig()
     started = time.perf_counter()
     loaded = load_completions(rated, rated=True)
@@ -121,9 +123,10 @@ def make_pairs(rated: str | Path, output: str | Path, config: PairsConfig | None
             if score is None:
                 missing = sorted(set(config.aspects or ()) - set(rating.aspects))
                 reasons.append("missing_aspect")
-                rejected_out.write(Reject(reason="missing_aspect", detail=f"not rated on "
-                                          f"{', '.join(missing)}", id=completion.id,
-                                          source=completion.source, row=completion.to_row()).to_row())
+                rejected_out.write(Reject(reason="missing_aspect",
+                                          detail=f"not rated on {', '.join(missing)}",
+                                          id=completion.id, source=completion.source,
+                                          row=completion.to_row()).to_row())
                 continue
             groups[completion.prompt_id].append(_Scored(completion, rating, score))
         if config.aspects and not groups and loaded.items:
