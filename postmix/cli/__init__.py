@@ -117,7 +117,8 @@ def main() -> None:
         if exc.code == 130 and _interrupted(exc.__context__):
             typer.echo(INTERRUPTED, err=True)
         raise
-    except OSError as exc:  # a path that cannot be written or read (a file where a folder should be)
+    except OSError as exc:
+        # a path that cannot be written or read (a file where a folder should be)
         if _state["debug"] or debug:
             raise
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""

@@ -52,26 +52,33 @@ class DecontamConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     benchmarks: list[BenchmarkSpec] = Field(
-        min_length=1, description="Benchmarks to check against; strings like 'gsm8k' or 'gsm8k=test.jsonl:question' are parsed."
+        min_length=1, description="Benchmarks to check against; strings like 'gsm8k' or "
+        "'gsm8k=test.jsonl:question' are parsed."
     )
     ngram: int = Field(8, ge=2, le=64, description="Tokens per n-gram; 8 is what Tulu 3 used.")
     threshold: float = Field(
         0.5, gt=0.0, le=1.0,
-        description="Score (share of an instance's tokens covered by shared n-grams) at which a row is "
-        "contaminated; 0.5 is Tulu 3's match threshold.",
+        description="Score (share of an instance's tokens covered by shared n-grams) at which a "
+        "row is contaminated; 0.5 is Tulu 3's match threshold.",
     )
-    on: View = Field("user", description="Text of the training row scanned: user turns (where benchmark "
-                     "questions leak), prompt, assistant or the whole conversation.")
+    on: View = Field("user", description="Text of the training row scanned: user turns (where "
+                     "benchmark questions leak), prompt, assistant or the whole conversation.")
     min_short_tokens: int = Field(
         3, ge=1,
-        description="Instances (fields) shorter than ngram are matched by exact containment; below this many "
-        "tokens they are skipped, since a one- or two-word field ('yes', '42') occurs in almost any text.",
+        description="Instances (fields) shorter than ngram are matched by exact containment; below "
+        "this many tokens they are skipped, since a one- or two-word field ('yes', '42') occurs in "
+        "almost any text.",
     )
     normalise: NormaliseOptions = Field(default_factory=NormaliseOptions,
                                         description="Applied to benchmark and training text alike.")
-    batch_size: int = Field(65536, ge=1, description="Training rows normalised and scanned per batch (bounds memory).")
-    workers: int | None = Field(None, ge=1, description="Threads for the scan; None = every core. Results do not depend on it.")
-    examples: int = Field(5, ge=0, description="Contaminated rows listed per benchmark in the report.")
+    batch_size: int = Field(
+        65536, ge=1, description="Training rows normalised and scanned per batch (bounds memory)."
+    )
+    workers: int | None = Field(None, ge=1, description="Threads for the scan; None = every core. "
+                                "Results do not depend on it.")
+    examples: int = Field(
+        5, ge=0, description="Contaminated rows listed per benchmark in the report."
+    )
 
     @field_validator("benchmarks", mode="before")
     @classmethod
@@ -95,7 +102,8 @@ class BenchmarkIndex:
     def __init__(self, loaded: list[BenchmarkInstances], config: DecontamConfig):
         self.benchmarks = loaded
         self.instance_benchmark = np.repeat(np.arange(len(loaded)), [len(b.ids) for b in loaded])
-        self.first_instance = np.concatenate([[0], np.cumsum([len(b.ids) for b in loaded])]).astype(np.int64)
+        self.first_instance = np.concatenate(
+            [[0], np.cumsum([len(b.ids) for b in loaded])]).astype(np.int64)
         texts: list[str] = []
         owners: list[int] = []
         for b, bench in enumerate(loaded):
@@ -104,7 +112,8 @@ class BenchmarkIndex:
                 owners.extend([int(self.first_instance[b]) + i] * len(fields))
         data, offsets = normalise_texts(pa.array(texts, pa.large_string()), config.normalise)
         self.index: NgramIndex = build_index(data, offsets, np.array(owners, dtype=np.int64),
-                                             int(self.first_instance[-1]), config.ngram, config.min_short_tokens)
+                                             int(self.first_instance[-1]), config.ngram,
+                                             config.min_short_tokens)
 
     def describe(self, instance: int) -> tuple[str, str]:
         """(benchmark name, instance id) of a global instance number."""
@@ -126,7 +135,9 @@ def prepare_index(config: DecontamConfig) -> dict[str, Any]:
 @contextmanager
 def _threads(workers: int | None):
     previous = numba.get_num_threads()
-    numba.set_num_threads(min(workers or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(
+        min(workers or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS)
+    )
     try:
         yield
     finally:
@@ -271,7 +282,8 @@ def decontaminate_file(
     *,
     format: str | None = None,
 ) -> StageOutput:
-    """Read ``source``, decontaminate it, write kept rows to ``output`` with rejects and report beside it."""
+    """Read ``source``, decontaminate it, write kept rows to ``output`` with rejects and report
+    beside it."""
     return LocalExecutor().run_file(STEPS["decontam"], source, output, config, format=format)
 
 
@@ -288,7 +300,8 @@ def contamination_report(ids: list[str], texts: list[str], benchmarks: list[str 
         features=FEATURES["sft"])
     verdicts = decontaminate(ds, settings.model_copy(update={"on": "user"}), kind="sft")
     flagged = [i for i, r in zip(ids, verdicts.reasons, strict=True) if r is not None]
-    per_benchmark = {name: {k: v for k, v in stats.items() if k not in ("rows_removed", "rows_removed_per_source")}
+    per_benchmark = {name: {k: v for k, v in stats.items()
+                            if k not in ("rows_removed", "rows_removed_per_source")}
                      for name, stats in verdicts.stats["benchmarks"].items()}
     return {"ngram": settings.ngram, "threshold": settings.threshold, "rows_flagged": len(flagged),
             "flagged_ids": flagged[:20], "benchmarks": per_benchmark}

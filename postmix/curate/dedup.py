@@ -52,40 +52,58 @@ class DedupConfig(MinHashConfig):
     """Settings of ``postmix curate dedup``; the MinHash fields are inherited."""
 
     mode: Literal["exact", "near", "both"] = Field(
-        "both", description="exact: identical normalised text; near: MinHash-LSH; both: exact first (cheap, "
-        "and it keeps near-dup clusters from being dominated by identical copies)."
+        "both", description="exact: identical normalised text; near: MinHash-LSH; both: exact "
+        "first (cheap, and it keeps near-dup clusters from being dominated by identical copies)."
     )
-    on: View = Field("user", description="Text compared: user turns (the usual choice for prompt dedup), "
-                     "prompt, assistant or the whole conversation.")
-    threshold: float = Field(0.8, gt=0.0, le=1.0, description="Jaccard similarity at which rows count as near duplicates.")
-    bands: int | None = Field(None, ge=1, description="LSH bands; chosen from threshold and min_recall when omitted.")
+    on: View = Field("user", description="Text compared: user turns (the usual choice for prompt "
+                     "dedup), prompt, assistant or the whole conversation.")
+    threshold: float = Field(0.8, gt=0.0, le=1.0, description="Jaccard similarity at which rows "
+                             "count as near duplicates.")
+    bands: int | None = Field(
+        None, ge=1, description="LSH bands; chosen from threshold and min_recall when omitted."
+    )
     rows: int | None = Field(None, ge=1, description="LSH rows per band; give with bands.")
     min_recall: float = Field(
         lsh.DEFAULT_MIN_RECALL, gt=0.0, lt=1.0,
         description="Chance of catching a pair exactly at the threshold when bands/rows are chosen "
         "(0.92 = datatrove's 14x8 at 0.8); pairs above the threshold are caught more often.",
     )
-    verify: bool = Field(False, description="Compute exact Jaccard of candidate pairs and drop those below threshold.")
+    verify: bool = Field(
+        False,
+        description="Compute exact Jaccard of candidate pairs and drop those below threshold.",
+    )
     keep: Literal["first", "longest", "source-priority"] = Field(
-        "first", description="Survivor of a group: first row, longest conversation, or best-ranked source."
+        "first",
+        description="Survivor of a group: first row, longest conversation, or best-ranked source.",
     )
     source_priority: list[str] = Field(
-        default_factory=list, description="Sources best first, for keep=source-priority; unlisted sources rank last."
+        default_factory=list,
+        description="Sources best first, for keep=source-priority; unlisted sources rank last.",
     )
-    batch_size: int = Field(65536, ge=1, description="Rows normalised and hashed per batch (bounds text memory).")
-    largest_clusters: int = Field(5, ge=0, description="Clusters listed with examples in the report.")
+    batch_size: int = Field(
+        65536, ge=1, description="Rows normalised and hashed per batch (bounds text memory)."
+    )
+    largest_clusters: int = Field(
+        5, ge=0, description="Clusters listed with examples in the report."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> DedupConfig:
         if (self.bands is None) != (self.rows is None):
             raise ValueError("give both bands and rows, or neither")
         if self.bands is not None and self.bands * self.rows > self.num_perm:
-            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+            raise ValueError(
+                f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}"
+            )
         if self.keep == "source-priority" and not self.source_priority:
-            raise ValueError("keep=source-priority needs source_priority, e.g. ['human', 'synthetic']")
+            raise ValueError(
+                "keep=source-priority needs source_priority, e.g. ['human', 'synthetic']"
+            )
         if self.source_priority and self.keep != "source-priority":
-            raise ValueError(f"source_priority is only used with keep=source-priority (keep is {self.keep!r}): "
-                             "set both, or drop source_priority")
+            raise ValueError(
+                f"source_priority is only used with keep=source-priority (keep is {self.keep!r}): "
+                "set both, or drop source_priority"
+            )
         return self
 
     def lsh_shape(self) -> tuple[int, int]:
@@ -121,8 +139,11 @@ def preference_rank(ds: datasets.Dataset, kind: str, config: DedupConfig) -> np.
     if config.keep == "longest":
         keys = (index, -_conversation_lengths(ds, kind, config.batch_size))
     else:
-        position = pc.index_in(_column(ds, "source"), value_set=pa.array(config.source_priority, pa.string()))
-        keys = (index, position.fill_null(len(config.source_priority)).to_numpy(zero_copy_only=False))
+        position = pc.index_in(
+            _column(ds, "source"), value_set=pa.array(config.source_priority, pa.string())
+        )
+        keys = (index,
+                position.fill_null(len(config.source_priority)).to_numpy(zero_copy_only=False))
     rank = np.empty(n, dtype=np.int64)
     rank[np.lexsort(keys)] = index
     return rank
@@ -155,10 +176,13 @@ class _Outcome:
         self.reason = np.zeros(n, dtype=np.int8)  # 0 keep, 1 exact, 2 near
         self.kept = np.full(n, -1, dtype=np.int64)  # survivor: >= 0 new row, < 0 reference row -1-r
         self.similarity = np.zeros(n, dtype=np.float64)
-        self.method = np.zeros(n, dtype=np.int8)  # 0 exact hash, 1 minhash estimate, 2 exact jaccard
+        # 0 exact hash, 1 minhash estimate, 2 exact jaccard
+        self.method = np.zeros(n, dtype=np.int8)
 
 
-def _exact_pass(features, reference: Reference | None, rank: np.ndarray, out: _Outcome) -> dict[str, Any]:
+def _exact_pass(
+    features, reference: Reference | None, rank: np.ndarray, out: _Outcome
+) -> dict[str, Any]:
     eligible = np.flatnonzero(~features.empty)
     removed = 0
     if reference is not None and len(eligible) and (~reference.features.empty).any():
@@ -180,8 +204,9 @@ def _exact_pass(features, reference: Reference | None, rank: np.ndarray, out: _O
     return {"removed": removed}
 
 
-def _candidate_pairs(features, reference: Reference | None, active: np.ndarray, bands: int, rows: int,
-                     window: int) -> tuple[np.ndarray, int]:
+def _candidate_pairs(
+    features, reference: Reference | None, active: np.ndarray, bands: int, rows: int, window: int
+) -> tuple[np.ndarray, int]:
     """Candidate pairs in a joint index space: reference rows first (0..m-1), new rows after."""
     members = [np.flatnonzero(active)]
     hashes = [lsh.band_hashes(features.signatures, bands, rows, members[0])]
@@ -209,7 +234,8 @@ def _candidate_pairs(features, reference: Reference | None, active: np.ndarray, 
 class _JointText:
     """Shingle sets of the rows (joint index) that exact Jaccard needs, computed once."""
 
-    def __init__(self, ds, kind, reference: Reference | None, offset: int, config: DedupConfig, rows: np.ndarray):
+    def __init__(self, ds, kind, reference: Reference | None, offset: int, config: DedupConfig,
+                 rows: np.ndarray):
         self.rows = np.unique(rows)
         parts = []
         ref_rows = self.rows[self.rows < offset]
@@ -240,8 +266,11 @@ def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _O
     window = VERIFY_WINDOW if config.verify else 1
     pairs, offset = _candidate_pairs(features, reference, active, bands, rows, window)
     timings["lsh"] = time.perf_counter() - started
-    stats: dict[str, Any] = {"bands": bands, "rows": rows, "candidate_pairs": int(len(pairs)),
-                             "recall_at_threshold": round(float(lsh.collision_probability(config.threshold, bands, rows)), 4)}
+    stats: dict[str, Any] = {
+        "bands": bands, "rows": rows, "candidate_pairs": int(len(pairs)),
+        "recall_at_threshold": round(
+            float(lsh.collision_probability(config.threshold, bands, rows)), 4),
+    }
     text = None
     if config.verify and len(pairs):
         started = time.perf_counter()
@@ -257,10 +286,14 @@ def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _O
     joint_rank = np.concatenate([np.arange(offset), offset + rank]) if offset else rank
     if config.verify:
         # every verified pair is >= threshold: remove a row only for a kept row it directly matches
-        kept_by = greedy_survivors(total, pairs, nodes[np.argsort(joint_rank[nodes], kind="stable")])
+        kept_by = greedy_survivors(
+            total, pairs, nodes[np.argsort(joint_rank[nodes], kind="stable")]
+        )
         survivors = np.where(kept_by[nodes] >= 0, kept_by[nodes], nodes)
         # rows only chained to a cluster (A~B~C with C far from A) stay: report how many
-        stats["chained_rows_kept"] = int((kept_by[nodes] == -1).sum() - len(np.unique(labels[nodes])))
+        stats["chained_rows_kept"] = int(
+            (kept_by[nodes] == -1).sum() - len(np.unique(labels[nodes]))
+        )
     else:
         survivors = _group_survivors(labels[nodes], nodes, joint_rank) if len(nodes) else nodes
     new = (nodes >= offset) & (survivors != nodes)
@@ -274,10 +307,13 @@ def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _O
         sims = np.empty(len(removed))
         for start in range(0, len(removed), 65536):
             r, k = removed[start : start + 65536], kept[start : start + 65536]
-            sims[start : start + 65536] = estimated_jaccard(features.signatures[r], _joint_signatures(features, reference, offset, k))
+            sims[start : start + 65536] = estimated_jaccard(
+                features.signatures[r], _joint_signatures(features, reference, offset, k)
+            )
         out.similarity[removed] = sims
         out.method[removed] = 1
-    sizes = np.bincount(np.unique(labels[nodes], return_inverse=True)[1]) if len(nodes) else np.zeros(0, np.int64)
+    sizes = (np.bincount(np.unique(labels[nodes], return_inverse=True)[1]) if len(nodes)
+             else np.zeros(0, np.int64))
     stats.update({"clusters": int(len(sizes)), "removed": int(len(removed)),
                   "cluster_size_histogram": cluster_size_histogram(sizes)})
     timings["clusters"] = time.perf_counter() - started
@@ -285,7 +321,9 @@ def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _O
     return stats
 
 
-def _joint_signatures(features, reference: Reference | None, offset: int, rows: np.ndarray) -> np.ndarray:
+def _joint_signatures(
+    features, reference: Reference | None, offset: int, rows: np.ndarray
+) -> np.ndarray:
     if not offset:
         return features.signatures[rows]
     result = np.empty((len(rows), features.signatures.shape[1]), features.signatures.dtype)
@@ -423,10 +461,14 @@ def dedup(
     timings: dict[str, float] = {}
     reference = None
     if against is not None:
-        reference = load_reference(against, config.on, config, cache_dir=cache_dir, batch_size=config.batch_size)
+        reference = load_reference(
+            against, config.on, config, cache_dir=cache_dir, batch_size=config.batch_size
+        )
         timings["reference"] = reference.seconds
     started = time.perf_counter()
-    features = row_features(ds, kind, config.on, config, signatures=config.mode != "exact", batch_size=config.batch_size)
+    features = row_features(
+        ds, kind, config.on, config, signatures=config.mode != "exact", batch_size=config.batch_size
+    )
     rank = preference_rank(ds, kind, config)
     timings["hashing"] = time.perf_counter() - started
     out = _Outcome(n)
@@ -457,7 +499,8 @@ def dedup(
                                                    config)
         stats["near"] = near
     if reference is not None:
-        stats["against"] = {"path": reference.name, "rows": len(reference.ids), "cache_hit": reference.cache_hit,
+        stats["against"] = {"path": reference.name, "rows": len(reference.ids),
+                            "cache_hit": reference.cache_hit,
                             "cache": str(reference.cache_path) if reference.cache_path else None}
     stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
     return Verdicts(reasons, details, stats)
@@ -472,6 +515,7 @@ def dedup_file(
     cache_dir: str | Path | None = None,
     format: str | None = None,
 ) -> StageOutput:
-    """Read ``source``, dedup it, write kept rows to ``output`` with rejects and report beside it."""
-    return LocalExecutor().run_file(STEPS["dedup"], source, output, config or DedupConfig(), format=format,
-                                    against=against, cache_dir=cache_dir)
+    """Read ``source``, dedup it, write kept rows to ``output`` with rejects and report
+    beside it."""
+    return LocalExecutor().run_file(STEPS["dedup"], source, output, config or DedupConfig(),
+                                    format=format, against=against, cache_dir=cache_dir)

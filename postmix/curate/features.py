@@ -50,7 +50,8 @@ def arrow_batches(ds: datasets.Dataset, batch_size: int):
 def normalised_view(ds: datasets.Dataset, kind: str, on: str, config: MinHashConfig,
                     indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Normalised view text of some rows (all by default) as ``(bytes, offsets)``."""
-    table = ds.with_format("arrow")[:] if indices is None else ds.select(indices).with_format("arrow")[:]
+    table = (ds.with_format("arrow")[:] if indices is None
+             else ds.select(indices).with_format("arrow")[:])
     return normalise_texts(view_texts(table, kind, on), config.normalise)
 
 

@@ -27,8 +27,8 @@ Built-in rules (rule name = reason code):
 ``repeated_lines``       a turn whose lines (>= ``min_line_chars``) are more than
                          ``max_duplicate_line_fraction`` duplicates of earlier lines (Gopher: 0.3)
 ``repeated_ngrams``      a turn of >= ``repetition_min_words`` words where more than
-                         ``max_repeated_ngram_fraction`` of the words lie in a word ``repetition_ngram``-gram
-                         that occurs twice or more in it: generation loops
+                         ``max_repeated_ngram_fraction`` of the words lie in a word
+                         ``repetition_ngram``-gram that occurs twice or more in it: generation loops
 ``mojibake``             text decoded with the wrong codec ("Ã©", "â€™", "Â "), U+FFFD, C1 controls
 ``control_chars``        ASCII control characters other than tab, newline, carriage return
 """
@@ -62,7 +62,8 @@ from postmix.schemas import ROLES, kind_of_columns
 
 BUILTIN_RULES: tuple[str, ...] = (
     "empty_turn", "min_chars", "max_chars", "min_tokens", "max_tokens", "max_turns", "role_order",
-    "refusal", "self_identification", "repeated_lines", "repeated_ngrams", "mojibake", "control_chars",
+    "refusal", "self_identification", "repeated_lines", "repeated_ngrams", "mojibake",
+    "control_chars",
 )
 DEFAULT_RULES: tuple[str, ...] = (
     "empty_turn", "role_order", "max_chars", "control_chars", "mojibake", "refusal",
@@ -80,8 +81,8 @@ class RegexRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, description="Rule name, shown in the report.")
-    pattern: str = Field(min_length=1, description="Regular expression (RE2 syntax runs vectorised; other Python "
-                         "syntax, e.g. look-arounds, runs per turn).")
+    pattern: str = Field(min_length=1, description="Regular expression (RE2 syntax runs vectorised;"
+                         " other Python syntax, e.g. look-arounds, runs per turn).")
     roles: list[str] = Field(default_factory=lambda: list(ROLES), description="Turns searched.")
     reason: str | None = Field(None, description="Reason code of rejected rows; default: the name.")
     ignore_case: bool = Field(False, description="Case-insensitive match.")
@@ -115,16 +116,27 @@ class FilterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules: list[str] = Field(default_factory=lambda: list(DEFAULT_RULES),
-                             description="Built-in rules to run, in priority order (the first failing one is the reason).")
-    custom: list[RegexRule] = Field(default_factory=list, description="Custom regex rules, run after the built-ins.")
-    min_chars: int = Field(1, ge=0, description="min_chars: fewest characters per turn (whitespace counts).")
-    max_chars: int = Field(100_000, ge=1, description="max_chars: most characters per turn; catches dumps, not long answers.")
-    tokenizer: str | None = Field(None, description="Tokenizer (path or Hub name) for min_tokens/max_tokens.")
+                             description="Built-in rules to run, in priority order (the first "
+                             "failing one is the reason).")
+    custom: list[RegexRule] = Field(
+        default_factory=list, description="Custom regex rules, run after the built-ins."
+    )
+    min_chars: int = Field(
+        1, ge=0, description="min_chars: fewest characters per turn (whitespace counts)."
+    )
+    max_chars: int = Field(100_000, ge=1, description="max_chars: most characters per turn; catches"
+                           " dumps, not long answers.")
+    tokenizer: str | None = Field(
+        None, description="Tokenizer (path or Hub name) for min_tokens/max_tokens."
+    )
     min_tokens: int = Field(1, ge=0, description="min_tokens: fewest tokens per turn.")
     max_tokens: int = Field(8192, ge=1, description="max_tokens: most tokens per turn.")
-    max_turns: int = Field(64, ge=1, description="max_turns: most messages per conversation, system included.")
-    require_final_assistant: bool = Field(True, description="role_order: an SFT conversation must end with the "
-                                          "assistant (there is nothing to learn after the last answer).")
+    max_turns: int = Field(
+        64, ge=1, description="max_turns: most messages per conversation, system included."
+    )
+    require_final_assistant: bool = Field(
+        True, description="role_order: an SFT conversation must end with the assistant (there is "
+        "nothing to learn after the last answer).")
     refusal_phrases: list[str] = Field(
         default_factory=lambda: list(refusals.REFUSAL_PHRASES),
         description="refusal: phrases, case-insensitive, in assistant turns (besides the built-in "
@@ -133,17 +145,30 @@ class FilterConfig(BaseModel):
         default_factory=lambda: list(refusals.SELF_IDENTIFICATION_PHRASES),
         description="self_identification: phrases, case-insensitive, in assistant turns (besides "
         "the built-in model-identity pattern).")
-    phrase_roles: list[str] = Field(default_factory=lambda: ["assistant"],
-                                    description="Turns searched by refusal and self_identification.")
-    max_duplicate_line_fraction: float = Field(0.3, ge=0.0, le=1.0, description="repeated_lines: Gopher's 0.3.")
-    min_line_chars: int = Field(10, ge=1, description="repeated_lines: shorter lines ('}', '---') are not counted.")
-    min_lines: int = Field(4, ge=2, description="repeated_lines: turns with fewer counted lines are not judged.")
+    phrase_roles: list[str] = Field(
+        default_factory=lambda: ["assistant"],
+        description="Turns searched by refusal and self_identification.",
+    )
+    max_duplicate_line_fraction: float = Field(
+        0.3, ge=0.0, le=1.0, description="repeated_lines: Gopher's 0.3."
+    )
+    min_line_chars: int = Field(
+        10, ge=1, description="repeated_lines: shorter lines ('}', '---') are not counted."
+    )
+    min_lines: int = Field(
+        4, ge=2, description="repeated_lines: turns with fewer counted lines are not judged."
+    )
     repetition_ngram: int = Field(10, ge=2, description="repeated_ngrams: words per n-gram.")
-    max_repeated_ngram_fraction: float = Field(0.5, ge=0.0, le=1.0,
-                                               description="repeated_ngrams: share of words in repeated n-grams.")
-    repetition_min_words: int = Field(50, ge=2, description="repeated_ngrams: shorter turns are not judged.")
-    repetition_roles: list[str] = Field(default_factory=lambda: ["assistant"],
-                                        description="Turns judged by repeated_lines and repeated_ngrams.")
+    max_repeated_ngram_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="repeated_ngrams: share of words in repeated n-grams."
+    )
+    repetition_min_words: int = Field(
+        50, ge=2, description="repeated_ngrams: shorter turns are not judged."
+    )
+    repetition_roles: list[str] = Field(
+        default_factory=lambda: ["assistant"],
+        description="Turns judged by repeated_lines and repeated_ngrams.",
+    )
     batch_size: int = Field(65536, ge=1, description="Rows per batch (bounds memory).")
     examples: int = Field(3, ge=0, description="Rejected rows listed per rule in the report.")
 
@@ -152,7 +177,8 @@ class FilterConfig(BaseModel):
     def _known_rules(cls, value: list[str]) -> list[str]:
         unknown = [r for r in value if r not in BUILTIN_RULES]
         if unknown:
-            raise ValueError(f"unknown rule {unknown[0]!r}: use {', '.join(BUILTIN_RULES)}, or a custom regex rule")
+            raise ValueError(f"unknown rule {unknown[0]!r}: use {', '.join(BUILTIN_RULES)}, or a "
+                             "custom regex rule")
         return list(dict.fromkeys(value))
 
     @field_validator("phrase_roles", "repetition_roles")
@@ -212,7 +238,8 @@ _SEQUENCES = {
     "rlvr": ((("prompt",), False),),
     "completion": ((("prompt", "response"), True),),
 }
-_ROLE_CODE = {role: code for code, role in enumerate(ROLES)}  # system 0, user 1, assistant 2, tool 3
+# system 0, user 1, assistant 2, tool 3
+_ROLE_CODE = {role: code for code, role in enumerate(ROLES)}
 _UNKNOWN_ROLE = len(ROLES)
 # _ALLOWED[prev, cur]: which role may follow which inside one conversation
 _ALLOWED = np.zeros((len(ROLES) + 1, len(ROLES) + 1), dtype=bool)
@@ -239,7 +266,8 @@ class Turns:
     def describe(self, turn: int) -> str:
         part = self.parts[self.part[turn]]
         where = "" if part == "messages" else f"{part} "
-        return f"{where}turn {int(self.position[turn])} ({ROLES[self.role[turn]] if self.role[turn] < len(ROLES) else '?'})"
+        return (f"{where}turn {int(self.position[turn])} "
+                f"({ROLES[self.role[turn]] if self.role[turn] < len(ROLES) else '?'})")
 
     def text(self, turn: int) -> str:
         return self.content[turn].as_py()
@@ -271,14 +299,16 @@ def turn_table(table: pa.Table, kind: str) -> Turns:
             rows.append(parent)
             positions.append(np.arange(len(parent)) - first[parent])
             role_index = pc.index_in(pc.struct_field(flat, "role"), value_set=pa.array(list(ROLES)))
-            roles.append(role_index.fill_null(_UNKNOWN_ROLE).to_numpy(zero_copy_only=False).astype(np.int64))
+            roles.append(
+                role_index.fill_null(_UNKNOWN_ROLE).to_numpy(zero_copy_only=False).astype(np.int64)
+            )
             contents.append(pc.struct_field(flat, "content").cast(pa.large_string()).fill_null(""))
         parts.append(np.full(len(rows[-1]), p, dtype=np.int64))
     row, part, position, role = (np.concatenate(x) for x in (rows, parts, positions, roles))
     content = pa.concat_arrays(contents) if contents else pa.array([], pa.large_string())
     order = np.lexsort((position, part, row))
-    return Turns(row[order], part[order], position[order], role[order], content.take(pa.array(order)),
-                 _PARTS[kind])
+    return Turns(row[order], part[order], position[order], role[order],
+                 content.take(pa.array(order)), _PARTS[kind])
 
 
 # ---------------------------------------------------------------- rules
@@ -300,7 +330,9 @@ def _first_turn(turns: Turns, turn_mask: np.ndarray, n: int) -> tuple[np.ndarray
     return first >= 0, first
 
 
-def _turn_rule(turns: Turns, turn_mask: np.ndarray, n: int, say: Callable[[int], str]) -> RuleResult:
+def _turn_rule(
+    turns: Turns, turn_mask: np.ndarray, n: int, say: Callable[[int], str]
+) -> RuleResult:
     fired, first = _first_turn(turns, turn_mask, n)
     return RuleResult(fired, lambda row: f"{turns.describe(first[row])}: {say(first[row])}")
 
@@ -372,14 +404,20 @@ def _repeated_lines(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
         lines = pc.split_pattern(turns.content.take(pa.array(judged)), "\n")
         flat = pc.utf8_trim_whitespace(pc.list_flatten(lines))
         owner = pc.list_parent_indices(lines).to_numpy(zero_copy_only=False).astype(np.int64)
-        counted = pc.greater_equal(pc.utf8_length(flat), config.min_line_chars).to_numpy(zero_copy_only=False)
+        counted = pc.greater_equal(pc.utf8_length(flat),
+                                   config.min_line_chars).to_numpy(zero_copy_only=False)
         owner = owner[counted]
-        codes = pc.dictionary_encode(flat.filter(pa.array(counted))).indices.to_numpy(zero_copy_only=False)
+        codes = pc.dictionary_encode(
+            flat.filter(pa.array(counted))).indices.to_numpy(zero_copy_only=False)
         per_turn = np.bincount(owner, minlength=len(judged))
         keys = owner * (int(codes.max()) + 1 if len(codes) else 1) + codes
-        distinct = np.bincount(np.unique(keys) // (int(codes.max()) + 1 if len(codes) else 1), minlength=len(judged))
+        distinct = np.bincount(
+            np.unique(keys) // (int(codes.max()) + 1 if len(codes) else 1), minlength=len(judged)
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
-            dup = np.where(per_turn >= config.min_lines, (per_turn - distinct) / np.maximum(per_turn, 1), 0.0)
+            dup = np.where(
+                per_turn >= config.min_lines, (per_turn - distinct) / np.maximum(per_turn, 1), 0.0
+            )
         fraction[judged] = dup
     mask = fraction > config.max_duplicate_line_fraction
     return _turn_rule(turns, mask, n, lambda t: f"{fraction[t]:.0%} of lines repeat")
@@ -394,8 +432,8 @@ def _repeated_ngrams(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
         fraction[judged] = _repeated_fraction(tokens, token_offsets, config.repetition_ngram,
                                               config.repetition_min_words)
     mask = fraction > config.max_repeated_ngram_fraction
-    return _turn_rule(turns, mask, n,
-                      lambda t: f"{fraction[t]:.0%} of words in repeated {config.repetition_ngram}-grams")
+    return _turn_rule(turns, mask, n, lambda t: f"{fraction[t]:.0%} of words in repeated "
+                      f"{config.repetition_ngram}-grams")
 
 
 def _role_order(turns: Turns, n: int, kind: str, config: FilterConfig) -> RuleResult:
@@ -404,11 +442,14 @@ def _role_order(turns: Turns, n: int, kind: str, config: FilterConfig) -> RuleRe
     for parts, answers in _SEQUENCES[kind]:
         label = "+".join(parts) + " " if kind != "sft" else ""
         part_ids = [turns.parts.index(p) for p in parts]
-        idx = np.flatnonzero(np.isin(turns.part, part_ids))  # already ordered by row, part, position
+        # already ordered by row, part, position
+        idx = np.flatnonzero(np.isin(turns.part, part_ids))
         row, role = turns.row[idx], turns.role[idx]
         starts = np.r_[True, row[1:] != row[:-1]] if len(row) else np.zeros(0, dtype=bool)
         ends = np.r_[row[1:] != row[:-1], True] if len(row) else np.zeros(0, dtype=bool)
-        position = np.arange(len(idx)) - np.maximum.accumulate(np.where(starts, np.arange(len(idx)), 0))
+        position = np.arange(len(idx)) - np.maximum.accumulate(
+            np.where(starts, np.arange(len(idx)), 0)
+        )
         bad = np.zeros(len(idx), dtype=bool)
         why = np.zeros(len(idx), dtype=np.int64)  # 1 bad start, 2 bad transition, 3 bad end
         bad_start = starts & ~np.isin(role, [_ROLE_CODE["system"], _ROLE_CODE["user"]])
@@ -440,7 +481,8 @@ def _max_turns(table: pa.Table, kind: str, n: int, config: FilterConfig) -> Rule
     counts = np.zeros(n, dtype=np.int64)
     for name in _PARTS[kind]:
         if name != "response":
-            counts += pc.list_value_length(_column(table, name)).fill_null(0).to_numpy(zero_copy_only=False)
+            counts += (pc.list_value_length(_column(table, name)).fill_null(0)
+                       .to_numpy(zero_copy_only=False))
     fired = counts > config.max_turns
     return RuleResult(fired, lambda row: f"{counts[row]} turns > {config.max_turns}")
 
@@ -454,8 +496,9 @@ class _TokenCounter:
 
             self.tokenizer = AutoTokenizer.from_pretrained(name)
         except Exception as exc:  # missing path, no network, not a tokenizer
-            raise ConfigError(f"could not load tokenizer {name!r}: {str(exc).splitlines()[0] if str(exc) else exc}"
-                              " (give a local tokenizer folder or a Hub name you can reach)") from None
+            raise ConfigError(f"could not load tokenizer {name!r}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else exc} (give a local "
+                              "tokenizer folder or a Hub name you can reach)") from None
 
     def counts(self, texts: pa.Array) -> np.ndarray:
         out = np.zeros(len(texts), dtype=np.int64)
@@ -475,19 +518,25 @@ def _evaluate(rule: str, table: pa.Table, turns: Turns, kind: str, n: int, confi
     if rule in ("min_chars", "max_chars"):
         length = pc.utf8_length(turns.content).to_numpy(zero_copy_only=False)
         if rule == "min_chars":
-            return _turn_rule(turns, length < config.min_chars, n, lambda t: f"{length[t]} chars < {config.min_chars}")
-        return _turn_rule(turns, length > config.max_chars, n, lambda t: f"{length[t]} chars > {config.max_chars}")
+            return _turn_rule(turns, length < config.min_chars, n,
+                              lambda t: f"{length[t]} chars < {config.min_chars}")
+        return _turn_rule(turns, length > config.max_chars, n,
+                          lambda t: f"{length[t]} chars > {config.max_chars}")
     if rule in ("min_tokens", "max_tokens"):
         count = tokens.counts(turns.content)
         if rule == "min_tokens":
-            return _turn_rule(turns, count < config.min_tokens, n, lambda t: f"{count[t]} tokens < {config.min_tokens}")
-        return _turn_rule(turns, count > config.max_tokens, n, lambda t: f"{count[t]} tokens > {config.max_tokens}")
+            return _turn_rule(turns, count < config.min_tokens, n,
+                              lambda t: f"{count[t]} tokens < {config.min_tokens}")
+        return _turn_rule(turns, count > config.max_tokens, n,
+                          lambda t: f"{count[t]} tokens > {config.max_tokens}")
     if rule == "max_turns":
         return _max_turns(table, kind, n, config)
     if rule == "role_order":
         return _role_order(turns, n, kind, config)
     if rule in refusals.REASONS:
-        phrases = config.refusal_phrases if rule == "refusal" else config.self_identification_phrases
+        phrases = (
+            config.refusal_phrases if rule == "refusal" else config.self_identification_phrases
+        )
         pattern = refusals.pattern(rule, phrases)
         return _regex_rule(turns, n, pattern, pattern, config.phrase_roles, True)
     if rule == "repeated_lines":
@@ -504,14 +553,18 @@ def _evaluate(rule: str, table: pa.Table, turns: Turns, kind: str, n: int, confi
 # ---------------------------------------------------------------- the stage
 
 
-def apply_filters(ds: datasets.Dataset, config: FilterConfig | None = None, *, kind: str | None = None) -> Verdicts:
+def apply_filters(
+    ds: datasets.Dataset, config: FilterConfig | None = None, *, kind: str | None = None
+) -> Verdicts:
     """One verdict per row: ``None`` keeps it; otherwise the code of the first failing rule, with
-    what matched and where in the detail (``turn 3 (assistant): matched 'As an AI language model'``)."""
+    what matched and where in the detail
+    (``turn 3 (assistant): matched 'As an AI language model'``)."""
     config = config or FilterConfig()
     kind = kind or kind_of_columns(ds.column_names)
     if kind is None:
         raise ConfigError("filter needs postmix records: run `postmix ingest` on the data first")
-    tokens = _TokenCounter(config.tokenizer) if {"min_tokens", "max_tokens"} & set(config.rules) else None
+    tokens = (_TokenCounter(config.tokenizer) if {"min_tokens", "max_tokens"} & set(config.rules)
+              else None)
     codes = config.rule_codes()
     n_total = len(ds)
     reasons: list[str | None] = [None] * n_total
@@ -525,9 +578,11 @@ def apply_filters(ds: datasets.Dataset, config: FilterConfig | None = None, *, k
             turns = turn_table(table, kind)
             decided = np.zeros(n, dtype=bool)
             results: list[tuple[str, RuleResult]] = [
-                (rule, _evaluate(rule, table, turns, kind, n, config, tokens)) for rule in config.rules
+                (rule, _evaluate(rule, table, turns, kind, n, config, tokens))
+                for rule in config.rules
             ]
-            results += [(custom.code, _regex_rule(turns, n, custom.pattern, custom.pattern, custom.roles, custom.ignore_case))
+            results += [(custom.code, _regex_rule(turns, n, custom.pattern, custom.pattern,
+                                                  custom.roles, custom.ignore_case))
                         for custom in config.custom]
             for code, result in results:
                 fired_counts[code] += int(result.fired.sum())
@@ -565,5 +620,8 @@ def filter_file(
     *,
     format: str | None = None,
 ) -> StageOutput:
-    """Read ``source``, filter it, write kept rows to ``output`` with rejects and report beside it."""
-    return LocalExecutor().run_file(STEPS["filter"], source, output, config or FilterConfig(), format=format)
+    """Read ``source``, filter it, write kept rows to ``output`` with rejects and report
+    beside it."""
+    return LocalExecutor().run_file(
+        STEPS["filter"], source, output, config or FilterConfig(), format=format
+    )

@@ -72,7 +72,8 @@ class Reference:
 
 
 def _cache_key(fingerprint: str, on: str, config: MinHashConfig) -> str:
-    material = {"format": CACHE_FORMAT, "content": fingerprint, "on": on, "signature": config.signature_key()}
+    material = {"format": CACHE_FORMAT, "content": fingerprint, "on": on,
+                "signature": config.signature_key()}
     return xxhash.xxh3_128_hexdigest(json.dumps(material, sort_keys=True).encode())
 
 
@@ -80,7 +81,9 @@ def _read_cache(path: Path) -> tuple[list[str], RowFeatures] | None:
     try:
         with np.load(path, allow_pickle=False) as npz:
             ids = [i.decode("utf-8") for i in npz["ids"].tolist()]
-            return ids, RowFeatures(exact=npz["exact"], empty=npz["empty"], signatures=npz["signatures"])
+            return ids, RowFeatures(
+                exact=npz["exact"], empty=npz["empty"], signatures=npz["signatures"]
+            )
     except (OSError, KeyError, ValueError):
         return None  # unreadable or from another version: recompute and overwrite
 
@@ -88,8 +91,12 @@ def _read_cache(path: Path) -> tuple[list[str], RowFeatures] | None:
 def _write_cache(path: Path, ids: list[str], features: RowFeatures) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    encoded = np.array([i.encode("utf-8") for i in ids], dtype=np.bytes_) if ids else np.zeros(0, "S1")
-    np.savez(tmp, ids=encoded, exact=features.exact, empty=features.empty, signatures=features.signatures)
+    encoded = (
+        np.array([i.encode("utf-8") for i in ids], dtype=np.bytes_) if ids else np.zeros(0, "S1")
+    )
+    np.savez(
+        tmp, ids=encoded, exact=features.exact, empty=features.empty, signatures=features.signatures
+    )
     os.replace(tmp, path)
 
 
@@ -112,7 +119,9 @@ def load_reference(
         if kind is None:
             from postmix.errors import UnsupportedFormatError
 
-            raise UnsupportedFormatError("the --against dataset is not postmix records: run `postmix ingest` on it first")
+            raise UnsupportedFormatError(
+                "the --against dataset is not postmix records: run `postmix ingest` on it first"
+            )
         loaded = (against, kind)
         name = f"<dataset {len(against)} rows>"
         fingerprint = dataset_fingerprint(against, kind, on)
@@ -133,7 +142,9 @@ def load_reference(
     cached = _read_cache(cache_path) if cache_path.exists() else None
     if cached is not None:
         ids, features = cached
-        return Reference(name, ids, features, cache_path, True, time.perf_counter() - started, loaded, against)
+        return Reference(
+            name, ids, features, cache_path, True, time.perf_counter() - started, loaded, against
+        )
     if loaded is None:
         from postmix.io.dataset import load_records
 
@@ -143,6 +154,10 @@ def load_reference(
     features = row_features(ds, kind, on, config, signatures=True, batch_size=batch_size,
                             description="dedup: hashing reference")
     id_column = ds.with_format("arrow")["id"]
-    ids = (id_column.combine_chunks() if isinstance(id_column, pa.ChunkedArray) else id_column).to_pylist()
+    ids = (
+        id_column.combine_chunks() if isinstance(id_column, pa.ChunkedArray) else id_column
+    ).to_pylist()
     _write_cache(cache_path, ids, features)
-    return Reference(name, ids, features, cache_path, False, time.perf_counter() - started, loaded, against)
+    return Reference(
+        name, ids, features, cache_path, False, time.perf_counter() - started, loaded, against
+    )

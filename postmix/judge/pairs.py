@@ -129,9 +129,10 @@ def _make_pairs(rated: str | Path, output: str | Path, config: PairsConfig) -> P
             if score is None:
                 missing = sorted(set(config.aspects or ()) - set(rating.aspects))
                 reasons.append("missing_aspect")
-                rejected_out.write(Reject(reason="missing_aspect", detail=f"not rated on "
-                                          f"{', '.join(missing)}", id=completion.id,
-                                          source=completion.source, row=completion.to_row()).to_row())
+                rejected_out.write(Reject(reason="missing_aspect",
+                                          detail=f"not rated on {', '.join(missing)}",
+                                          id=completion.id, source=completion.source,
+                                          row=completion.to_row()).to_row())
                 continue
             groups[completion.prompt_id].append(_Scored(completion, rating, score))
         if config.aspects and not groups and loaded.items:

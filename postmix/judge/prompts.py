@@ -13,7 +13,9 @@ def render_conversation(prompt: list[dict[str, str]]) -> str:
     return "\n\n".join(f"[{_ROLE_NAMES.get(m['role'], m['role'])}]\n{m['content']}" for m in prompt)
 
 
-def rating_messages(rubric: Rubric, prompt: list[dict[str, str]], response: str) -> list[dict[str, str]]:
+def rating_messages(
+    rubric: Rubric, prompt: list[dict[str, str]], response: str
+) -> list[dict[str, str]]:
     user = (
         "Rate the assistant's response to the instruction below on each aspect of the rubric, "
         "from 1 (worst) to 5 (best). Give a short rationale before each score.\n\n"

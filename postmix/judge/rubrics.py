@@ -162,4 +162,6 @@ def _rating_schema(aspects: tuple[str, ...]) -> type[BaseModel]:
 def _batch_rating_schema(aspects: tuple[str, ...], n: int) -> type[BaseModel]:
     item = _rating_schema(aspects)
     ratings = Annotated[list[item], Field(min_length=n, max_length=n)]
-    return create_model(f"Ratings{n}", __config__=ConfigDict(extra="forbid"), ratings=(ratings, ...))
+    return create_model(
+        f"Ratings{n}", __config__=ConfigDict(extra="forbid"), ratings=(ratings, ...)
+    )

@@ -32,7 +32,8 @@ class BatchingTransport:
         return None
 
     def prepare(self) -> None:
-        """Called before a request is queued (load the model on first use); may raise EndpointError."""
+        """Called before a request is queued (load the model on first use); may raise
+        EndpointError."""
 
     def answer(self, bodies: list[dict[str, Any]]) -> list[RawReply | TransportError]:
         """One reply or error per body, in order. Raising fails the whole batch: a
@@ -68,7 +69,8 @@ class BatchingTransport:
                 replies = await loop.run_in_executor(None, self.answer, [body for body, _ in batch])
             except (TransportError, EndpointError) as exc:
                 replies = [exc] * len(batch)
-            except Exception as exc:  # the backend lost the batch: the engine retries these requests
+            except Exception as exc:
+                # the backend lost the batch: the engine retries these requests
                 replies = [TransportError("server_error", self.describe_failure(exc))] * len(batch)
             for (_, fut), reply in zip(batch, replies, strict=True):
                 if fut.done():

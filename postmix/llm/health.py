@@ -69,7 +69,8 @@ class EndpointHealth:
             log.info("endpoint %s answered its probe: back in the pool", self.name)
 
     def failed(self, kind: str, now: float, *, can_eject: bool) -> None:
-        """A counted failure; ejects after ``failures_to_eject`` of them in a row (or a failed probe)."""
+        """A counted failure; ejects after ``failures_to_eject`` of them in a row (or a failed
+        probe)."""
         self.consecutive += 1
         if self.state == "probing" or (self.state == "healthy" and can_eject
                                         and self.consecutive >= self.config.failures_to_eject):
@@ -77,8 +78,9 @@ class EndpointHealth:
             self.until = now + self.config.cooldown
             self.ejections += 1
             self._event("ejected", now, after=kind, consecutive_failures=self.consecutive)
-            log.warning("endpoint %s: %d %s failure(s) in a row; out for %.0fs, its requests go to the "
-                        "other endpoints", self.name, self.consecutive, kind, self.config.cooldown)
+            log.warning(
+                "endpoint %s: %d %s failure(s) in a row; out for %.0fs, its requests go to the "
+                "other endpoints", self.name, self.consecutive, kind, self.config.cooldown)
 
     def probe_abandoned(self, now: float) -> None:
         """The probe request was cancelled before an outcome: let the next request probe."""
@@ -87,8 +89,8 @@ class EndpointHealth:
             self.until = now
 
     def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "ejections": self.ejections, "consecutive_failures": self.consecutive,
-                "events": list(self.events)}
+        return {"state": self.state, "ejections": self.ejections,
+                "consecutive_failures": self.consecutive, "events": list(self.events)}
 
 
 class PoolLedger(Ledger):

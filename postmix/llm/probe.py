@@ -44,7 +44,8 @@ def probe_endpoint(endpoint: EndpointConfig, *, timeout: float = PROBE_TIMEOUT_S
         return f"{where} is not reachable: {reason}"
     except ValueError:
         return None  # not JSON: nothing to check the model against
-    served = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)] if isinstance(body, dict) else []
+    served = ([m.get("id") for m in body.get("data", []) if isinstance(m, dict)]
+              if isinstance(body, dict) else [])
     if served and endpoint.model not in served:
         listed = ", ".join(str(m) for m in served[:5]) + (", ..." if len(served) > 5 else "")
         return f"{where} does not serve model {endpoint.model!r} (it serves {listed})"

@@ -2,8 +2,9 @@
 
 Requests from the engine queue up and go to ``LLM.chat`` in batches of up to ``vllm_batch_size``
 on a worker thread (``postmix.llm.batching``), so the engine's cache, retries, schema checks and
-ledger apply unchanged and vLLM still sees large batches. Give the endpoint a ``max_concurrency`` at least as large as the
-batch size, or batches stay small. ``vllm`` is imported only when such an endpoint is used.
+ledger apply unchanged and vLLM still sees large batches. Give the endpoint a ``max_concurrency``
+at least as large as the batch size, or batches stay small. ``vllm`` is imported only when such an
+endpoint is used.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def reply_of(output: Any) -> RawReply | TransportError:
     first = output.outputs[0] if output.outputs else None
     if first is None:
         return TransportError("bad_response", "vLLM returned no output")
-    usage = {"prompt_tokens": len(output.prompt_token_ids or ()), "completion_tokens": len(first.token_ids or ())}
+    usage = {"prompt_tokens": len(output.prompt_token_ids or ()),
+             "completion_tokens": len(first.token_ids or ())}
     return RawReply(first.text, first.finish_reason, usage)
 
 
@@ -74,7 +76,8 @@ def chat_batch(vllm: Any, llm: Any, bodies: list[dict[str, Any]],
 
 
 class VLLMOfflineTransport(BatchingTransport):
-    """``vllm.LLM`` in this process, loaded on the first request, fed ``vllm_batch_size`` at a time."""
+    """``vllm.LLM`` in this process, loaded on the first request, fed ``vllm_batch_size``
+    at a time."""
 
     def __init__(self, endpoint: EndpointConfig):
         super().__init__(endpoint)

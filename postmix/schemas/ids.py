@@ -33,7 +33,9 @@ def _normalise(value: Any) -> Any:
 
 def content_hash(payload: Any, *, length: int = 24) -> str:
     """Hex digest (xxh3-128, truncated) of the canonical JSON of the normalised payload."""
-    canonical = json.dumps(_normalise(payload), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    canonical = json.dumps(
+        _normalise(payload), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
     return xxhash.xxh3_128_hexdigest(canonical.encode("utf-8"))[:length]
 
 

@@ -77,7 +77,9 @@ def extract_answer(solution: str, answer_format: str) -> str | None:
     raise ValueError(f"unknown answer format {answer_format!r}")
 
 
-def merge_equivalent(answers: list[str | None], same: Callable[[str, str], bool]) -> list[str | None]:
+def merge_equivalent(
+    answers: list[str | None], same: Callable[[str, str], bool]
+) -> list[str | None]:
     """Each answer replaced by the first distinct earlier answer ``same`` calls equal to it."""
     representatives: list[str] = []
     mapped: dict[str, str] = {}

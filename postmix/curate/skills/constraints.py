@@ -46,7 +46,8 @@ Draw = Callable[[random.Random], dict[str, Any]]
 def _relation_count(field: str, at_most: tuple[int, ...], at_least: tuple[int, ...]) -> Draw:
     def draw(rng: random.Random) -> dict[str, Any]:
         relation = rng.choice(("at_most", "at_least"))
-        return {"relation": relation, field: rng.choice(at_most if relation == "at_most" else at_least)}
+        return {"relation": relation,
+                field: rng.choice(at_most if relation == "at_most" else at_least)}
     return draw
 
 
