@@ -38,8 +38,9 @@ class _Loader(yaml.SafeLoader):
                 except TypeError:
                     continue  # an unhashable key: the constructor below says so
                 if first is not key_node:
+                    first_line = first.start_mark.line + 1
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key!r} given twice (first on line {first.start_mark.line + 1})",
+                        None, None, f"key {key!r} given twice (first on line {first_line})",
                         key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
 
@@ -76,7 +77,8 @@ def _syntax_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
     problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
     context = getattr(exc, "context", None)
     where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-    return ConfigError(f"{path}{where}: not valid YAML: {problem}" + (f" ({context})" if context else ""))
+    context = f" ({context})" if context else ""
+    return ConfigError(f"{path}{where}: not valid YAML: {problem}{context}")
 
 
 def read_yaml(path: str | Path, what: str, *, hint: str = "") -> Any:
@@ -95,7 +97,8 @@ def read_yaml(path: str | Path, what: str, *, hint: str = "") -> Any:
     except yaml.YAMLError as exc:
         raise _syntax_error(path, exc) from None
     except RecursionError:
-        raise ConfigError(f"{path} nests deeper than a {what} can (check its brackets and indents)") from None
+        raise ConfigError(f"{path} nests deeper than a {what} can "
+                          "(check its brackets and indents)") from None
     except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
         raise ConfigError(f"{path}: {str(exc).split(';')[0].strip()}") from None
     except OSError as exc:

@@ -31,32 +31,68 @@ from postmix.errors import PostmixError
 
 EXAMPLES = int(os.environ.get("POSTMIX_FUZZ_EXAMPLES", "25"))
 FULL = EXAMPLES > 25  # the full run adds the slow corpus entries (10 MB strings, 100k turns)
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not FULL,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=not FULL,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 
-_WORDS = ("amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "heron", "indigo",
-          "juniper", "kelp", "lichen", "marble", "nectar", "obsidian", "pumice", "quartz", "rye")
+_WORDS = (
+    "amber",
+    "basalt",
+    "cobalt",
+    "dune",
+    "ember",
+    "fjord",
+    "garnet",
+    "heron",
+    "indigo",
+    "juniper",
+    "kelp",
+    "lichen",
+    "marble",
+    "nectar",
+    "obsidian",
+    "pumice",
+    "quartz",
+    "rye",
+)
 
 
 def good_row(i: int) -> dict[str, Any]:
     """A valid SFT row every step keeps: distinct words (dedup), plain text (filter)."""
     words = " ".join(_WORDS[(i * 7 + k * 5) % len(_WORDS)] + str(i * 31 + k) for k in range(6))
-    return {"id": f"good-{i}", "source": "planted",
-            "messages": [{"role": "user", "content": f"Question {i}: what links {words}?"},
-                         {"role": "assistant", "content": f"Answer {i}: {words} share a theme."}]}
+    return {
+        "id": f"good-{i}",
+        "source": "planted",
+        "messages": [
+            {"role": "user", "content": f"Question {i}: what links {words}?"},
+            {"role": "assistant", "content": f"Answer {i}: {words} share a theme."},
+        ],
+    }
 
 
 def _conv(content: Any = "hello there", **extra: Any) -> bytes:
-    row = {"messages": [{"role": "user", "content": "a question worth asking"},
-                        {"role": "assistant", "content": content}], **extra}
+    row = {
+        "messages": [
+            {"role": "user", "content": "a question worth asking"},
+            {"role": "assistant", "content": content},
+        ],
+        **extra,
+    }
     return json.dumps(row, ensure_ascii=False).encode()
 
 
 def _raw_conv(inner: str) -> bytes:
     """A conversation whose assistant content is raw JSON text ``inner`` (escapes kept)."""
-    return ('{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":' + inner
-            + '}]}').encode()
+    return (
+        '{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":' + inner + "}]}"
+    ).encode()
 
 
 def hostile_lines() -> Iterator[tuple[str, bytes]]:
@@ -68,7 +104,10 @@ def hostile_lines() -> Iterator[tuple[str, bytes]]:
     yield "deep_meta_text", _conv(meta="[" * 50_000 + "]" * 50_000)
     yield "deep_meta_text_obj", _conv(meta="{" + '"a":[' * 3000 + "]" * 3000 + "}")
     yield "deep_content", _raw_conv("[" * 5000 + "]" * 5000)
-    yield "deep_extra_key", _conv(extra="[" * 300 + "]" * 300)[:-1] + b',"x":' + b"[" * 300 + b"]" * 300 + b"}"
+    yield (
+        "deep_extra_key",
+        _conv(extra="[" * 300 + "]" * 300)[:-1] + b',"x":' + b"[" * 300 + b"]" * 300 + b"}",
+    )
     yield "float_1e400", _raw_conv('"x"}],"score":1e400,"z":[{"a":"b"')
     yield "int_5000_digits", _raw_conv('"x"}],"score":' + "9" * 5000 + ',"z":[{"a":"b"')
     yield "int_4000_digits", _raw_conv('"x"}],"score":' + "9" * 4000 + ',"z":[{"a":"b"')
@@ -103,9 +142,17 @@ def hostile_lines() -> Iterator[tuple[str, bytes]]:
     yield "duplicate_id", json.dumps(good_row(0)).encode()
     yield "empty_key", _conv("x", **{"": "empty key"})
     yield "long_key", _conv("x", **{"k" * 100_000: 1})
-    yield "tool_calls", json.dumps({"messages": [
-        {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "c", "tool_calls": [{"id": "1"}]}]}).encode()
+    yield (
+        "tool_calls",
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "c", "tool_calls": [{"id": "1"}]},
+                ]
+            }
+        ).encode(),
+    )
     yield "image_part", _raw_conv('[{"type":"image_url","image_url":{"url":"x"}}]')
     yield "text_parts", _raw_conv('[{"type":"text","text":"from parts"}]')
     for field, values in _WRONG_TYPES.items():
@@ -113,19 +160,44 @@ def hostile_lines() -> Iterator[tuple[str, bytes]]:
             yield f"wrong_{field}_{n}", _wrong(field, value)
     if FULL:
         yield "string_10mb", _conv("x" * 10_000_000)
-        yield "turns_100k", json.dumps({"messages": [
-            {"role": ("user", "assistant")[k % 2], "content": f"turn {k}"} for k in range(100_000)]}).encode()
+        yield (
+            "turns_100k",
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": ("user", "assistant")[k % 2], "content": f"turn {k}"}
+                        for k in range(100_000)
+                    ]
+                }
+            ).encode(),
+        )
         yield "keys_100k", _conv("x", **{f"k{k}": k for k in range(100_000)})
         yield "wide_list_1m", _conv("x", big=list(range(1_000_000)))
 
 
 _WRONG_TYPES: dict[str, list[Any]] = {
-    "messages": [5, "just text", None, {}, [], [1, 2], [None], [[]], True, 1.5,
-                 [{"role": "user"}], [{"content": "x"}], [{"role": 5, "content": "x"}],
-                 [{"role": "wizard", "content": "x"}], [{"role": "user", "content": None}],
-                 [{"role": "user", "content": 5}], [{"role": "user", "content": ["a", 1]}],
-                 [{"role": "user", "content": {"text": "x"}}], [{"role": "assistant", "content": "x"}],
-                 [{"role": "user", "content": "   "}, {"role": "assistant", "content": "x"}]],
+    "messages": [
+        5,
+        "just text",
+        None,
+        {},
+        [],
+        [1, 2],
+        [None],
+        [[]],
+        True,
+        1.5,
+        [{"role": "user"}],
+        [{"content": "x"}],
+        [{"role": 5, "content": "x"}],
+        [{"role": "wizard", "content": "x"}],
+        [{"role": "user", "content": None}],
+        [{"role": "user", "content": 5}],
+        [{"role": "user", "content": ["a", 1]}],
+        [{"role": "user", "content": {"text": "x"}}],
+        [{"role": "assistant", "content": "x"}],
+        [{"role": "user", "content": "   "}, {"role": "assistant", "content": "x"}],
+    ],
     "id": [5, -1, 1.5, None, "", "   ", {}, [], ["a"], True, {"a": [1]}, "x" * 100_000],
     "source": [5, None, {}, [], "", True, {"a": 1}],
     "meta": [5, "not json", "[1]", "{}", [], [1], True, {"a": float("nan")}, "{" * 100, "x" * 1000],
@@ -133,8 +205,12 @@ _WRONG_TYPES: dict[str, list[Any]] = {
 
 
 def _wrong(field: str, value: Any) -> bytes:
-    row: dict[str, Any] = {"messages": [{"role": "user", "content": "a question"},
-                                        {"role": "assistant", "content": "an answer"}]}
+    row: dict[str, Any] = {
+        "messages": [
+            {"role": "user", "content": "a question"},
+            {"role": "assistant", "content": "an answer"},
+        ]
+    }
     row[field] = value
     return json.dumps(row, allow_nan=True).encode()
 
@@ -195,8 +271,13 @@ def check_ingest(source: Path, out: Path, good: set[str], bad_lines: set[int] | 
         assert reject["line"] is not None and reject["detail"], reject
 
 
-def check_stage(run: Callable[[Path, Path], Any], source: Path, out: Path, good: set[str],
-                bad_lines: set[int] | None) -> None:
+def check_stage(
+    run: Callable[[Path, Path], Any],
+    source: Path,
+    out: Path,
+    good: set[str],
+    bad_lines: set[int] | None,
+) -> None:
     result = run(source, out)
     report = result.report
     assert report.rows_in == report.rows_out + sum(report.rejected.values())
@@ -217,7 +298,9 @@ def _dedup(source: Path, out: Path) -> Any:
 
 
 def check_loaders(source: Path, good: set[str]) -> None:
+    """``load_records`` (every stage), ``dataset_stats`` and the prompt reader of judge generate."""
     from postmix.io.dataset import load_records
+    from postmix.judge.inputs import load_prompts
     from postmix.mix.stats import dataset_stats
 
     ds, _kind, rejects = load_records(source)
@@ -225,6 +308,9 @@ def check_loaders(source: Path, good: set[str]) -> None:
     assert all(r.reason and r.line is not None for r in rejects)
     stats = dataset_stats(source)
     assert stats["rows"] == len(ds) and stats["unreadable_rows"] == len(rejects)
+    prompts = load_prompts(source)
+    assert good <= {p.id for p in prompts.items}
+    assert all(r.reason and r.line is not None for r in prompts.rejects)
 
 
 def one_line_error(call: Callable[[], Any]) -> bool:
@@ -285,14 +371,6 @@ def test_corpus_jsonl_gz(corpus_file, tmp_path):
     check_ingest(gz, tmp_path / "out.jsonl", good, bad_lines)
 
 
-def test_postmix_rows_with_a_hostile_one_take_the_careful_path(tmp_path):
-    """A file of postmix records (the Arrow fast path) with one hostile row in it."""
-    for _name, raw in CORPUS:
-        source = tmp_path / "records.jsonl"
-        good, bad_lines = write_mixed(source, [raw])
-        check_loaders(source, good)
-
-
 # ---- JSON -------------------------------------------------------------------------------------
 
 
@@ -321,17 +399,21 @@ def test_corpus_json_file(tmp_path, wrapper):
     check_loaders(source, good)
 
 
-@pytest.mark.parametrize("body", [
-    b"[" * 100_000 + b"]" * 100_000,
-    b"[" + b"[" * 100_000 + b"]" * 100_000 + b"]",
-    b"[" + b"9" * 5000 + b"]",
-    b"[{\"messages\": \xff}]",
-    b"",
-    b"\x00\x00",
-    b"{\"a\": 1, \"b\": 2}",
-    b"5",
-    "[1]".encode("utf-16"),
-], ids=["deep", "deep_item", "long_int", "latin1", "empty", "nul", "no_list", "scalar", "utf16"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b"[" + b"[" * 100_000 + b"]" * 100_000 + b"]",
+        b"[" + b"9" * 5000 + b"]",
+        b'[{"messages": \xff}]',
+        b"",
+        b"\x00\x00",
+        b'{"a": 1, "b": 2}',
+        b"5",
+        "[1]".encode("utf-16"),
+    ],
+    ids=["deep", "deep_item", "long_int", "latin1", "empty", "nul", "no_list", "scalar", "utf16"],
+)
 def test_unreadable_json_file_is_one_line(tmp_path, body):
     from postmix.io.ingest import ingest
 
@@ -349,19 +431,48 @@ def test_json_with_deep_item_rejects_only_that_item(tmp_path):
 
 # ---- hypothesis: generated rows ---------------------------------------------------------------
 
-_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
-            | st.text(max_size=40) | st.sampled_from(["user", "assistant", "system", "tool", ""]))
-_json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4)
-                     | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=20)
-_turn = st.fixed_dictionaries({}, optional={"role": _json, "content": _json, "from": _json,
-                                            "value": _json, "tool_calls": _json})
-_row = st.fixed_dictionaries({}, optional={
-    "id": _json, "source": _json, "meta": _json, "messages": st.lists(_turn, max_size=4) | _json,
-    "conversations": st.lists(_turn, max_size=4), "instruction": _json, "output": _json,
-    "prompt": _json, "completion": _json, "chosen": _json, "rejected": _json,
-    "ground_truth": _json, "verifier": _json, "dataset": _json, "prompt_id": _json,
-    "score_chosen": _json, "score_rejected": _json, "constraints": _json,
-})
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=40)
+    | st.sampled_from(["user", "assistant", "system", "tool", ""])
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_turn = st.fixed_dictionaries(
+    {},
+    optional={"role": _json, "content": _json, "from": _json, "value": _json, "tool_calls": _json},
+)
+_row = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": _json,
+        "source": _json,
+        "meta": _json,
+        "messages": st.lists(_turn, max_size=4) | _json,
+        "conversations": st.lists(_turn, max_size=4),
+        "instruction": _json,
+        "output": _json,
+        "prompt": _json,
+        "completion": _json,
+        "chosen": _json,
+        "rejected": _json,
+        "ground_truth": _json,
+        "verifier": _json,
+        "dataset": _json,
+        "prompt_id": _json,
+        "score_chosen": _json,
+        "score_rejected": _json,
+        "constraints": _json,
+    },
+)
 
 
 def _mutate(raw: bytes, data: st.DataObject) -> bytes:
@@ -373,7 +484,7 @@ def _mutate(raw: bytes, data: st.DataObject) -> bytes:
     if how == "cut":
         return raw[:at]
     junk = data.draw(st.binary(min_size=1, max_size=6))
-    return raw[:at] + junk + raw[at + (how == "flip"):]
+    return raw[:at] + junk + raw[at + (how == "flip") :]
 
 
 _line = st.one_of(
@@ -414,8 +525,9 @@ def test_generated_json_rows(tmp_path_factory, data):
 def _table_variants() -> Iterator[tuple[str, list[dict[str, Any]], pa.Schema | None]]:
     """(name, rows, schema): hostile values in columns Arrow can type."""
     msgs = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-    sft = pa.schema([("id", pa.string()), ("messages", msgs), ("source", pa.string()),
-                     ("meta", pa.string())])
+    sft = pa.schema(
+        [("id", pa.string()), ("messages", msgs), ("source", pa.string()), ("meta", pa.string())]
+    )
     base = [dict(good_row(i), meta="{}") for i in range(3)]
 
     def with_bad(**values: Any) -> list[dict[str, Any]]:
@@ -437,34 +549,72 @@ def _table_variants() -> Iterator[tuple[str, list[dict[str, Any]], pa.Schema | N
     yield "meta_not_json", with_bad(meta="{not json}"), sft
     yield "meta_list", with_bad(meta="[1]"), sft
     yield "meta_deep", with_bad(meta="{" + '"a":[' * 3000 + "]" * 3000 + "}"), sft
-    yield "meta_deep_200", with_bad(meta="{\"a\":" + "[" * 200 + "]" * 200 + "}"), sft
+    yield "meta_deep_200", with_bad(meta='{"a":' + "[" * 200 + "]" * 200 + "}"), sft
     yield "meta_long_int", with_bad(meta='{"a":' + "9" * 5000 + "}"), sft
     yield "meta_surrogate", with_bad(meta='{"a":"\\ud800"}'), sft
-    yield "nul_content", with_bad(messages=[{"role": "user", "content": "a\x00b"},
-                                            {"role": "assistant", "content": "\x00"}]), sft
+    yield (
+        "nul_content",
+        with_bad(
+            messages=[
+                {"role": "user", "content": "a\x00b"},
+                {"role": "assistant", "content": "\x00"},
+            ]
+        ),
+        sft,
+    )
     yield "messages_as_text", [dict(r, messages=json.dumps(r["messages"])) for r in base], None
     yield "id_as_int", [dict(r, id=i) for i, r in enumerate(base)], None
     yield "meta_as_struct", [dict(r, meta={"a": 1.5}) for r in base], None
     yield "meta_as_nan", [dict(r, meta=float("nan")) for r in base], None
     yield "extra_columns", [dict(r, extra=[1, 2]) for r in base], None
     turn = pa.struct([("role", pa.string()), ("content", pa.string()), ("tool_calls", pa.string())])
-    turn_schema = pa.schema([("id", pa.string()), ("messages", pa.list_(turn)),
-                             ("source", pa.string()), ("meta", pa.string())])
-    yield "turn_extra_field", [dict(r, messages=[dict(m, tool_calls=None) for m in r["messages"]])
-                               for r in base], turn_schema
+    turn_schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("messages", pa.list_(turn)),
+            ("source", pa.string()),
+            ("meta", pa.string()),
+        ]
+    )
+    yield (
+        "turn_extra_field",
+        [dict(r, messages=[dict(m, tool_calls=None) for m in r["messages"]]) for r in base],
+        turn_schema,
+    )
     yield "role_as_int", [dict(r, messages=[{"role": 1, "content": "x"}]) for r in base], None
     yield "no_rows", [], sft
-    pref = [{"id": f"p{i}", "prompt": [{"role": "user", "content": "q"}],
-             "chosen": [{"role": "assistant", "content": f"good {i}"}],
-             "rejected": [{"role": "assistant", "content": f"bad {i}"}],
-             "chosen_score": s, "rejected_score": 1.0}
-            for i, s in enumerate([float("nan"), float("inf"), -float("inf"), 1e308])]
+    pref = [
+        {
+            "id": f"p{i}",
+            "prompt": [{"role": "user", "content": "q"}],
+            "chosen": [{"role": "assistant", "content": f"good {i}"}],
+            "rejected": [{"role": "assistant", "content": f"bad {i}"}],
+            "chosen_score": s,
+            "rejected_score": 1.0,
+        }
+        for i, s in enumerate([float("nan"), float("inf"), -float("inf"), 1e308])
+    ]
     yield "preference_nonfinite_scores", pref, None
     if FULL:
-        yield "string_10mb", with_bad(messages=[{"role": "user", "content": "q"},
-                                                {"role": "assistant", "content": "x" * 10_000_000}]), sft
-        yield "turns_100k", with_bad(messages=[{"role": ("user", "assistant")[k % 2], "content": "t"}
-                                               for k in range(100_000)]), sft
+        yield (
+            "string_10mb",
+            with_bad(
+                messages=[
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "x" * 10_000_000},
+                ]
+            ),
+            sft,
+        )
+        yield (
+            "turns_100k",
+            with_bad(
+                messages=[
+                    {"role": ("user", "assistant")[k % 2], "content": "t"} for k in range(100_000)
+                ]
+            ),
+            sft,
+        )
 
 
 TABLES = list(_table_variants())
@@ -483,9 +633,11 @@ def test_parquet_variants(name, rows, schema, tmp_path):
     source = tmp_path / "in.parquet"
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), source)
     good = _planted_good(name, rows, schema)
-    for call in (lambda: check_ingest(source, tmp_path / "out.jsonl", good, set(range(1, 10))),
-                 lambda: check_loaders(source, good),
-                 lambda: check_stage(_filter, source, tmp_path / "f.jsonl", good, None)):
+    for call in (
+        lambda: check_ingest(source, tmp_path / "out.jsonl", good, set(range(1, 10))),
+        lambda: check_loaders(source, good),
+        lambda: check_stage(_filter, source, tmp_path / "f.jsonl", good, None),
+    ):
         if one_line_error(call):
             assert name in ("no_rows",), name  # only a file with nothing in it may refuse
 
@@ -509,19 +661,25 @@ def _damaged_files(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     good = tmp_path / "good.parquet"
     pq.write_table(pa.Table.from_pylist([good_row(i) for i in range(50)]), good)
     data = good.read_bytes()
-    for name, body in (("truncated", data[: len(data) // 2]), ("header_only", data[:4]),
-                       ("garbage", b"PAR1" + os.urandom(300) + b"PAR1"), ("empty", b""),
-                       ("json_inside", json.dumps(good_row(1)).encode()),
-                       ("flipped_footer", data[:-12] + bytes(8) + data[-4:])):
+    for name, body in (
+        ("truncated", data[: len(data) // 2]),
+        ("header_only", data[:4]),
+        ("garbage", b"PAR1" + os.urandom(300) + b"PAR1"),
+        ("empty", b""),
+        ("json_inside", json.dumps(good_row(1)).encode()),
+        ("flipped_footer", data[:-12] + bytes(8) + data[-4:]),
+    ):
         path = tmp_path / f"{name}.parquet"
         path.write_bytes(body)
         yield f"parquet_{name}", path
     folder = tmp_path / "arrow_ok"
     datasets.Dataset.from_list([good_row(i) for i in range(5)]).save_to_disk(str(folder))
-    for name, damage in (("state_garbage", ("state.json", b"{not json")),
-                         ("info_garbage", ("dataset_info.json", b"\xff\xfe")),
-                         ("state_deep", ("state.json", b"[" * 100_000 + b"]" * 100_000)),
-                         ("data_truncated", None)):
+    for name, damage in (
+        ("state_garbage", ("state.json", b"{not json")),
+        ("info_garbage", ("dataset_info.json", b"\xff\xfe")),
+        ("state_deep", ("state.json", b"[" * 100_000 + b"]" * 100_000)),
+        ("data_truncated", None),
+    ):
         target = tmp_path / f"arrow_{name}"
         subprocess.run(["cp", "-r", str(folder), str(target)], check=True)
         if damage is None:
@@ -541,8 +699,11 @@ def test_damaged_files_are_one_line_errors(tmp_path):
     from postmix.mix.stats import dataset_stats
 
     for name, path in _damaged_files(tmp_path):
-        for call in (lambda: ingest(path, tmp_path / "out.jsonl", progress=False),
-                     lambda: load_records(path), lambda: dataset_stats(path)):
+        for call in (
+            lambda p=path: ingest(p, tmp_path / "out.jsonl", progress=False),
+            lambda p=path: load_records(p),
+            lambda p=path: dataset_stats(p),
+        ):
             try:
                 refused = one_line_error(call)
             except Exception as exc:  # noqa: BLE001 - the point: name the input that crashed
@@ -555,8 +716,14 @@ def test_damaged_files_are_one_line_errors(tmp_path):
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "postmix.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "postmix.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _exits_cleanly(proc: subprocess.CompletedProcess[str]) -> None:
@@ -572,8 +739,12 @@ def test_cli_on_the_corpus(corpus_file, tmp_path):
     _exits_cleanly(proc)
     assert proc.returncode == 0
     assert good <= _planted(_read_jsonl(tmp_path / "out.jsonl"))
-    _check_rejects(tmp_path / "out.rejects.jsonl", len(good) + len(bad_lines),
-                   len(_read_jsonl(tmp_path / "out.jsonl")), bad_lines)
+    _check_rejects(
+        tmp_path / "out.rejects.jsonl",
+        len(good) + len(bad_lines),
+        len(_read_jsonl(tmp_path / "out.jsonl")),
+        bad_lines,
+    )
     _exits_cleanly(_cli("stats", str(source), cwd=tmp_path))
 
 
@@ -603,9 +774,15 @@ def _yaml_loaders() -> dict[str, Callable[[Path], Any]]:
 HOSTILE_YAML: list[tuple[str, bytes]] = [
     ("deep_flow", b"a: " + b"[" * 100_000 + b"]" * 100_000),
     ("deep_block", "".join("  " * k + "a:\n" for k in range(3000)).encode()),
-    ("alias_bomb", b"a: &a [x, x, x, x, x, x, x, x, x]\n"
-     + b"".join(f"{chr(98 + k)}: &{chr(98 + k)} [{', '.join(['*' + chr(97 + k)] * 9)}]\n".encode()
-                for k in range(8)) + b"name: *i\n"),
+    (
+        "alias_bomb",
+        b"a: &a [x, x, x, x, x, x, x, x, x]\n"
+        + b"".join(
+            f"{chr(98 + k)}: &{chr(98 + k)} [{', '.join(['*' + chr(97 + k)] * 9)}]\n".encode()
+            for k in range(8)
+        )
+        + b"name: *i\n",
+    ),
     ("latin1", b"name: caf\xe9\nkind: sft\n"),
     ("nul", b"name: a\x00b\n"),
     ("bom", b"\xef\xbb\xbfname: x\nkind: sft\nsources: []\n"),
@@ -629,7 +806,10 @@ HOSTILE_YAML: list[tuple[str, bytes]] = [
     ("huge_string", b"name: " + b"x" * 10_000_000 + b"\n" if FULL else b"name: " + b"x" * 100_000),
     ("many_docs", b"name: a\n---\nname: b\n"),
     ("merge_key", b"base: &b {name: x}\nspec:\n  <<: *b\n"),
-    ("endpoints_wrong", b"endpoints: [5, null, {model: 5, base_url: [1]}, {api_key_env: sk-live-123}]\n"),
+    (
+        "endpoints_wrong",
+        b"endpoints: [5, null, {model: 5, base_url: [1]}, {api_key_env: sk-live-123}]\n",
+    ),
     ("endpoints_map", b"endpoints: {a: 1}\nretry: 7\nhealth: [1]\n"),
     ("stages_wrong", b"name: r\nstages: [5, {type: 7}, {name: x, type: nope}, null]\n"),
     ("stages_map", b"name: r\nstages: {a: {type: ingest}}\n"),
@@ -646,21 +826,69 @@ def test_hostile_yaml(name, body, tmp_path):
         try:
             one_line_error(lambda load=load: load(path))
         except Exception as exc:  # noqa: BLE001 - the point: name the loader that crashed
-            raise AssertionError(f"{what} on {name}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+            raise AssertionError(
+                f"{what} on {name}: {type(exc).__name__}: {str(exc)[:300]}"
+            ) from exc
 
 
 _yaml_value = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=20)
     | st.sampled_from(["sft", "preference", "ingest", "filter", "dedup", "exact", "x.jsonl"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.sampled_from(["name", "kind", "path", "fraction", "epochs", "steps", "type", "model",
-                         "base_url", "in", "out", "sources", "stages", "endpoints", "mode"])
-        | st.text(max_size=8), inner, max_size=4),
-    max_leaves=15)
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "name",
+                    "kind",
+                    "path",
+                    "fraction",
+                    "epochs",
+                    "steps",
+                    "type",
+                    "model",
+                    "base_url",
+                    "in",
+                    "out",
+                    "sources",
+                    "stages",
+                    "endpoints",
+                    "mode",
+                ]
+            )
+            | st.text(max_size=8),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=15,
+)
 _yaml_doc = st.dictionaries(
-    st.sampled_from(["name", "kind", "seed", "sources", "global_steps", "shuffle", "stages",
-                     "endpoints", "retry", "health", "model", "base_url", "description", "home"]),
-    _yaml_value, max_size=6)
+    st.sampled_from(
+        [
+            "name",
+            "kind",
+            "seed",
+            "sources",
+            "global_steps",
+            "shuffle",
+            "stages",
+            "endpoints",
+            "retry",
+            "health",
+            "model",
+            "base_url",
+            "description",
+            "home",
+        ]
+    ),
+    _yaml_value,
+    max_size=6,
+)
 
 
 @FUZZ

@@ -53,7 +53,9 @@ def _same_shape(found: pa.DataType, expected: pa.DataType) -> bool:
         return ((pa.types.is_list(found) or pa.types.is_large_list(found))
                 and _same_shape(found.value_type, expected.value_type))
     if pa.types.is_struct(expected):
-        if not pa.types.is_struct(found) or sorted(f.name for f in found) != sorted(f.name for f in expected):
+        if not pa.types.is_struct(found):
+            return False
+        if sorted(f.name for f in found) != sorted(f.name for f in expected):
             return False
         return all(_same_shape(found.field(f.name).type, f.type) for f in expected)
     return found == expected
@@ -141,7 +143,8 @@ def load_records(
     source = resolve_path(source)
     ftype = file_type(source)
     if ftype in ("arrow", "hub"):
-        ds = load_arrow_folder(source) if ftype == "arrow" else load_hub(str(source), split, streaming=False)
+        ds = (load_arrow_folder(source) if ftype == "arrow"
+              else load_hub(str(source), split, streaming=False))
         kind = kind_of_columns(ds.column_names)
         if kind is not None and format is None:
             # a saved dataset is typed, but by whoever saved it: a row the records refuse (a null

@@ -7,7 +7,6 @@ bottleneck, and a bad row becomes a failure entry instead of aborting the run.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from pydantic import ValidationError
 
 from postmix.io.read import iter_raw_rows
 from postmix.io.write import rejects_path
-from postmix.schemas import Completion, Message, Rating, Reject, stable_id
+from postmix.schemas import Completion, Message, Rating, Reject, jsontext, stable_id
 
 COMPLETION_FIELDS = tuple(Completion.model_fields)
 
@@ -61,7 +60,7 @@ def prompt_messages(data: dict[str, Any]) -> list[dict[str, str]] | None:
     if value is None:
         value = data.get("prompt")
     if isinstance(value, str):
-        value = json.loads(value) if value.lstrip().startswith("[") else [
+        value = jsontext.loads(value) if value.lstrip().startswith("[") else [
             {"role": "user", "content": value}]
     if not isinstance(value, list):
         return None

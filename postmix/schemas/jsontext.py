@@ -9,7 +9,8 @@ refuses nesting deeper than ``MAX_DEPTH``: a value that deep parses, but every l
 of it (validators, ``json.dumps``, hashing) would hit Python's recursion limit one at a time.
 
 The checks cost nothing for ordinary rows: the depth walk only runs when the text holds more
-brackets than ``MAX_DEPTH``, the surrogate check only when it holds a ``\\uD8..``-``\\uDF..`` escape.
+brackets than ``MAX_DEPTH``, the surrogate check only when it holds a ``\\uD800``-``\\uDFFF``
+escape.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def check_value(value: Any, text: str | None = None) -> None:
     if deep and too_deep(value):
         raise JsonTextError("too_deep", f"nested more than {MAX_DEPTH} levels deep")
     if (text is None or _SURROGATE_ESCAPE.search(text)) and lone_surrogate(value):
-        raise JsonTextError("not_utf8", "a \\uD800-\\uDFFF escape without its pair (not valid Unicode)")
+        raise JsonTextError(
+            "not_utf8", "a \\uD800-\\uDFFF escape without its pair (not valid Unicode)"
+        )
 
 
 def loads(text: str) -> Any:
