@@ -309,3 +309,15 @@ def test_yaml_path_that_is_a_folder(tmp_path):
     for load in (load_spec, load_recipe):
         with pytest.raises(ConfigError, match="is a folder, not a YAML file"):
             load(tmp_path)
+
+
+def test_config_key_with_a_newline_keeps_the_message_on_one_line(tmp_path):
+    from postmix.llm import load_endpoints
+    from postmix.mix.spec import load_spec
+
+    path = tmp_path / "spec.yaml"
+    path.write_text('"\\n": 1\n', encoding="utf-8")
+    for load in (load_spec, load_endpoints):
+        with pytest.raises(ConfigError) as caught:
+            load(path)
+        assert "\n" not in str(caught.value) and "'\\n'" in str(caught.value)
