@@ -64,10 +64,11 @@ def lone_surrogate(value: Any) -> bool:
 def check_value(value: Any, text: str | None = None) -> None:
     """Raise ``JsonTextError`` when a parsed ``value`` nests too deep or holds a lone surrogate.
     ``text`` (what it was parsed from) lets both checks be skipped when they cannot apply."""
-    deep = text is None or text.count("[") + text.count("{") > MAX_DEPTH
+    deep = text is None or (len(text) > MAX_DEPTH and text.count("[") + text.count("{") > MAX_DEPTH)
     if deep and too_deep(value):
         raise JsonTextError("too_deep", f"nested more than {MAX_DEPTH} levels deep")
-    if (text is None or _SURROGATE_ESCAPE.search(text)) and lone_surrogate(value):
+    escaped = text is None or ("\\u" in text and _SURROGATE_ESCAPE.search(text))
+    if escaped and lone_surrogate(value):
         raise JsonTextError(
             "not_utf8", "a \\uD800-\\uDFFF escape without its pair (not valid Unicode)"
         )
