@@ -298,10 +298,12 @@ def _dedup(source: Path, out: Path) -> Any:
 
 
 def check_loaders(source: Path, good: set[str], *, prompts_good: set[str] | None = None) -> None:
-    """``load_records`` (every stage), ``dataset_stats`` and the prompt reader of judge generate
-    (``prompts_good``: the rows it must keep, when not ``good``)."""
+    """``load_records`` (every stage), ``dataset_stats``, and the prompt readers of judge generate
+    and curate respond (``prompts_good``: the rows they must keep, when not ``good``); judge's
+    completion reader must not crash (none of these rows is a completion)."""
+    from postmix.curate.respond import load_prompt_rows
     from postmix.io.dataset import load_records
-    from postmix.judge.inputs import load_prompts
+    from postmix.judge.inputs import load_completions, load_prompts
     from postmix.mix.stats import dataset_stats
 
     ds, _kind, rejects = load_records(source)
@@ -309,9 +311,16 @@ def check_loaders(source: Path, good: set[str], *, prompts_good: set[str] | None
     assert all(r.reason and r.line is not None for r in rejects)
     stats = dataset_stats(source)
     assert stats["rows"] == len(ds) and stats["unreadable_rows"] == len(rejects)
+    must_keep = good if prompts_good is None else prompts_good
     prompts = load_prompts(source)
-    assert (good if prompts_good is None else prompts_good) <= {p.id for p in prompts.items}
+    assert must_keep <= {p.id for p in prompts.items}
     assert all(r.reason and r.line is not None for r in prompts.rejects)
+    kept, refused = load_prompt_rows(source)
+    assert must_keep <= {p.id for p in kept}
+    assert all(r.reason and r.line is not None for r in refused)
+    for rated in (False, True):
+        completions = load_completions(source, rated=rated)
+        assert all(r.reason and r.line is not None for r in completions.rejects)
 
 
 def one_line_error(call: Callable[[], Any]) -> bool:

@@ -324,3 +324,11 @@ def test_config_key_with_a_newline_keeps_the_message_on_one_line(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_endpoints(path)
     assert "\n" not in str(caught.value) and "'\\n'" in str(caught.value)
+
+
+def test_deep_meta_text_in_curate_respond_prompts(tmp_path):
+    from postmix.curate.respond import load_prompt_rows
+
+    source = _jsonl(tmp_path / "in.jsonl", [json.dumps(_row(1, meta=DEEP)), json.dumps(_row(2))])
+    kept, rejects = load_prompt_rows(source)
+    assert [p.id for p in kept] == ["r2"] and [r.line for r in rejects] == [1]

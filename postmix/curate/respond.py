@@ -17,7 +17,6 @@ could not answer; a re-run retries only those, everything else comes from the re
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.judge.inputs import failures_path, prompt_messages
 from postmix.judge.runner import config_dump, reject_counts, resolve_cache, run_requests_into
 from postmix.llm import ChatRequest, ChatResult, PoolConfig
-from postmix.schemas import FEATURES, Message, Reject, SFTRecord, StepReport, stable_id
+from postmix.schemas import FEATURES, Message, Reject, SFTRecord, StepReport, jsontext, stable_id
 
 RESPONSE_FILTERS: tuple[str, ...] = ("empty", "refusal", "self_identity", "truncated", "verified")
 
@@ -88,7 +87,7 @@ def _meta(data: dict[str, Any]) -> dict[str, Any]:
     """The row's meta, with an RLVR row's verifier and ground truth kept alongside."""
     meta = data.get("meta") or {}
     if isinstance(meta, str):
-        meta = json.loads(meta) if meta.strip() else {}
+        meta = jsontext.loads(meta) if meta.strip() else {}
     if not isinstance(meta, dict):
         raise ValueError("meta must be a JSON object")
     if data.get("verifier") and data.get("ground_truth") is not None:
