@@ -18,7 +18,6 @@ could not answer; a re-run retries only those, everything else comes from the re
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -41,7 +40,7 @@ from postmix.llm.model_stage import (
     load_prompts,
     request_seed,
 )
-from postmix.schemas import FEATURES, Message, Reject, SFTRecord, stable_id
+from postmix.schemas import FEATURES, Message, Reject, SFTRecord, jsontext, stable_id
 
 RESPONSE_FILTERS: tuple[str, ...] = ("empty", "refusal", "self_identification", "truncated",
                                      "verified")
@@ -77,7 +76,7 @@ def _meta(data: dict[str, Any]) -> dict[str, Any]:
     """The row's meta, with an RLVR row's verifier and ground truth kept alongside."""
     meta = data.get("meta") or {}
     if isinstance(meta, str):
-        meta = json.loads(meta) if meta.strip() else {}
+        meta = jsontext.loads(meta) if meta.strip() else {}
     if not isinstance(meta, dict):
         raise ValueError("meta must be a JSON object")
     if data.get("verifier") and data.get("ground_truth") is not None:

@@ -9,7 +9,6 @@ them in its own report.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -24,7 +23,7 @@ from postmix.io.claims import publish_mode
 from postmix.io.paths import resolve_path
 from postmix.io.read import file_type, load_arrow_folder, load_hub, parquet_shards
 from postmix.io.write import output_type
-from postmix.schemas import FEATURES, Reject, kind_of_columns
+from postmix.schemas import FEATURES, Reject, jsontext, kind_of_columns
 from postmix.schemas.arrow_checks import all_rows_valid
 
 _TOOL_KEYS = (b'"tool_calls"', b'"tool_call_id"', b'"function_call"')
@@ -42,19 +41,45 @@ def _mentions_tool_calls(path: Path) -> bool:
     return False
 
 
-def _plain_turns(schema: pa.Schema, kind: str) -> bool:
-    """Whether every turn column of a Parquet file is a list of exactly {role, content} structs
-    (other fields, e.g. tool_calls, would be dropped by the fast path; missing ones break it)."""
-    expected = FEATURES[kind].arrow_schema
-    for field in expected:
-        if not pa.types.is_list(field.type) or not pa.types.is_struct(field.type.value_type):
-            continue
-        found = schema.field(field.name).type
-        if not (pa.types.is_list(found) or pa.types.is_large_list(found)) or not pa.types.is_struct(found.value_type):
+def _same_shape(found: pa.DataType, expected: pa.DataType) -> bool:
+    """Whether a column of type ``found`` holds what postmix stores as ``expected`` without a
+    conversion: the large variants and all-null columns count, other types (an int id, a struct
+    meta) and extra struct fields (a turn's tool_calls, which the fast path would drop) do not."""
+    if pa.types.is_null(found):
+        return True
+    if pa.types.is_string(expected):
+        return pa.types.is_string(found) or pa.types.is_large_string(found)
+    if pa.types.is_floating(expected):
+        return pa.types.is_floating(found) or pa.types.is_integer(found)
+    if pa.types.is_list(expected):
+        return ((pa.types.is_list(found) or pa.types.is_large_list(found))
+                and _same_shape(found.value_type, expected.value_type))
+    if pa.types.is_struct(expected):
+        if not pa.types.is_struct(found):
             return False
-        if sorted(f.name for f in found.value_type) != sorted(f.name for f in field.type.value_type):
+        if sorted(f.name for f in found) != sorted(f.name for f in expected):
             return False
-    return True
+        return all(_same_shape(found.field(f.name).type, f.type) for f in expected)
+    return found == expected
+
+
+def _typed_as(schema: pa.Schema, kind: str) -> bool:
+    """Whether every postmix column of a file has the type postmix writes for ``kind``."""
+    names = schema.names
+    return all(names.count(f.name) == 1 and _same_shape(schema.field(f.name).type, f.type)
+               for f in FEATURES[kind].arrow_schema)
+
+
+def _checked(table: pa.Table, kind: str) -> pa.Table | None:
+    """``table`` cast to ``kind``'s schema when every row passes the record rules; None when
+    some row does not (or a column is of another type), so it goes the careful way."""
+    if not _typed_as(table.schema, kind):
+        return None
+    try:
+        table = table.select(list(FEATURES[kind])).cast(FEATURES[kind].arrow_schema)
+        return table if all_rows_valid(table, kind) else None
+    except (pa.ArrowException, ValueError):
+        return None
 
 
 def parquet_kind(path: str | Path) -> str | None:
@@ -68,7 +93,7 @@ def parquet_kind(path: str | Path) -> str | None:
     if not schemas or any(not schema.equals(schemas[0]) for schema in schemas[1:]):
         return None
     kind = kind_of_columns(schemas[0].names)
-    return kind if kind is not None and _plain_turns(schemas[0], kind) else None
+    return kind if kind is not None and _typed_as(schemas[0], kind) else None
 
 
 def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | None:
@@ -79,16 +104,20 @@ def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | 
         kind = parquet_kind(path)
         if kind is None:
             return None
-        columns = list(FEATURES[kind])
-        shards = parquet_shards(path)
-        table = pa.concat_tables([pq.read_table(shard, columns=columns) for shard in shards])
-        return (table, kind) if all_rows_valid(table, kind) else None  # else: row by row, with rejects
+        try:
+            shards = parquet_shards(path)
+            table = pa.concat_tables([pq.read_table(s, columns=list(FEATURES[kind])) for s in shards])
+        except (pa.ArrowException, OSError):
+            return None  # a damaged data page: the row-by-row reader says why in one line
+        table = _checked(table, kind)
+        return None if table is None else (table, kind)  # None: row by row, with rejects
     if ftype == "jsonl" and not path.name.endswith(".gz"):
         with open(path, "rb") as handle:
             first = handle.readline()
         try:
-            kind = kind_of_columns(list(json.loads(first))) if first.strip() else kind_hint
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
+            kind = (kind_of_columns(list(jsontext.loads(first.decode("utf-8-sig"))))
+                    if first.strip() else kind_hint)
+        except (jsontext.JsonTextError, UnicodeDecodeError, TypeError):
             return None
         if kind is None or _mentions_tool_calls(path):
             return None  # tool-call turns: ingest rejects them whole rather than dropping the calls
@@ -98,10 +127,10 @@ def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | 
                 path,
                 parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
             )
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowException, OSError):
             return None  # a malformed line or a non-postmix row: let ingest find and report it
-        table = table.select(list(FEATURES[kind]))
-        return (table, kind) if all_rows_valid(table, kind) else None  # else: row by row, with rejects
+        table = _checked(table, kind)
+        return None if table is None else (table, kind)  # None: row by row, with rejects
     return None
 
 
@@ -126,23 +155,22 @@ def load_records(
     """``(dataset, record kind, rows that could not be converted)`` for any supported input."""
     source = resolve_path(source)
     ftype = file_type(source)
-    if ftype == "arrow":
-        ds = load_arrow_folder(source)
+    if ftype in ("arrow", "hub"):
+        ds = (load_arrow_folder(source) if ftype == "arrow"
+              else load_hub(str(source), split, streaming=False))
         kind = kind_of_columns(ds.column_names)
         if kind is not None and format is None:
-            return ds.select_columns(list(FEATURES[kind])), kind, []
-    elif ftype == "hub":
-        ds = load_hub(str(source), split, streaming=False)
-        kind = kind_of_columns(ds.column_names)
-        if kind is not None and format is None:
-            return ds.select_columns(list(FEATURES[kind])), kind, []
+            # a saved dataset is typed, but by whoever saved it: a row the records refuse (a null
+            # role, an int id) sends the whole set through ingest, where that row is rejected
+            ds = ds.select_columns(list(FEATURES[kind]))
+            if _checked(dataset_table(ds), kind) is not None:
+                return ds, kind, []
     elif format is None:
         fast = _postmix_table(Path(source), None)
         if fast is not None:
             table, kind = fast
             # Without a fingerprint, datasets hashes the whole table to make one (seconds at 1M rows).
-            return (datasets.Dataset(table.cast(FEATURES[kind].arrow_schema), fingerprint=_verbatim_fingerprint(source)),
-                    kind, [])
+            return datasets.Dataset(table, fingerprint=_verbatim_fingerprint(source)), kind, []
     return _via_ingest(source, format=format, split=split)
 
 

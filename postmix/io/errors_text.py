@@ -16,6 +16,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 
+def loc_text(loc: Iterable[object]) -> str:
+    """``sources.0.fraction``; a key with a space, a dot or an unprintable character (``"\\n"``)
+    in it is quoted, so a hostile key in a config cannot break the message over lines."""
+    return ".".join(repr(p) if isinstance(p, str) and _needs_quotes(p) else str(p) for p in loc)
+
+
+def _needs_quotes(key: str) -> bool:
+    return not key or "." in key or not key.isprintable() or any(c.isspace() for c in key)
+
+
 def one_line(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(error_texts(exc))
@@ -32,11 +42,11 @@ def error_texts(exc: ValidationError, *, prefix: tuple[Any, ...] = (), lines: di
     texts = []
     for err in exc.errors(include_url=False):
         loc = (*prefix, *err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = " ".join(err["msg"].removeprefix("Value error, ").splitlines())
         if err["type"] == "extra_forbidden" and known:
             close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
             msg = "unknown key" + (f" (did you mean {close[0]}?)" if close else "")
-        where = ".".join(str(p) for p in loc)
+        where = loc_text(loc)
         text = f"{where}: {msg}" if where else msg
         line = line_of(loc, lines) if lines else None
         texts.append(f"line {line}: {text}" if line else text)

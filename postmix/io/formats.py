@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from postmix.errors import UnsupportedFormatError
-from postmix.schemas import PreferenceRecord, RLVRRecord, SFTRecord, stable_id
+from postmix.schemas import PreferenceRecord, RLVRRecord, SFTRecord, jsontext, stable_id
 from postmix.schemas.records import _Record
 
 FORMAT_KIND: dict[str, str] = {
@@ -102,8 +102,8 @@ def _meta(row: dict[str, Any], consumed: set[str]) -> dict[str, Any]:
     existing = row.get("meta")
     if isinstance(existing, str) and existing.strip():
         try:
-            existing = json.loads(existing)
-        except json.JSONDecodeError:
+            existing = jsontext.loads(existing)
+        except jsontext.JsonTextError:
             existing = {"meta": existing}
     if isinstance(existing, dict):
         meta.update(existing)

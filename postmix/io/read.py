@@ -21,6 +21,7 @@ from typing import Any
 
 from postmix.errors import InputNotFoundError, PostmixError, UnsupportedFormatError
 from postmix.io.paths import resolve_path
+from postmix.schemas import jsontext
 
 HUB_PREFIX = "hf:"
 BATCH_ROWS = 4096
@@ -102,8 +103,10 @@ def _jsonl_rows(path: Path) -> Iterator[RawRow]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
-            if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]  # a UTF-8 byte-order mark (Windows editors, pandas utf-8-sig)
+            if raw.startswith(b"\xef\xbb\xbf"):
+                # a UTF-8 byte-order mark (Windows editors, pandas utf-8-sig); past line 1 it
+                # marks where two such files were concatenated
+                raw = raw[3:]
             if not raw.strip():
                 continue  # blank lines are layout, not rows
             try:
@@ -113,42 +116,65 @@ def _jsonl_rows(path: Path) -> Iterator[RawRow]:
                              raw.decode("utf-8", errors="replace").rstrip("\n"))
                 continue
             try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield RawRow(line_no, None, "malformed_json", f"{exc.msg} (column {exc.colno})",
-                             text.rstrip("\n"))
+                value = jsontext.loads(text)
+            except jsontext.JsonTextError as exc:
+                yield RawRow(line_no, None, exc.reason, exc.detail, text.rstrip("\r\n"))
                 continue
             if not isinstance(value, dict):
                 yield RawRow(line_no, None, "not_an_object",
-                             f"expected a JSON object, got {type(value).__name__}", text.rstrip("\n"))
+                             f"expected a JSON object, got {type(value).__name__}",
+                             text.rstrip("\r\n"))
                 continue
             yield RawRow(line_no, value)
 
 
 def _iter_json(path: Path) -> Iterator[RawRow]:
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            value = json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8-sig")
+        value = json.loads(text)
+    except RecursionError:
         raise UnsupportedFormatError(
-            f"{path} is not valid JSON ({exc}); for one object per line name it .jsonl"
+            f"{path} nests deeper than Python can parse; for one object per line name it .jsonl, "
+            "so that only the bad row is rejected"
         ) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an over-long integer
+        what = str(exc).split(";")[0].strip()
+        raise UnsupportedFormatError(
+            f"{path} is not valid JSON ({what}); for one object per line name it .jsonl"
+        ) from None
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
     if isinstance(value, dict) and _is_record(value):  # one record on its own
-        yield RawRow(1, value)
-        return
-    if isinstance(value, dict):  # {"data": [...]} and similar single-key wrappers
+        value = [value]
+    elif isinstance(value, dict):  # {"data": [...]} and similar single-key wrappers
         lists = [v for v in value.values() if isinstance(v, list)]
         if len(lists) != 1:
             raise UnsupportedFormatError(f"{path} must hold a JSON array of objects")
         value = lists[0]
     if not isinstance(value, list):
         raise UnsupportedFormatError(f"{path} must hold a JSON array of objects")
+    # the checks jsontext.loads makes per JSONL line, here per item (only where they can apply)
+    checked = text.count("[") + text.count("{") > jsontext.MAX_DEPTH or "\\u" in text
     for index, item in enumerate(value, start=1):
+        if checked:
+            try:
+                jsontext.check_value(item)
+            except jsontext.JsonTextError as exc:
+                yield RawRow(index, None, exc.reason, exc.detail, _item_text(item))
+                continue
         if isinstance(item, dict):
             yield RawRow(index, item)
         else:
             yield RawRow(index, None, "not_an_object",
-                         f"expected a JSON object, got {type(item).__name__}", json.dumps(item)[:2000])
+                         f"expected a JSON object, got {type(item).__name__}", _item_text(item))
+
+
+def _item_text(item: object) -> str:
+    """An item of a JSON file as text for its reject (any depth, any strings)."""
+    try:
+        return json.dumps(item, ensure_ascii=True)[:2000]
+    except (RecursionError, ValueError):
+        return f"<{type(item).__name__} too deep to show>"
 
 
 def _is_record(value: dict[str, Any]) -> bool:
@@ -191,7 +217,10 @@ def _iter_dataset(dataset: Any) -> Iterator[RawRow]:
 def load_arrow_folder(path: str | Path) -> Any:
     import datasets
 
-    loaded = datasets.load_from_disk(str(path))
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as exc:  # noqa: BLE001 - a damaged folder fails in datasets' own ways
+        raise _unreadable(Path(path), exc) from None
     if isinstance(loaded, datasets.DatasetDict):
         raise UnsupportedFormatError(f"{path} holds several splits: pass the split folder")
     return loaded

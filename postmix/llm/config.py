@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from postmix import yamlfile
 from postmix.errors import ConfigError, EndpointError
+from postmix.io.errors_text import loc_text
 
 
 def redact_url(url: str) -> str:
@@ -184,6 +185,6 @@ def load_endpoints(path: str | Path) -> PoolConfig:
         return PoolConfig.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = loc_text(first["loc"])
         raise ConfigError(f"{path}: {where}: {first['msg']} ({exc.error_count()} error(s); "
                           "see recipes/endpoints/ for examples)") from None

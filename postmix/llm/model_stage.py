@@ -12,7 +12,6 @@ the three files together on success; on an exception none gets its final name an
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -30,7 +29,7 @@ from postmix.io.claims import claim_outputs
 from postmix.io.read import iter_raw_rows
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.llm.config import PoolConfig
-from postmix.schemas import Message, Reject, StepReport, stable_id
+from postmix.schemas import Message, Reject, StepReport, jsontext, stable_id
 
 
 def _sibling(output: str | Path, suffix: str) -> Path:
@@ -133,7 +132,7 @@ def prompt_messages(data: dict[str, Any]) -> list[dict[str, str]] | None:
     if value is None:
         value = data.get("prompt")
     if isinstance(value, str):
-        value = json.loads(value) if value.lstrip().startswith("[") else [
+        value = jsontext.loads(value) if value.lstrip().startswith("[") else [
             {"role": "user", "content": value}]
     if not isinstance(value, list):
         return None

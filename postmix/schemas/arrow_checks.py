@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from postmix.schemas import jsontext
 from postmix.schemas.records import ROLES
 
 # (column, the role its last turn must have, whether it needs a user turn somewhere)
@@ -66,9 +67,13 @@ def _joined_trimmed(turns: pa.ListArray) -> pa.Array:
 
 def _json_objects(values: pa.Array, *, allow_empty: bool = True) -> bool:
     """Each value null/empty (when allowed) or text shaped like a JSON object, ``{...}``. Not a
-    parse: a cheap guard against the common mistakes ("not json", "[1]"), whole-column."""
+    parse: a cheap guard against the common mistakes ("not json", "[1]"), whole-column. Text with
+    more brackets than ``jsontext.MAX_DEPTH`` may nest too deep to parse later, so it goes the
+    careful way too (where a shallow one is kept)."""
     text = pc.utf8_trim_whitespace(values.cast(pa.large_string()))
     shaped = pc.and_(pc.starts_with(text, "{"), pc.ends_with(text, "}"))
+    brackets = pc.add(pc.count_substring(text, "{"), pc.count_substring(text, "["))
+    shaped = pc.and_(shaped, pc.less_equal(brackets, jsontext.MAX_DEPTH))
     if allow_empty:
         shaped = pc.or_(shaped, pc.equal(text, ""))
     ok = pc.fill_null(shaped, allow_empty)

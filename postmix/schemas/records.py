@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from postmix.schemas import jsontext
+
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
@@ -30,9 +32,9 @@ def _json_object(value: Any) -> Any:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not a JSON object: {exc.msg}") from None
+            value = jsontext.loads(value)
+        except jsontext.JsonTextError as exc:
+            raise ValueError(f"not a JSON object: {exc.detail}") from None
     if not isinstance(value, dict):
         raise ValueError("must be a JSON object")
     return value
@@ -133,7 +135,7 @@ class RLVRRecord(_Record):
     @classmethod
     def _constraints_from_json(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return json.loads(value) if value.strip() else None
+            return jsontext.loads(value) if value.strip() else None
         return value
 
     @model_validator(mode="after")

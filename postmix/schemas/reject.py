@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 
 class Reject(BaseModel):
@@ -22,6 +22,12 @@ class Reject(BaseModel):
     id: str | None = None
     source: str | None = None
     row: Any = None
+
+    @field_validator("id", "source", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        # the id a bad row gave may be anything (5, a list): its reject must still be written
+        return value if value is None or isinstance(value, str) else str(value)
 
     def to_row(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
