@@ -202,3 +202,17 @@ def _pool_file(folder, base_url):
     path = folder / "pool.yaml"
     path.write_text(f"endpoints:\n  - {{name: a, model: fake-model, base_url: '{base_url}', max_concurrency: 2}}\n")
     return path
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only tmpfs needs root (CI and the dev VM are root)")
+def test_a_read_only_output_folder_is_refused_before_any_work(tmp_path):
+    data = write_rows(tmp_path / "x.jsonl", 5)
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    assert subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)]).returncode == 0
+    try:
+        proc = cli("curate", "filter", data, "-o", folder / "out.jsonl")
+        assert proc.returncode == 2 and "read-only" in proc.stderr and str(folder) in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)

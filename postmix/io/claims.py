@@ -71,6 +71,24 @@ def check_distinct(outputs: Iterable[str | Path], inputs: Iterable[str | Path] =
         seen.append(output)
 
 
+def check_writable(output: str | Path) -> None:
+    """Refuse before any work when ``output``'s folder cannot be written (read-only, not ours)."""
+    folder = _key(output).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the folder of {output}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK) or _read_only_mount(folder):
+        raise ConfigError(f"cannot write into {folder} (read-only): write the output elsewhere")
+
+
+def _read_only_mount(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
 def check_own_report(output: str | Path, report: str | Path) -> None:
     """Reports and rejects are named after the output's stem, so ``x.jsonl`` then ``x.parquet`` in
     one folder would share ``x.report.json``: refuse to replace the audit trail of another output
@@ -131,6 +149,8 @@ def claim_outputs(
     """``check_distinct`` then ``lock_output`` on each output, for the block."""
     outputs = [o for o in outputs if o is not None]
     check_distinct(outputs, inputs)
+    for output in outputs:
+        check_writable(output)
     with ExitStack() as stack:
         for output in outputs:
             stack.enter_context(lock_output(output))

@@ -106,7 +106,9 @@ def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | 
             return None
         try:
             shards = parquet_shards(path)
-            table = pa.concat_tables([pq.read_table(s, columns=list(FEATURES[kind])) for s in shards])
+            table = pa.concat_tables(
+                [pq.read_table(s, columns=list(FEATURES[kind])) for s in shards]
+            )
         except (pa.ArrowException, OSError):
             return None  # a damaged data page: the row-by-row reader says why in one line
         table = _checked(table, kind)
@@ -125,7 +127,9 @@ def _postmix_table(path: Path, kind_hint: str | None) -> tuple[pa.Table, str] | 
         try:
             table = pa_json.read_json(
                 path,
-                parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+                parse_options=pa_json.ParseOptions(
+                    explicit_schema=schema, unexpected_field_behavior="ignore"
+                ),
             )
         except (pa.ArrowException, OSError):
             return None  # a malformed line or a non-postmix row: let ingest find and report it
@@ -169,7 +173,8 @@ def load_records(
         fast = _postmix_table(Path(source), None)
         if fast is not None:
             table, kind = fast
-            # Without a fingerprint, datasets hashes the whole table to make one (seconds at 1M rows).
+            # Without a fingerprint, datasets hashes the whole table to make one (seconds at 1M
+            # rows).
             return datasets.Dataset(table, fingerprint=_verbatim_fingerprint(source)), kind, []
     return _via_ingest(source, format=format, split=split)
 
@@ -188,7 +193,8 @@ def _via_ingest(source: str | Path, *, format: str | None, split: str):
 
 
 def dataset_table(ds: datasets.Dataset) -> pa.Table:
-    """The rows of ``ds`` as one Arrow table (a ``take`` when ``ds`` is a selection, no copy otherwise)."""
+    """The rows of ``ds`` as one Arrow table (a ``take`` when ``ds`` is a selection, no copy
+    otherwise)."""
     return ds.with_format("arrow")[:]
 
 

@@ -33,8 +33,13 @@ def one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def error_texts(exc: ValidationError, *, prefix: tuple[Any, ...] = (), lines: dict[tuple, int] | None = None,
-                model: type[BaseModel] | None = None) -> list[str]:
+def error_texts(
+    exc: ValidationError,
+    *,
+    prefix: tuple[Any, ...] = (),
+    lines: dict[tuple, int] | None = None,
+    model: type[BaseModel] | None = None,
+) -> list[str]:
     """One text per error of ``exc``: ``[line N: ]loc: message[ (did you mean X?)]``. ``prefix``
     is where the validated value sits in a larger document (for ``lines``, the YAML key lines of
     ``yaml_key_lines``); ``model`` supplies the known names for near-miss hints."""
@@ -63,7 +68,8 @@ class InvalidConfig(ValueError):
 
 
 def checked(model: type[BaseModel], data: Any) -> BaseModel:
-    """``model.model_validate(data)``, raising ``InvalidConfig`` instead of a bare ValidationError."""
+    """``model.model_validate(data)``, raising ``InvalidConfig`` instead of a bare
+    ValidationError."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:

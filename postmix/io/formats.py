@@ -40,7 +40,9 @@ def detect_format(row: dict[str, Any]) -> str | None:
     keys = set(row)
     if {"chosen", "rejected"} <= keys:
         scored = {"score_chosen", "score_rejected"} & keys
-        return "ultrafeedback" if scored and isinstance(row.get("chosen"), list) else "trl_preference"
+        return (
+            "ultrafeedback" if scored and isinstance(row.get("chosen"), list) else "trl_preference"
+        )
     if "ground_truth" in keys and ({"messages", "prompt"} & keys):
         return "rlvr"
     if "messages" in keys:
@@ -64,7 +66,11 @@ def _text(value: Any, what: str) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list):  # OpenAI content parts: [{"type": "text", "text": ...}, ...]
-        parts = [p.get("text", "") for p in value if isinstance(p, dict) and p.get("type", "text") == "text"]
+        parts = [
+            p.get("text", "")
+            for p in value
+            if isinstance(p, dict) and p.get("type", "text") == "text"
+        ]
         if parts:
             return "".join(parts)
     raise ValueError(f"{what} must be text, got {type(value).__name__}")
@@ -88,12 +94,17 @@ def _messages(value: Any, what: str, *, default_role: str) -> list[dict[str, str
     turns = []
     for i, item in enumerate(value):
         if isinstance(item, dict) and any(item.get(k) for k in _TOOL_FIELDS):
-            # keeping the text and dropping the calls would leave tool replies to calls that are gone
-            raise ToolCallsError(f"{what}[{i}] has {'/'.join(k for k in _TOOL_FIELDS if item.get(k))}: postmix "
-                                 "records hold role/content turns only, so the row cannot be kept whole")
+            # keeping the text and dropping the calls would leave tool replies to calls that are
+            # gone
+            raise ToolCallsError(
+                f"{what}[{i}] has {'/'.join(k for k in _TOOL_FIELDS if item.get(k))}: postmix "
+                "records hold role/content turns only, so the row cannot be kept whole"
+            )
         if not isinstance(item, dict) or "role" not in item or "content" not in item:
             raise ValueError(f"{what}[{i}] must be an object with role and content")
-        turns.append({"role": str(item["role"]), "content": _text(item["content"], f"{what}[{i}].content")})
+        turns.append(
+            {"role": str(item["role"]), "content": _text(item["content"], f"{what}[{i}].content")}
+        )
     return turns
 
 
@@ -129,7 +140,9 @@ def _common_prefix(a: list[dict[str, str]], b: list[dict[str, str]]) -> int:
     return n
 
 
-def _sft(row: dict[str, Any], messages: list[dict[str, str]], consumed: set[str], source: str) -> SFTRecord:
+def _sft(
+    row: dict[str, Any], messages: list[dict[str, str]], consumed: set[str], source: str
+) -> SFTRecord:
     source = str(row.get("source") or source)
     rid = _row_id(row, "id") or stable_id("sft", {"messages": messages, "source": source})
     return SFTRecord(id=rid, messages=messages, source=source,
@@ -137,7 +150,9 @@ def _sft(row: dict[str, Any], messages: list[dict[str, str]], consumed: set[str]
 
 
 def from_messages(row: dict[str, Any], source: str) -> SFTRecord:
-    return _sft(row, _messages(row["messages"], "messages", default_role="user"), {"messages"}, source)
+    return _sft(
+        row, _messages(row["messages"], "messages", default_role="user"), {"messages"}, source
+    )
 
 
 def from_sharegpt(row: dict[str, Any], source: str) -> SFTRecord:
@@ -153,7 +168,12 @@ def from_sharegpt(row: dict[str, Any], source: str) -> SFTRecord:
         speaker = str(turn["from"]).lower()
         if speaker not in SHAREGPT_ROLES:
             raise ValueError(f"conversations[{i}] has unknown speaker {turn['from']!r}")
-        messages.append({"role": SHAREGPT_ROLES[speaker], "content": _text(turn["value"], f"conversations[{i}].value")})
+        messages.append(
+            {
+                "role": SHAREGPT_ROLES[speaker],
+                "content": _text(turn["value"], f"conversations[{i}].value"),
+            }
+        )
     return _sft(row, messages, {"conversations", "system"}, source)
 
 
@@ -175,7 +195,9 @@ def from_prompt_completion(row: dict[str, Any], source: str) -> SFTRecord:
     return _sft(row, messages, {"prompt", "completion"}, source)
 
 
-def _preference(row: dict[str, Any], source: str, *, score_keys: tuple[str, str]) -> PreferenceRecord:
+def _preference(
+    row: dict[str, Any], source: str, *, score_keys: tuple[str, str]
+) -> PreferenceRecord:
     chosen = _messages(row["chosen"], "chosen", default_role="assistant")
     rejected = _messages(row["rejected"], "rejected", default_role="assistant")
     if row.get("prompt") is not None:
@@ -189,7 +211,10 @@ def _preference(row: dict[str, Any], source: str, *, score_keys: tuple[str, str]
             shared -= 1
         prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
     record_source = str(row.get("source") or source)
-    scores = {name: row.get(key) for name, key in zip(("chosen_score", "rejected_score"), score_keys, strict=True)}
+    scores = {
+        name: row.get(key)
+        for name, key in zip(("chosen_score", "rejected_score"), score_keys, strict=True)
+    }
     rid = _row_id(row, "id", "prompt_id") or stable_id(
         "pref", {"prompt": prompt, "chosen": chosen, "rejected": rejected, "source": record_source}
     )
@@ -226,12 +251,19 @@ def from_rlvr(row: dict[str, Any], source: str) -> RLVRRecord:
     truth = truth if isinstance(truth, str) else json.dumps(truth, ensure_ascii=False)
     record_source = str(row.get("source") or source)
     rid = _row_id(row, "id") or stable_id(
-        "rlvr", {"prompt": prompt, "ground_truth": truth, "verifier": verifier, "source": record_source}
+        "rlvr",
+        {"prompt": prompt, "ground_truth": truth, "verifier": verifier, "source": record_source},
     )
     return RLVRRecord(
-        id=rid, prompt=prompt, ground_truth=truth, verifier=str(verifier),
-        constraints=row.get("constraints"), source=record_source,
-        meta=_meta(row, {"id", key, "ground_truth", "verifier", "dataset", "constraints", "source"}),
+        id=rid,
+        prompt=prompt,
+        ground_truth=truth,
+        verifier=str(verifier),
+        constraints=row.get("constraints"),
+        source=record_source,
+        meta=_meta(
+            row, {"id", key, "ground_truth", "verifier", "dataset", "constraints", "source"}
+        ),
     )
 
 

@@ -83,7 +83,10 @@ def ingest(
 
     def reject(raw: RawRow, reason: str, detail: str, rid: str | None = None) -> None:
         if strict:
-            raise BadRowError(f"{source} line {raw.line}: {reason}: {detail} (drop --strict to collect bad rows instead)")
+            raise BadRowError(
+                f"{source} line {raw.line}: {reason}: {detail} (drop --strict to collect bad rows "
+                "instead)"
+            )
         rejected[reason] = rejected.get(reason, 0) + 1
         given_source = raw.data.get("source") if isinstance(raw.data, dict) else None
         bad.write(Reject(reason=reason, detail=detail, line=raw.line, id=rid,
@@ -101,7 +104,9 @@ def ingest(
                 row_fmt = fmt or detect_format(raw.data)
                 if row_fmt is None:
                     keys = ", ".join(sorted(raw.data)[:8])
-                    reject(raw, "unknown_format", f"no known format has keys [{keys}]; pass --format")
+                    reject(
+                        raw, "unknown_format", f"no known format has keys [{keys}]; pass --format"
+                    )
                     continue
                 if kind is None:
                     kind, detected = FORMAT_KIND[row_fmt], row_fmt
@@ -117,8 +122,14 @@ def ingest(
                 except (ValidationError, ValueError, KeyError, TypeError) as exc:
                     reason = ("tool_calls" if isinstance(exc, ToolCallsError)
                               else "duplicate_id" if "already used" in str(exc) else "schema")
-                    detail = one_line(exc) if not isinstance(exc, KeyError) else f"missing field {exc}"
-                    given = raw.data.get("id") if raw.data.get("id") is not None else raw.data.get("prompt_id")
+                    detail = (
+                        one_line(exc) if not isinstance(exc, KeyError) else f"missing field {exc}"
+                    )
+                    given = (
+                        raw.data.get("id")
+                        if raw.data.get("id") is not None
+                        else raw.data.get("prompt_id")
+                    )
                     reject(raw, reason, detail, None if given is None else str(given))
                     continue
                 if writer is None:
@@ -135,7 +146,12 @@ def ingest(
         raise
     report = StepReport(
         step="ingest",
-        config={"format": fmt or "auto", "strict": strict, "source_name": default_source, "split": split},
+        config={
+            "format": fmt or "auto",
+            "strict": strict,
+            "source_name": default_source,
+            "split": split,
+        },
         rows_in=rows_in,
         rows_out=writer.rows,
         rejected=rejected,

@@ -77,19 +77,24 @@ def file_type(path: str | Path) -> str:
             )
         if _is_shard_folder(p):
             return "parquet"
-        raise UnsupportedFormatError(f"{text} is a folder but not a saved Arrow dataset: {_SUFFIX_HELP}")
+        raise UnsupportedFormatError(
+            f"{text} is a folder but not a saved Arrow dataset: {_SUFFIX_HELP}"
+        )
     name = p.name.lower()
     for suffix, kind in ((".jsonl.gz", "jsonl"), (".jsonl", "jsonl"), (".ndjson", "jsonl"),
                          (".json", "json"), (".parquet", "parquet")):
         if name.endswith(suffix):
             return kind
-    raise UnsupportedFormatError(f"unknown file type '{p.suffix or p.name}' for {text}: {_SUFFIX_HELP}")
+    raise UnsupportedFormatError(
+        f"unknown file type '{p.suffix or p.name}' for {text}: {_SUFFIX_HELP}"
+    )
 
 
 def _unreadable(path: Path, exc: BaseException) -> PostmixError:
     what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return PostmixError(f"{path} could not be read ({what}): is the file complete and of the type its "
-                        "name says?")
+    return PostmixError(
+        f"{path} could not be read ({what}): is the file complete and of the type its name says?"
+    )
 
 
 def _iter_jsonl(path: Path) -> Iterator[RawRow]:
@@ -185,7 +190,11 @@ def _is_record(value: dict[str, Any]) -> bool:
         return False
     if len(value) == 1:
         (items,) = value.values()
-        if isinstance(items, list) and items and all(isinstance(i, dict) and detect_format(i) for i in items):
+        if (
+            isinstance(items, list)
+            and items
+            and all(isinstance(i, dict) and detect_format(i) for i in items)
+        ):
             return False
     return True
 
@@ -226,14 +235,18 @@ def load_arrow_folder(path: str | Path) -> Any:
     return loaded
 
 
-def load_hub(name: str, split: str = "train", *, streaming: bool = True, config: str | None = None) -> Any:
+def load_hub(
+    name: str, split: str = "train", *, streaming: bool = True, config: str | None = None
+) -> Any:
     """A Hub dataset named ``hf:owner/name`` or ``hf:owner/name@revision``; streamed by default."""
     import datasets
 
     repo = name[len(HUB_PREFIX):] if name.startswith(HUB_PREFIX) else name
     repo, _, revision = repo.partition("@")
     try:
-        return datasets.load_dataset(repo, config, split=split, streaming=streaming, revision=revision or None)
+        return datasets.load_dataset(
+            repo, config, split=split, streaming=streaming, revision=revision or None
+        )
     except Exception as exc:  # network, auth, missing split: all user-fixable
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PostmixError(

@@ -20,7 +20,8 @@ from postmix.io.errors_text import loc_text
 
 
 def redact_url(url: str) -> str:
-    """``http://user:pass@host/v1`` -> ``http://host/v1``: credentials never reach a report or log."""
+    """``http://user:pass@host/v1`` -> ``http://host/v1``: credentials never reach a report or
+    log."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
@@ -70,27 +71,45 @@ class EndpointConfig(BaseModel):
     price_output_per_m: float = Field(0.0, ge=0, description="USD per million completion tokens.")
     sampling: dict[str, Any] = Field(default_factory=dict, description="Default sampling params "
                                      "(temperature, top_p, max_tokens, ...); a request overrides.")
-    timeout: float = Field(120.0, gt=0, description="Seconds for one attempt, after a slot is free.")
+    timeout: float = Field(
+        120.0, gt=0, description="Seconds for one attempt, after a slot is free."
+    )
     vllm_args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for "
                                       "vllm.LLM when backend is vllm (tensor_parallel_size, ...).")
     vllm_batch_size: int = Field(256, ge=1, description="Requests per vllm.LLM.chat call.")
-    ray_replicas: int = Field(1, ge=1, description="vllm-ray: vllm.LLM actors (model replicas) in the "
-                              "Ray cluster; one per GPU node (or per tensor-parallel group) is usual.")
-    ray_num_gpus: float | None = Field(None, ge=0, description="vllm-ray: GPUs per replica; None = "
-                                       "tensor_parallel_size x pipeline_parallel_size of vllm_args.")
-    ray_address: str | None = Field(None, description="vllm-ray: Ray cluster address; None = RAY_ADDRESS, "
-                                    "else a cluster running on this machine, else a local Ray.")
-    ray_runtime_env: dict[str, Any] = Field(default_factory=dict, description="vllm-ray: Ray runtime_env "
-                                            "of the replicas (pip, env_vars, py_modules), when the "
-                                            "workers' Python lacks vLLM or needs settings.")
+    ray_replicas: int = Field(
+        1,
+        ge=1,
+        description="vllm-ray: vllm.LLM actors (model replicas) in the "
+        "Ray cluster; one per GPU node (or per tensor-parallel group) is usual.",
+    )
+    ray_num_gpus: float | None = Field(
+        None,
+        ge=0,
+        description="vllm-ray: GPUs per replica; None = "
+        "tensor_parallel_size x pipeline_parallel_size of vllm_args.",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="vllm-ray: Ray cluster address; None = RAY_ADDRESS, "
+        "else a cluster running on this machine, else a local Ray.",
+    )
+    ray_runtime_env: dict[str, Any] = Field(
+        default_factory=dict,
+        description="vllm-ray: Ray runtime_env "
+        "of the replicas (pip, env_vars, py_modules), when the "
+        "workers' Python lacks vLLM or needs settings.",
+    )
 
     @field_validator("api_key_env")
     @classmethod
     def _a_name_not_a_key(cls, value: str | None) -> str | None:
         if value is not None and looks_like_a_key(value):
-            raise ValueError("api_key_env names the environment variable that holds the key, and "
-                             "this value looks like a key itself (not shown here): export it, e.g. "
-                             "`export POSTMIX_API_KEY=...`, and write `api_key_env: POSTMIX_API_KEY`")
+            raise ValueError(
+                "api_key_env names the environment variable that holds the key, and "
+                "this value looks like a key itself (not shown here): export it, e.g. "
+                "`export POSTMIX_API_KEY=...`, and write `api_key_env: POSTMIX_API_KEY`"
+            )
         return value
 
     def api_key(self) -> str | None:
@@ -134,9 +153,13 @@ class HealthConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    failures_to_eject: int = Field(3, ge=1, description="Consecutive connection errors, timeouts or "
-                                   "5xx replies that take an endpoint out; 3 tells a dead server from "
-                                   "one dropped connection.")
+    failures_to_eject: int = Field(
+        3,
+        ge=1,
+        description="Consecutive connection errors, timeouts or "
+        "5xx replies that take an endpoint out; 3 tells a dead server from "
+        "one dropped connection.",
+    )
     cooldown: float = Field(30.0, gt=0, description="Seconds out before one probe request is let "
                             "through; long enough for a `vllm serve` restart to come back up.")
 

@@ -19,7 +19,11 @@ from postmix.schemas.records import ROLES
 # (column, the role its last turn must have, whether it needs a user turn somewhere)
 _TURNS: dict[str, list[tuple[str, str, bool]]] = {
     "sft": [("messages", "assistant", True)],
-    "preference": [("prompt", "user", False), ("chosen", "assistant", False), ("rejected", "assistant", False)],
+    "preference": [
+        ("prompt", "user", False),
+        ("chosen", "assistant", False),
+        ("rejected", "assistant", False),
+    ],
     "rlvr": [("prompt", "user", False)],
 }
 
@@ -38,8 +42,10 @@ def _turns_ok(turns: pa.ListArray, last_role: str, needs_user: bool) -> np.ndarr
         owner = pc.list_parent_indices(turns).to_numpy(zero_copy_only=False)
         roles = flat.field("role")
         contents = flat.field("content")
-        good_turn = pc.and_(pc.fill_null(pc.is_in(roles, pa.array(ROLES)), False),
-                            pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(contents)), 0), False))
+        good_turn = pc.and_(
+            pc.fill_null(pc.is_in(roles, pa.array(ROLES)), False),
+            pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(contents)), 0), False),
+        )
         bad_owner = owner[~good_turn.to_numpy(zero_copy_only=False)]
         ok[bad_owner] = False
         last = np.cumsum(lengths) - 1  # index of each row's last turn in the flat array
@@ -61,7 +67,9 @@ def _joined_trimmed(turns: pa.ListArray) -> pa.Array:
     flat = pc.list_flatten(turns)
     trimmed = pc.utf8_trim_whitespace(flat.field("content"))
     offsets = pc.fill_null(pc.list_value_length(turns), 0).to_numpy(zero_copy_only=False)
-    rebuilt = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(offsets)]), pa.int32()), trimmed)
+    rebuilt = pa.ListArray.from_arrays(
+        pa.array(np.concatenate([[0], np.cumsum(offsets)]), pa.int32()), trimmed
+    )
     return pc.binary_join(rebuilt, "\x00")
 
 
@@ -106,7 +114,9 @@ def all_rows_valid(table: pa.Table, kind: str) -> bool:
         if len(pc.list_flatten(constraints)) and not _json_objects(pc.list_flatten(constraints)):
             return False
     if kind == "preference":
-        same = pc.equal(_joined_trimmed(_column(table, "chosen")), _joined_trimmed(_column(table, "rejected")))
+        same = pc.equal(
+            _joined_trimmed(_column(table, "chosen")), _joined_trimmed(_column(table, "rejected"))
+        )
         if pc.any(pc.fill_null(same, False)).as_py():
             return False
     if kind == "rlvr":
