@@ -301,9 +301,10 @@ def check_loaders(source: Path, good: set[str], *, prompts_good: set[str] | None
     """``load_records`` (every stage), ``dataset_stats``, and the prompt readers of judge generate
     and curate respond (``prompts_good``: the rows they must keep, when not ``good``); judge's
     completion reader must not crash (none of these rows is a completion)."""
-    from postmix.curate.respond import load_prompt_rows
+    from postmix.curate.respond import read_prompts
     from postmix.io.dataset import load_records
-    from postmix.judge.inputs import load_completions, load_prompts
+    from postmix.judge.inputs import load_completions
+    from postmix.llm.model_stage import load_prompts
     from postmix.mix.stats import dataset_stats
 
     ds, _kind, rejects = load_records(source)
@@ -315,7 +316,8 @@ def check_loaders(source: Path, good: set[str], *, prompts_good: set[str] | None
     prompts = load_prompts(source)
     assert must_keep <= {p.id for p in prompts.items}
     assert all(r.reason and r.line is not None for r in prompts.rejects)
-    kept, refused = load_prompt_rows(source)
+    loaded = read_prompts(source)
+    kept, refused = loaded.items, loaded.rejects
     assert must_keep <= {p.id for p in kept}
     assert all(r.reason and r.line is not None for r in refused)
     for rated in (False, True):
@@ -751,7 +753,7 @@ def _exits_cleanly(proc: subprocess.CompletedProcess[str]) -> None:
 
 def test_cli_on_the_corpus(corpus_file, tmp_path):
     source, good, bad_lines = corpus_file
-    proc = _cli("ingest", str(source), str(tmp_path / "out.jsonl"), cwd=tmp_path)
+    proc = _cli("ingest", str(source), "-o", str(tmp_path / "out.jsonl"), cwd=tmp_path)
     _exits_cleanly(proc)
     assert proc.returncode == 0
     assert good <= _planted(_read_jsonl(tmp_path / "out.jsonl"))
@@ -770,7 +772,7 @@ def test_cli_on_unreadable_inputs(tmp_path):
     garbage = tmp_path / "garbage.parquet"
     garbage.write_bytes(b"PAR1" + bytes(100))
     for path in (bad_json, garbage):
-        for args in (("ingest", str(path), str(tmp_path / "o.jsonl")), ("stats", str(path))):
+        for args in (("ingest", str(path), "-o", str(tmp_path / "o.jsonl")), ("stats", str(path))):
             proc = _cli(*args, cwd=tmp_path)
             _exits_cleanly(proc)
             assert proc.returncode == 2

@@ -72,7 +72,7 @@ def test_deep_row_is_a_too_deep_reject_in_ingest(deep_file, tmp_path):
 def test_deep_row_in_filter_dedup_stats_and_judge_prompts(deep_file, tmp_path):
     from postmix.curate.dedup import dedup_file
     from postmix.curate.filters import filter_file
-    from postmix.judge.inputs import load_prompts
+    from postmix.llm.model_stage import load_prompts
     from postmix.mix.stats import dataset_stats
 
     for run, out in ((filter_file, "f.jsonl"), (dedup_file, "d.jsonl")):
@@ -88,7 +88,7 @@ def test_deep_row_in_filter_dedup_stats_and_judge_prompts(deep_file, tmp_path):
 
 def test_deep_row_through_the_cli(deep_file, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    for args in (["ingest", str(deep_file), str(tmp_path / "o.jsonl")], ["stats", str(deep_file)]):
+    for args in (["ingest", str(deep_file), "-o", str(tmp_path / "o.jsonl")], ["stats", str(deep_file)]):
         proc = subprocess.run(
             [sys.executable, "-m", "postmix.cli", *args],
             capture_output=True,
@@ -229,7 +229,7 @@ def test_damaged_arrow_folder_is_one_line(tmp_path):
 
 
 def test_reject_of_a_row_with_a_non_text_id(tmp_path):
-    from postmix.judge.inputs import load_prompts
+    from postmix.llm.model_stage import load_prompts
 
     source = _jsonl(
         tmp_path / "in.jsonl", [json.dumps({"id": 5, "messages": 7}), json.dumps(_row(2))]
@@ -239,7 +239,7 @@ def test_reject_of_a_row_with_a_non_text_id(tmp_path):
 
 
 def test_deep_json_prompt_text_in_judge_inputs(tmp_path):
-    from postmix.judge.inputs import load_prompts
+    from postmix.llm.model_stage import load_prompts
 
     source = _jsonl(
         tmp_path / "in.jsonl", [json.dumps({"id": "p", "prompt": DEEP}), json.dumps(_row(2))]
@@ -327,8 +327,9 @@ def test_config_key_with_a_newline_keeps_the_message_on_one_line(tmp_path):
 
 
 def test_deep_meta_text_in_curate_respond_prompts(tmp_path):
-    from postmix.curate.respond import load_prompt_rows
+    from postmix.curate.respond import read_prompts
 
     source = _jsonl(tmp_path / "in.jsonl", [json.dumps(_row(1, meta=DEEP)), json.dumps(_row(2))])
-    kept, rejects = load_prompt_rows(source)
+    loaded = read_prompts(source)
+    kept, rejects = loaded.items, loaded.rejects
     assert [p.id for p in kept] == ["r2"] and [r.line for r in rejects] == [1]

@@ -32,6 +32,7 @@ from postmix.curate import refusals
 from postmix.errors import ConfigError
 from postmix.llm import ChatRequest, ChatResult, PoolConfig, run_requests_into
 from postmix.llm.model_stage import (
+    Loaded,
     OneModelConfig,
     PromptRow,
     StageOutputs,
@@ -171,13 +172,19 @@ def _record(row: PromptRow, k: int, result: ChatResult, source: str | None) -> S
         source=source or row.source, meta=meta)
 
 
+def read_prompts(source: str | Path) -> Loaded:
+    """The prompts ``respond`` answers: rows with a user turn, each with its meta (answer keys
+    included); every other row a reject with its line."""
+    return load_prompts(source, meta=_meta)
+
+
 def respond(prompts: str | Path, output: str | Path, pool: PoolConfig,
             config: RespondConfig | None = None, *, progress: bool | None = None) -> StageResult:
     """Answer every prompt ``config.n`` times; write kept answers as ``SFTRecord`` rows."""
     config = config or RespondConfig()
     started = time.perf_counter()
     model = config.pick_model(pool)
-    loaded = load_prompts(prompts, meta=_meta)
+    loaded = read_prompts(prompts)
     rows: list[PromptRow] = loaded.items
     if "verified" in config.filters:
         _needs_math_verify(rows)
