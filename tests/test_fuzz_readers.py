@@ -660,12 +660,14 @@ def test_parquet_variants(name, rows, schema, tmp_path):
             assert name in ("no_rows",), name  # only a file with nothing in it may refuse
 
 
-@pytest.mark.parametrize("name,rows,schema", TABLES, ids=[t[0] for t in TABLES])
+# datasets cannot save a table without rows and columns, so the empty table is Parquet-only
+SAVED_TABLES = [t for t in TABLES if t[1]]
+
+
+@pytest.mark.parametrize("name,rows,schema", SAVED_TABLES, ids=[t[0] for t in SAVED_TABLES])
 def test_arrow_folder_variants(name, rows, schema, tmp_path):
     import datasets
 
-    if not rows:
-        pytest.skip("datasets cannot save a table without rows and columns")
     source = tmp_path / "in_arrow"
     datasets.Dataset(pa.Table.from_pylist(rows, schema=schema)).save_to_disk(str(source))
     good = _planted_good(name, rows, schema)
