@@ -195,7 +195,7 @@ def scripted_endpoint(body):
     new_markdown_cell(
         "## Generate, rate, compare\n\n"
         "Every model call happens in this one cell, so the server is stopped even if a step fails. Two "
-        "pools, as on the command line (`--pool` for the answering models, `--judge` for the judge). "
+        "pools, as on the command line (`--endpoints pool.yaml` for the answering models, `--endpoints judge.yaml` for the judge). "
         "Jupyter runs cells inside an asyncio event loop and postmix's synchronous judge calls start "
         "their own, so `outside_event_loop` runs them in a worker thread (a script needs no such "
         "wrapper).\n\n"
@@ -209,8 +209,9 @@ def scripted_endpoint(body):
         "])\n"
         "judge_pool = load_endpoints(\"recipes/endpoints/judge.yaml\")  # from postmix.llm\n"
         "```\n\n"
-        "or from the shell: `postmix judge generate prompts.jsonl completions.jsonl --pool pool.yaml --n 3`, "
-        "then `postmix judge rate ... --judge judge.yaml` and `postmix judge pairs ...`."),
+        "or from the shell: `postmix judge generate prompts.jsonl -o completions.jsonl "
+        "--endpoints pool.yaml --n 3`, then `postmix judge rate ... --endpoints judge.yaml` and "
+        "`postmix judge pairs ...`."),
     new_code_cell("""\
 from concurrent.futures import ThreadPoolExecutor
 
