@@ -108,3 +108,58 @@ def test_a_stopped_stage_leaves_its_output_complete_or_absent(clean_runs, tmp_pa
     assert complete_or_absent(out)
     assert (out.read_text(), out.with_name("out.rejects.jsonl").read_text()) == clean[verb]
     assert not list(tmp_path.glob(".*.partial"))  # the killed run's leftovers were cleaned
+
+
+def _stop(args: list[str], point: str, sig: signal.Signals) -> subprocess.CompletedProcess:
+    env = {**os.environ, PAUSE_ENV: f"{point}:60"}
+    proc = subprocess.Popen([sys.executable, "-m", "postmix.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("postmix-paused"):
+            break
+    else:
+        raise AssertionError(f"never paused at {point}: {proc.stderr.read()}")
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_stopped_ingest_leaves_no_output_and_reruns_cleanly(tmp_path, sig):
+    source = tmp_path / "raw.jsonl"
+    source.write_text("".join(json.dumps({"prompt": f"p{i}", "completion": f"c{i}"}) + "\n" for i in range(300))
+                      + "{not json\n")
+    out = tmp_path / "out" / "out.parquet"
+    stopped = _stop(["ingest", str(source), "-o", str(out)], "ingest:rows_written", sig)
+    if sig == signal.SIGINT:
+        assert stopped.returncode == 130 and len(stopped.stderr.strip().splitlines()) == 1
+    assert not out.exists()  # written rows are in a .partial, never under the final name
+    assert not (out.parent / "out.report.json").exists()
+    rerun = subprocess.run([sys.executable, "-m", "postmix.cli", "ingest", str(source), "-o", str(out)],
+                           capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    report = StepReport.read(out.parent / "out.report.json")
+    assert (report.rows_in, report.rows_out, report.rejected) == (301, 300, {"malformed_json": 1})
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_stopped_generate_publishes_nothing_and_the_rerun_sends_nothing_again(tmp_path, sig):
+    from postmix.testing.openai_server import FakeOpenAIServer
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"question {i}"}) + "\n" for i in range(30)))
+    with FakeOpenAIServer() as server:
+        pool = tmp_path / "pool.yaml"
+        pool.write_text(f"endpoints:\n  - {{name: a, model: fake-model, base_url: '{server.base_url}'}}\n")
+        args = ["judge", "generate", str(prompts), "-o", str(tmp_path / "c.jsonl"), "--endpoints", str(pool),
+                "--n", "2"]
+        stopped = _stop(args, "model_stage:answered", sig)
+        if sig == signal.SIGINT:
+            assert stopped.returncode == 130 and len(stopped.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "c.jsonl").exists()
+        sent = len(server.requests)
+        rerun = subprocess.run([sys.executable, "-m", "postmix.cli", *args], capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+        assert len(server.requests) == sent  # every answer came from the request cache
+    rows = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert len(rows) == 60 and len({r["id"] for r in rows}) == 60

@@ -16,10 +16,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from postmix.errors import BadRowError, UnsupportedFormatError
+from postmix.io.claims import claim_outputs
 from postmix.io.errors_text import one_line
 from postmix.io.formats import FORMAT_KIND, ToolCallsError, check_format, convert, detect_format
 from postmix.io.read import RawRow, iter_raw_rows
 from postmix.io.write import RowWriter, rejects_path, report_path
+from postmix.pausepoints import pause
 from postmix.progress import progress_bar
 from postmix.schemas import FEATURES, Reject, StepReport
 
@@ -68,8 +70,19 @@ def ingest(
     split: str = "train",
     progress: bool | None = None,
 ) -> IngestResult:
-    """Convert ``source`` into postmix records at ``output`` (+ rejects + report beside it)."""
+    """Convert ``source`` into postmix records at ``output`` (+ rejects + report beside it).
+    The outputs are claimed first (never the input, never another run's); the output is renamed
+    into place last, after its rejects and report, so a stopped run leaves it absent or whole."""
+    output = Path(output)
+    with claim_outputs([output, rejects_path(output), report_path(output)], inputs=[source]):
+        return _ingest(source, output, format=format, strict=strict, source_name=source_name,
+                       split=split, progress=progress)
+
+
+def _ingest(source: str | Path, output: Path, *, format: str | None, strict: bool,
+            source_name: str | None, split: str, progress: bool | None) -> IngestResult:
     started = time.perf_counter()
+    published: list[Path] = []
     fmt = check_format(format) if format else None
     kind = FORMAT_KIND[fmt] if fmt else None
     default_source = source_name or _source_name(source)
@@ -137,30 +150,33 @@ def ingest(
                 writer.write(record.to_row())
         if writer is None:  # no good rows at all: still publish an empty, correctly typed output
             writer = RowWriter(output, schema=FEATURES[kind or "sft"].arrow_schema)
-        writer.close()
-        bad.close()
+        pause("ingest:rows_written")
+        published.append(bad.close())
+        report = StepReport(
+            step="ingest",
+            config={
+                "format": fmt or "auto",
+                "strict": strict,
+                "source_name": default_source,
+                "split": split,
+            },
+            rows_in=rows_in,
+            rows_out=writer.rows,
+            rejected=rejected,
+            timings={"total": round(time.perf_counter() - started, 3)},
+            inputs=[str(source)],
+            outputs={"data": str(output), "rejects": str(bad.path)},
+            details={"kind": kind or "sft", "format": detected},
+        )
+        published.append(report.write(report_path(output)))
+        writer.close()  # last: the output appears only beside its rejects and report
     except BaseException:
         if writer is not None:
             writer.abort()
         bad.abort()
+        for path in published:  # the output was not published: nothing may describe it
+            path.unlink(missing_ok=True)
         raise
-    report = StepReport(
-        step="ingest",
-        config={
-            "format": fmt or "auto",
-            "strict": strict,
-            "source_name": default_source,
-            "split": split,
-        },
-        rows_in=rows_in,
-        rows_out=writer.rows,
-        rejected=rejected,
-        timings={"total": round(time.perf_counter() - started, 3)},
-        inputs=[str(source)],
-        outputs={"data": str(output), "rejects": str(bad.path)},
-        details={"kind": kind or "sft", "format": detected},
-    )
-    report.write(report_path(output))
     if kind is None and rows_in and not rejected:
         raise UnsupportedFormatError(f"could not tell the format of {source}: pass --format")
     return IngestResult(report=report, output=output, rejects=bad.path, kind=kind or "sft")

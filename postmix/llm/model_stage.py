@@ -29,6 +29,7 @@ from postmix.io.claims import claim_outputs
 from postmix.io.read import iter_raw_rows
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.llm.config import PoolConfig
+from postmix.pausepoints import pause
 from postmix.schemas import Message, Reject, StepReport, jsontext, stable_id
 
 
@@ -238,6 +239,8 @@ class StageOutputs:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            pause("model_stage:answered")
         try:
             for writer in self._writers:
                 writer.abort() if exc_type is not None else writer.close()
