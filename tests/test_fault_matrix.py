@@ -42,17 +42,7 @@ def command(verb: str, data: Path, out: Path) -> list[str]:
 
 
 def stopped_at(verb: str, data: Path, out: Path, point: str, sig: signal.Signals) -> subprocess.CompletedProcess:
-    env = {**os.environ, PAUSE_ENV: f"{point}:60"}
-    proc = subprocess.Popen(command(verb, data, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    for line in proc.stdout:
-        if line.startswith("postmix-paused"):
-            break
-    else:
-        raise AssertionError(f"never paused at {point}: {proc.stderr.read()}")
-    proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=120)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    return _stop(command(verb, data, out)[3:], point, sig)
 
 
 def complete_or_absent(out: Path) -> bool:

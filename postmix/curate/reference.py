@@ -26,15 +26,13 @@ from postmix.curate.minhash import MinHashConfig
 from postmix.curate.normalise import string_buffers
 from postmix.curate.textview import view_texts
 from postmix.io.fingerprint import path_hash
+from postmix.io.paths import cache_folder
 
 CACHE_FORMAT = 1
 
+
 def default_cache_dir() -> Path:
-    root = os.environ.get("POSTMIX_CACHE_DIR")
-    if root:
-        return Path(root) / "dedup"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "postmix" / "dedup"
+    return cache_folder("dedup")
 
 
 def dataset_fingerprint(ds: datasets.Dataset, kind: str, on: str) -> str:

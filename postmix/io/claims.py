@@ -27,6 +27,7 @@ from pathlib import Path
 import xxhash
 
 from postmix.errors import ConfigError, PostmixError
+from postmix.io.paths import cache_folder
 
 try:  # POSIX; elsewhere outputs are not locked (the same-path check still applies)
     import fcntl
@@ -107,14 +108,6 @@ def check_own_report(output: str | Path, report: str | Path) -> None:
         )
 
 
-def lock_folder() -> Path:
-    root = os.environ.get("POSTMIX_CACHE_DIR")
-    if root:
-        return Path(root) / "locks"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "postmix" / "locks"
-
-
 @contextmanager
 def lock_output(path: str | Path) -> Iterator[None]:
     """Hold the exclusive lock of ``path`` for the block; refuse at once if another run has it."""
@@ -122,7 +115,7 @@ def lock_output(path: str | Path) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    lock = lock_folder() / f"{xxhash.xxh3_64_hexdigest(str(path).encode())}.lock"
+    lock = cache_folder("locks") / f"{xxhash.xxh3_64_hexdigest(str(path).encode())}.lock"
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
         handle = open(lock, "a+")  # noqa: SIM115 - held open for the whole block

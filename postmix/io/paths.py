@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from pathlib import Path
 
@@ -20,3 +21,13 @@ def resolve_path(value: str | Path, *, base: str | Path | None = None) -> Path |
     if base is not None and not path.is_absolute():
         path = Path(base) / path
     return path
+
+
+def cache_folder(name: str) -> Path:
+    """``<cache>/<name>``: ``$POSTMIX_CACHE_DIR``, else ``$XDG_CACHE_HOME/postmix``, else
+    ``~/.cache/postmix`` (dedup reference signatures, output locks)."""
+    root = os.environ.get("POSTMIX_CACHE_DIR")
+    if root:
+        return Path(root) / name
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "postmix" / name
