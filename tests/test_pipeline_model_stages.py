@@ -89,3 +89,47 @@ def test_an_endpoint_that_does_not_serve_the_model_is_found_before_the_run(tmp_p
         with pytest.raises(EndpointError, match="does not serve model 'fake-modle' \\(it serves fake-model\\)"):
             run(recipe, tmp_path / "w")
         assert chat_requests(server) == 0
+
+
+def test_a_duplicate_prompt_is_an_input_reject_not_a_failed_call(tmp_path):
+    """Review finding: judge stages list unusable input rows in their failures file; those are
+    final decisions, so they must not keep the stage from being cached."""
+    with FakeOpenAIServer() as server:
+        recipe = write_recipe(tmp_path, server.base_url)
+        with open(tmp_path / "prompts.jsonl", "a") as handle:  # p0 again
+            handle.write(json.dumps({"id": "p0", "source": "t", "meta": "{}",
+                                     "messages": [{"role": "user", "content": "again"}]}) + "\n")
+        first = run(recipe, tmp_path / "w")
+        assert first["stages"]["completions"]["status"] == "ran"
+        assert first["stages"]["completions"]["outputs"]["failed"] == "0"
+        again = run(recipe, tmp_path / "w")
+        assert {s["status"] for s in again["stages"].values()} == {"cached"}
+
+
+def test_two_runs_on_one_workdir_the_second_is_refused(tmp_path):
+    from postmix.io.claims import OutputBusyError, lock_output
+
+    with FakeOpenAIServer() as server:
+        recipe = write_recipe(tmp_path, server.base_url)
+        with lock_output((tmp_path / "w").resolve()), \
+                pytest.raises(OutputBusyError, match="another `postmix run` is using"):
+            run(recipe, tmp_path / "w")
+
+
+def test_a_decontam_stage_with_benchmark_mappings_plans(tmp_path):
+    """Review finding: benchmarks given as mappings (valid for DecontamConfig) crashed the plan."""
+    (tmp_path / "bench.jsonl").write_text(json.dumps({"question": "what is two plus two"}) + "\n")
+    (tmp_path / "sft.jsonl").write_text(json.dumps({"prompt": "p", "completion": "c"}) + "\n")
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "stages": [
+        {"name": "raw", "run": "ingest", "input": "sft.jsonl"},
+        {"name": "clean", "run": "decontam", "input": "raw",
+         "config": {"benchmarks": [{"name": "b", "path": "bench.jsonl", "fields": ["question"]}]}}]}))
+    result = run(path, tmp_path / "w")
+    assert result["stages"]["clean"]["status"] == "ran"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "t", "stages": [
+        {"name": "raw", "run": "ingest", "input": "sft.jsonl"},
+        {"name": "clean", "run": "decontam", "input": "raw", "config": {"benchmarks": 5}}]}))
+    with pytest.raises(PostmixError, match="stage 'clean' \\(decontam\\)"):
+        run(bad, tmp_path / "w2")

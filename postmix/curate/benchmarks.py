@@ -163,11 +163,22 @@ def parse_benchmark_spec(text: str) -> BenchmarkSpec:
     return BenchmarkSpec(name=name, path=path, fields=fields)
 
 
-def anchored(benchmarks: list[str], base: str | Path) -> list[str]:
+def anchored(benchmarks: list[Any], base: str | Path) -> list[Any]:
     """``benchmarks`` with every relative local file resolved against ``base`` (the folder of the
-    spec or recipe that names it), so a run from another folder finds the same files."""
-    out = []
+    spec or recipe that names it), so a run from another folder finds the same files. Entries
+    are strings (``gsm8k=test.jsonl:question``) or ``BenchmarkSpec`` mappings; anything else is
+    left for the config model to refuse."""
+    out: list[Any] = []
     for text in benchmarks:
+        if isinstance(text, dict) and isinstance(text.get("path"), str):
+            path = Path(text["path"]).expanduser()
+            if not text["path"].startswith(("hf:", "pkg://")) and not path.is_absolute():
+                text = {**text, "path": str((Path(base) / path).resolve())}
+            out.append(text)
+            continue
+        if not isinstance(text, str):
+            out.append(text)
+            continue
         spec = parse_benchmark_spec(text)
         if spec.path and not spec.path.startswith(("hf:", "pkg://")):
             anchored_path = Path(spec.path).expanduser()
@@ -180,11 +191,16 @@ def anchored(benchmarks: list[str], base: str | Path) -> list[str]:
     return out
 
 
-def benchmark_files(benchmarks: list[str], base: str | Path) -> list[Path]:
+def benchmark_files(benchmarks: list[Any], base: str | Path) -> list[Path]:
     """The local files among ``benchmarks`` (what a cached result depends on)."""
     files = []
-    for text in anchored(benchmarks, base):
-        path = parse_benchmark_spec(text).path
+    for entry in anchored(benchmarks, base):
+        if isinstance(entry, dict):
+            path = entry.get("path") if isinstance(entry.get("path"), str) else None
+        elif isinstance(entry, str):
+            path = parse_benchmark_spec(entry).path
+        else:
+            continue
         if path and not path.startswith(("hf:", "pkg://")) and Path(path).exists():
             files.append(Path(path))
     return files
@@ -192,14 +208,15 @@ def benchmark_files(benchmarks: list[str], base: str | Path) -> list[Path]:
 
 def anchor_config(config: dict[str, Any], base: str | Path) -> dict[str, Any]:
     """A decontam config mapping with its benchmark files resolved against ``base``."""
-    if not config.get("benchmarks"):
-        return config
+    if not isinstance(config.get("benchmarks"), list) or not config["benchmarks"]:
+        return config  # missing or of the wrong type: the config model says so in one line
     return {**config, "benchmarks": anchored(list(config["benchmarks"]), base)}
 
 
 def config_files(config: dict[str, Any], base: str | Path) -> list[Path]:
     """The local benchmark files a decontam config mapping names."""
-    return benchmark_files(list(config.get("benchmarks") or []), base)
+    benchmarks = config.get("benchmarks")
+    return benchmark_files(benchmarks, base) if isinstance(benchmarks, list) else []
 
 
 def builtin_for(spec: BenchmarkSpec) -> BuiltinBenchmark | None:

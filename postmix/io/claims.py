@@ -40,7 +40,7 @@ class OutputBusyError(PostmixError):
 
 
 def _key(path: str | Path) -> Path:
-    return Path(os.path.abspath(os.path.expanduser(str(path))))
+    return Path(os.path.realpath(os.path.expanduser(str(path))))  # one file, one key, via links
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -245,7 +246,9 @@ def stale_partials(output: str | Path) -> list[Path]:
     """Temporary files a killed ``write_table`` of ``output`` left (only the run holding the
     output's lock may remove them)."""
     output = Path(output)
-    return sorted(output.parent.glob(f".{glob.escape(output.name)}.*.partial"))
+    mine = re.compile(rf"^\.{re.escape(output.name)}\.[a-z0-9_]{{8}}\.partial$")  # mkstemp's 8
+    return sorted(p for p in output.parent.glob(f".{glob.escape(output.name)}.*.partial")
+                  if mine.match(p.name))
 
 
 def save_records(ds: datasets.Dataset, output: str | Path) -> Path:

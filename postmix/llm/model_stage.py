@@ -214,13 +214,22 @@ class StageOutputs:
         files += [rejects_path(self.path)] if rejects_file else []
         self._claim = ExitStack()
         self._claim.enter_context(claim_outputs(files, inputs=inputs))
+        try:
+            self._open(schema, rejects_file)
+        except BaseException:
+            self._claim.close()
+            raise
         self.started = time.perf_counter() if started is None else started
+
+    def _open(self, schema: pa.Schema | None, rejects_file: bool) -> None:
         self.reasons: list[str] = []
+        self.failed: Counter = Counter()  # reasons of the model calls that failed (fail())
         self.out = RowWriter(self.path, schema=schema)
         self.failures = RowWriter(failures_path(self.path))
         # stages without a rejects file (the judge steps) list unusable input among the failures
         self.rejects = RowWriter(rejects_path(self.path)) if rejects_file else self.failures
-        self._writers = [self.out, self.failures] + ([self.rejects] if rejects_file else [])
+        # closed in this order: the output is renamed into place last
+        self._writers = [self.failures] + ([self.rejects] if rejects_file else []) + [self.out]
 
     def keep(self, row: dict[str, Any]) -> None:
         self.out.write(row)
@@ -233,6 +242,7 @@ class StageOutputs:
     def fail(self, reject: Reject) -> None:
         """The model could not answer (``<out>.failures.jsonl``): a re-run retries it."""
         self.reasons.append(reject.reason)
+        self.failed[reject.reason] += 1
         self.failures.write(reject.to_row())
 
     def __enter__(self) -> StageOutputs:
@@ -244,9 +254,13 @@ class StageOutputs:
         try:
             for writer in self._writers:
                 writer.abort() if exc_type is not None else writer.close()
-        finally:
-            if exc_type is not None:
-                self._claim.close()
+        except BaseException:
+            for writer in self._writers:  # one writer failed: the rest keep their partials
+                writer.abort()
+            self._claim.close()
+            raise
+        if exc_type is not None:
+            self._claim.close()
 
     def report(self, step: str, *, config: dict[str, Any], rows_in: int, inputs: list[str],
                details: dict[str, Any]) -> StageResult:
@@ -258,9 +272,11 @@ class StageOutputs:
                             rejected=reject_counts(self.reasons),
                             timings={"total": round(time.perf_counter() - self.started, 3)},
                             inputs=inputs, outputs=outputs, details=details)
-        report.write(report_path(self.path))
-        self._claim.close()  # the outputs are complete: another run may take them now
-        return StageResult(self.path, self.failures.path, report, rejects)
+        try:
+            report.write(report_path(self.path))
+        finally:
+            self._claim.close()  # the outputs are complete: another run may take them now
+        return StageResult(self.path, self.failures.path, report, rejects, dict(self.failed))
 
 
 @dataclass
@@ -272,3 +288,4 @@ class StageResult:
     failures: Path
     report: StepReport
     rejects: Path | None = None
+    failed: dict[str, int] = field(default_factory=dict)  # failed model calls by reason

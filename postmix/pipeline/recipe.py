@@ -29,6 +29,7 @@ from pydantic import (
 
 from postmix import __version__, yamlfile
 from postmix.errors import ConfigError, EndpointError, PostmixError
+from postmix.io.claims import OutputBusyError, lock_output
 from postmix.io.errors_text import InvalidConfig, error_texts, one_line, yaml_key_lines
 from postmix.io.fingerprint import path_hash
 from postmix.io.paths import resolve_path
@@ -134,7 +135,12 @@ def plan(recipe: Recipe, workdir: Path, recipe_dir: Path) -> list[PlannedStage]:
                 text = one_line(exc) if isinstance(exc, ValidationError) else str(exc)
                 problems.append(f"stage {stage.name!r} ({stage.run}): {text}")
         if kind.files is not None:  # a file named in the config changes the result as an input does
-            for path in kind.files(stage, recipe_dir):
+            try:
+                named_files = kind.files(stage, recipe_dir)
+            except (PostmixError, ValueError, TypeError) as exc:
+                problems.append(f"stage {stage.name!r} ({stage.run}): {exc}")
+                named_files = []
+            for path in named_files:
                 parts.append(f"config-file:{path.name}:{path_hash(path, contents=path.is_file())}")
         key = xxhash.xxh3_64_hexdigest(
             _canonical([stage.run, stage.config, parts, __version__]).encode()
@@ -184,6 +190,16 @@ def run_recipe(
     recipe_dir = Path(recipe_dir).resolve()
     planned = plan(recipe, workdir, recipe_dir)
     _probe(planned, recipe_dir, options or {})
+    try:  # one run per workdir: a second would wipe the stage folders the first is writing
+        with lock_output(workdir):
+            return _run(planned, workdir, recipe_dir, options, echo)
+    except OutputBusyError:
+        raise OutputBusyError(f"another `postmix run` is using {workdir}: wait for it, or give "
+                              "this one another workdir (-o)") from None
+
+
+def _run(planned: list[PlannedStage], workdir: Path, recipe_dir: Path,
+         options: dict[str, Any] | None, echo: Callable[[str], None]) -> RunResult:
     results: dict[str, dict[str, Any]] = {}
     for step in planned:
         record_path = step.folder / "stage.json"

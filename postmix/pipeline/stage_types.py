@@ -227,9 +227,8 @@ def _model_stage(
     args = (_single_input(ctx), output) if with_input else (output,)
     result = fn(*args, pool, config_cls.model_validate(config), progress=False)
     failures = getattr(result, "failures", None)
-    failed = _failure_reasons(failures)
-    report = result.report
-    if failed and report.rows_out == 0:
+    failed = getattr(result, "failed", {})  # model calls that failed, not unusable input rows
+    if failed and result.report.rows_out == 0:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(failed.items()))
         raise PostmixError(
             f"every model call failed ({reasons}; see {failures}): check the endpoints "
@@ -237,20 +236,6 @@ def _model_stage(
         )
     extra = {"failures": str(failures)} if failures else {}
     return _outputs(output, {**extra, "failed": str(sum(failed.values()))})
-
-
-def _failure_reasons(failures: Path | None) -> dict[str, int]:
-    import json
-
-    counts: dict[str, int] = {}
-    if failures is None or not Path(failures).exists():
-        return counts
-    with open(failures, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                reason = json.loads(line).get("reason") or "error"
-                counts[reason] = counts.get(reason, 0) + 1
-    return counts
 
 
 # name -> (description, config model, function, endpoints key, reads an input)
