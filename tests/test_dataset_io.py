@@ -76,3 +76,19 @@ def test_a_failed_writer_keeps_finished_rows_and_an_earlier_partial(tmp_path):
     except RuntimeError:
         pass
     assert pq.read_table(tmp_path / "more.parquet.partial").to_pylist() == [{"a": 1}]
+
+
+def test_parquet_rows_whose_fields_change_are_refused_not_dropped(tmp_path):
+    """Review finding: a Parquet writer without a schema took it from the first 8,192 rows and
+    silently dropped later rows' new fields."""
+    from postmix.io.write import OutputWriteError, RowWriter
+
+    with pytest.raises(OutputWriteError, match=r"differ from them in field\(s\) b; .* write a \.jsonl"):
+        with RowWriter(tmp_path / "x.parquet") as writer:
+            for i in range(9000):
+                writer.write({"a": i} if i < 8192 else {"a": i, "b": "new"})
+    assert not (tmp_path / "x.parquet").exists()
+    with RowWriter(tmp_path / "y.jsonl") as writer:  # JSON lines take any fields
+        for i in range(9000):
+            writer.write({"a": i} if i < 8192 else {"a": i, "b": "new"})
+    assert '"b":"new"' in (tmp_path / "y.jsonl").read_text().splitlines()[-1]

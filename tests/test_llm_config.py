@@ -90,7 +90,9 @@ def test_shipped_example_configs_load():
     assert load_rubric(folder / "rubric-concise.yaml").aspect_names == ["correctness", "brevity"]
 
 
-@pytest.mark.parametrize("pasted", ["sk-live-4f9a8b7c6d5e4f3a2b1c", "hf_AbCdEfGhIjKlMnOpQrStUvWx12", "AbC123dEf456GhI789jKl0"])
+@pytest.mark.parametrize("pasted", ["sk-live-4f9a8b7c6d5e4f3a2b1c", "hf_AbCdEfGhIjKlMnOpQrStUvWx12", "AbC123dEf456GhI789jKl0",
+                                    "AKIAIOSFODNN7EXAMPLE", "github_pat_11ABCDEFG0abcdefghijklmnop",
+                                    "gho_abcdEFGH1234ijklMNOP5678"])
 def test_a_key_pasted_where_the_variable_name_goes_is_refused_without_echoing_it(tmp_path, pasted):
     """Issue 14: ``api_key_env: sk-live-...`` was printed back in the error."""
     from postmix.errors import ConfigError
@@ -106,5 +108,5 @@ def test_a_key_pasted_where_the_variable_name_goes_is_refused_without_echoing_it
         EndpointConfig(name="a", model="m", api_key_env=pasted)
     assert pasted not in str(raw.value)
     assert looks_like_a_key(pasted)
-    for name in ("OPENAI_API_KEY", "POSTMIX_API_KEY", "HF_TOKEN", "my_key"):
+    for name in ("OPENAI_API_KEY", "POSTMIX_API_KEY", "HF_TOKEN", "my_key", "AZURE_OPENAI_API_KEY_2"):
         assert not looks_like_a_key(name)

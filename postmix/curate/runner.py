@@ -195,6 +195,8 @@ def run_stage(
         except BaseException:  # a full disk, an interrupt: no output without its rejects and report
             for path in published:
                 path.unlink(missing_ok=True)
+            if rejects_path(output) in published:  # an earlier run's output lost its rejects
+                Path(output).unlink(missing_ok=True)
             raise
 
 

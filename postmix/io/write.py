@@ -76,6 +76,7 @@ class RowWriter:
         self.path = Path(path)
         self.kind = output_type(self.path)
         self.schema = schema
+        self._given_schema = schema is not None
         self.rows = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial = self.path.with_name(self.path.name + ".partial")
@@ -108,12 +109,32 @@ class RowWriter:
 
         if not self._buffer and self._parquet is not None:
             return
+        if self._parquet is not None and not self._given_schema:
+            self._check_same_fields()
         table = pa.Table.from_pylist(self._buffer, schema=self.schema)
         if self._parquet is None:
             self.schema = table.schema
             self._parquet = pq.ParquetWriter(self.partial, table.schema)
         self._parquet.write_table(table)
         self._buffer = []
+
+    def _check_same_fields(self) -> None:
+        """A Parquet file has one schema, taken from the first rows when none was given: later
+        rows with other fields would lose them without a word, so refuse instead."""
+        later = pa.Table.from_pylist(self._buffer).schema
+        try:
+            unified = pa.unify_schemas([self.schema, later], promote_options="permissive")
+        except (pa.ArrowException, TypeError):
+            unified = None
+        if unified is None or not unified.equals(self.schema):
+            changed = sorted(set(later.names) ^ set(self.schema.names)) or sorted(
+                f.name for f in later if f.name in self.schema.names
+                and not f.type.equals(self.schema.field(f.name).type))
+            raise OutputWriteError(
+                f"cannot write {self.path}: rows after the first {self.rows - len(self._buffer)} "
+                f"differ from them in field(s) {', '.join(changed)}; a Parquet file has one "
+                "schema: write a .jsonl output instead"
+            )
 
     def flush(self) -> None:
         if self._text is not None:
@@ -156,8 +177,11 @@ class RowWriter:
                 self._flush_parquet()
             if self._parquet is not None:
                 self._parquet.close()
-        except OSError:  # the disk is full: what could not be flushed is lost, the rest is kept
-            pass
+        except (
+            Exception
+        ):  # a full disk, a refused row: what could not be flushed is lost, the rest kept
+            if self._parquet is not None:
+                self._parquet.close()
         if self.rows == 0 and (self._text is not None or self._parquet is not None):
             self.partial.unlink(missing_ok=True)
 

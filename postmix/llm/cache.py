@@ -123,7 +123,10 @@ class RequestCache:
             return
         done = threading.Event()
         self._queue.put(done)
-        done.wait()
+        # a writer that failed after draining the queue never sets it: do not wait forever
+        while not done.wait(0.5):
+            if self._error is not None or not self._writer.is_alive():
+                return
 
     def __len__(self) -> int:
         self.flush()

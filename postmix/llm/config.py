@@ -32,7 +32,9 @@ def redact_url(url: str) -> str:
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_KEY_PREFIXES = ("sk-", "sk_", "hf_", "ghp_", "gsk_", "xai-", "AIza", "pk-")  # providers' key forms
+# the forms providers' keys take (OpenAI, HF, GitHub, Groq, xAI, Google, AWS, Stripe-style)
+_KEY_PREFIXES = ("sk-", "sk_", "hf_", "ghp_", "gho_", "ghs_", "ghu_", "ghr_", "github_pat_", "gsk_",
+                 "xai-", "AIza", "AKIA", "ASIA", "pk-", "rk_live_", "rk_test_")
 
 
 def looks_like_a_key(value: str) -> bool:
@@ -40,8 +42,8 @@ def looks_like_a_key(value: str) -> bool:
     mixed-case run of letters and digits with no underscore, as keys are and names are not."""
     if not _ENV_NAME.match(value) or (len(value) >= 16 and value.startswith(_KEY_PREFIXES)):
         return True
-    return (len(value) >= 20 and "_" not in value and any(c.isdigit() for c in value)
-            and any(c.islower() for c in value))
+    mixed = any(c.isdigit() for c in value) and any(c.islower() for c in value)
+    return len(value) >= 20 and mixed and ("_" not in value or len(value) >= 32)
 
 
 class EndpointConfig(BaseModel):

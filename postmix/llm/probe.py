@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +18,21 @@ from postmix.errors import EndpointError
 from postmix.llm.config import EndpointConfig, PoolConfig, redact_url
 
 PROBE_TIMEOUT_S = 5.0
+
+
+class _KeepKeyAtHome(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect, but never carry the key to another host or from https to http."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        old_parts, new_parts = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if new is not None and (old_parts.netloc != new_parts.netloc
+                                or (old_parts.scheme, new_parts.scheme) == ("https", "http")):
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_KeepKeyAtHome)
 
 
 def probe_endpoint(endpoint: EndpointConfig, *, timeout: float = PROBE_TIMEOUT_S) -> str | None:
@@ -33,7 +49,7 @@ def probe_endpoint(endpoint: EndpointConfig, *, timeout: float = PROBE_TIMEOUT_S
         headers["Authorization"] = f"Bearer {key}"
     request = urllib.request.Request(endpoint.base_url.rstrip("/") + "/models", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - the user's URL
+        with _OPENER.open(request, timeout=timeout) as reply:
             body = json.loads(reply.read(1 << 22) or b"{}")
     except urllib.error.HTTPError as exc:
         if exc.code in (404, 405):  # a server without /models still serves chat: not a problem

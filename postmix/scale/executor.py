@@ -222,6 +222,10 @@ def write_shards(
         counts = collect(written, ["rows", "kept"])
         if int(counts["rows"].sum()) != rows.n:
             raise RuntimeError(f"the workers saw {int(counts['rows'].sum())} rows of {rows.n}")
+        # checked before anything is published
+        if int(counts["kept"].sum()) != rows.n - len(removed):
+            raise RuntimeError(f"the workers wrote {int(counts['kept'].sum())} rows, expected "
+                               f"{rows.n - len(removed)}")
         publish = ray.remote(num_cpus=1)(_publish)
         ray.get(
             publish.remote(str(kept_dir), str(rejects_dir), str(output), str(rejects_path(output)))
