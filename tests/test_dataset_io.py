@@ -83,10 +83,10 @@ def test_parquet_rows_whose_fields_change_are_refused_not_dropped(tmp_path):
     silently dropped later rows' new fields."""
     from postmix.io.write import OutputWriteError, RowWriter
 
-    with pytest.raises(OutputWriteError, match=r"differ from them in field\(s\) b; .* write a \.jsonl"):
-        with RowWriter(tmp_path / "x.parquet") as writer:
-            for i in range(9000):
-                writer.write({"a": i} if i < 8192 else {"a": i, "b": "new"})
+    refused = r"differ from them in field\(s\) b; .* write a \.jsonl"
+    with pytest.raises(OutputWriteError, match=refused), RowWriter(tmp_path / "x.parquet") as writer:
+        for i in range(9000):
+            writer.write({"a": i} if i < 8192 else {"a": i, "b": "new"})
     assert not (tmp_path / "x.parquet").exists()
     with RowWriter(tmp_path / "y.jsonl") as writer:  # JSON lines take any fields
         for i in range(9000):
