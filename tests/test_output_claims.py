@@ -216,3 +216,23 @@ def test_a_read_only_output_folder_is_refused_before_any_work(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1
     finally:
         subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_local_run_replaces_an_earlier_ray_runs_shard_folder(tmp_path):
+    """Review finding: after a Ray run made OUT.parquet a shard folder, a local run to the same
+    OUT did all its work and then failed to rename over the folder."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = write_rows(tmp_path / "x.jsonl", 5)
+    out = tmp_path / "out.parquet"
+    out.mkdir()
+    pq.write_table(pa.table({"id": ["old"]}), out / "part-00000.parquet")
+    assert filter_file(data, out).report.rows_out == 5
+    assert out.is_file() and pq.read_table(out).num_rows == 5
+    other = tmp_path / "other.parquet"
+    other.mkdir()
+    (other / "notes.txt").write_text("not a shard")
+    with pytest.raises(ConfigError, match="other files than Parquet shards"):
+        filter_file(data, other)
+    assert (other / "notes.txt").exists()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import re
 import time
 from collections import Counter
@@ -30,7 +29,13 @@ import numpy as np
 import pyarrow as pa
 
 from postmix.io.claims import check_own_report, claim_outputs
-from postmix.io.dataset import dataset_table, load_records, stale_partials, write_table
+from postmix.io.dataset import (
+    dataset_table,
+    load_records,
+    replace_output,
+    stale_partials,
+    write_table,
+)
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.pausepoints import pause
 from postmix.schemas import StepReport
@@ -259,7 +264,7 @@ def _run_stage(
     )
     published.append(report.write(report_path(output)))
     pause("stage:report_written")
-    os.replace(staged, output)
+    replace_output(Path(output), staged)  # a file, or an earlier Ray run's shard folder
     return StageOutput(kept=kept, report=report, output=Path(output), rejects=rejects_path(output))
 
 

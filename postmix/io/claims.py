@@ -90,6 +90,17 @@ def _read_only_mount(folder: Path) -> bool:
         return False
 
 
+def check_replaceable(target: str | Path) -> None:
+    """A folder under an output's name (a Ray run's shards) is replaced only when it holds
+    Parquet shards alone."""
+    target = Path(target)
+    if target.is_dir():
+        stray = [p.name for p in target.iterdir() if not p.name.endswith(".parquet")]
+        if stray:
+            raise ConfigError(f"{target} is a folder with other files than Parquet shards "
+                              f"({stray[0]}): remove it or pick another output")
+
+
 def check_own_report(output: str | Path, report: str | Path) -> None:
     """Reports and rejects are named after the output's stem, so ``x.jsonl`` then ``x.parquet`` in
     one folder would share ``x.report.json``: refuse to replace the audit trail of another output
@@ -144,6 +155,7 @@ def claim_outputs(
     check_distinct(outputs, inputs)
     for output in outputs:
         check_writable(output)
+        check_replaceable(output)
     with ExitStack() as stack:
         for output in outputs:
             stack.enter_context(lock_output(output))

@@ -11,7 +11,9 @@ from __future__ import annotations
 import glob
 import os
 import re
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import datasets
@@ -240,6 +242,21 @@ def write_table(table: pa.Table, output: str | Path, *, publish: bool = True) ->
             raise write_failed(output, exc, removed=True) from None
         raise
     return output
+
+
+def replace_output(target: Path, new: Path) -> None:
+    """``new`` (a file or a shard folder) under the name ``target``, whatever held it before (a
+    file, or the shard folder of a Ray run: ``claims.check_replaceable`` vetted it)."""
+    if not target.is_dir() and not (new.is_dir() and target.exists()):
+        os.replace(new, target)
+        return
+    old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+    target.rename(old)  # a folder and a file cannot replace each other in one rename
+    new.rename(target)
+    if old.is_dir():
+        shutil.rmtree(old)
+    else:
+        old.unlink()
 
 
 def stale_partials(output: str | Path) -> list[Path]:

@@ -24,7 +24,6 @@ a filesystem every node shares, as the input must be for the workers to read it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import uuid
@@ -39,8 +38,8 @@ from pydantic import BaseModel
 from postmix.curate.runner import StageOutput, Verdicts, call_decider, reject_rows, source_lines
 from postmix.curate.steps import Step
 from postmix.errors import ConfigError
-from postmix.io.claims import check_own_report, claim_outputs
-from postmix.io.dataset import load_records, write_table
+from postmix.io.claims import check_own_report, check_replaceable, claim_outputs
+from postmix.io.dataset import load_records, replace_output, write_table
 from postmix.io.write import RowWriter, output_type, rejects_path, report_path
 from postmix.scale.ray_session import (
     ROW,
@@ -106,7 +105,7 @@ class RayExecutor:
         prepared = {**step.prepared(config), **options}  # before reading: a bad config fails fast
         output = Path(output)
         output_type(output)  # a bad suffix, or a folder that is not ours, fails before any work
-        _check_replaceable(output)
+        check_replaceable(output)
         check_own_report(output, report_path(output))
         with claim_outputs([output, rejects_path(output), report_path(output)], inputs=[source]):
             return self._run_file(step, source, output, config, format, prepared)
@@ -291,7 +290,7 @@ def _publish(kept_dir: str, rejects_dir: str, output: str, rejects: str) -> None
     if output_type(target) == "parquet":
         for number, shard in enumerate(kept):
             shard.rename(shard.with_name(f"part-{number:05d}.parquet"))
-        _replace(target, Path(kept_dir))
+        replace_output(target, Path(kept_dir))
     else:
         _join(kept, target)
     _join(sorted(Path(rejects_dir).iterdir()), Path(rejects))
@@ -303,30 +302,6 @@ def _join(parts: list[Path], target: Path) -> None:
         for part in parts:
             with open(part, "rb") as handle:
                 shutil.copyfileobj(handle, out, 1 << 20)
-    _replace(target, partial)
+    replace_output(target, partial)
 
 
-def _check_replaceable(target: Path) -> None:
-    """A folder under the output's name is replaced only when it holds Parquet shards alone."""
-    if target.is_dir():
-        stray = [p.name for p in target.iterdir() if not p.name.endswith(".parquet")]
-        if stray:
-            raise ConfigError(
-                f"{target} is a folder with other files than Parquet shards ({stray[0]}): "
-                "remove it or pick another output"
-            )
-
-
-def _replace(target: Path, new: Path) -> None:
-    """``new`` (a file or a shard folder) under the name ``target``, whatever held it before."""
-    if not target.is_dir() and not (new.is_dir() and target.exists()):
-        os.replace(new, target)
-        return
-    _check_replaceable(target)
-    old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-    target.rename(old)  # a folder and a file cannot replace each other in one rename
-    new.rename(target)
-    if old.is_dir():
-        shutil.rmtree(old)
-    else:
-        old.unlink()
