@@ -94,7 +94,10 @@ def _interrupted(exc: BaseException | None) -> bool:
     that lands inside pydantic's serializer comes out as a ``PydanticSerializationError``."""
     seen = 0
     while exc is not None and seen < 8:
-        if isinstance(exc, KeyboardInterrupt) or "KeyboardInterrupt" in str(exc):
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        # pydantic-core re-raises an interrupt inside a serializer as its own error, by message
+        if type(exc).__name__ == "PydanticSerializationError" and "KeyboardInterrupt" in str(exc):
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
