@@ -56,9 +56,8 @@ def _greedy(total, left, right, order):  # pragma: no cover - compiled
     position = np.full(total, -1, np.int64)
     for p in range(len(order)):
         position[order[p]] = p
-    kept_by = np.full(
-        total, -2, np.int64
-    )  # -2 unseen, -1 kept, >= 0 removed as duplicate of that row
+    # -2 unseen, -1 kept, >= 0 removed as duplicate of that row
+    kept_by = np.full(total, -2, np.int64)
     for p in range(len(order)):
         v = order[p]
         best = -1

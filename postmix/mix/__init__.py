@@ -73,15 +73,8 @@ def build(spec: Any, *, home: str | Path | None = None, tokenizer: str | None = 
           engine: str | None = None, executor: Executor | None = None) -> BuildResult:
     from postmix.mix.builder import build as run_build
 
-    return run_build(
-        spec,
-        home=home,
-        tokenizer=tokenizer,
-        base=base,
-        progress=progress,
-        engine=engine,
-        executor=executor,
-    )
+    return run_build(spec, home=home, tokenizer=tokenizer, base=base, progress=progress,
+                     engine=engine, executor=executor)
 
 
 def diff(a: str, b: str, *, home: str | Path | None = None, sample: int = 10) -> dict[str, Any]:

@@ -129,15 +129,8 @@ def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Ta
     for step_spec in spec.global_steps:
         step = get_step(step_spec.step)
         config = step.parse(step_spec.config, where="global_steps")
-        result = apply_step(
-            step,
-            executor,
-            in_memory_dataset(combined),
-            config,
-            spec.kind,
-            source="*",
-            label=f"global:{step.name}",
-        )
+        result = apply_step(step, executor, in_memory_dataset(combined), config, spec.kind,
+                            source="*", label=f"global:{step.name}")
         reports.append(result.report)
         rejected_owner = owner[result.rejected_indices]
         names = np.array([s.name for s in sources], dtype=object)[rejected_owner]
@@ -287,9 +280,8 @@ def build(
     if executor is None:
         executor = make_executor(spec_obj.engine, spec_obj.ray)
     elif executor.name != spec_obj.engine:
-        spec_obj = spec_obj.model_copy(
-            update={"engine": executor.name}
-        )  # the manifest says where it ran
+        # the manifest says where it ran
+        spec_obj = spec_obj.model_copy(update={"engine": executor.name})
     return _build(spec_obj, base_dir, home, tokenizer_name, progress, started, executor)
 
 

@@ -165,9 +165,8 @@ class Registry:
     def connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
         """A connection; with ``write`` the body runs in one ``BEGIN IMMEDIATE`` transaction."""
         if not write and not self.catalogue.exists():
-            conn = sqlite3.connect(
-                ":memory:"
-            )  # an empty registry: nothing to read, nothing to create
+            # an empty registry: nothing to read, nothing to create
+            conn = sqlite3.connect(":memory:")
             conn.executescript(_SCHEMA)
         else:
             self.home.mkdir(parents=True, exist_ok=True)
@@ -349,19 +348,11 @@ class Registry:
                 )
         except BaseException:
             if target is not None and target.exists():
-                shutil.rmtree(
-                    target, ignore_errors=True
-                )  # the transaction rolled back: so does the folder
+                # the transaction rolled back: so does the folder
+                shutil.rmtree(target, ignore_errors=True)
             raise
-        return ResolvedMix(
-            name=name,
-            version=version,
-            content_hash=content_hash,
-            kind=kind,
-            rows=rows,
-            path=target,
-            created_at=created_at,
-        ), True
+        return ResolvedMix(name=name, version=version, content_hash=content_hash, kind=kind,
+                           rows=rows, path=target, created_at=created_at), True
 
     def record_run(self, ref: str, run: dict[str, Any]) -> None:
         resolved = self.resolve(ref)

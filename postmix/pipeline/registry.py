@@ -22,9 +22,8 @@ class StageContext:
 
     stage: StageSpec
     inputs: list[Path]
-    input_outputs: list[
-        dict[str, str] | None
-    ]  # per input: the upstream stage's outputs, None for a file
+    # per input: the upstream stage's outputs, None for a file
+    input_outputs: list[dict[str, str] | None]
     out_dir: Path
     recipe_dir: Path
     options: dict[str, Any] = field(default_factory=dict)
