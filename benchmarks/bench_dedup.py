@@ -59,16 +59,16 @@ def synthetic_corpus(docs: int, words: int, seed: int = 0, planted: float = 0.1)
     return [" ".join(vocab[row]) for row in ids]
 
 
-def debian_corpus(docs: int | None = None) -> list[str]:
-    """Paragraphs (10+ words) of /usr/share/doc/*/copyright: real licence boilerplate, full of
-    exact and near duplicates."""
+def debian_corpus(docs: int | None = None, min_words: int = 10) -> list[str]:
+    """Paragraphs (``min_words``+ words) of /usr/share/doc/*/copyright: real licence boilerplate,
+    full of exact and near duplicates."""
     paragraphs = []
     for path in sorted(glob.glob("/usr/share/doc/*/copyright")):
         try:
             text = Path(path).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        paragraphs += [p.strip() for p in re.split(r"\n\s*\n", text) if len(p.split()) >= 10]
+        paragraphs += [p.strip() for p in re.split(r"\n\s*\n", text) if len(p.split()) >= min_words]
     if not paragraphs:
         sys.exit("no /usr/share/doc/*/copyright files on this machine: use --corpus synthetic")
     return paragraphs[:docs] if docs else paragraphs
@@ -296,6 +296,128 @@ def print_quality(results: list[dict]) -> None:
     print("recall: share of pairs with exact Jaccard >= 0.8 of which at least one row was removed (no pair left "
           "in the output); precision: share of removed rows whose exact Jaccard with the row named in "
           "duplicate_of is >= 0.8")
+
+
+# ---------------------------------------------------------------- survivors
+
+
+def _sft_dataset(texts: list[str]):
+    import datasets
+
+    from postmix.schemas import FEATURES
+
+    return datasets.Dataset.from_dict({
+        "id": [str(i) for i in range(len(texts))],
+        "messages": [[{"role": "user", "content": t}, {"role": "assistant", "content": "ok"}] for t in texts],
+        "source": ["bench"] * len(texts), "meta": ["{}"] * len(texts)}, features=FEATURES["sft"])
+
+
+class ExactTruth:
+    """Exact ground truth at the shingle-set level: ``group[i]`` numbers each distinct normalised
+    text (identical texts share a group, Jaccard 1), ``pairs`` are the group pairs with exact
+    Jaccard >= threshold (all-pairs with prefix filtering over one text per group)."""
+
+    def __init__(self, texts: list[str], threshold: float):
+        import xxhash
+
+        from postmix.curate.minhash import MinHashConfig, normalised_batch
+
+        data, offsets = normalised_batch(texts, MinHashConfig())
+        view = memoryview(data)
+        keys = np.array([xxhash.xxh3_64_intdigest(view[offsets[i]:offsets[i + 1]]) for i in range(len(texts))],
+                        np.uint64)
+        empty = offsets[1:] == offsets[:-1]
+        _, first, group = np.unique(keys, return_index=True, return_inverse=True)
+        # groups numbered in order of first occurrence (the keep=first order)
+        renumber = np.empty(len(first), np.int64)
+        renumber[np.argsort(first, kind="stable")] = np.arange(len(first))
+        self.group = renumber[group]
+        self.group[empty] = -1 - np.flatnonzero(empty)  # empty texts are nobody's duplicate
+        reps = np.sort(first)
+        self.size = np.bincount(self.group[~empty], minlength=len(reps))
+        started = time.perf_counter()
+        self.pairs, _ = exact_similar_pairs([texts[i] for i in reps], threshold)
+        self.seconds = time.perf_counter() - started
+        self.true_pairs = int((self.size * (self.size - 1) // 2).sum()
+                              + (self.size[self.pairs[:, 0]] * self.size[self.pairs[:, 1]]).sum())
+        self._keys = set((self.pairs[:, 0] * len(reps) + self.pairs[:, 1]).tolist())
+        self.groups = len(reps)
+
+    def similar(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether rows a[k], b[k] have exact Jaccard >= threshold."""
+        ga, gb = self.group[a], self.group[b]
+        lo, hi = np.minimum(ga, gb), np.maximum(ga, gb)
+        return np.array([g == h or (g >= 0 and g * self.groups + h in self._keys)
+                         for g, h in zip(lo.tolist(), hi.tolist(), strict=True)], bool)
+
+    def greedy_kept(self) -> int:
+        """Rows a greedy exact pass keeps: in row order, a row stays unless a kept row is >= threshold."""
+        neighbours: list[list[int]] = [[] for _ in range(self.groups)]
+        for a, b in self.pairs.tolist():
+            neighbours[max(a, b)].append(min(a, b))  # groups are numbered in visiting order
+        kept = np.zeros(self.groups, bool)
+        for g in range(self.groups):
+            kept[g] = not any(kept[h] for h in neighbours[g])
+        return int(kept.sum()) + int((self.group < 0).sum())
+
+    def figures(self, kept: np.ndarray, named: np.ndarray) -> dict:
+        """``kept``: bool per row; ``named[i]``: the row a removed row names (-1 for kept rows)."""
+        removed = np.flatnonzero(~kept)
+        k_group = np.zeros(self.groups, np.int64)
+        np.add.at(k_group, self.group[kept & (self.group >= 0)], 1)
+        near_kept = k_group > 0
+        a, b = self.pairs[:, 0], self.pairs[:, 1]
+        has_kept = near_kept.copy()
+        np.logical_or.at(has_kept, a, near_kept[b])  # .at: a group is in many pairs
+        np.logical_or.at(has_kept, b, near_kept[a])
+        g = self.group[removed]
+        return {
+            "kept": int(kept.sum()),
+            "orphans": int((~np.where(g >= 0, has_kept[np.maximum(g, 0)], False)).sum()),
+            "below_threshold": int((~self.similar(removed, named[removed])).sum()) if len(removed) else 0,
+            "named_not_kept": int((~kept[named[removed]]).sum()) if len(removed) else 0,
+            "kept_pairs": int((k_group * (k_group - 1) // 2).sum() + (k_group[a] * k_group[b]).sum()),
+        }
+
+
+def survivors(texts: list[str], with_datasketch_mode: bool = True) -> tuple[ExactTruth, int, list[dict]]:
+    """The four survivor figures of the issue for each dedup setting, against exact ground truth."""
+    from postmix.curate.dedup import DedupConfig, dedup
+
+    truth = ExactTruth(texts, THRESHOLD)
+    greedy = truth.greedy_kept()
+    ds = _sft_dataset(texts)
+    settings = [("postmix --no-verify (MinHash clusters)", DedupConfig(verify=False)),
+                ("postmix --verify", DedupConfig(verify=True))]
+    if with_datasketch_mode:
+        settings.append(("postmix --hash datasketch --verify", DedupConfig(hash="datasketch", verify=True)))
+    dedup(ds.select(range(min(200, len(ds)))), DedupConfig(verify=True))  # compile outside the timing
+    results = []
+    for name, config in settings:
+        started = time.perf_counter()
+        verdicts = dedup(ds, config)
+        seconds = time.perf_counter() - started
+        named = np.full(len(texts), -1, np.int64)
+        for i, (reason, detail) in enumerate(zip(verdicts.reasons, verdicts.details, strict=True)):
+            if reason is not None:
+                named[i] = int(detail.split()[0].split("=", 1)[1])
+        figures = truth.figures(named < 0, named)
+        results.append({"name": name, "seconds": seconds, **figures})
+    return truth, greedy, results
+
+
+def print_survivors(label: str, truth: ExactTruth, greedy: int, results: list[dict]) -> None:
+    print(f"\nsurvivors, {label}: {len(truth.group)} rows, {truth.groups} distinct texts, {truth.true_pairs} true pairs "
+          f"(exact Jaccard >= {THRESHOLD}, {truth.seconds:.1f}s); greedy exact pass keeps {greedy}")
+    print(f"{'method':42s} {'kept':>7s} {'vs greedy':>9s} {'orphans':>8s} {'named<t':>8s} {'named gone':>10s} "
+          f"{'kept pairs':>10s} {'of true':>8s} {'seconds':>8s}")
+    for r in results:
+        print(f"{r['name']:42s} {r['kept']:7d} {r['kept'] / greedy - 1:+9.2%} {r['orphans']:8d} {r['below_threshold']:8d} "
+              f"{r['named_not_kept']:10d} {r['kept_pairs']:10d} {r['kept_pairs'] / max(truth.true_pairs, 1):8.3%} "
+              f"{r['seconds']:8.2f}")
+    print("orphans: removed rows with no kept row at exact Jaccard >= threshold; named<t: rejects whose duplicate_of "
+          "row is below the threshold; named gone: rejects whose duplicate_of row is not in the output; kept pairs: "
+          "pairs of kept rows still >= threshold")
 
 
 # ---------------------------------------------------------------- end to end

@@ -2,12 +2,14 @@
 
 1. Every row's text view (``--on``) is normalised (NFKC, case, punctuation, whitespace).
 2. Exact: rows with the same xxh3-64 of that text form a group; one survives.
-3. Near: MinHash signatures (``postmix.curate.minhash``), LSH candidate pairs
-   (``postmix.curate.lsh``) joined into clusters by union-find; one row per cluster survives.
-   With ``verify`` every candidate pair is checked by exact Jaccard and a row is removed only
-   for a kept row it directly matches (so a chain A~B~C never removes a C far from A).
-4. The survivor is chosen by ``keep``; each removed row's reject detail names it:
-   ``duplicate_of=<id> similarity=0.912 method=minhash``.
+3. Near: MinHash signatures (``postmix.curate.minhash``) and LSH buckets (``postmix.curate.lsh``).
+   With ``verify`` (the default) rows are visited in ``keep`` order and a row is removed only
+   when a kept row sharing one of its buckets is at exact Jaccard >= threshold
+   (``postmix.curate.survivors``): a chain A~B~C never removes a C far from A. Without it,
+   candidate pairs are joined into clusters by union-find and one row per cluster survives.
+4. Each removed row's reject detail names the kept row it duplicates:
+   ``duplicate_of=<id> similarity=0.912 method=jaccard``; a copy (exact pass) of a row removed
+   in the near pass names that row's survivor.
 
 Rows whose text is empty after normalisation are never duplicates of anything (they would all
 collapse into one cluster); empty-text rows are a job for the filters. With ``against``, rows
@@ -32,18 +34,18 @@ from pydantic import Field, model_validator
 from postmix.curate import lsh
 from postmix.curate.executor import LocalExecutor
 from postmix.curate.features import normalised_view, row_features
-from postmix.curate.minhash import MinHashConfig, estimated_jaccard, exact_jaccard, shingle_sets
+from postmix.curate.minhash import MinHashConfig, estimated_jaccard, shingle_sets
 from postmix.curate.reference import Reference, load_reference
 from postmix.curate.runner import StageOutput, Verdicts
 from postmix.curate.steps import STEPS
+from postmix.curate.survivors import bucket_ids, greedy_survivors
 from postmix.curate.textview import View, view_texts
-from postmix.curate.unionfind import clusters, greedy_survivors
+from postmix.curate.unionfind import clusters
 from postmix.errors import ConfigError
 from postmix.schemas import kind_of_columns
 
 EXACT = "exact_duplicate"
 NEAR = "near_duplicate"
-VERIFY_WINDOW = 32  # neighbours paired inside an LSH bucket when verifying, on either engine
 METHODS = ("exact-hash", "minhash", "jaccard")
 _PREVIEW_CHARS = 160
 
@@ -69,8 +71,9 @@ class DedupConfig(MinHashConfig):
         "(0.92 = datatrove's 14x8 at 0.8); pairs above the threshold are caught more often.",
     )
     verify: bool = Field(
-        False,
-        description="Compute exact Jaccard of candidate pairs and drop those below threshold.",
+        True,
+        description="Decide near duplicates by exact Jaccard: a row goes only for a kept row at "
+        ">= threshold (--no-verify: MinHash clusters, one survivor each, faster but chaining).",
     )
     keep: Literal["first", "longest", "source-priority"] = Field(
         "first",
@@ -168,6 +171,7 @@ class _Outcome:
     """Removed rows and why, filled by the exact and near passes."""
 
     def removals(self) -> Removals:
+        self.follow_exact_survivors()
         rows = np.flatnonzero(self.reason)
         return Removals(rows, self.reason[rows], self.kept[rows], self.similarity[rows],
                         self.method[rows])
@@ -178,6 +182,19 @@ class _Outcome:
         self.similarity = np.zeros(n, dtype=np.float64)
         # 0 exact hash, 1 minhash estimate, 2 exact jaccard
         self.method = np.zeros(n, dtype=np.int8)
+
+    def follow_exact_survivors(self) -> None:
+        """A copy whose exact-pass survivor went in the near pass names the near survivor: its
+        text is the survivor's, so it is that row's near duplicate at the same similarity."""
+        copies = np.flatnonzero(self.reason == 1)
+        survivor = self.kept[copies]
+        moved = survivor >= 0
+        moved[moved] = self.reason[survivor[moved]] == 2
+        copies, survivor = copies[moved], survivor[moved]
+        self.reason[copies] = 2
+        self.kept[copies] = self.kept[survivor]
+        self.similarity[copies] = self.similarity[survivor]
+        self.method[copies] = self.method[survivor]
 
 
 def _exact_pass(
@@ -204,35 +221,39 @@ def _exact_pass(
     return {"removed": removed}
 
 
-def _candidate_pairs(
-    features, reference: Reference | None, active: np.ndarray, bands: int, rows: int, window: int
-) -> tuple[np.ndarray, int]:
-    """Candidate pairs in a joint index space: reference rows first (0..m-1), new rows after."""
-    members = [np.flatnonzero(active)]
-    hashes = [lsh.band_hashes(features.signatures, bands, rows, members[0])]
-    offset = 0
-    if reference is not None:
-        ref_active = np.flatnonzero(~reference.features.empty)
-        offset = len(reference.features)
-        hashes.insert(0, lsh.band_hashes(reference.features.signatures, bands, rows, ref_active))
-        members = [ref_active, members[0] + offset]
-    all_members = np.concatenate(members)
-    all_hashes = np.concatenate(hashes, axis=1)
-    total = offset + len(features)
-    if len(all_members) < 2:
-        return np.zeros((0, 2), np.int64), offset
+def _joint_bands(
+    features, reference: Reference | None, active: np.ndarray, bands: int, rows: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(members, band hashes [bands, len(members)], offset)`` of the rows LSH looks at, in a
+    joint index space: reference rows first (0..offset-1), new rows after; members ascending."""
+    members = np.flatnonzero(active)
+    hashes = lsh.band_hashes(features.signatures, bands, rows, members)
+    if reference is None:
+        return members, hashes, 0
+    ref_active = np.flatnonzero(~reference.features.empty)
+    offset = len(reference.features)
+    ref_hashes = lsh.band_hashes(reference.features.signatures, bands, rows, ref_active)
+    return (np.concatenate([ref_active, members + offset]),
+            np.concatenate([ref_hashes, hashes], axis=1), offset)
+
+
+def _candidate_pairs(members: np.ndarray, hashes: np.ndarray, offset: int, total: int
+                     ) -> np.ndarray:
+    """Each bucket member paired with the bucket's first member: enough to connect clusters."""
+    if len(members) < 2:
+        return np.zeros((0, 2), np.int64)
     keys = []
-    for band in range(bands):
-        pairs = lsh.bucket_pairs(all_hashes[band], all_members, window)
+    for band in range(hashes.shape[0]):
+        pairs = lsh.bucket_pairs(hashes[band], members, 1)
         lo, hi = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
         keep = hi >= offset  # a pair inside the reference is not ours to resolve
         keys.append(lo[keep] * total + hi[keep])
     unique = np.unique(np.concatenate(keys))
-    return np.stack([unique // total, unique % total], axis=1), offset
+    return np.stack([unique // total, unique % total], axis=1)
 
 
 class _JointText:
-    """Shingle sets of the rows (joint index) that exact Jaccard needs, computed once."""
+    """Shingle sets of some rows (joint index, taken ascending) for exact Jaccard, computed once."""
 
     def __init__(self, ds, kind, reference: Reference | None, offset: int, config: DedupConfig,
                  rows: np.ndarray):
@@ -253,65 +274,46 @@ class _JointText:
             base += len(part_data)
         self.flat, self.set_offsets = shingle_sets(data, np.concatenate(offsets), config)
 
-    def jaccard(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        return exact_jaccard(self.flat, self.set_offsets, np.searchsorted(self.rows, left),
-                             np.searchsorted(self.rows, right))
-
 
 def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _Outcome,
                timings: dict[str, float]) -> dict[str, Any]:
     bands, rows = config.lsh_shape()
     active = ~features.empty & (out.reason == 0)
     started = time.perf_counter()
-    window = VERIFY_WINDOW if config.verify else 1
-    pairs, offset = _candidate_pairs(features, reference, active, bands, rows, window)
+    members, hashes, offset = _joint_bands(features, reference, active, bands, rows)
+    total = offset + len(features)
+    pairs = _candidate_pairs(members, hashes, offset, total)
     timings["lsh"] = time.perf_counter() - started
     stats: dict[str, Any] = {
         "bands": bands, "rows": rows, "candidate_pairs": int(len(pairs)),
         "recall_at_threshold": round(
             float(lsh.collision_probability(config.threshold, bands, rows)), 4),
     }
-    text = None
-    if config.verify and len(pairs):
-        started = time.perf_counter()
-        text = _JointText(ds, kind, reference, offset, config, pairs.ravel())
-        similar = text.jaccard(pairs[:, 0], pairs[:, 1]) >= config.threshold
-        stats["false_positive_pairs_dropped"] = int((~similar).sum())
-        pairs = pairs[similar]
-        timings["verify"] = time.perf_counter() - started
     started = time.perf_counter()
-    total = offset + len(features)
     labels = clusters(total, pairs)
     nodes = np.unique(pairs.ravel())
     joint_rank = np.concatenate([np.arange(offset), offset + rank]) if offset else rank
     if config.verify:
-        # every verified pair is >= threshold: remove a row only for a kept row it directly matches
-        kept_by = greedy_survivors(
-            total, pairs, nodes[np.argsort(joint_rank[nodes], kind="stable")]
-        )
-        survivors = np.where(kept_by[nodes] >= 0, kept_by[nodes], nodes)
-        # rows only chained to a cluster (A~B~C with C far from A) stay: report how many
+        removed, kept, similarity = _verified_survivors(
+            ds, kind, reference, config, members, hashes, offset, joint_rank, stats)
         stats["chained_rows_kept"] = int(
-            (kept_by[nodes] == -1).sum() - len(np.unique(labels[nodes]))
-        )
+            len(nodes) - np.isin(nodes, removed + offset).sum() - len(np.unique(labels[nodes])))
+        timings["verify"] = time.perf_counter() - started
+        started = time.perf_counter()
     else:
         survivors = _group_survivors(labels[nodes], nodes, joint_rank) if len(nodes) else nodes
-    new = (nodes >= offset) & (survivors != nodes)
-    removed, kept = nodes[new] - offset, survivors[new]
-    out.reason[removed] = 2
-    out.kept[removed] = np.where(kept >= offset, kept - offset, -1 - kept)
-    if text is not None:
-        out.similarity[removed] = text.jaccard(removed + offset, kept)
-        out.method[removed] = 2
-    else:
-        sims = np.empty(len(removed))
+        new = (nodes >= offset) & (survivors != nodes)
+        removed, kept = nodes[new] - offset, survivors[new]
+        similarity = np.empty(len(removed))
         for start in range(0, len(removed), 65536):
             r, k = removed[start : start + 65536], kept[start : start + 65536]
-            sims[start : start + 65536] = estimated_jaccard(
+            similarity[start : start + 65536] = estimated_jaccard(
                 features.signatures[r], _joint_signatures(features, reference, offset, k)
             )
-        out.similarity[removed] = sims
-        out.method[removed] = 1
+    out.reason[removed] = 2
+    out.kept[removed] = np.where(kept >= offset, kept - offset, -1 - kept)
+    out.similarity[removed] = similarity
+    out.method[removed] = 2 if config.verify else 1
     sizes = (np.bincount(np.unique(labels[nodes], return_inverse=True)[1]) if len(nodes)
              else np.zeros(0, np.int64))
     stats.update({"clusters": int(len(sizes)), "removed": int(len(removed)),
@@ -319,6 +321,26 @@ def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _O
     timings["clusters"] = time.perf_counter() - started
     stats["_labels"], stats["_nodes"], stats["_offset"] = labels, nodes, offset
     return stats
+
+
+def _verified_survivors(ds, kind, reference, config: DedupConfig, members: np.ndarray,
+                        hashes: np.ndarray, offset: int, joint_rank: np.ndarray,
+                        stats: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(removed new rows, their survivors in the joint index, exact Jaccard)`` of the greedy
+    pass (``postmix.curate.survivors``) over every row that shares a bucket with a new row."""
+    buckets = bucket_ids(hashes, counted=members >= offset)
+    shared = (buckets >= 0).any(axis=1)
+    rows, buckets = members[shared], buckets[shared]
+    if not len(rows):
+        stats.update({"pairs_compared": 0, "pairs_below_threshold": 0})
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    text = _JointText(ds, kind, reference, offset, config, rows)  # rows ascending: same order
+    decided = greedy_survivors(buckets, np.argsort(joint_rank[rows], kind="stable"), text.flat,
+                               text.set_offsets, config.threshold, forced=rows < offset)
+    stats.update({"pairs_compared": int(decided.compared.sum()),
+                  "pairs_below_threshold": int(decided.below.sum())})
+    gone = np.flatnonzero(decided.kept_by >= 0)
+    return rows[gone] - offset, rows[decided.kept_by[gone]], decided.similarity[gone]
 
 
 def _joint_signatures(
