@@ -47,6 +47,8 @@ from postmix.schemas import kind_of_columns
 EXACT = "exact_duplicate"
 NEAR = "near_duplicate"
 METHODS = ("exact-hash", "minhash", "jaccard")
+# With verification a pair LSH misses is the one way two similar rows both stay: aim higher
+VERIFIED_MIN_RECALL = 0.99
 _PREVIEW_CHARS = 160
 
 
@@ -65,10 +67,11 @@ class DedupConfig(MinHashConfig):
         None, ge=1, description="LSH bands; chosen from threshold and min_recall when omitted."
     )
     rows: int | None = Field(None, ge=1, description="LSH rows per band; give with bands.")
-    min_recall: float = Field(
-        lsh.DEFAULT_MIN_RECALL, gt=0.0, lt=1.0,
-        description="Chance of catching a pair exactly at the threshold when bands/rows are chosen "
-        "(0.92 = datatrove's 14x8 at 0.8); pairs above the threshold are caught more often.",
+    min_recall: float | None = Field(
+        None, gt=0.0, lt=1.0,
+        description="Chance of catching a pair exactly at the threshold when bands/rows are "
+        f"chosen; default {VERIFIED_MIN_RECALL} with verify (16x6 at 0.8: a false candidate costs "
+        f"one exact comparison), {lsh.DEFAULT_MIN_RECALL} without (datatrove's 14x8 at 0.8).",
     )
     verify: bool = Field(
         True,
@@ -112,7 +115,8 @@ class DedupConfig(MinHashConfig):
     def lsh_shape(self) -> tuple[int, int]:
         if self.bands is not None and self.rows is not None:
             return self.bands, self.rows
-        return lsh.optimal_bands_rows(self.num_perm, self.threshold, self.min_recall)
+        recall = self.min_recall or (VERIFIED_MIN_RECALL if self.verify else lsh.DEFAULT_MIN_RECALL)
+        return lsh.optimal_bands_rows(self.num_perm, self.threshold, recall)
 
 
 # ---------------------------------------------------------------- survivor ranking
