@@ -6,13 +6,15 @@ Same kernels, different orchestration:
 1. ``map_batches``: each block's features with the local code (``row_features``: normalisation,
    xxh3, MinHash signatures) plus the survivor key ``keep`` ranks by.
 2. exact pass: shuffle by exact hash; per hash, the best-ranked row survives.
-3. near pass: ``map_batches`` band hashes (``lsh.band_hashes``); shuffle by band hash; pairs per
-   bucket with ``lsh.bucket_pairs``; shuffle by pair to drop repeats; with ``verify``, two
-   shuffles bring both rows' normalised text to each pair for ``exact_jaccard``.
+3. near pass: ``map_batches`` band hashes (``lsh.band_hashes``); shuffle by band hash; each
+   bucket member paired with its first member (``lsh.bucket_pairs``); shuffle by pair to drop
+   repeats.
 4. clusters: connected components over Ray Data (``ray_components``), label = smallest row.
-5. survivors: shuffle by cluster label; the best-ranked member survives (``keep=first|longest|
-   source-priority`` compare ``(key, row)`` as the local ``preference_rank`` does); with
-   ``verify``, the local greedy rule (``unionfind.greedy_survivors``) per cluster.
+5. survivors: shuffle by cluster label, whole clusters per group, in the local keep order
+   (``keep=first|longest|source-priority`` compare ``(key, row)`` as the local
+   ``preference_rank`` does): with ``verify`` (the default) the local greedy pass
+   (``survivors.greedy_survivors``) on the members' band hashes and text; without it the
+   best-ranked member of each cluster survives.
 
 Only what ``Verdicts`` needs comes back to the driver: removed rows, their survivors and
 similarities, and each clustered row's label (for the report). Signatures, band hashes and
@@ -31,7 +33,6 @@ import pyarrow.compute as pc
 
 from postmix.curate import lsh
 from postmix.curate.dedup import (
-    VERIFY_WINDOW,
     DedupConfig,
     Removals,
     cluster_listing,
@@ -41,11 +42,11 @@ from postmix.curate.dedup import (
     removal_verdicts,
 )
 from postmix.curate.features import normalised_view, row_features
-from postmix.curate.minhash import estimated_jaccard, exact_jaccard, shingle_sets
+from postmix.curate.minhash import estimated_jaccard, shingle_sets
 from postmix.curate.normalise import string_buffers
 from postmix.curate.runner import Verdicts
+from postmix.curate.survivors import bucket_ids, greedy_survivors
 from postmix.curate.textview import view_texts
-from postmix.curate.unionfind import greedy_survivors
 from postmix.errors import ConfigError
 from postmix.scale.ray_components import (
     PART,
@@ -225,32 +226,6 @@ def _distinct_pairs(table: pa.Table) -> pa.Table:
 # ---------------------------------------------------------------- joins: union + shuffle by node
 
 
-def _text_records(table: pa.Table, *, partitions: int) -> pa.Table:
-    row = column(table, "row")
-    return pa.table(
-        {
-            "node": row,
-            "other": np.full(len(row), -1, np.int64),
-            "tag": np.zeros(len(row), np.int8),
-            "text": table.column("text"),
-            PART: partition_of(row, partitions),
-        }
-    )
-
-
-def _pair_records(table: pa.Table, *, partitions: int) -> pa.Table:
-    lo, hi = column(table, "lo"), column(table, "hi")
-    return pa.table(
-        {
-            "node": lo,
-            "other": hi,
-            "tag": np.ones(len(lo), np.int8),
-            "text": pa.array([""] * len(lo), pa.large_string()),
-            PART: partition_of(lo, partitions),
-        }
-    )
-
-
 def _lookup(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(values' rows sorted by node, items' rows, position of each item's node among the values)."""
     node, tag = column(table, "node"), column(table, "tag")
@@ -260,66 +235,26 @@ def _lookup(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return values, items, np.searchsorted(node[values], node[items])
 
 
-def _carry_left_text(table: pa.Table, *, partitions: int) -> pa.Table:
-    """Pairs keyed by ``lo`` meet ``lo``'s text; re-keyed by ``hi`` with that text attached."""
-    values, items, at = _lookup(table)
-    text = table.column("text").take(pa.array(values[at]))
-    hi, lo = column(table, "other")[items], column(table, "node")[items]
-    return pa.table(
-        {
-            "node": hi,
-            "other": lo,
-            "tag": np.ones(len(hi), np.int8),
-            "text": text,
-            PART: partition_of(hi, partitions),
-        }
-    )
-
-
-def _jaccard(table: pa.Table, *, config: DedupConfig) -> pa.Table:
-    """Pairs keyed by ``hi`` (carrying ``lo``'s text) meet ``hi``'s text: exact Jaccard."""
-    values, items, at = _lookup(table)
-    m = len(items)
-    texts = pa.concat_arrays(
-        [
-            table.column("text").take(pa.array(items)).combine_chunks(),
-            table.column("text").take(pa.array(values[at])).combine_chunks(),
-        ]
-    )
-    data, offsets = string_buffers(texts)
-    flat, set_offsets = shingle_sets(data, offsets - offsets[0], config)
-    similarity = exact_jaccard(flat, set_offsets, np.arange(m), np.arange(m, 2 * m))
-    return pa.table(
-        {
-            "lo": column(table, "other")[items],
-            "hi": column(table, "node")[items],
-            "jaccard": similarity,
-        }
-    )
-
-
-def _at_least(table: pa.Table, *, threshold: float) -> pa.Table:
-    return table.filter(pa.array(column(table, "jaccard") >= threshold))
-
-
 def _node_records(
-    table: pa.Table, *, partitions: int, width: int, dtype: str, with_sig: bool
+    table: pa.Table, *, partitions: int, width: int, dtype: str, with_text: bool
 ) -> pa.Table:
-    """Nodes' survivor keys (and signatures), as the value side of a join on ``node``."""
+    """Nodes' survivor keys, signatures (and normalised text), the value side of a join on
+    ``node``."""
     row = column(table, "row")
     columns = {
         "node": row,
         "label": np.full(len(row), -1, np.int64),
         "key": column(table, "key"),
         "tag": np.zeros(len(row), np.int8),
+        "sig": table.column("sig"),
     }
-    if with_sig:
-        columns["sig"] = table.column("sig")
+    if with_text:
+        columns["text"] = table.column("text")
     return pa.table({**columns, PART: partition_of(row, partitions)})
 
 
 def _label_records(
-    table: pa.Table, *, partitions: int, width: int, dtype: str, with_sig: bool
+    table: pa.Table, *, partitions: int, width: int, dtype: str, with_text: bool
 ) -> pa.Table:
     node = column(table, "node")
     columns = {
@@ -327,23 +262,25 @@ def _label_records(
         "label": column(table, "label"),
         "key": np.zeros(len(node), np.int64),
         "tag": np.ones(len(node), np.int8),
+        "sig": _sig_column(np.zeros((len(node), width), dtype)),
     }
-    if with_sig:
-        columns["sig"] = _sig_column(np.zeros((len(node), width), dtype))
+    if with_text:
+        columns["text"] = pa.array([""] * len(node), pa.large_string())
     return pa.table({**columns, PART: partition_of(node, partitions)})
 
 
-def _members(table: pa.Table, *, partitions: int, with_sig: bool) -> pa.Table:
-    """Labelled nodes meet their keys (and signatures); re-keyed by cluster label."""
+def _members(table: pa.Table, *, partitions: int, with_text: bool) -> pa.Table:
+    """Labelled nodes meet their keys, signatures (and text); re-keyed by cluster label."""
     values, items, at = _lookup(table)
     label = column(table, "label")[items]
     columns = {
         "label": label,
         "node": column(table, "node")[items],
         "key": column(table, "key")[values[at]],
+        "sig": table.column("sig").take(pa.array(values[at])),
     }
-    if with_sig:
-        columns["sig"] = table.column("sig").take(pa.array(values[at]))
+    if with_text:
+        columns["text"] = table.column("text").take(pa.array(values[at]))
     return pa.table({**columns, PART: partition_of(label, partitions)})
 
 
@@ -362,100 +299,24 @@ def _cluster_survivors(table: pa.Table) -> pa.Table:
     )
 
 
-def _edge_label_records(table: pa.Table, *, partitions: int) -> pa.Table:
-    node = column(table, "node")
-    return pa.table(
-        {
-            "node": node,
-            "other": column(table, "label"),
-            "jaccard": np.zeros(len(node)),
-            "tag": np.zeros(len(node), np.int8),
-            PART: partition_of(node, partitions),
-        }
-    )
-
-
-def _edge_records(table: pa.Table, *, partitions: int) -> pa.Table:
-    lo = column(table, "lo")
-    return pa.table(
-        {
-            "node": lo,
-            "other": column(table, "hi"),
-            "jaccard": column(table, "jaccard"),
-            "tag": np.ones(len(lo), np.int8),
-            PART: partition_of(lo, partitions),
-        }
-    )
-
-
-def _labelled_edges(table: pa.Table, *, partitions: int) -> pa.Table:
-    values, items, at = _lookup(table)
-    label = column(table, "other")[values[at]]
-    n = len(items)
-    return pa.table(
-        {
-            "label": label,
-            "node": np.full(n, -1, np.int64),
-            "key": np.zeros(n, np.int64),
-            "lo": column(table, "node")[items],
-            "hi": column(table, "other")[items],
-            "jaccard": column(table, "jaccard")[items],
-            "tag": np.ones(n, np.int8),
-            PART: partition_of(label, partitions),
-        }
-    )
-
-
-def _member_records(table: pa.Table) -> pa.Table:
-    n = len(table)
-    return pa.table(
-        {
-            "label": table.column("label"),
-            "node": table.column("node"),
-            "key": table.column("key"),
-            "lo": np.full(n, -1, np.int64),
-            "hi": np.full(n, -1, np.int64),
-            "jaccard": np.zeros(n),
-            "tag": np.zeros(n, np.int8),
-            PART: table.column(PART),
-        }
-    )
-
-
-def _greedy_survivors(table: pa.Table) -> pa.Table:
-    """Verified clusters: the local greedy rule (a row goes only for a kept row it matches)."""
-    tag = column(table, "tag")
-    members, edges = np.flatnonzero(tag == 0), np.flatnonzero(tag == 1)
-    node, key, label = (
-        column(table, "node")[members],
-        column(table, "key")[members],
-        column(table, "label")[members],
-    )
-    nodes = np.sort(node)
-    lo, hi, jac = (
-        column(table, "lo")[edges],
-        column(table, "hi")[edges],
-        column(table, "jaccard")[edges],
-    )
-    local_pairs = np.stack([np.searchsorted(nodes, lo), np.searchsorted(nodes, hi)], axis=1)
-    order = np.searchsorted(nodes, node[np.lexsort((node, key))])
-    kept_by = greedy_survivors(len(nodes), local_pairs, order)
-    at = np.searchsorted(nodes, node)
-    survivor = np.where(kept_by[at] >= 0, nodes[np.maximum(kept_by[at], 0)], node)
-    # the similarity of a removed row is that of its (verified) pair with the survivor
-    lo, hi, jac = unique_pairs(lo, hi, jac)
-    keys = _pair_keys(lo, hi)
-    at = np.minimum(
-        np.searchsorted(keys, _pair_keys(np.minimum(node, survivor), np.maximum(node, survivor))),
-        max(len(keys) - 1, 0),
-    )
-    similarity = np.where(survivor != node, jac[at] if len(jac) else 0.0, 1.0)
-    return pa.table({"node": node, "label": label, "survivor": survivor, "similarity": similarity})
-
-
-def _pair_keys(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """One sortable uint64 per pair of row numbers (rows < 2**32: one Verdicts list per stage)."""
-    return (lo.astype(np.uint64) << np.uint64(32)) | hi.astype(np.uint64)
+def _greedy_survivors(table: pa.Table, *, config: DedupConfig) -> pa.Table:
+    """Whole clusters: the local greedy pass (``postmix.curate.survivors``) over their rows, in
+    the local keep order ``(key, row)``, on their band hashes and normalised text."""
+    label, node = column(table, "label"), column(table, "node")
+    texts = table.column("text")
+    texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    data, offsets = string_buffers(texts)
+    flat, set_offsets = shingle_sets(data, offsets - offsets[0], config)
+    hashes = lsh.band_hashes(_sig_array(table), *config.lsh_shape())
+    decided = greedy_survivors(bucket_ids(hashes), np.lexsort((node, column(table, "key"))), flat,
+                               set_offsets, config.threshold)
+    gone = decided.kept_by >= 0
+    return pa.table({
+        "node": node, "label": label,
+        "survivor": np.where(gone, node[np.maximum(decided.kept_by, 0)], node),
+        "similarity": np.where(gone, decided.similarity, 1.0),
+        "compared": decided.compared, "below": decided.below,
+    })
 
 
 # ---------------------------------------------------------------- the stage
@@ -618,17 +479,23 @@ def _removals(
 ) -> Removals:
     moved = clustered["survivor"] != clustered["node"]
     near_rows = clustered["node"][moved]
+    near_kept, near_similarity = clustered["survivor"][moved], clustered["similarity"][moved]
+    # a copy whose exact survivor went in the near pass names that row's survivor (as locally)
+    at = np.minimum(np.searchsorted(near_rows, exact["survivor"]), max(len(near_rows) - 1, 0))
+    followed = near_rows[at] == exact["survivor"] if len(near_rows) else np.zeros(0, bool)
+    exact_kept = np.where(followed, near_kept[at] if len(near_rows) else 0, exact["survivor"])
+    exact_similarity = np.where(followed, near_similarity[at] if len(near_rows) else 0, 1.0)
+    near_method = 2 if config.verify else 1  # METHODS: jaccard or minhash
     rows = np.r_[exact["row"], near_rows].astype(np.int64)
     order = np.argsort(rows, kind="stable")
-    n_exact, n_near = len(exact["row"]), len(near_rows)
+    n_near = len(near_rows)
     return Removals(
         rows=rows[order],
-        code=np.r_[np.ones(n_exact, np.int8), np.full(n_near, 2, np.int8)][order],
-        kept=np.r_[exact["survivor"], clustered["survivor"][moved]].astype(np.int64)[order],
-        similarity=np.r_[np.ones(n_exact), clustered["similarity"][moved]][order],
-        method=np.r_[
-            np.zeros(n_exact, np.int8), np.full(n_near, 2 if config.verify else 1, np.int8)
-        ][order],
+        code=np.r_[np.where(followed, 2, 1).astype(np.int8), np.full(n_near, 2, np.int8)][order],
+        kept=np.r_[exact_kept, near_kept].astype(np.int64)[order],
+        similarity=np.r_[exact_similarity, near_similarity][order],
+        method=np.r_[np.where(followed, near_method, 0).astype(np.int8),
+                     np.full(n_near, near_method, np.int8)][order],
     )
 
 
@@ -644,7 +511,6 @@ def _near_pass(
     survivor and similarity to it, ascending by row."""
     bands, rows = config.lsh_shape()
     started = time.perf_counter()
-    window = VERIFY_WINDOW if config.verify else 1
     pairs = (
         active.map_batches(
             _band_records,
@@ -653,7 +519,7 @@ def _near_pass(
         )
         .groupby(PART)
         .map_groups(
-            _bucket_pairs, batch_format="pyarrow", fn_kwargs={"window": window, "partitions": p}
+            _bucket_pairs, batch_format="pyarrow", fn_kwargs={"window": 1, "partitions": p}
         )
         .groupby(PART)
         .map_groups(_distinct_pairs, batch_format="pyarrow")
@@ -668,65 +534,37 @@ def _near_pass(
         "candidate_pairs": int(candidates),
         "recall_at_threshold": recall,
     }
-    if config.verify and candidates:
-        started = time.perf_counter()
-        by_part = {"partitions": p}
-        texts = active.map_batches(_text_records, batch_format="pyarrow", fn_kwargs=by_part)
-        keyed_lo = pairs.map_batches(_pair_records, batch_format="pyarrow", fn_kwargs=by_part)
-        carried = (
-            texts.union(keyed_lo)
-            .groupby(PART)
-            .map_groups(_carry_left_text, batch_format="pyarrow", fn_kwargs=by_part)
-        )
-        scored = (
-            texts.union(carried)
-            .groupby(PART)
-            .map_groups(_jaccard, batch_format="pyarrow", fn_kwargs={"config": config})
-            .materialize()
-        )
-        similar = scored.map_batches(
-            _at_least, batch_format="pyarrow", fn_kwargs={"threshold": config.threshold}
-        ).materialize()
-        stats["false_positive_pairs_dropped"] = int(candidates - similar.count())
-        pairs = similar
-        timings["verify"] = time.perf_counter() - started
     started = time.perf_counter()
     clustered = {k: np.zeros(0, np.int64) for k in ("node", "label", "survivor")}
     clustered["similarity"] = np.zeros(0)
     if pairs.count():
         label_ds, rounds = connected_components(pairs.select_columns(["lo", "hi"]), p, max_rounds)
         label_ds = label_ds.materialize()
-        with_sig = not config.verify
         shape = {
             "partitions": p,
             "width": config.num_perm,
             "dtype": np.dtype(config.signature_dtype()).name,
-            "with_sig": with_sig,
+            "with_text": config.verify,
         }
         joined = (
             active.map_batches(_node_records, batch_format="pyarrow", fn_kwargs=shape)
             .union(label_ds.map_batches(_label_records, batch_format="pyarrow", fn_kwargs=shape))
             .groupby(PART)
             .map_groups(
-                _members, batch_format="pyarrow", fn_kwargs={"partitions": p, "with_sig": with_sig}
+                _members, batch_format="pyarrow",
+                fn_kwargs={"partitions": p, "with_text": config.verify},
             )
+            .groupby(PART)
         )
         if config.verify:
-            by_part = {"partitions": p}
-            edges = (
-                label_ds.map_batches(_edge_label_records, batch_format="pyarrow", fn_kwargs=by_part)
-                .union(pairs.map_batches(_edge_records, batch_format="pyarrow", fn_kwargs=by_part))
-                .groupby(PART)
-                .map_groups(_labelled_edges, batch_format="pyarrow", fn_kwargs=by_part)
-            )
-            decided = (
-                joined.map_batches(_member_records, batch_format="pyarrow")
-                .union(edges)
-                .groupby(PART)
-                .map_groups(_greedy_survivors, batch_format="pyarrow")
-            )
+            decided = joined.map_groups(
+                _greedy_survivors, batch_format="pyarrow", fn_kwargs={"config": config}
+            ).materialize()
+            counts = collect(decided, ["compared", "below"])
+            stats["pairs_compared"] = int(counts["compared"].sum())
+            stats["pairs_below_threshold"] = int(counts["below"].sum())
         else:
-            decided = joined.groupby(PART).map_groups(_cluster_survivors, batch_format="pyarrow")
+            decided = joined.map_groups(_cluster_survivors, batch_format="pyarrow")
         got = _gather(
             decided, ["node", "label", "survivor", "similarity"], {"similarity": np.float64}
         )
@@ -737,7 +575,7 @@ def _near_pass(
             kept = clustered["survivor"] == clustered["node"]
             stats["chained_rows_kept"] = int(kept.sum() - len(np.unique(clustered["label"])))
     elif config.verify:
-        stats["chained_rows_kept"] = 0
+        stats.update({"pairs_compared": 0, "pairs_below_threshold": 0, "chained_rows_kept": 0})
     labels = clustered["label"]
     sizes = (
         np.bincount(np.unique(labels, return_inverse=True)[1])
