@@ -130,12 +130,13 @@ def test_verify_drops_planted_false_positive_candidates():
               ("b-near", text(changed(B, 70)), "web")])
     # one-row bands: any equal minimum makes a candidate, so `half` is certainly one
     loose = DedupConfig(bands=64, rows=1)
-    unverified = verdict_map(ds, dedup(ds, loose))
+    unverified = verdict_map(ds, dedup(ds, loose.model_copy(update={"verify": False})))
     assert unverified["half"][0] == "near_duplicate"
-    verdicts = dedup(ds, loose.model_copy(update={"verify": True}))
+    assert detail_field(unverified["half"][1], "method") == "minhash"
+    verdicts = dedup(ds, loose)  # verification is the default
     verified = verdict_map(ds, verdicts)
     assert verified["half"] == (None, "") and verified["a"] == (None, "")
-    assert verdicts.stats["near"]["false_positive_pairs_dropped"] >= 1
+    assert verdicts.stats["near"]["pairs_below_threshold"] >= 1
     reason, detail = verified["b-near"]
     assert reason == "near_duplicate" and detail_field(detail, "method") == "jaccard"
     assert detail_field(detail, "similarity") == f"{91 / 101:.3f}"
@@ -207,6 +208,19 @@ def test_cli_dedup_end_to_end(tmp_path):
     assert report["rows_in"] == 6 and report["rows_out"] == 4 and len(rejects) == 2
     assert {r["id"]: detail_field(r["detail"], "duplicate_of") for r in rejects} == {"a-copy": "a", "b": "b-near"}
     assert datasets.Dataset.from_parquet(str(out)).num_rows == 4
+
+
+def test_cli_no_verify_gives_minhash_clusters(tmp_path):
+    src, out = tmp_path / "in.jsonl", tmp_path / "clean.jsonl"
+    save_records(planted(), src)
+    result = CliRunner().invoke(app, ["curate", "dedup", str(src), "-o", str(out), "--no-verify"])
+    assert result.exit_code == 0, result.output
+    rejects = {json.loads(line)["id"]: json.loads(line)["detail"]
+               for line in (tmp_path / "clean.rejects.jsonl").read_text().splitlines()}
+    assert detail_field(rejects["b-near"], "method") == "minhash"
+    report = json.loads((tmp_path / "clean.report.json").read_text())
+    assert report["config"]["verify"] is False
+    assert (report["details"]["near"]["bands"], report["details"]["near"]["rows"]) == (14, 8)
 
 
 def test_cli_rejects_inconsistent_options_in_one_line(tmp_path):

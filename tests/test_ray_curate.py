@@ -127,9 +127,11 @@ def test_components_over_ray_data_equal_union_find(ray_local):
 
 
 CONFIGS = {
-    "near-first": DedupConfig(threshold=0.85),
-    "near-verify": DedupConfig(threshold=0.85, verify=True),
+    "clusters-first": DedupConfig(threshold=0.85, verify=False),
+    "verified-first": DedupConfig(threshold=0.85),
+    "verified-near-only": DedupConfig(threshold=0.7, mode="near"),
     "longest": DedupConfig(threshold=0.85, keep="longest"),
+    "clusters-longest": DedupConfig(threshold=0.85, keep="longest", verify=False),
     "source-priority": DedupConfig(threshold=0.85, mode="near", keep="source-priority",
                                    source_priority=["human", "web"]),
     "exact-only": DedupConfig(mode="exact"),
@@ -146,15 +148,19 @@ def test_dedup_on_ray_returns_the_local_verdicts(ray_local, planted, name):
     assert_same(local, distributed)
     assert distributed.stats["engine"]["name"] == "ray"
     got = by_id(planted, distributed)
-    if name == "near-first":  # the chain is one cluster: B and C both go, as duplicates of A
+    if name == "clusters-first":  # the chain is one cluster: B and C both go, as duplicates of A
         assert got["A"] == (None, "")
         assert got["B"][1].startswith("duplicate_of=A ") and got["C"][1].startswith("duplicate_of=A ")
-    if name == "near-verify":  # C matches only B, which is removed: C stays
+    if name == "verified-first":  # C matches only B, which is removed: C stays
         assert got["B"][1] == "duplicate_of=A similarity=0.901 method=jaccard"
         assert got["C"] == (None, "") and distributed.stats["near"]["chained_rows_kept"] >= 1
     if name == "source-priority":  # B is the human row: the chain keeps it
         assert got["B"] == (None, "")
         assert got["A"][1].startswith("duplicate_of=B ") and got["C"][1].startswith("duplicate_of=B ")
+    if name.startswith("verified"):  # every removed row names a row that stays
+        named = [d.split()[0].removeprefix("duplicate_of=") for d in distributed.details if d]
+        kept = {row_id for row_id, r in zip(planted["id"], distributed.reasons, strict=True) if r is None}
+        assert named and set(named) <= kept
     if name == "exact-only":
         assert distributed.counts() == local.counts() and set(distributed.counts()) == {"exact_duplicate"}
 
