@@ -1,8 +1,9 @@
 """Dedup speed and quality against datasketch and rensa, measured in one run on the same corpus.
 
-    python benchmarks/bench_dedup.py                         # throughput + quality, synthetic text
+    python benchmarks/bench_dedup.py                         # throughput + quality + survivors
     python benchmarks/bench_dedup.py --corpus debian-copyright
-    python benchmarks/bench_dedup.py --sections e2e --e2e-docs 1000000
+    python benchmarks/bench_dedup.py --sections survivors    # the survivor figures only
+    python benchmarks/bench_dedup.py --sections e2e --e2e-docs 1000000   # default vs --no-verify
     python benchmarks/bench_dedup.py --engine ray            # Ray engine next to the local one
 
 throughput  signatures of the same normalised 5-word shingles, 128 permutations: datasketch
@@ -12,8 +13,14 @@ throughput  signatures of the same normalised 5-word shingles, 128 permutations:
 quality     recall of pairs at or above the threshold and precision, against exact all-pairs
             Jaccard (prefix filtering: exact, just not quadratic), with planted near duplicates
             (synthetic) or the real ones in Debian licence texts.
+survivors   on the licence paragraphs (30+ words) of /usr/share/doc/*/copyright and on synthetic
+            text, default (verified) and --no-verify against exact ground truth: kept rows against
+            a greedy exact pass (in row order, a row stays unless a kept row is >= threshold),
+            removed rows with no kept row >= threshold, rejects naming a row below the threshold
+            or one that is not kept, and pairs of kept rows still >= threshold.
 e2e         ``dedup_file`` (load, exact + near dedup, write output/rejects/report) of N documents
-            in a child process; wall time and the child's peak RSS.
+            in a child process, --no-verify (the old default) then the default; wall time, the
+            ratio and the child's peak RSS.
 --engine ray  instead of the sections: dedup and filter on the Ray engine (a local Ray, or the
             cluster at RAY_ADDRESS) next to the local engine on the same corpora, with the
             verdicts checked equal (``bench_dedup_ray.py``).
@@ -251,9 +258,9 @@ def quality(texts: list[str]) -> list[dict]:
                 "removed": int(len(removed_pairs)), "seconds": seconds}
 
     results = []
-    for label, cfg in (("postmix near (default)", DedupConfig(mode="near")),
-                       ("postmix near --verify", DedupConfig(mode="near", verify=True)),
-                       ("postmix near --hash datasketch --verify", DedupConfig(mode="near", hash="datasketch", verify=True))):
+    for label, cfg in (("postmix near --no-verify", DedupConfig(mode="near", verify=False)),
+                       ("postmix near (default: verified)", DedupConfig(mode="near")),
+                       ("postmix near --hash datasketch", DedupConfig(mode="near", hash="datasketch"))):
         started = time.perf_counter()
         verdicts = dedup(ds, cfg)
         seconds = time.perf_counter() - started
@@ -388,9 +395,9 @@ def survivors(texts: list[str], with_datasketch_mode: bool = True) -> tuple[Exac
     greedy = truth.greedy_kept()
     ds = _sft_dataset(texts)
     settings = [("postmix --no-verify (MinHash clusters)", DedupConfig(verify=False)),
-                ("postmix --verify", DedupConfig(verify=True))]
+                ("postmix default (verified)", DedupConfig())]
     if with_datasketch_mode:
-        settings.append(("postmix --hash datasketch --verify", DedupConfig(hash="datasketch", verify=True)))
+        settings.append(("postmix --hash datasketch (verified)", DedupConfig(hash="datasketch")))
     dedup(ds.select(range(min(200, len(ds)))), DedupConfig(verify=True))  # compile outside the timing
     results = []
     for name, config in settings:
@@ -443,7 +450,7 @@ def e2e_child(path: str, out_dir: str, verify: bool) -> None:
                       "stage_timings": result.report.details.get("timings"), "peak_rss_gib": peak_rss_gib()}))
 
 
-def e2e(name: str, docs: int, words: int, verify: bool) -> dict:
+def e2e_corpus(name: str, docs: int, words: int) -> Path:
     import datasets
 
     from postmix.schemas import FEATURES
@@ -461,12 +468,28 @@ def e2e(name: str, docs: int, words: int, verify: bool) -> dict:
         path.with_suffix(".partial").rename(path)
         del ds, texts
         print(f"\ncorpus of {docs} documents written to {path} in {time.perf_counter() - started:.0f}s (not timed)")
+    return path
+
+
+def e2e(path: Path, verify: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-dedup-") as tmp:
-        proc = subprocess.run([sys.executable, __file__, "--_e2e-child", str(path), tmp] + (["--verify"] if verify else []),
+        proc = subprocess.run([sys.executable, __file__, "--_e2e-child", str(path), tmp]
+                              + ([] if verify else ["--no-verify"]),
                               capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
         if proc.returncode:
             sys.exit(proc.stderr)
         return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def print_e2e(results: dict[str, dict]) -> None:
+    base = results["--no-verify"]
+    for label, result in results.items():
+        stage = sum(v for k, v in (result["stage_timings"] or {}).items())
+        base_stage = sum(v for k, v in (base["stage_timings"] or {}).items())
+        print(f"end to end {label}: {result['rows_in']} docs -> {result['rows_out']} kept {result['rejected']} in "
+              f"{result['seconds']:.1f}s ({result['seconds'] / base['seconds']:.2f}x --no-verify; dedup phases "
+              f"{stage:.1f}s, {stage / base_stage:.2f}x), peak RSS {result['peak_rss_gib']:.2f} GiB")
+        print(f"  phases: {result['timings']}  dedup: {result['stage_timings']}")
 
 
 def main() -> None:
@@ -477,8 +500,11 @@ def main() -> None:
     parser.add_argument("--datasketch-docs", type=int, default=3_000, help="documents datasketch signs (it is slow)")
     parser.add_argument("--quality-docs", type=int, default=20_000)
     parser.add_argument("--e2e-docs", type=int, default=1_000_000)
-    parser.add_argument("--verify", action="store_true", help="e2e with --verify")
-    parser.add_argument("--sections", default="throughput,quality", help="comma list of throughput,quality,e2e")
+    parser.add_argument("--survivor-docs", type=int, default=100_000, help="synthetic documents for survivors")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="--engine ray: dedup without verification (the e2e section times both)")
+    parser.add_argument("--sections", default="throughput,quality,survivors",
+                        help="comma list of throughput,quality,survivors,e2e")
     parser.add_argument("--engine", choices=["local", "ray"], default="local",
                         help="ray: compare the Ray engine with the local one instead of the sections")
     parser.add_argument("--engine-docs", default="20000,100000", help="--engine ray: comma list of corpus sizes")
@@ -504,11 +530,13 @@ def main() -> None:
         print_throughput(throughput(texts, args.datasketch_docs))
     if "quality" in sections:
         print_quality(quality(corpus(args.corpus, args.quality_docs, args.words)))
+    if "survivors" in sections:
+        print_survivors("licence paragraphs of 30+ words", *survivors(debian_corpus(min_words=30)))
+        print_survivors("synthetic", *survivors(synthetic_corpus(args.survivor_docs, args.words)))
     if "e2e" in sections:
-        result = e2e(args.corpus, args.e2e_docs, args.words, args.verify)
-        print(f"end to end{' --verify' * args.verify}: {result['rows_in']} docs -> {result['rows_out']} kept {result['rejected']} in "
-              f"{result['seconds']:.1f}s, peak RSS {result['peak_rss_gib']:.2f} GiB")
-        print(f"  phases: {result['timings']}  dedup: {result['stage_timings']}")
+        path = e2e_corpus(args.corpus, args.e2e_docs, args.words)
+        # baseline first: today's default before verification was (MinHash clusters, 14x8)
+        print_e2e({"--no-verify": e2e(path, verify=False), "default (verified)": e2e(path, verify=True)})
 
 
 if __name__ == "__main__":

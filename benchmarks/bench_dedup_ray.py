@@ -2,7 +2,7 @@
 
     python benchmarks/bench_dedup.py --engine ray              # the same, from the dedup benchmark
     python benchmarks/bench_dedup_ray.py                       # local Ray on this machine
-    python benchmarks/bench_dedup_ray.py --docs 20000,200000 --verify
+    python benchmarks/bench_dedup_ray.py --docs 20000,200000 --no-verify
     RAY_ADDRESS=head:6379 python benchmarks/bench_dedup_ray.py --docs 2000000   # a cluster
 
 Baseline: ``postmix.curate.dedup.dedup`` (one process, numba on every core). Each engine runs
@@ -50,7 +50,7 @@ def timed(fn):
     return result, time.perf_counter() - started
 
 
-def compare(docs_list: list[int], *, verify: bool = False, partitions: int | None = None,
+def compare(docs_list: list[int], *, verify: bool = True, partitions: int | None = None,
             skip_filter: bool = False) -> None:
     """Time each step on both engines for each corpus size and print one table."""
     from postmix.curate.dedup import DedupConfig, dedup
@@ -64,7 +64,7 @@ def compare(docs_list: list[int], *, verify: bool = False, partitions: int | Non
     dedup_config = DedupConfig(verify=verify)
     filter_config = FilterConfig()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs here, "
-          f"{cluster_cpus()} CPUs in Ray; dedup{' --verify' if verify else ''} threshold 0.8, 128 perms")
+          f"{cluster_cpus()} CPUs in Ray; dedup{'' if verify else ' --no-verify'} threshold 0.8, 128 perms")
     warm = synthetic_sft(2000, seed=99)
     dedup(warm, dedup_config)
     dedup_ray(warm, dedup_config, ray_config=ray_config)
@@ -124,7 +124,8 @@ def compare_files(docs: int, *, row_group_rows: int = 20_000) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", default="20000,100000", help="comma list of corpus sizes")
-    parser.add_argument("--verify", action="store_true", help="dedup with exact-Jaccard verification")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="dedup without exact-Jaccard verification (MinHash clusters)")
     parser.add_argument("--partitions", type=int, default=None, help="Ray shuffle partitions (default: CPUs)")
     parser.add_argument("--skip-filter", action="store_true", help="time dedup only")
     parser.add_argument("--files", type=int, default=0, help="also time file-to-file dedup of this many docs, "
