@@ -481,10 +481,13 @@ def _removals(
     near_rows = clustered["node"][moved]
     near_kept, near_similarity = clustered["survivor"][moved], clustered["similarity"][moved]
     # a copy whose exact survivor went in the near pass names that row's survivor (as locally)
-    at = np.minimum(np.searchsorted(near_rows, exact["survivor"]), max(len(near_rows) - 1, 0))
-    followed = near_rows[at] == exact["survivor"] if len(near_rows) else np.zeros(0, bool)
-    exact_kept = np.where(followed, near_kept[at] if len(near_rows) else 0, exact["survivor"])
-    exact_similarity = np.where(followed, near_similarity[at] if len(near_rows) else 0, 1.0)
+    followed = np.zeros(len(exact["survivor"]), bool)
+    exact_kept, exact_similarity = exact["survivor"], np.ones(len(followed))
+    if len(near_rows):
+        at = np.minimum(np.searchsorted(near_rows, exact["survivor"]), len(near_rows) - 1)
+        followed = near_rows[at] == exact["survivor"]
+        exact_kept = np.where(followed, near_kept[at], exact_kept)
+        exact_similarity = np.where(followed, near_similarity[at], exact_similarity)
     near_method = 2 if config.verify else 1  # METHODS: jaccard or minhash
     rows = np.r_[exact["row"], near_rows].astype(np.int64)
     order = np.argsort(rows, kind="stable")
