@@ -175,7 +175,6 @@ class _Outcome:
     """Removed rows and why, filled by the exact and near passes."""
 
     def removals(self) -> Removals:
-        self.follow_exact_survivors()
         rows = np.flatnonzero(self.reason)
         return Removals(rows, self.reason[rows], self.kept[rows], self.similarity[rows],
                         self.method[rows])
@@ -187,7 +186,7 @@ class _Outcome:
         # 0 exact hash, 1 minhash estimate, 2 exact jaccard
         self.method = np.zeros(n, dtype=np.int8)
 
-    def follow_exact_survivors(self) -> None:
+    def follow_exact_survivors(self) -> int:
         """A copy whose exact-pass survivor went in the near pass names the near survivor: its
         text is the survivor's, so it is that row's near duplicate at the same similarity."""
         copies = np.flatnonzero(self.reason == 1)
@@ -199,6 +198,7 @@ class _Outcome:
         self.kept[copies] = self.kept[survivor]
         self.similarity[copies] = self.similarity[survivor]
         self.method[copies] = self.method[survivor]
+        return len(copies)
 
 
 def _exact_pass(
@@ -506,6 +506,9 @@ def dedup(
     near: dict[str, Any] = {}
     if config.mode in ("near", "both"):
         near = _near_pass(ds, kind, features, reference, rank, config, out, timings)
+        followed = out.follow_exact_survivors()
+        if "exact" in stats:
+            stats["exact"]["named_near_survivor"] = followed
     ids = _column(ds, "id").to_pylist()
     removals = out.removals()
     kept_ids = [ids[k] if k >= 0 else reference.ids[-1 - k] for k in removals.kept.tolist()]

@@ -431,6 +431,9 @@ def dedup_ray(
                 active.materialize(), config, timings, p, run.config.max_rounds, engine
             )
         removals = _removals(exact, clustered, config)
+        if "exact" in stats and near:
+            moved = clustered["node"][clustered["survivor"] != clustered["node"]]
+            stats["exact"]["named_near_survivor"] = int(np.isin(exact["survivor"], moved).sum())
         picks = (
             largest_cluster_picks(
                 clustered["node"], clustered["label"], 0, removals, config.largest_clusters
