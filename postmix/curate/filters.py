@@ -78,7 +78,8 @@ BUILTIN_RULES: tuple[str, ...] = (
     "repeated_lines", "repeated_ngrams", "repeated_sentences", "script_share", "language",
     "mojibake", "control_chars",
 )
-# language and script_share do nothing until keep_languages / script_limits say what to keep
+# language and script_share do nothing until keep_languages / script_limits say what to keep (so
+# a dumped default config reads back as it was)
 DEFAULT_RULES: tuple[str, ...] = (
     "empty_turn", "role_order", "max_chars", "control_chars", "mojibake", "leaked_tokens",
     "refusal", "self_identification", "knowledge_cutoff", "repeated_lines", "repeated_ngrams",
@@ -255,8 +256,6 @@ class FilterConfig(refusals.PhraseSettings):
         if {"min_tokens", "max_tokens"} & set(self.rules) and not self.tokenizer:
             raise ValueError("min_tokens/max_tokens need a tokenizer (path or Hub name)")
         for rule, field in _NEEDS.items():
-            if "rules" in self.model_fields_set and rule in self.rules and not getattr(self, field):
-                raise ValueError(f"rule {rule!r} needs {field}")
             if getattr(self, field) and rule not in self.rules:
                 raise ValueError(f"{field} is set but rule {rule!r} is not in rules: add it")
         codes = [*self.rules, *(c.code for c in self.custom)]

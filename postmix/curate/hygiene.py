@@ -29,8 +29,13 @@ SPECIAL_TOKENS = (r"<\|[A-Za-z0-9_.\-]{1,48}\|>|<｜[^｜\n]{1,48}｜>|\[/?INST\
 THINK_TAGS = r"</?think>"
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
-# Sentence ends: ., ! or ? before whitespace, or a CJK full stop / exclamation / question mark.
-SENTENCE_END = r"[.!?]+\s+|[。！？]+"
+# Whitespace as Python's str.isspace() has it (RE2's \s is ASCII only): NBSP and the narrow
+# NBSP of French "Merci !" are spaces too. Literal characters, so RE2 and Python read it alike.
+WHITESPACE = ("[\t\n\v\f\r \x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
+              "\u205f\u3000]")
+# Sentence ends: ., ! or ? before whitespace or the end, or a CJK full stop / exclamation /
+# question mark. ("3.14" and "e.g.x" stay whole: no space after the dot.)
+SENTENCE_END = rf"[.!?]+(?:{WHITESPACE}+|$)|[。！？]+"
 
 SCRIPTS: dict[str, str] = {
     "cjk": r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}",
@@ -94,14 +99,14 @@ def split_sentences(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     trimmed), and the index of the text it came from."""
     pieces = pc.split_pattern_regex(texts, SENTENCE_END)
     owner = pc.list_parent_indices(pieces).to_numpy(zero_copy_only=False).astype(np.int64)
-    flat = pc.list_flatten(pieces)
-    flat = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_lower(flat), r"\s+", " "))
-    return flat, owner
+    flat = pc.replace_substring_regex(pc.utf8_lower(pc.list_flatten(pieces)), WHITESPACE + "+", " ")
+    return pc.utf8_trim(flat, " "), owner
 
 
 def split_sentences_py(text: str) -> list[str]:
-    """``split_sentences`` for one text in Python (a reference for tests and details)."""
-    return [" ".join(p.lower().split()) for p in re.split(SENTENCE_END, text)]
+    """``split_sentences`` for one text in Python (the reference for tests, and details)."""
+    return [re.sub(WHITESPACE + "+", " ", p.lower()).strip(" ")
+            for p in re.split(SENTENCE_END, text)]
 
 
 def most_repeated_sentence(texts: pa.Array, min_chars: int) -> np.ndarray:

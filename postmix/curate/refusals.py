@@ -95,10 +95,11 @@ REFUSAL_OPENING = (
     r"share)\b")
 # A horizon of the model's own knowledge, with a year: "my knowledge is current up to 2023",
 # "my training data runs until late 2021". The year keeps "my training data goes up to 10 GB"
-# (a user's own data set) out.
+# (a user's own data set) out, and "training" alone is not enough ("my training plan goes up to
+# 2000 metres").
 KNOWLEDGE_HORIZON = (
-    r"\bmy (?:knowledge|training(?: data)?|information)\b[^.!?\n]{0,40}?\b(?:up to|until|"
-    r"through|cut-?off|ends? in|as of)\b[^.!?\n]{0,30}?\b(?:19|20)\d\d\b")
+    r"\bmy (?:knowledge|training data|training cut-?off|information)\b[^.!?\n]{0,40}?\b"
+    r"(?:up to|until|through|cut-?off|ends? in|as of)\b[^.!?\n]{0,30}?\b(?:19|20)\d\d\b")
 
 
 def identity_claim(models: list[str] | tuple[str, ...], makers: list[str] | tuple[str, ...]) -> str:
