@@ -60,6 +60,17 @@ CASES = {
     "repeated_lines": ({}, ask("\n".join(["This line is repeated again."] * 4 + ["A different closing line."])),
                        "60% of lines repeat", ask("\n".join(f"Line number {i} says something new." for i in range(6)))),
     "repeated_ngrams": ({}, ask(LOOP), "of words in repeated 10-grams", ask(DISTINCT)),
+    "leaked_tokens": ({}, ask("The capital of France is Paris.<|im_end|>"), "leaked '<|im_end|>'",
+                      ask("Each ChatML message ends with the `<|im_end|>` token.")),
+    "think_format": ({}, ask("Paris."), "no <think> block", ask("<think>France's capital is Paris.</think>Paris.")),
+    "knowledge_cutoff": ({}, ask("As of my last update in 2023, the Louvre opens at 9."), "matched 'As of my last update'",
+                         ask("As of the last update to the app, dark mode is under Settings.")),
+    "repeated_sentences": ({}, ask("Drink more water every single day. " * 4), "one sentence 4 times",
+                           ask("Drink more water every single day. " * 3)),
+    "script_share": ({"script_limits": [{"script": "cjk", "max_share": 0.1}]}, ask("巴黎是法国的首都，也是法国最大的城市，那里有很多著名的博物馆。"),
+                     "100% cjk letters > 10%", ask("The word 巴黎 is Chinese for Paris, the capital of France.")),
+    "language": ({"keep_languages": ["en"]}, ask("Paris est la capitale de la France et sa plus grande ville."),
+                 "language fr", ask(CLEAN_ANSWER)),
     "mojibake": ({}, ask("Le cafÃ© est bon."), "matched 'Ã©'", ask("Le café est bon, it’s true.")),
     "control_chars": ({}, ask("bell\x07here"), "matched '\\x07'", ask("tab\there\nnewline\r\n")),
 }
@@ -76,7 +87,8 @@ def test_each_builtin_rule_fires_on_bad_and_not_on_clean(rule):
 
 
 def test_default_rules_keep_clean_rows():
-    rows = [clean for _, _, _, clean in CASES.values()] + [ask(DISTINCT)]
+    # a reasoning answer is clean only where think_format is on (elsewhere <think> is a leak)
+    rows = [clean for rule, (_, _, _, clean) in CASES.items() if rule != "think_format"] + [ask(DISTINCT)]
     v = apply_filters(sft(rows), FilterConfig(rules=list(DEFAULT_RULES), max_chars=100_000))
     assert list(v.reasons) == [None] * len(rows)
 
@@ -122,8 +134,10 @@ def test_role_order_of_preference_and_rlvr_records():
 def test_phrases_match_curly_apostrophes_and_line_breaks():
     assert verdict(ask("I’m sorry, but I cannot\nhelp with that."), rules=["refusal"])[0] == "refusal"
     custom = verdict(ask("Sure! I was built by ACME Labs."), rules=["self_identification"],
-                     self_identification_phrases=["built by ACME"])
+                     self_identification_phrases=["built by ACME"])  # added to the built-in phrases
     assert custom == ("self_identification", "turn 1 (assistant): matched 'built by ACME'")
+    assert verdict(ask("I am ChatGPT."), rules=["self_identification"],
+                   self_identification_phrases=["built by ACME"])[0] == "self_identification"
 
 
 def test_mojibake_variants():

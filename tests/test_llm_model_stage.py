@@ -179,3 +179,21 @@ def test_llm_modules_import_each_other_without_a_cycle():
 
     for module in sorted(graph):
         visit(module, ())
+
+
+def test_respond_takes_the_filters_phrase_settings():
+    texts = ["I'm Qwen, here to help.", "Thanks for asking. I'm just an AI, it's not within my programming to do that.",
+             "I am Tulu, a helpful model.", "As of my last update, the museum opens at nine."]
+    ids = [f"id{i}" for i in range(len(texts))]
+    settings = {"model_families": ["openai"], "self_identification_phrases": ["I am Tulu"]}
+    rules = ["self_identification", "refusal", "knowledge_cutoff"]
+    said = [v and v[0] for v in response_verdicts(texts, [None] * len(texts), ids, rules,
+                                                   settings=RespondConfig(**settings))]
+    rows = [{"id": i, "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": t}],
+             "source": "s", "meta": "{}"} for i, t in zip(ids, texts, strict=True)]
+    ds = datasets.Dataset.from_list(rows, features=FEATURES["sft"])
+    filtered = apply_filters(ds, FilterConfig(rules=rules, **settings)).reasons
+    assert said == list(filtered) == [None, None, "self_identification", "knowledge_cutoff"]
+    # with every family (the default) Qwen's name and Llama's refusal are found, by both
+    assert [v and v[0] for v in response_verdicts(texts, [None] * len(texts), ids, rules)][:2] == [
+        "self_identification", "refusal"]

@@ -242,6 +242,27 @@ def test_filter_on_ray_returns_the_local_verdicts(ray_local):
                                    "repeated_lines", "repeated_ngrams", "q7"}
 
 
+def test_hygiene_filters_on_ray_return_the_local_verdicts(ray_local):
+    from postmix.scale.ray_filter import filter_ray
+
+    rng = random.Random(4)
+    answers = ["As of my last update in 2023, the museum opens at nine.", "Paris.<|im_end|>",
+               "Use `<|im_end|>` to end a ChatML turn.", "Check the cable first, please. " * 5,
+               "Paris est la capitale de la France et sa plus grande ville.",
+               "巴黎是法国的首都，也是法国最大的城市，那里有很多著名的博物馆。",
+               "I'm just an AI, it's not within my programming to say.",
+               "Paris is the capital of France and its largest city."]
+    rows = [{"id": f"r{i}", "source": rng.choice(["a", "b"]), "meta": "{}",
+             "messages": [{"role": "user", "content": f"question number {i} about the city"},
+                          {"role": "assistant", "content": rng.choice(answers)}]} for i in range(400)]
+    ds = datasets.Dataset.from_list(rows, features=FEATURES["sft"])
+    config = FilterConfig(examples=2, keep_languages=["en"], script_limits=[{"script": "cjk", "max_share": 0.1}])
+    local = apply_filters(ds, config)
+    assert_same(local, filter_ray(ds, config, ray_config=SMALL))
+    assert set(local.counts()) == {"knowledge_cutoff", "leaked_tokens", "repeated_sentences", "language",
+                                   "script_share", "refusal"}
+
+
 def test_decontam_on_ray_returns_the_local_verdicts(ray_local, tmp_path):
     from postmix.scale.ray_decontam import decontaminate_ray
 

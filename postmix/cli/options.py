@@ -158,7 +158,8 @@ def _field(
     ):
         items = [a for a in get_args(annotation) if get_origin(a) is list] or [annotation]
         item = (get_args(items[0]) or (str,))[0]
-        singular = base[:-1] if base.endswith("s") and not base.endswith("ss") else base
+        singular = (base[:-3] + "y" if base.endswith("ies")
+                    else base[:-1] if base.endswith("s") and not base.endswith("ss") else base)
         alias = "--" + base if singular != base else None
         text = _help(field, name, default, "", "list")
         return [

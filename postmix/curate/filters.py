@@ -20,15 +20,27 @@ Built-in rules (rule name = reason code):
                          may follow an assistant turn and precede the next one); a conversation not
                          starting with user; not ending with assistant (``require_final_assistant``)
                          or, for prompts (rlvr, preference prompt), not ending with user
+``leaked_tokens``        a chat-template or reasoning token outside code spans ("<|im_end|>",
+                         "<|eot_id|>", "[INST]", "<think>"; ``postmix.curate.hygiene``)
+``think_format``         the last answer of a conversation is not one ``<think>...</think>`` block
+                         at the start followed by an answer (reasoning data only; off by default)
 ``refusal``              a refusal/boilerplate phrase in an assistant turn ("As an AI language
                          model") or a turn opening with a refusal (``postmix.curate.refusals``)
 ``self_identification``  a model naming itself or its maker in an assistant turn ("I am ChatGPT",
                          "trained by OpenAI"), as Tulu 3 removed (``postmix.curate.refusals``)
+``knowledge_cutoff``     an assistant turn talking about its training horizon ("as of my last
+                         update", "my training data goes up to 2023")
 ``repeated_lines``       a turn whose lines (>= ``min_line_chars``) are more than
                          ``max_duplicate_line_fraction`` duplicates of earlier lines (Gopher: 0.3)
 ``repeated_ngrams``      a turn of >= ``repetition_min_words`` words where more than
                          ``max_repeated_ngram_fraction`` of the words lie in a word
                          ``repetition_ngram``-gram that occurs twice or more in it: generation loops
+``repeated_sentences``   a turn in which one sentence of >= ``min_sentence_chars`` occurs more than
+                         ``max_sentence_repeats`` times
+``script_share``         a turn whose share of letters in a script is outside a ``script_limits``
+                         bound (e.g. CJK letters in an English set); off unless limits are given
+``language``             a turn whose language (fastText lid.176, ``postmix.curate.langid``) is not
+                         in ``keep_languages``; off unless languages are given
 ``mojibake``             text decoded with the wrong codec ("Ã©", "â€™", "Â "), U+FFFD, C1 controls
 ``control_chars``        ASCII control characters other than tab, newline, carriage return
 """
@@ -36,11 +48,11 @@ Built-in rules (rule name = reason code):
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import datasets
 import numba
@@ -50,7 +62,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from postmix import yamlfile
-from postmix.curate import refusals
+from postmix.curate import hygiene, langid, refusals
 from postmix.curate.executor import LocalExecutor
 from postmix.curate.ngram_index import token_hashes
 from postmix.curate.normalise import normalise_texts
@@ -62,13 +74,18 @@ from postmix.schemas import ROLES, kind_of_columns
 
 BUILTIN_RULES: tuple[str, ...] = (
     "empty_turn", "min_chars", "max_chars", "min_tokens", "max_tokens", "max_turns", "role_order",
-    "refusal", "self_identification", "repeated_lines", "repeated_ngrams", "mojibake",
-    "control_chars",
+    "leaked_tokens", "think_format", "refusal", "self_identification", "knowledge_cutoff",
+    "repeated_lines", "repeated_ngrams", "repeated_sentences", "script_share", "language",
+    "mojibake", "control_chars",
 )
+# language and script_share do nothing until keep_languages / script_limits say what to keep (so
+# a dumped default config reads back as it was)
 DEFAULT_RULES: tuple[str, ...] = (
-    "empty_turn", "role_order", "max_chars", "control_chars", "mojibake", "refusal",
-    "self_identification", "repeated_lines", "repeated_ngrams",
+    "empty_turn", "role_order", "max_chars", "control_chars", "mojibake", "leaked_tokens",
+    "refusal", "self_identification", "knowledge_cutoff", "repeated_lines", "repeated_ngrams",
+    "repeated_sentences", "script_share", "language",
 )
+_NEEDS = {"language": "keep_languages", "script_share": "script_limits"}
 MOJIBAKE_PATTERN = r"Ã[\x80-\xbf]|Â[\x80-\xbf]|â€|[\x80-\x9f]|\x{FFFD}"
 _MOJIBAKE_PY = r"Ã[\x80-\xbf]|Â[\x80-\xbf]|â€|[\x80-\x9f]|\ufffd"
 CONTROL_PATTERN = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
@@ -109,9 +126,37 @@ class RegexRule(BaseModel):
         return self.reason or self.name
 
 
-class FilterConfig(BaseModel):
+class ScriptLimit(BaseModel):
+    """A bound on the share of a turn's letters written in one script (``script_share``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    script: Literal[tuple(hygiene.SCRIPTS)] = Field(  # type: ignore[valid-type]
+        description=f"Script: {', '.join(hygiene.SCRIPTS)} (cjk = Han, kana and Hangul).")
+    min_share: float | None = Field(None, ge=0.0, le=1.0, description="Fewest share allowed.")
+    max_share: float | None = Field(None, ge=0.0, le=1.0, description="Largest share allowed.")
+    roles: list[str] = Field(default_factory=lambda: ["assistant"], description="Turns judged.")
+    min_letters: int = Field(20, ge=1, description="Turns with fewer letters are not judged.")
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown roles {unknown}: use {', '.join(ROLES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ScriptLimit:
+        if self.min_share is None and self.max_share is None:
+            raise ValueError(f"script limit {self.script!r} needs min_share or max_share")
+        return self
+
+
+class FilterConfig(refusals.PhraseSettings):
     """Settings of ``postmix curate filter``. Every default is chosen to remove clear defects, not
-    to judge quality: tighten them per dataset."""
+    to judge quality: tighten them per dataset. The phrase settings (``model_families``,
+    ``refusal_phrases``, ...) are ``curate respond``'s too."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -137,18 +182,15 @@ class FilterConfig(BaseModel):
     require_final_assistant: bool = Field(
         True, description="role_order: an SFT conversation must end with the assistant (there is "
         "nothing to learn after the last answer).")
-    refusal_phrases: list[str] = Field(
-        default_factory=lambda: list(refusals.REFUSAL_PHRASES),
-        description="refusal: phrases, case-insensitive, in assistant turns (besides the built-in "
-        "opening-refusal pattern).")
-    self_identification_phrases: list[str] = Field(
-        default_factory=lambda: list(refusals.SELF_IDENTIFICATION_PHRASES),
-        description="self_identification: phrases, case-insensitive, in assistant turns (besides "
-        "the built-in model-identity pattern).")
     phrase_roles: list[str] = Field(
         default_factory=lambda: ["assistant"],
-        description="Turns searched by refusal and self_identification.",
+        description="Turns searched by refusal, self_identification and knowledge_cutoff.",
     )
+    leaked_token_roles: list[str] = Field(
+        default_factory=lambda: ["assistant"], description="Turns searched by leaked_tokens.")
+    think_allow_empty: bool = Field(
+        False, description="think_format: accept an empty <think></think> block (a hybrid "
+        "model's no-thinking mode).")
     max_duplicate_line_fraction: float = Field(
         0.3, ge=0.0, le=1.0, description="repeated_lines: Gopher's 0.3."
     )
@@ -165,10 +207,30 @@ class FilterConfig(BaseModel):
     repetition_min_words: int = Field(
         50, ge=2, description="repeated_ngrams: shorter turns are not judged."
     )
+    max_sentence_repeats: int = Field(
+        3, ge=1, description="repeated_sentences: most times one sentence may occur in a turn.")
+    min_sentence_chars: int = Field(
+        20, ge=1, description="repeated_sentences: shorter sentences ('Thank you.') are not "
+        "counted.")
     repetition_roles: list[str] = Field(
         default_factory=lambda: ["assistant"],
-        description="Turns judged by repeated_lines and repeated_ngrams.",
+        description="Turns judged by repeated_lines, repeated_ngrams and repeated_sentences.",
     )
+    keep_languages: list[str] = Field(
+        default_factory=list, description="language: codes to keep (ISO 639-1: en, zh, de, ...); "
+        "[] = the rule is off. Needs postmix[langid].")
+    language_roles: list[str] = Field(
+        default_factory=lambda: ["user", "assistant"], description="Turns judged by language.")
+    language_min_chars: int = Field(
+        20, ge=1, description="language: shorter turns (code spans removed) are not judged.")
+    language_min_confidence: float = Field(
+        0.5, ge=0.0, le=1.0, description="language: a turn fires only when the detector gives "
+        "its other language at least this probability.")
+    language_chars: int = Field(
+        500, ge=20, description="language: characters of each turn the detector reads.")
+    script_limits: list[ScriptLimit] = Field(
+        default_factory=list, description="script_share: bounds, e.g. {script: cjk, max_share: "
+        "0.1}; [] = the rule is off.")
     batch_size: int = Field(65536, ge=1, description="Rows per batch (bounds memory).")
     examples: int = Field(3, ge=0, description="Rejected rows listed per rule in the report.")
 
@@ -181,7 +243,7 @@ class FilterConfig(BaseModel):
                              "custom regex rule")
         return list(dict.fromkeys(value))
 
-    @field_validator("phrase_roles", "repetition_roles")
+    @field_validator("phrase_roles", "repetition_roles", "leaked_token_roles", "language_roles")
     @classmethod
     def _roles(cls, value: list[str]) -> list[str]:
         unknown = sorted(set(value) - set(ROLES))
@@ -193,6 +255,9 @@ class FilterConfig(BaseModel):
     def _consistent(self) -> FilterConfig:
         if {"min_tokens", "max_tokens"} & set(self.rules) and not self.tokenizer:
             raise ValueError("min_tokens/max_tokens need a tokenizer (path or Hub name)")
+        for rule, field in _NEEDS.items():
+            if getattr(self, field) and rule not in self.rules:
+                raise ValueError(f"{field} is set but rule {rule!r} is not in rules: add it")
         codes = [*self.rules, *(c.code for c in self.custom)]
         if len(set(codes)) != len(codes):
             raise ValueError(f"rule names / reason codes must be unique, got {codes}")
@@ -436,6 +501,85 @@ def _repeated_ngrams(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
                       f"{config.repetition_ngram}-grams")
 
 
+def _leaked_tokens(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
+    # with think_format on, the think tags are that rule's to judge
+    pattern = hygiene.SPECIAL_TOKENS + (
+        "" if "think_format" in config.rules else "|" + hygiene.THINK_TAGS)
+    judged = np.flatnonzero(turns.roles_in(config.leaked_token_roles))
+    mask = np.zeros(len(turns.row), dtype=bool)
+    if len(judged):
+        mask[judged] = hygiene.leaked_tokens(turns.content.take(pa.array(judged)), pattern)
+    return _turn_rule(turns, mask, n,
+                      lambda t: f"leaked {hygiene.first_leak(turns.text(t), pattern)!r}")
+
+
+def _think_format(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
+    """Judges the last assistant turn of each part (sft messages, preference chosen and
+    rejected, completion response): the answer the reasoning format is trained on."""
+    answers = np.flatnonzero(turns.role == _ROLE_CODE["assistant"])
+    problem = np.zeros(len(turns.row), dtype=np.int64)
+    if len(answers):
+        key = turns.row[answers] * len(turns.parts) + turns.part[answers]
+        last = answers[np.r_[key[1:] != key[:-1], True]]  # turns are ordered by row, part
+        problem[last] = hygiene.think_problems(turns.content.take(pa.array(last)),
+                                               config.think_allow_empty)
+    return _turn_rule(turns, problem > 0, n, lambda t: hygiene.THINK_PROBLEMS[int(problem[t])])
+
+
+def _repeated_sentences(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
+    judged = np.flatnonzero(turns.roles_in(config.repetition_roles))
+    most = np.zeros(len(turns.row), dtype=np.int64)
+    if len(judged):
+        most[judged] = hygiene.most_repeated_sentence(turns.content.take(pa.array(judged)),
+                                                      config.min_sentence_chars)
+
+    def say(turn: int) -> str:
+        counts = Counter(s for s in hygiene.split_sentences_py(turns.text(turn))
+                         if len(s) >= config.min_sentence_chars)
+        sentence, times = counts.most_common(1)[0]
+        return f"one sentence {times} times: {_clip(sentence)!r}"
+
+    return _turn_rule(turns, most > config.max_sentence_repeats, n, say)
+
+
+def _script_share(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
+    why: dict[int, str] = {}  # a turn's first failing limit
+    for limit in config.script_limits:
+        judged = np.flatnonzero(turns.roles_in(limit.roles))
+        if not len(judged):
+            continue
+        share, letters = hygiene.script_share(turns.content.take(pa.array(judged)), limit.script)
+        for bound, sign in ((limit.min_share, "<"), (limit.max_share, ">")):
+            if bound is None:
+                continue
+            fails = share < bound if sign == "<" else share > bound
+            fails &= letters >= limit.min_letters
+            for turn, value in zip(judged[fails].tolist(), share[fails].tolist(), strict=True):
+                why.setdefault(turn, f"{value:.0%} {limit.script} letters {sign} {bound:.0%}")
+    mask = np.zeros(len(turns.row), dtype=bool)
+    mask[list(why)] = True
+    return _turn_rule(turns, mask, n, lambda t: why[t])
+
+
+def _language(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
+    mask = np.zeros(len(turns.row), dtype=bool)
+    found: dict[int, str] = {}
+    if config.keep_languages:
+        langid.require_detector()
+        judged = np.flatnonzero(turns.roles_in(config.language_roles))
+        texts = langid.prepare(turns.content.take(pa.array(judged)), config.language_chars)
+        long_enough = pc.greater_equal(pc.utf8_length(texts), config.language_min_chars)
+        long_enough = long_enough.to_numpy(zero_copy_only=False)
+        judged = judged[long_enough]
+        languages, scores = langid.detect(texts.filter(pa.array(long_enough)))
+        keep = sorted(set(config.keep_languages))
+        for turn, language, score in zip(judged.tolist(), languages, scores.tolist(), strict=True):
+            if language not in keep and score >= config.language_min_confidence:
+                mask[turn] = True
+                found[turn] = f"language {language} ({score:.2f}), keeping {', '.join(keep)}"
+    return _turn_rule(turns, mask, n, lambda t: found[t])
+
+
 def _role_order(turns: Turns, n: int, kind: str, config: FilterConfig) -> RuleResult:
     fired = np.zeros(n, dtype=bool)
     problems: dict[int, str] = {}
@@ -534,15 +678,22 @@ def _evaluate(rule: str, table: pa.Table, turns: Turns, kind: str, n: int, confi
     if rule == "role_order":
         return _role_order(turns, n, kind, config)
     if rule in refusals.REASONS:
-        phrases = (
-            config.refusal_phrases if rule == "refusal" else config.self_identification_phrases
-        )
-        pattern = refusals.pattern(rule, phrases)
+        pattern = config.pattern(rule)
         return _regex_rule(turns, n, pattern, pattern, config.phrase_roles, True)
+    if rule == "leaked_tokens":
+        return _leaked_tokens(turns, n, config)
+    if rule == "think_format":
+        return _think_format(turns, n, config)
     if rule == "repeated_lines":
         return _repeated_lines(turns, n, config)
     if rule == "repeated_ngrams":
         return _repeated_ngrams(turns, n, config)
+    if rule == "repeated_sentences":
+        return _repeated_sentences(turns, n, config)
+    if rule == "script_share":
+        return _script_share(turns, n, config)
+    if rule == "language":
+        return _language(turns, n, config)
     if rule == "mojibake":
         return _regex_rule(turns, n, MOJIBAKE_PATTERN, _MOJIBAKE_PY, None, False)
     if rule == "control_chars":

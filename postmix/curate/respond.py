@@ -5,11 +5,12 @@ the last user turn is the prompt) is answered ``n`` times through the engine; ea
 a complete ``SFTRecord`` (prompt turns + the assistant turn) carrying the prompt row's ``meta``
 (persona, skill, template, ...) plus the response model and sample index. The curation filters
 then drop what should not be trained on: an empty answer, a refusal, an answer that talks about
-being a particular model (``self_identification``; both detectors are the quality filters' own,
-``postmix.curate.refusals``), an answer cut off by ``max_tokens`` (``truncated``), and, for a
-prompt with an answer key (an RLVR row: ``verifier`` plus ``ground_truth``, e.g. a precise-IF
-prompt's constraints or a GSM8K answer), an answer its verifier scores wrong (``unverified``),
-so the SFT data teaches the constraint it states.
+being a particular model (``self_identification``), an answer that talks about its knowledge cutoff
+(``knowledge_cutoff``; the three detectors are the quality filters' own,
+``postmix.curate.refusals``, with the same phrase settings), an answer cut off by ``max_tokens``
+(``truncated``), and, for a prompt with an answer key (an RLVR row: ``verifier`` plus
+``ground_truth``, e.g. a precise-IF prompt's constraints or a GSM8K answer), an answer its verifier
+scores wrong (``unverified``), so the SFT data teaches the constraint it states.
 
 Every (prompt, sample) ends in exactly one place: the output, ``<out>.rejects.jsonl`` (unreadable
 input rows and filtered answers, with the filter's reason) or ``<out>.failures.jsonl`` (the model
@@ -43,14 +44,14 @@ from postmix.llm.model_stage import (
 )
 from postmix.schemas import FEATURES, Message, Reject, SFTRecord, jsontext, stable_id
 
-RESPONSE_FILTERS: tuple[str, ...] = ("empty", "refusal", "self_identification", "truncated",
-                                     "verified")
+RESPONSE_FILTERS: tuple[str, ...] = ("empty", "refusal", "self_identification",
+                                     "knowledge_cutoff", "truncated", "verified")
 _OLD_NAMES = {"self_identity": "self_identification"}  # the name before the filters shared it
 RespondResult = StageResult
 
 
-class RespondConfig(OneModelConfig):
-    """Settings of ``postmix curate respond``."""
+class RespondConfig(OneModelConfig, refusals.PhraseSettings):
+    """Settings of ``postmix curate respond``; the phrase settings are ``curate filter``'s."""
 
     n: int = Field(1, ge=1, description="Responses per prompt; 1 for SFT data.")
     model: str | None = Field(None, description="Responding model in the pool; None = first.")
@@ -59,7 +60,8 @@ class RespondConfig(OneModelConfig):
                                      "`judge generate`, so n > 1 gives different answers.")
     filters: list[str] = Field(default_factory=lambda: list(RESPONSE_FILTERS),
                                description="Filters applied to each answer: empty, refusal, "
-                               "self_identification, truncated, verified (all by default).")
+                               "self_identification, knowledge_cutoff, truncated, verified (all "
+                               "by default).")
     seed: int = Field(0, description="Seeds each sample's sampling seed.")
     source: str | None = Field(None, description="Rows' source; None = the prompt row's.")
 
@@ -89,21 +91,24 @@ def _meta(data: dict[str, Any]) -> dict[str, Any]:
 
 def response_verdicts(texts: list[str], finish_reasons: list[str | None], ids: list[str],
                       filters: list[str], also: list[tuple[str, str] | None] | None = None,
+                      settings: refusals.PhraseSettings | None = None,
                       ) -> list[tuple[str, str] | None]:
     """One verdict per answer: None keeps it, else (reason, detail). Checks run over the whole
     batch with Arrow compute. ``empty`` always applies: an SFT turn cannot be empty. A claimed
     identity ranks above a refusal ("As an AI language model, I can't..." is both, and the
     identity is what a model trained on it must not learn). ``also`` (e.g. ``verify_answers``)
-    ranks below the listed checks and above the duplicate check."""
+    ranks below the listed checks and above the duplicate check. ``settings`` (a
+    ``RespondConfig``) picks the phrase lists, as ``curate filter``'s config does."""
     array = pa.array(texts, pa.large_string())
     checks: list[tuple[str, str, Any]] = [
         ("empty", "blank answer", pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(array)), 0))]
     if "truncated" in filters:
         checks.append(("truncated", "finish_reason=length (cut off by max_tokens)",
                        pc.equal(pa.array(finish_reasons, pa.string()), "length")))
-    for reason in (refusals.SELF_IDENTIFICATION, refusals.REFUSAL):
+    for reason in (refusals.SELF_IDENTIFICATION, refusals.REFUSAL, refusals.KNOWLEDGE_CUTOFF):
         if reason in filters:
-            checks.append((reason, refusals.DETAILS[reason], refusals.detect(array, reason)))
+            checks.append((reason, refusals.DETAILS[reason],
+                           refusals.detect(array, reason, settings)))
     verdicts: list[tuple[str, str] | None] = list(also) if also is not None else [None] * len(texts)
     for reason, detail, mask in reversed(checks):  # the first check listed wins
         for index in np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False)):
@@ -220,7 +225,8 @@ def respond(prompts: str | Path, output: str | Path, pool: PoolConfig,
         wrong, checked = (verify_answers(texts, [r.meta for r in records])
                           if "verified" in config.filters else (None, {}))
         verdicts = response_verdicts(texts, [result.finish_reason for _, _, result in answers],
-                                     [r.id for r in records], config.filters, also=wrong)
+                                     [r.id for r in records], config.filters, also=wrong,
+                                     settings=config)
         for (row, _, _), record, verdict in zip(answers, records, verdicts, strict=True):
             if verdict is None:
                 outputs.keep(record.to_row())
