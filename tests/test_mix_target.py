@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_mix_build import shard_bytes, write_source, write_spec
 
 from postmix import mix
 from postmix.errors import ConfigError
 from postmix.mix.sampling import apportion, hash_order, take
-from test_mix_build import shard_bytes, write_source, write_spec
 
 
 @pytest.fixture(autouse=True)
