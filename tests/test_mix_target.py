@@ -242,3 +242,24 @@ def test_where_errors_name_the_columns_there_are(mixed, tmp_path):
     sources[0].update(attributes="dup.parquet", where={"quality": 1.0})
     with pytest.raises(ConfigError, match="repeat ids"):
         mix.build(write_spec(tmp_path, sources=sources), home=tmp_path / "reg")
+
+
+OPS = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a > b,
+       "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
+       "in": lambda a, b: a in b, "not_in": lambda a, b: a not in b}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(-5, 5)), min_size=1, max_size=40),
+       st.dictionaries(st.sampled_from(sorted(OPS)),
+                       st.integers(-5, 5), min_size=1, max_size=3),
+       st.lists(st.integers(-5, 5), min_size=1, max_size=4))
+def test_where_agrees_with_the_per_row_definition_and_nulls_never_pass(values, ops, members):
+    from postmix.mix.where import normalise_where, where_mask
+
+    condition = {op: (members if op in ("in", "not_in") else v) for op, v in ops.items()}
+    where = normalise_where({"x": condition})
+    assert normalise_where(where) == where  # the canonical form is a fixed point
+    got = where_mask(pa.table({"x": pa.array(values, pa.int64())}), where, what="t")
+    want = [v is not None and all(OPS[op](v, arg) for op, arg in condition.items()) for v in values]
+    assert got.tolist() == want
