@@ -274,17 +274,18 @@ def test_export_report_and_cli(data, tmp_path):
     assert (result["rows_added"], result["rows_removed"]) == (0, 5)
 
 
-def test_token_counts_with_a_tokenizer(data, tmp_path, tiny_model_dir):
+def test_token_counts_with_a_tokenizer(data, tmp_path, tiny_model_dir, monkeypatch):
     from transformers import AutoTokenizer
 
+    monkeypatch.setenv("POSTMIX_CACHE_DIR", str(tmp_path / "cache"))  # the token-count cache
     spec = write_spec(data, sources=[{"path": "a.jsonl", "count": 4}, {"path": "b.jsonl", "epochs": 2}])
     result = mix.build(spec, home=tmp_path / "reg", tokenizer=str(tiny_model_dir))
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     ds = mix.load("m", home=tmp_path / "reg")
     expected = {"a": 0, "b": 0}
-    for row in ds:
-        n = sum(len(tok(m["content"], add_special_tokens=False)["input_ids"]) for m in row["messages"])
-        expected[row["id"][0]] += n
+    for row in ds:  # what the trainer sees: the chat template rendered over the row
+        text = tok.apply_chat_template(row["messages"], tokenize=False)
+        expected[row["id"][0]] += len(tok(text, add_special_tokens=False)["input_ids"])
     assert {s["name"]: s["tokens"] for s in result.manifest["sources"]} == expected
     assert result.manifest["tokens"] == sum(expected.values())
 

@@ -2,7 +2,8 @@
 (``postmix.curate.steps.STEPS``), its options made from the step's config model, run by the
 executor ``--engine`` names. Adding a step to the registry adds its verb; nothing here names a
 step except the optional extras below. ``synth`` and ``respond`` (model-calling stages, not
-registry steps) live in ``postmix.cli.curate_synth``.
+registry steps) live in ``postmix.cli.curate_synth``; ``tag`` (attributes for mixes) in
+``postmix.cli.curate_tag``.
 """
 
 from __future__ import annotations
@@ -164,6 +165,11 @@ class CurateGroup(PostmixGroup):
             "postmix.cli.curate_synth:respond_command",
             "Write assistant responses into SFT records; filter empty, refusing and "
             "self-identifying answers.",
+        ),
+        "tag": (
+            "postmix.cli.curate_tag:tag_command",
+            "Per-row attributes (lengths, tokens, language, filter rule hits, LLM scores) into a "
+            "sidecar keyed by id, for mix `where:` filters.",
         ),
     }
 

@@ -103,7 +103,8 @@ def _composition(manifest: dict) -> None:
     )
     table = Table(*columns, title="composition")
     for s in manifest["sources"]:
-        removed = sum(sum(st["rejected"].values()) for st in s["steps"] if st["step"] != "take")
+        removed = sum(sum(st["rejected"].values()) for st in s["steps"]
+                      if st["step"] not in ("take", "where"))  # other views, not removed
         take = ", ".join(f"{k}={v}" for k, v in s["take"].items())
         row = [
             s["name"],
@@ -115,6 +116,12 @@ def _composition(manifest: dict) -> None:
         ]
         table.add_row(*row, *([f"{s['tokens']:,}"] if with_tokens else []))
     out.print(table)
+    target = manifest.get("target")
+    if target:  # a weighted mix: what was asked for, how it was shared, what was reached
+        unit = "rows" if "rows" in target else "tokens"
+        weights = ", ".join(f"{s['source']} {s['weight']:g}" for s in target["solution"])
+        out.print(f"  target {target[unit]:,} {unit} by weight ({weights}), "
+                  f"{target['method']}: reached {target['reached']:,}", highlight=False)
 
 
 def show_cmd(

@@ -745,6 +745,33 @@ def apply_filters(
     return Verdicts(reasons, details, _report(ds, reasons, details, codes, fired_counts, config))
 
 
+def rule_hits(
+    ds: datasets.Dataset, config: FilterConfig | None = None, *, kind: str | None = None
+) -> dict[str, np.ndarray]:
+    """Every rule that fires on each row (not only the first, as ``apply_filters`` reports):
+    one bool array per rule code. ``postmix curate tag`` records them as attributes, so a mix
+    can filter on them later without running the filter again and without removing any row."""
+    config = config or FilterConfig()
+    kind = kind or kind_of_columns(ds.column_names)
+    if kind is None:
+        raise ConfigError("filter rules need postmix records: run `postmix ingest` on the data")
+    tokens = (_TokenCounter(config.tokenizer) if {"min_tokens", "max_tokens"} & set(config.rules)
+              else None)
+    hits = {code: np.zeros(len(ds), dtype=bool) for code in config.rule_codes()}
+    arrow = ds.with_format("arrow")
+    for start in range(0, len(ds), config.batch_size):
+        table = arrow[start : start + config.batch_size]
+        n = len(table)
+        turns = turn_table(table, kind)
+        for rule in config.rules:
+            hits[rule][start : start + n] = _evaluate(rule, table, turns, kind, n, config,
+                                                      tokens).fired
+        for custom in config.custom:
+            hits[custom.code][start : start + n] = _regex_rule(
+                turns, n, custom.pattern, custom.pattern, custom.roles, custom.ignore_case).fired
+    return hits
+
+
 def _report(ds: datasets.Dataset, reasons: list[str | None], details: list[str], codes: list[str],
             fired: dict[str, int], config: FilterConfig) -> dict[str, Any]:
     rejected = [i for i, r in enumerate(reasons) if r is not None]

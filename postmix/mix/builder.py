@@ -1,5 +1,5 @@
-"""``build(spec)``: sources -> per-source steps -> global steps -> take rules -> shuffle -> a
-registry version.
+"""``build(spec)``: sources -> attributes and ``where`` -> per-source steps -> global steps ->
+take rules (or the ``target`` shared out by weight) -> shuffle -> a registry version.
 
 Order matters. Global steps (cross-source dedup, decontamination) run on every curated row of
 every source *before* the take rules, so ``count: N`` is the number of rows in the mix, and
@@ -10,6 +10,8 @@ loading (unreadable rows), each step, each global step (this source's share) and
 (``not_sampled``); all reconcile ``in == out + rejected``. Rows removed by a step are written
 whole to ``rejects.parquet`` with step, source, reason and detail. Rows a take rule leaves out
 are only counted: they are still in the fingerprinted source, and the seed picks them again.
+So are rows a ``where:`` leaves out (report step ``where``, reason ``where_excluded``): they belong
+to another view of the same file, not to the rejects.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from typing import Any
 import datasets
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import xxhash
 import yaml
 
 from postmix import __version__
@@ -38,10 +42,18 @@ from postmix.errors import ConfigError
 from postmix.io.dataset import dataset_table, load_records
 from postmix.mix.content import content_hash, write_shard, write_shards
 from postmix.mix.fingerprint import fingerprint, pinned_location
-from postmix.mix.measure import load_tokenizer, row_tokens
 from postmix.mix.registry import MANIFEST, Registry, ResolvedMix
-from postmix.mix.sampling import round_half_up, sampling_key, take
-from postmix.mix.spec import MixSpec, load_spec, parse_spec, resolve_source, spec_to_dict
+from postmix.mix.sampling import apportion, round_half_up, sampling_key, take
+from postmix.mix.spec import (
+    MixSpec,
+    load_spec,
+    parse_spec,
+    resolve_location,
+    resolve_source,
+    spec_to_dict,
+)
+from postmix.mix.tokens import TokenCounter, cached_row_tokens, token_counter
+from postmix.mix.where import where_mask
 from postmix.pausepoints import pause
 from postmix.progress import progress_bar
 from postmix.schemas import FEATURES, StepReport
@@ -63,6 +75,7 @@ class _Source:
     fingerprint: str
     table: pa.Table
     reports: list[StepReport] = field(default_factory=list)
+    attributes: dict[str, Any] | None = None  # the sidecar read for `where:`, as the manifest says
 
 
 def in_memory_dataset(table: pa.Table) -> datasets.Dataset:
@@ -106,6 +119,21 @@ def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[
     # one schema for every source (Hub and Arrow-folder loads keep their own string/list widths)
     table = dataset_table(ds).select(list(FEATURES[kind])).cast(FEATURES[kind].arrow_schema)
     loaded = _Source(source.name, location, fp, table, [report])
+    sidecar = source.attributes or spec.attributes
+    view = table
+    if sidecar is not None:
+        view, loaded.attributes = _join_attributes(table, resolve_location(sidecar, base),
+                                                   source.name)
+    if source.where is not None:
+        keep = where_mask(view, source.where, what=f"source {source.name!r}")
+        excluded = int((~keep).sum())
+        loaded.table = table.filter(pa.array(keep))
+        loaded.reports.append(StepReport(
+            step="where", config=source.where, rows_in=table.num_rows,
+            rows_out=loaded.table.num_rows,
+            rejected={"where_excluded": excluded} if excluded else {},
+            details={"attributes": None if loaded.attributes is None
+                     else loaded.attributes["fingerprint"]}))
     for step_spec in source.steps:
         step = get_step(step_spec.step)
         config = step.parse(step_spec.config, where=f"source {source.name!r}")
@@ -116,6 +144,37 @@ def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[
         loaded.reports.append(result.report)
         rejects.append(result.rejects)
     return loaded
+
+
+def _join_attributes(table: pa.Table, location: str,
+                     source: str) -> tuple[pa.Table, dict[str, Any]]:
+    """``table`` with the sidecar's attribute columns beside it, matched by id (null where the
+    sidecar has no row), and what the manifest records of the sidecar."""
+    fp = fingerprint(location)
+    try:
+        attributes = pq.read_table(location)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise ConfigError(f"source {source!r}: cannot read attributes {location}: "
+                          f"{str(exc).splitlines()[0]} (write them with `postmix curate tag`)"
+                          ) from None
+    if "id" not in attributes.column_names:
+        raise ConfigError(f"source {source!r}: attributes {location} have no `id` column")
+    ids = attributes.column("id").cast(pa.string())
+    if pc.count_distinct(ids).as_py() != attributes.num_rows:
+        raise ConfigError(f"source {source!r}: attributes {location} repeat ids: one row per id")
+    clash = sorted(set(attributes.column_names) & set(table.column_names) - {"id"})
+    if clash:
+        raise ConfigError(f"source {source!r}: attribute columns {clash} are also record "
+                          "columns: rename them in the sidecar")
+    position = pc.index_in(table.column("id"), value_set=ids)
+    matched = attributes.drop_columns(["id"]).take(position)
+    view = table
+    for name, column in zip(matched.column_names, matched.columns, strict=True):
+        view = view.append_column(name, column)
+    found = int(pc.sum(pc.is_valid(position)).as_py() or 0)
+    return view, {"location": location, "fingerprint": fp,
+                  "columns": [c for c in attributes.column_names if c != "id"],
+                  "rows_matched": found, "rows_missing": table.num_rows - found}
 
 
 def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Table],
@@ -167,16 +226,23 @@ def epochs_for(count: int, available: int) -> str:
     return repr(count / available)
 
 
+def _take_rules(spec: MixSpec) -> list[dict[str, Any]]:
+    """Each source's take rule: its own, or its share of the ``target`` by largest remainder."""
+    if spec.target is None:
+        return [source.take_rule() for source in spec.sources]
+    shares = apportion(spec.target.size, [float(s.weight) for s in spec.sources])
+    return [{spec.target.unit: share} for share in shares]
+
+
 def _apply_take(
-    spec: MixSpec, sources: list[_Source]
+    spec: MixSpec, sources: list[_Source], counter: TokenCounter | None, token_stats: dict[str, int]
 ) -> tuple[list[pa.Table], list[np.ndarray], list[dict]]:
     tables, copies, summaries = [], [], []
-    for source_spec, source in zip(spec.sources, sources, strict=True):
-        rule = source_spec.take_rule()
+    for source_spec, source, rule in zip(spec.sources, sources, _take_rules(spec), strict=True):
         available = source.table.num_rows
         if "count" in rule and rule["count"] > available:
             removed = source.reports[0].rows_in - available
-            hint = f" ({removed} removed by loading and curation)" if removed else ""
+            hint = f" ({removed} removed by loading, where and curation)" if removed else ""
             raise ConfigError(
                 f"source {source.name!r}: count {rule['count']} but only {available} rows are "
                 f"available{hint}; "
@@ -187,7 +253,17 @@ def _apply_take(
                     else "lower the count"
                 )
             )
-        taken = take(source.table.column("id"), rule, sampling_key(spec.seed, source.name))
+        per_row = None  # tokens of each available row, where they are needed or asked for
+        if "tokens" in rule:
+            per_row = cached_row_tokens(source.table, spec.kind, counter, token_stats)
+        key = sampling_key(spec.seed, source.name)
+        taken = take(source.table.column("id"), rule, key, per_row)
+        if counter is not None and per_row is None:  # count only the rows the mix holds
+            unique = np.unique(taken.indices)
+            per_row = np.zeros(available, dtype=np.int64)
+            per_row[unique] = cached_row_tokens(
+                source.table.take(pa.array(unique)), spec.kind, counter, token_stats)
+        tokens = None if per_row is None else int(per_row[taken.indices].sum())
         emitted = len(taken.indices)
         source.reports.append(
             StepReport(
@@ -202,6 +278,8 @@ def _apply_take(
                     "rows_emitted": emitted,
                     "repeats": emitted - taken.unique_rows,
                     "sampling": "keyed xxh3/splitmix hash of id, seed and source name",
+                    **({"tokens": tokens} if tokens is not None else {}),
+                    **({"weight": source_spec.weight} if source_spec.weight is not None else {}),
                 },
             )
         )
@@ -213,9 +291,28 @@ def _apply_take(
                 "rows_available": available,
                 "unique_rows": taken.unique_rows,
                 "rows": emitted,
+                "tokens": tokens,
             }
         )
     return tables, copies, summaries
+
+
+def _target_solution(spec: MixSpec, takes: list[dict]) -> dict[str, Any] | None:
+    """What the manifest says of a ``target``: each source's weight, exact share and result."""
+    if spec.target is None:
+        return None
+    unit, size = spec.target.unit, spec.target.size
+    total_weight = sum(float(s.weight) for s in spec.sources)
+    solution = [
+        {"source": source.name, "weight": source.weight,
+         "share": round(float(source.weight) / total_weight, 6),
+         "quota": summary["rule"][unit], "rows": summary["rows"],
+         "unique_rows": summary["unique_rows"], "rows_available": summary["rows_available"],
+         "tokens": summary["tokens"]}
+        for source, summary in zip(spec.sources, takes, strict=True)
+    ]
+    reached = sum((s["rows"] if unit == "rows" else (s["tokens"] or 0)) for s in solution)
+    return {unit: size, "method": "largest remainder", "reached": reached, "solution": solution}
 
 
 def _check_not_empty(spec: MixSpec, sources: list[_Source], takes: list[dict]) -> None:
@@ -245,10 +342,6 @@ def _check_not_empty(spec: MixSpec, sources: list[_Source], takes: list[dict]) -
         )
 
 
-def _per_source_sum(values: np.ndarray, owner: np.ndarray, n_sources: int) -> list[int]:
-    return np.bincount(owner, weights=values, minlength=n_sources).astype(np.int64).tolist()
-
-
 def build(
     spec: str | Path | MixSpec | dict[str, Any],
     *,
@@ -274,6 +367,9 @@ def build(
         spec_obj = spec if isinstance(spec, MixSpec) else parse_spec(spec)
         base_dir = Path(base).resolve() if base is not None else Path.cwd()
     tokenizer_name = tokenizer or spec_obj.tokenizer
+    if spec_obj.needs_tokens() and not tokenizer_name:
+        raise ConfigError(f"mix {spec_obj.name!r} takes rows by tokens: give `tokenizer:` in the "
+                          "spec or --tokenizer (a path or Hub name)")
     spec_obj = anchor_benchmarks(spec_obj, base_dir)
     if engine is not None:
         spec_obj = spec_obj.model_copy(update={"engine": engine})
@@ -311,7 +407,9 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
                 sources.append(_load_source(spec_obj, position, base_dir, rejects, executor))
                 bar.advance(1)
         global_reports = _run_global_steps(spec_obj, sources, rejects, executor)
-        tables, copies, takes = _apply_take(spec_obj, sources)
+        counter = token_counter(tokenizer_name) if tokenizer_name else None
+        token_stats: dict[str, int] = {"cached": 0, "computed": 0}
+        tables, copies, takes = _apply_take(spec_obj, sources, counter, token_stats)
         _check_not_empty(spec_obj, sources, takes)
         final = (
             pa.concat_tables(tables)
@@ -324,10 +422,7 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
             order = np.random.default_rng(spec_obj.seed).permutation(final.num_rows)
             final, owner, copy = final.take(pa.array(order)), owner[order], copy[order]
         digest = content_hash(final)
-        tokens = None
-        if tokenizer_name:
-            per_row = row_tokens(final, spec_obj.kind, load_tokenizer(tokenizer_name))
-            tokens = _per_source_sum(per_row, owner, len(sources))
+        tokens = None if counter is None else [int(t["tokens"]) for t in takes]
         shards = write_shards(final, staged / "data")
         names = [s.name for s in sources]
         provenance = pa.table(
@@ -355,12 +450,19 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
                 "unique_rows": summary["unique_rows"], "rows": summary["rows"],
                 "share": round(summary["rows"] / total, 6) if total else 0.0,
                 "tokens": None if tokens is None else tokens[index],
+                **({"attributes": source.attributes} if source.attributes else {}),
                 "steps": [r.model_dump(mode="json") for r in source.reports],
             })
+        selection = _selection_fingerprint(spec_obj, sources)
         manifest: dict[str, Any] = {
             "name": spec_obj.name, "kind": spec_obj.kind, "content_hash": digest, "rows": total,
             "postmix_version": __version__, "seed": spec_obj.seed, "shuffle": spec_obj.shuffle,
             "tokenizer": tokenizer_name, "tokens": None if tokens is None else int(sum(tokens)),
+            "token_counts": None if counter is None else {
+                **counter.describe(), "rows_from_cache": token_stats["cached"],
+                "rows_tokenized": token_stats["computed"]},
+            "target": _target_solution(spec_obj, takes),
+            "selection_fingerprint": selection,
             "spec": spec_dict, "sources": source_entries,
             "global_steps": [r.model_dump(mode="json") for r in global_reports],
             "shards": shards, "provenance": "provenance.parquet",
@@ -389,6 +491,7 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
             content_hash=digest,
             rows=total,
             spec=spec_dict,
+            selection=selection,
             sources=[
                 {
                     "name": e["name"],
@@ -405,6 +508,20 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
     finally:
         if staged.exists():  # failed or unchanged builds leave nothing behind
             shutil.rmtree(staged, ignore_errors=True)
+
+
+def _selection_fingerprint(spec: MixSpec, sources: list[_Source]) -> str | None:
+    """A hash of what chose the rows besides the rows themselves (the attribute sidecars read and
+    the ``where`` filters), so a changed threshold or attribute set is a new version even where
+    it happens to select the same rows. None when no source uses either: versions are then
+    decided by the content hash alone, as always."""
+    chosen = [{"source": s.name, "where": spec_s.where,
+               "attributes": None if s.attributes is None else s.attributes["fingerprint"]}
+              for spec_s, s in zip(spec.sources, sources, strict=True)]
+    if not any(c["where"] is not None or c["attributes"] is not None for c in chosen):
+        return None
+    text = json.dumps(chosen, sort_keys=True, separators=(",", ":"))
+    return f"xxh3:{xxhash.xxh3_128_hexdigest(text.encode())}"
 
 
 def _reject_counts(table: pa.Table) -> dict[str, dict[str, int]]:

@@ -53,24 +53,3 @@ def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Any:
         raise PostmixError(
             f"cannot load tokenizer {name!r}: {first} (pass a local path or a Hub name)"
         ) from None
-
-
-def row_tokens(table: pa.Table, kind: str, tokenizer: Any) -> np.ndarray:
-    """Tokens of all message contents per row (no special tokens, no chat template)."""
-    total = np.zeros(table.num_rows, dtype=np.int64)
-    for start in range(0, table.num_rows, TOKENIZE_BATCH_ROWS):
-        part = table.slice(start, TOKENIZE_BATCH_ROWS)
-        for name in MESSAGE_COLUMNS[kind]:
-            contents, parents = _flat_contents(part.column(name))
-            texts = [t or "" for t in contents.to_pylist()]  # the tokenizer wants Python strings
-            if not texts:
-                continue
-            counts = np.fromiter(
-                (len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]),
-                dtype=np.int64,
-                count=len(texts),
-            )
-            total[start : start + part.num_rows] += np.bincount(
-                parents, weights=counts, minlength=part.num_rows
-            ).astype(np.int64)
-    return total

@@ -275,12 +275,14 @@ class Registry:
 
     def publish(self, staged: Path, *, name: str, kind: str, content_hash: str, rows: int,
                 spec: dict[str, Any], sources: list[dict[str, Any]],
-                finish_manifest: Any) -> tuple[ResolvedMix, bool]:
+                finish_manifest: Any, selection: str | None = None) -> tuple[ResolvedMix, bool]:
         """Publish ``staged`` as the next version of ``name``; ``(version, created)``.
 
-        When the latest version already has ``content_hash`` nothing is written and that version
-        is returned with ``created=False``. ``finish_manifest(version, parent, created_at)``
-        writes the manifest fields known only once the version number is allocated.
+        When the latest version already has ``content_hash`` (and the same ``selection``
+        fingerprint: attribute sidecars and ``where`` filters, see ``postmix.mix.builder``)
+        nothing is written and that version is returned with ``created=False``.
+        ``finish_manifest(version, parent, created_at)`` writes the manifest fields known only
+        once the version number is allocated.
         """
         from postmix import __version__
 
@@ -298,7 +300,8 @@ class Registry:
                     "ORDER BY version DESC LIMIT 1",
                     (name,),
                 ).fetchone()
-                if latest is not None and latest["content_hash"] == content_hash:
+                if (latest is not None and latest["content_hash"] == content_hash
+                        and self._selection(name, latest["version"]) == selection):
                     shutil.rmtree(staged, ignore_errors=True)
                     return self.resolve(f"{name}@{latest['version']}"), False
                 version = 1 if latest is None else latest["version"] + 1
@@ -353,6 +356,10 @@ class Registry:
             raise
         return ResolvedMix(name=name, version=version, content_hash=content_hash, kind=kind,
                            rows=rows, path=target, created_at=created_at), True
+
+    def _selection(self, name: str, version: int) -> str | None:
+        manifest = self.version_path(name, version) / MANIFEST
+        return json.loads(manifest.read_text(encoding="utf-8")).get("selection_fingerprint")
 
     def record_run(self, ref: str, run: dict[str, Any]) -> None:
         resolved = self.resolve(ref)

@@ -11,12 +11,18 @@ each byte ``b`` at offset ``j`` of its id contributes ``mix64(key ^ (j << 8 | b)
 contributions are summed per id (mod 2**64, through a cumulative sum) and the sum is mixed once
 more with the id length. ``mix64`` is the SplitMix64 finaliser. Ties (duplicate ids) keep source
 order, so the ranking is a total order.
+
+A mix ``target`` is split between sources by ``apportion`` (largest remainder, exact), and each
+source's share is taken by ``take`` as ``{"rows": q}`` or ``{"tokens": t}``: whole passes over
+the source while the share allows, then a prefix of the ranking, so up- and down-sampling are the
+same rule and a larger share is always a superset of a smaller one.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pyarrow as pa
@@ -101,25 +107,64 @@ def round_half_up(value: float) -> int:
     return int(math.floor(value + 0.5))
 
 
-def take(ids: pa.Array | pa.ChunkedArray, rule: dict[str, float], key: int) -> Take:
-    """Apply ``{"count": N}``, ``{"fraction": f}`` or ``{"epochs": e}`` to rows with these ids.
+def apportion(total: int, weights: list[float]) -> list[int]:
+    """Split the integer ``total`` by ``weights`` with the largest-remainder (Hamilton) method.
+
+    Each part gets ``floor(total * w / sum(w))``; the units still missing go one each to the
+    parts with the largest fractional remainders, ties to the earlier part. The parts always sum
+    to ``total`` exactly, and the result depends only on the arguments. The quotients are exact
+    rationals (``fractions.Fraction`` of the float weights), so no rounding error can move a unit.
+    """
+    if total < 0 or not weights or any(w <= 0 for w in weights):
+        raise ValueError("apportion needs a total >= 0 and positive weights")
+    exact = [Fraction(total) * Fraction(w) / sum(Fraction(x) for x in weights) for w in weights]
+    parts = [math.floor(q) for q in exact]
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for i in order[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+def take(
+    ids: pa.Array | pa.ChunkedArray,
+    rule: dict[str, float],
+    key: int,
+    tokens: np.ndarray | None = None,
+) -> Take:
+    """Apply a take rule to rows with these ids.
 
     count N: the N best-ranked rows. fraction f: round_half_up(f * n) best-ranked rows. epochs e:
     every row floor(e) times, then round_half_up((e - floor(e)) * n) best-ranked rows once more.
+    rows q (a target's share): every row q // n times, then the q % n best-ranked rows. tokens t
+    (``tokens`` = each row's token count): every row floor(t / T) times (T = all rows' tokens),
+    then the longest prefix of the ranking whose tokens fit in what is left, so the rows taken
+    never hold more than t tokens and fall short by less than the next row's count.
     Emitted rows keep source order within each copy, so an unshuffled mix reads like its sources.
     The caller checks that N <= n (see ``postmix.mix.build``).
     """
     n = len(ids)
     (rule_name, value), = rule.items()
+    order = None
     if rule_name == "epochs":
         full = int(math.floor(value))
         extra = round_half_up((value - full) * n)
     elif rule_name == "fraction":
         full, extra = 0, round_half_up(value * n)
+    elif rule_name == "rows":
+        full, extra = divmod(int(value), n) if n else (0, 0)
+    elif rule_name == "tokens":
+        if tokens is None:
+            raise ValueError("a tokens take rule needs each row's token count")
+        available = int(tokens.sum())
+        full, rest = divmod(int(value), available) if available else (0, 0)
+        order = hash_order(ids, key)
+        extra = int(np.searchsorted(np.cumsum(tokens[order]), rest, side="right"))
     else:
         full, extra = 0, int(value)
     extra = min(extra, n)
-    partial = np.sort(hash_order(ids, key)[:extra]) if extra else np.zeros(0, np.int64)
+    if order is None and extra:
+        order = hash_order(ids, key)
+    partial = np.sort(order[:extra]) if extra else np.zeros(0, np.int64)
     everything = np.arange(n, dtype=np.int64)
     parts = [everything] * full + [partial]
     copies = [np.full(len(p), c, dtype=np.int32) for c, p in enumerate(parts)]

@@ -19,6 +19,7 @@ from postmix.curate.steps import get_step
 from postmix.errors import ConfigError, PostmixError
 from postmix.io.errors_text import error_texts, line_of, yaml_key_lines
 from postmix.io.paths import PACKAGE_PREFIX, resolve_path
+from postmix.mix.where import normalise_where
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 MixKind = Literal["sft", "preference", "rlvr"]
@@ -52,9 +53,12 @@ class StepSpec(BaseModel):
         return value
 
 
+TAKE_RULES = ("count", "fraction", "epochs", "tokens")
+
+
 class SourceSpec(BaseModel):
-    """One source and its take rule. At most one of ``count``, ``fraction``, ``epochs``;
-    none = all rows."""
+    """One source and its take rule: at most one of ``count``, ``fraction``, ``epochs``,
+    ``tokens`` (none = all rows), or a ``weight`` when the mix has a ``target``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -77,16 +81,33 @@ class SourceSpec(BaseModel):
     epochs: float | None = Field(
         None, gt=0.0, description="Every row floor(e) times plus a fraction: upsampling."
     )
+    tokens: int | None = Field(
+        None, ge=1, description="As many rows as fit in this many tokens (whole passes over the "
+        "source first when it holds fewer): needs a tokenizer.")
+    weight: float | None = Field(
+        None, gt=0.0, description="This source's share of the mix `target`, relative to the "
+        "other sources' weights.")
+    where: dict[str, Any] | None = Field(
+        None, description="Keep only rows whose columns or attributes match "
+        "(column: value, or column: {in|not_in|eq|ne|gt|gte|lt|lte: ...}).")
+    attributes: str | None = Field(
+        None, description="Attribute sidecar (from `postmix curate tag`) joined by id, for "
+        "`where:`; default: the mix's `attributes:`.")
     steps: list[StepSpec] = Field(
         default_factory=list, description="Curation steps run on this source alone."
     )
 
+    @field_validator("where")
+    @classmethod
+    def _where(cls, value: Any) -> Any:
+        return None if value is None else normalise_where(value)
+
     @model_validator(mode="after")
     def _one_take_rule(self) -> SourceSpec:
-        given = [k for k in ("count", "fraction", "epochs") if getattr(self, k) is not None]
+        given = [k for k in (*TAKE_RULES, "weight") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(
-                f"source {self.path!r}: give one of count, fraction, epochs "
+                f"source {self.path!r}: give one of {', '.join(TAKE_RULES)} or weight "
                 f"(got {', '.join(given)})"
             )
         if self.name is None:
@@ -94,10 +115,34 @@ class SourceSpec(BaseModel):
         return self
 
     def take_rule(self) -> dict[str, Any]:
-        for key in ("count", "fraction", "epochs"):
+        for key in TAKE_RULES:
             if getattr(self, key) is not None:
                 return {key: getattr(self, key)}
         return {"fraction": 1.0}
+
+
+class TargetSpec(BaseModel):
+    """The size of a weighted mix: ``{rows: N}`` or ``{tokens: N}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: int | None = Field(None, ge=1, description="Rows in the mix.")
+    tokens: int | None = Field(None, ge=1, description="Tokens in the mix (at most; needs a "
+                               "tokenizer).")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> TargetSpec:
+        if (self.rows is None) == (self.tokens is None):
+            raise ValueError("target: give exactly one of rows or tokens")
+        return self
+
+    @property
+    def unit(self) -> str:
+        return "rows" if self.rows is not None else "tokens"
+
+    @property
+    def size(self) -> int:
+        return int(self.rows if self.rows is not None else self.tokens)
 
 
 class MixSpec(BaseModel):
@@ -120,8 +165,15 @@ class MixSpec(BaseModel):
         True, description="Shuffle the final rows; otherwise sources stay in spec order."
     )
     tokenizer: str | None = Field(
-        None, description="Tokenizer (path or Hub name) for token counts; none = rows only."
+        None, description="Tokenizer (path or Hub name) for token counts (its chat template "
+        "applied); none = rows only."
     )
+    target: TargetSpec | None = Field(
+        None, description="Mix size, split between the sources by their `weight:` (largest "
+        "remainder): {rows: N} or {tokens: N}.")
+    attributes: str | None = Field(
+        None, description="Attribute sidecar (from `postmix curate tag`) for every source that "
+        "names none, joined by id.")
     engine: Literal["local", "ray"] = Field(
         "local",
         description="Where the curation steps run: local (one process, every core) or ray "
@@ -149,6 +201,22 @@ class MixSpec(BaseModel):
             seen.add(source.name)
         return sources
 
+    @model_validator(mode="after")
+    def _weights_with_target(self) -> MixSpec:
+        weighted = [s.name for s in self.sources if s.weight is not None]
+        if self.target is None and weighted:
+            raise ValueError(f"source {weighted[0]!r} has a weight but the mix has no `target:` "
+                             "({rows: N} or {tokens: N}) to share out")
+        if self.target is not None and len(weighted) != len(self.sources):
+            other = next(s.name for s in self.sources if s.weight is None)
+            raise ValueError(f"with a `target:` every source gives a `weight:` (source "
+                             f"{other!r} has none)")
+        return self
+
+    def needs_tokens(self) -> bool:
+        return (self.target is not None and self.target.tokens is not None) or any(
+            s.tokens is not None for s in self.sources)
+
 
 def default_source_name(path: str) -> str:
     text = path.split("@", 1)[0] if path.startswith("hf:") else path
@@ -163,11 +231,14 @@ def default_source_name(path: str) -> str:
 def resolve_source(source: SourceSpec, base: Path | None) -> str:
     """The location to read: Hub names as given, pkg:// through importlib, relative paths from
     ``base``."""
-    if source.path.startswith("hf:"):
-        return source.path
-    resolved = resolve_path(
-        source.path, base=None if source.path.startswith(PACKAGE_PREFIX) else base
-    )
+    return resolve_location(source.path, base)
+
+
+def resolve_location(path: str, base: Path | None) -> str:
+    """A source's or an attribute sidecar's ``path`` as the location to read."""
+    if path.startswith("hf:"):
+        return path
+    resolved = resolve_path(path, base=None if path.startswith(PACKAGE_PREFIX) else base)
     return os.path.normpath(resolved)
 
 

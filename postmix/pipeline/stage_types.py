@@ -63,9 +63,11 @@ def _step_files(steps: list[Any], recipe_dir: Path) -> list[Path]:
 def _mix_files(stage: Any, recipe_dir: Path) -> list[Path]:
     """Source files a mix spec names directly (not earlier stages), and files its steps name."""
     config = stage.config
-    files = [path for source in config.get("sources", []) if isinstance(source, dict)
-             and source.get("path") not in stage.input
-             and (path := _local_path(str(source.get("path", "")), recipe_dir)) is not None]
+    named = [source.get(key) for source in config.get("sources", []) if isinstance(source, dict)
+             for key in ("path", "attributes") if source.get(key)]
+    named += [config["attributes"]] if config.get("attributes") else []
+    files = [path for value in named if value not in stage.input
+             and (path := _local_path(str(value), recipe_dir)) is not None]
     steps = [
         *config.get("global_steps", []),
         *(
@@ -138,10 +140,16 @@ def mix_build_stage(ctx: StageContext) -> dict[str, Any]:
     home = (Path(resolve_path(home, base=ctx.recipe_dir)).resolve() if home
             else (ctx.options.get("home") or ctx.out_dir.parent.parent / ".postmix"))
     by_name = dict(zip(ctx.stage.input, ctx.inputs, strict=True))
+    def read(value: Any) -> Any:  # a stage name reads that stage's output
+        return value if value is None else str(by_name.get(value, value))
+
     spec["sources"] = [
-        {**source, "path": str(by_name.get(source.get("path"), source.get("path")))}
+        {**source, "path": read(source.get("path")),
+         **({"attributes": read(source["attributes"])} if source.get("attributes") else {})}
         for source in spec.get("sources", [])
     ]
+    if spec.get("attributes"):
+        spec["attributes"] = read(spec["attributes"])
     engine = None if "engine" in spec else ctx.options.get("engine")
     result = build(spec, home=home, base=ctx.recipe_dir, progress=False, engine=engine)
     # a plain file too, so later stages (generate, a second mix) read the version like any dataset
