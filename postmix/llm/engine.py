@@ -10,8 +10,10 @@ request that failed on it goes at once to another endpoint, and none is lost. It
 for one bad item: the result says ``ok=False`` with a machine-readable ``error_kind`` and the
 last error. Only a run-wide problem (a rejected API key) raises ``EndpointError``.
 
-``Engine.map(requests)`` streams results in input order with a bounded window in flight, so a
-stage can write its output incrementally; ``run_requests`` is the synchronous wrapper.
+``Engine.map(requests)`` streams results in input order, sending each request as soon as a slot
+is free (a slow answer holds back no other; finished ones wait in a bounded reorder buffer), so
+a stage writes its output incrementally and deterministically; ``run_requests`` is the
+synchronous wrapper.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ log = logging.getLogger("postmix.llm")
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 DEFAULT_MAX_TOKENS_ESTIMATE = 512  # for tokens_per_minute when a request sets no max_tokens
+# answers held for input order: ~2,000 ordinary chat results are a few MB, and it takes one
+# request slower than that many others to stall sending
+REORDER_WINDOW = 4096
 
 
 @dataclass
@@ -317,26 +322,59 @@ class Engine:
 
     async def map(self, requests: Iterable[ChatRequest], *,
                   window: int | None = None) -> AsyncIterator[ChatResult]:
-        """Results in input order, with at most ``window`` requests started but not yielded.
+        """Results in input order; requests are sent as slots free up.
 
-        The window (default 4x the pool's concurrency) lets fast answers overtake a slow or
-        retrying one without holding the whole input in memory.
+        A slow answer at the head never holds the others back: up to the pool's concurrency
+        (plus a margin for cache hits) run at once, and answers that finish ahead of an earlier
+        one wait in a reorder buffer. ``window`` caps requests started but not yet yielded
+        (default ``max(4096, 64 x concurrency)``): only a request slower than that many others
+        stalls sending, which bounds memory. Every answer is in the cache the moment it
+        arrives, so a killed run loses none of the buffered ones. An error that stops the run
+        (a refused key, an unwritable cache) is raised as soon as it happens.
         """
-        window = window or max(64, 4 * self.concurrency)
+        window = window or max(REORDER_WINDOW, 64 * self.concurrency)
+        ahead = self.concurrency + max(16, self.concurrency // 4)  # keep every slot fed
         source = iter(requests)
-        pending: deque[asyncio.Task[ChatResult]] = deque()
+        running: dict[asyncio.Task[ChatResult], int] = {}
+        finished: dict[int, ChatResult] = {}
+        done: deque[asyncio.Task[ChatResult]] = deque()
+        wake = asyncio.Event()
+        sent = yielded = 0
+        exhausted = False
+
+        def on_done(task: asyncio.Task[ChatResult]) -> None:
+            done.append(task)
+            wake.set()
+
         try:
-            for request in source:
-                pending.append(asyncio.ensure_future(self.chat(request)))
-                if len(pending) >= window:
-                    yield await pending.popleft()
-            while pending:
-                yield await pending.popleft()
+            while True:
+                while not exhausted and len(running) < ahead and sent - yielded < window:
+                    request = next(source, None)
+                    if request is None:
+                        exhausted = True
+                        break
+                    task = asyncio.ensure_future(self.chat(request))
+                    running[task] = sent
+                    task.add_done_callback(on_done)
+                    sent += 1
+                while done:
+                    task = done.popleft()
+                    finished[running.pop(task)] = task.result()  # re-raises a run-wide error
+                if yielded in finished:
+                    result = finished.pop(yielded)
+                    yielded += 1
+                    yield result
+                    continue
+                if not running:
+                    return
+                wake.clear()
+                if not done:
+                    await wake.wait()
         finally:
-            for task in pending:
+            for task in running:
                 task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
 
     async def close(self) -> None:
         for slots in self._slots.values():
