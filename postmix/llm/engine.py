@@ -19,10 +19,8 @@ synchronous wrapper.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
-import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -30,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from postmix.errors import ConfigError, EndpointError
 from postmix.llm.backends import make_transport
@@ -47,12 +45,12 @@ from postmix.llm.request import (
     schema_dict,
     schema_name,
 )
+from postmix.llm.structured import parse_structured
 from postmix.llm.transport import RawReply, TransportError
 from postmix.progress import progress_bar
 
 log = logging.getLogger("postmix.llm")
 
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 DEFAULT_MAX_TOKENS_ESTIMATE = 512  # for tokens_per_minute when a request sets no max_tokens
 # answers held for input order: ~2,000 ordinary chat results are a few MB, and it takes one
 # request slower than that many others to stall sending
@@ -81,21 +79,6 @@ class _Failure(Exception):
     def __init__(self, kind: str, message: str, attempts: int, endpoint: str | None):
         super().__init__(message)
         self.kind, self.attempts, self.endpoint = kind, attempts, endpoint
-
-
-def parse_structured(content: str, schema: Any) -> Any:
-    """Validate an answer against a pydantic model (or, for a dict schema, require a JSON object).
-
-    Models sometimes wrap JSON in a Markdown fence even when asked not to; that is stripped.
-    """
-    match = _FENCE.match(content)
-    text = match.group(1) if match else content
-    if isinstance(schema, type) and issubclass(schema, BaseModel):
-        return schema.model_validate_json(text)
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        raise ValueError("expected a JSON object")
-    return value
 
 
 def _parse_error_text(exc: Exception) -> str:
@@ -166,7 +149,7 @@ class Engine:
                 "name": schema_name(request.schema), "schema": schema_dict(request.schema),
                 "strict": True}}
         attempts, parse_failures, messages = 0, 0, request.messages
-        last_parse_error = ""
+        last_parse_error, truncated = "", False
         for _ in range(self.retry.parse_retries + 1):
             try:
                 reply, endpoint, used = await self._send(model, body)
@@ -187,8 +170,21 @@ class Engine:
                     parse_failures += 1
                     self.ledger.parse_failures += 1
                     last_parse_error = _parse_error_text(exc)
+                    limit = _max_tokens(body)
+                    truncated = reply.finish_reason == "length"
+                    if truncated:
+                        self.ledger.truncated += 1
+                        last_parse_error = (f"answer cut off at max_tokens={limit or '?'} "
+                                            f"(finish_reason: length): {last_parse_error}")
                     log.debug("model %s: answer failed the schema (%s); re-asking", model,
                               last_parse_error)
+                    if truncated and limit:
+                        # the same question with more room: quoting a cut-off answer back
+                        # would only spend the larger budget on repeating it
+                        grown = max(limit + 1, round(limit * self.retry.truncated_growth))
+                        body = {**_without_max_tokens(body), "messages": request.messages,
+                                "max_tokens": grown}
+                        continue
                     messages = [*request.messages,
                                 {"role": "assistant", "content": reply.content[:8000]},
                                 {"role": "user", "content": "That reply could not be used ("
@@ -206,11 +202,14 @@ class Engine:
                               attempts=attempts, finish_reason=reply.finish_reason,
                               parse_failures=parse_failures, key=key, request=request,
                               sampling=sampling)
-        self.ledger.failed["parse_error"] += 1
+        kind = "truncated" if truncated else "parse_error"
+        self.ledger.failed[kind] += 1
+        hint = (f"; raise max_tokens (--max-tokens, now {_max_tokens(body) or 'unset'}) or "
+                "retry.truncated_growth" if truncated else "")
         return ChatResult(False, error=f"no valid answer after {parse_failures} tries: "
-                          f"{last_parse_error}", error_kind="parse_error", model=model,
+                          f"{last_parse_error}{hint}", error_kind=kind, model=model,
                           attempts=attempts, parse_failures=parse_failures, key=key,
-                          request=request, sampling=sampling)
+                          request=request, sampling=sampling, finish_reason=reply.finish_reason)
 
     def _from_cache(self, hit: dict[str, Any], request: ChatRequest, model: str, key: str,
                     sampling: dict[str, Any]) -> ChatResult | None:
@@ -388,6 +387,15 @@ class Engine:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    value = body.get("max_tokens") or body.get("max_completion_tokens")
+    return int(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _without_max_tokens(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in ("max_tokens", "max_completion_tokens")}
 
 
 def _token_estimate(body: dict[str, Any]) -> float:
