@@ -8,11 +8,24 @@ the same server, which runs in its own process so client CPU is measured alone.
 
     python benchmarks/bench_judge.py                 # C = 16, 64, 256, 1024
     python benchmarks/bench_judge.py --quick         # fewer requests per level
+    python benchmarks/bench_judge.py --heavy-tail    # the CLI stage under log-normal latency
 
 Prints per concurrency: req/s, ratio to ideal (C / latency), ratio to the baseline, client CPU
 ms per request, and failed requests. "engine" is the engine with its SQLite request cache on
 (as the judge steps run it); "no-cache" the same without the cache, to show what the cache costs;
 "bare" a minimal aiohttp loop with nothing else, the ceiling any client reaches on this server.
+
+``--heavy-tail``: real generation latency is heavy-tailed, so a slow answer must not hold back
+the rest. The test server (``postmix.testing.openai_server``, its own process) waits a seeded
+log-normal time per request (median ``--median``, shape ``--sigma``), drawn from the request
+itself, so both clients face exactly the same waits. Per (sigma, C): the real CLI stage
+``postmix judge generate --n 1`` on ``--requests`` prompts with the request cache on, in a
+subprocess (stage time from its report; the wall time adds interpreter start-up), against a
+plain ``openai.AsyncOpenAI`` loop (a semaphore of C and ``asyncio.gather``) sending the same
+bodies. Bound = max(total latency / C, slowest single request): no client can beat it.
+"in order" is the makespan of sending the requests in input order to C slots, each as soon as
+one frees (greedy list scheduling, computed from the waits): the best any client can do that
+does not know the latencies in advance; it exceeds the bound when a slow request comes late.
 """
 
 from __future__ import annotations
@@ -154,15 +167,135 @@ async def run_engine(base_url: str, concurrency: int, total: int,
     return total - sum(ok), wall, cpu
 
 
+def serve_lognormal(port: int, median: float, sigma: float) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "postmix.testing.openai_server", "--port",
+                               str(port), "--latency", str(median), "--latency-sigma", str(sigma),
+                               "--model", "bench"], stdout=subprocess.DEVNULL)
+    wait_for(port)
+    return server
+
+
+def stage_bodies(prompts: list[dict]) -> list[dict]:
+    """The bodies `judge generate --n 1` sends for these prompts (its default sampling and each
+    sample's seed), so the plain loop sends the same requests and meets the same latencies."""
+    from postmix.judge.generate import GenerateConfig
+    from postmix.llm.model_stage import request_seed
+
+    config = GenerateConfig(n=1)
+    return [{"model": "bench", "messages": [{"role": "user", "content": p["prompt"]}],
+             **config.sampling, "seed": request_seed(config.seed, p["id"], 0)} for p in prompts]
+
+
+async def run_plain(base_url: str, concurrency: int, bodies: list[dict]) -> tuple[int, float]:
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0, timeout=600)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(body: dict) -> bool:
+        async with gate:
+            try:
+                r = await client.chat.completions.create(
+                    model=body["model"], messages=body["messages"],
+                    extra_body={k: v for k, v in body.items() if k not in ("model", "messages")})
+                return bool(r.choices[0].message.content)
+            except Exception:
+                return False
+
+    t0 = time.perf_counter()
+    ok = await asyncio.gather(*(one(b) for b in bodies))
+    wall = time.perf_counter() - t0
+    await client.close()
+    return len(bodies) - sum(ok), wall
+
+
+def run_cli_stage(workdir: Path, base_url: str, concurrency: int,
+                  prompts_path: Path) -> tuple[int, float, float]:
+    """(failed, stage seconds from the report, wall seconds of the subprocess)."""
+    endpoints = workdir / f"endpoints-{concurrency}.yaml"
+    endpoints.write_text(f"endpoints:\n  - name: bench\n    model: bench\n    base_url: {base_url}\n"
+                         f"    max_concurrency: {concurrency}\n    timeout: 600\n")
+    out = workdir / f"out-{concurrency}-{time.time_ns()}" / "completions.jsonl"
+    command = [sys.executable, "-m", "postmix.cli", "judge", "generate", str(prompts_path), "-o",
+               str(out), "--endpoints", str(endpoints), "--n", "1", "--json"]
+    t0 = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    report = json.loads(out.with_name("completions.report.json").read_text())
+    assert report["rows_out"] + sum(report["rejected"].values()) == report["rows_in"]
+    return sum(report["rejected"].values()), report["timings"]["total"], wall
+
+
+def in_order_makespan(waits: list[float], concurrency: int) -> float:
+    """When the last answer arrives if each request, in input order, takes the first free slot."""
+    import heapq
+
+    slots = [0.0] * concurrency
+    end = 0.0
+    for wait in waits:
+        finish = heapq.heappop(slots) + wait
+        heapq.heappush(slots, finish)
+        end = max(end, finish)
+    return end
+
+
+def heavy_tail(args: argparse.Namespace) -> None:
+    from postmix.testing.openai_server import request_latency
+
+    prompts = [{"id": f"p{i}", "prompt": f"Question {i}: explain step {i} of the proof."}
+               for i in range(args.requests)]
+    bodies = stage_bodies(prompts)
+    print(f"server: postmix.testing.openai_server in its own process, log-normal latency, median "
+          f"{args.median * 1000:.0f} ms; {args.requests} requests; client CPUs: {os.cpu_count()}")
+    print(f"{'sigma':>5} {'C':>4} {'slowest':>8} {'sum/C':>7} {'bound':>7} {'in order':>8} "
+          f"{'plain':>7} {'stage':>7} {'cli wall':>8} {'stage/bound':>11} "
+          f"{'stage/order':>11} {'plain/stage':>11} {'failed':>6}")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        prompts_path = workdir / "prompts.jsonl"
+        prompts_path.write_text("".join(json.dumps(p) + "\n" for p in prompts))
+        for sigma in args.sigmas:
+            waits = [request_latency(b, args.median, sigma) for b in bodies]
+            port = free_port()
+            server = serve_lognormal(port, args.median, sigma)
+            base_url = f"http://127.0.0.1:{port}/v1"
+            try:
+                for c in args.levels:
+                    bound = max(sum(waits) / c, max(waits))
+                    ordered = in_order_makespan(waits, c)
+                    failed_p, plain = asyncio.run(run_plain(base_url, c, bodies))
+                    time.sleep(1.0)
+                    failed_s, stage, wall = run_cli_stage(workdir, base_url, c, prompts_path)
+                    time.sleep(1.0)
+                    print(f"{sigma:>5.1f} {c:>4} {max(waits):>7.2f}s {sum(waits) / c:>6.2f}s "
+                          f"{bound:>6.2f}s {ordered:>7.2f}s {plain:>6.2f}s {stage:>6.2f}s "
+                          f"{wall:>7.2f}s {stage / bound:>11.3f} {stage / ordered:>11.3f} "
+                          f"{plain / stage:>11.2f} "
+                          f"{failed_p}/{failed_s:>1}", flush=True)
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--latency", type=float, default=LATENCY)
     parser.add_argument("--levels", type=int, nargs="*", default=list(LEVELS))
     parser.add_argument("--quick", action="store_true", help="fewer requests per level")
+    parser.add_argument("--heavy-tail", action="store_true",
+                        help="the judge generate stage under log-normal latency (see above)")
+    parser.add_argument("--median", type=float, default=0.15, help="--heavy-tail: median s")
+    parser.add_argument("--sigmas", type=float, nargs="*", default=[1.0, 1.5])
+    parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.latency)
+        return
+    if args.heavy_tail:
+        if args.levels == list(LEVELS):
+            args.levels = [64, 256]
+        heavy_tail(args)
         return
     port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--latency",

@@ -2,6 +2,7 @@
 output re-asks, the cache, bounded concurrency, load spreading and key handling."""
 
 import asyncio
+import contextlib
 import json
 import threading
 
@@ -202,3 +203,87 @@ def test_endpoint_defaults_merge_under_request_sampling(openai_server):
     body = openai_server.chat_requests()[0]
     assert body["temperature"] == 0.9 and body["max_tokens"] == 50 and body["model"] == "m"
     assert json.dumps(body).count("Authorization") == 0
+
+
+def _head_waits_for_the_rest(server, others, timeout):
+    """Responder: request "slow" answers only once ``others`` other requests have reached the
+    server (or after ``timeout``); returns how many had arrived when it answered."""
+    arrived, seen_when_slow_answered = [0], []
+    everyone = asyncio.Event()
+
+    async def responder(body):
+        text = body["messages"][-1]["content"]
+        if text != "slow":
+            arrived[0] += 1
+            if arrived[0] >= others:
+                everyone.set()
+            await asyncio.sleep(0.002)
+            return f"echo: {text}"
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(everyone.wait(), timeout)
+        seen_when_slow_answered.append(arrived[0])
+        return "echo: slow"
+
+    server.set_responder(responder)
+    return seen_when_slow_answered
+
+
+def test_a_slow_request_at_the_head_does_not_hold_back_the_others(openai_server):
+    """Head-of-line: every later request is sent and answered while the first one is still
+    pending, and the results still come back in input order."""
+    seen = _head_waits_for_the_rest(openai_server, others=300, timeout=20.0)
+    requests = [ask("slow")] + [ask(str(i)) for i in range(300)]
+    results, _ = run_requests(pool_for(openai_server, max_concurrency=4, timeout=30.0), requests)
+    assert seen == [300]
+    assert [r.content for r in results] == ["echo: slow"] + [f"echo: {i}" for i in range(300)]
+
+
+def test_the_reorder_window_bounds_what_is_held_for_a_slow_head(openai_server):
+    """With ``window=10`` at most 10 requests are started and not yet yielded: 9 others go out
+    while the head is pending, then sending waits for it (memory stays bounded)."""
+    from postmix.llm import Engine
+
+    seen = _head_waits_for_the_rest(openai_server, others=50, timeout=0.5)
+
+    async def drive():
+        async with Engine(pool_for(openai_server, max_concurrency=4, timeout=30.0)) as engine:
+            requests = [ask("slow")] + [ask(str(i)) for i in range(50)]
+            return [r.content async for r in engine.map(requests, window=10)]
+
+    contents = asyncio.run(drive())
+    assert seen == [9]
+    assert contents == ["echo: slow"] + [f"echo: {i}" for i in range(50)]
+
+
+def test_many_slow_answers_overlap_instead_of_queueing_one_after_another():
+    """1 request in 64 takes 0.8 s: sent as slots free up, the slow ones overlap, so the run
+    takes a small multiple of one slow answer, far below the sum of them (10 x 0.8 s), which is
+    what an in-order window that stops sending behind a slow head costs."""
+    import time
+
+    async def responder(body):
+        text = body["messages"][-1]["content"]
+        await asyncio.sleep(0.8 if int(text) % 64 == 0 else 0.002)
+        return text
+
+    with FakeOpenAIServer(responder) as server:
+        started = time.perf_counter()
+        results, _ = run_requests(pool_for(server, max_concurrency=16, timeout=30.0),
+                                  [ask(str(i)) for i in range(640)])
+        elapsed = time.perf_counter() - started
+    assert [r.content for r in results] == [str(i) for i in range(640)]
+    assert elapsed < 10 * 0.8 / 3
+
+
+def test_lognormal_latency_is_heavy_tailed_and_the_same_for_the_same_request():
+    from statistics import median
+
+    from postmix.testing.openai_server import request_latency
+
+    bodies = [{"messages": [{"role": "user", "content": f"q{i}"}], "seed": i} for i in range(4001)]
+    draws = [request_latency(b, 0.1, 1.5, seed=3) for b in bodies]
+    assert draws == [request_latency(b, 0.1, 1.5, seed=3) for b in bodies]
+    assert draws != [request_latency(b, 0.1, 1.5, seed=4) for b in bodies]
+    assert 0.09 < median(draws) < 0.11
+    assert max(draws) > 20 * 0.1  # the tail: sigma 1.5 puts the slowest of 4,000 at ~100x
+    assert request_latency(bodies[0], 0.1, 0.0) == 0.1

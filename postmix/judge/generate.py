@@ -81,6 +81,7 @@ def generate(prompts: str | Path, output: str | Path, pool: PoolConfig,
                 for row, k, model in plan)
     per_model: Counter = Counter()
     finish: Counter = Counter()
+    truncated: Counter = Counter()
     schema = FEATURES["completion"].arrow_schema
     with StageOutputs(output, inputs=[prompts], schema=schema, rejects_file=False,
                       started=started) as outputs:
@@ -96,23 +97,36 @@ def generate(prompts: str | Path, output: str | Path, pool: PoolConfig,
                 return
             per_model[result.model] += 1
             finish[result.finish_reason or "unknown"] += 1
+            # kept, but marked: `rate` and `pairs` drop a cut-off answer unless told otherwise,
+            # so it can never become a chosen response
+            cut_off = result.finish_reason == "length"
+            truncated[result.model] += cut_off
             outputs.keep(Completion(
                 id=stable_id("completion", [row.id, k, result.model]), prompt_id=row.id,
                 prompt=row.prompt, response=result.content, model=result.model,
                 sampling=result.sampling, source=row.source,
-                meta={"sample_index": k, "finish_reason": result.finish_reason},
+                meta={"sample_index": k, "finish_reason": result.finish_reason,
+                      "truncated": cut_off,
+                      "on_policy": config.policy is not None and result.model == config.policy},
             ).to_row())
 
         ledger = run_requests_into(pool, requests, handle, total=len(plan),
                                    description="judge generate",
                                    cache_path=config.cache_file(output), progress=progress)
+    cut = sum(truncated.values())
+    warnings = [f"{cut} of {outputs.out.rows} completions were cut off by max_tokens (marked "
+                "meta.truncated; `judge rate` and `judge pairs` drop them unless "
+                "--keep-truncated): raise --max-tokens"] if cut else []
     return outputs.report(
         "judge.generate", config=config_dump(config, pool),
         rows_in=len(plan) + len(loaded.rejects), inputs=[str(prompts)],
         details={"unit": "one (prompt, sample) request; an unusable prompt row counts once",
                  "prompts": len(loaded.items), "n": config.n,
                  "completions_per_model": dict(sorted(per_model.items())),
-                 "finish_reasons": dict(sorted(finish.items())), "ledger": ledger.to_dict()})
+                 "finish_reasons": dict(sorted(finish.items())),
+                 "truncated": cut, "warnings": warnings,
+                 "truncated_by_model": {m: n for m, n in sorted(truncated.items()) if n},
+                 "ledger": ledger.to_dict()})
 
 
 def _failure(row: PromptRow, k: int, result: ChatResult) -> Reject:

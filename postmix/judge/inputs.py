@@ -16,6 +16,15 @@ from postmix.llm.model_stage import BadRow, Loaded, load_rows, validation_text
 from postmix.schemas import Completion, Rating
 
 COMPLETION_FIELDS = tuple(Completion.model_fields)
+TRUNCATED_DETAIL = ("cut off by max_tokens (finish_reason: length): raise --max-tokens in `judge "
+                    "generate`, or pass --keep-truncated to use it anyway")
+
+
+def is_truncated(completion: Completion) -> bool:
+    """Cut off by max_tokens: marked so by `judge generate`, or a finish_reason of ``length``
+    (completions made elsewhere)."""
+    meta = completion.meta or {}
+    return meta.get("truncated") is True or meta.get("finish_reason") == "length"
 
 
 def load_completions(source: str | Path, *, rated: bool = False) -> Loaded:

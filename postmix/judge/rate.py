@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from postmix.judge.inputs import load_completions
+from postmix.judge.inputs import TRUNCATED_DETAIL, is_truncated, load_completions
 from postmix.judge.prompts import batch_rating_messages, rating_messages
 from postmix.judge.rubrics import Rubric, batch_rating_schema, load_rubric, rating_schema
 from postmix.llm import ChatRequest, ChatResult, PoolConfig, run_requests_into
@@ -41,6 +41,8 @@ class RateConfig(OneModelConfig):
     model: str | None = Field(None, description="Judge model in the pool; None = the first.")
     sampling: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0.0},
                                      description="Greedy by default so ratings are reproducible.")
+    keep_truncated: bool = Field(False, description="Rate completions cut off by max_tokens "
+                                 "too; by default each goes to the failures as `truncated`.")
 
 
 def histogram(scores: Iterable[int]) -> dict[str, int]:
@@ -82,7 +84,9 @@ def rate(completions: str | Path, output: str | Path, pool: PoolConfig,
     rubric = load_rubric(config.rubric)
     judge_model = config.pick_model(pool)
     loaded = load_completions(completions)
-    items: list[Completion] = loaded.items
+    cut_off = [] if config.keep_truncated else [c for c in loaded.items if is_truncated(c)]
+    dropped = {c.id for c in cut_off}
+    items: list[Completion] = [c for c in loaded.items if c.id not in dropped]
     scores: dict[str, list[int]] = defaultdict(list)
     by_model: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     means: dict[str, list[float]] = defaultdict(list)
@@ -90,6 +94,9 @@ def rate(completions: str | Path, output: str | Path, pool: PoolConfig,
                       started=started) as outputs:
         for reject in loaded.rejects:
             outputs.reject(reject)
+        for c in cut_off:
+            outputs.reject(Reject(reason="truncated", detail=TRUNCATED_DETAIL, id=c.id,
+                                  source=c.source, row=c.to_row()))
 
         def handle(result: ChatResult) -> None:
             group: list[Completion] = result.request.tag
@@ -116,9 +123,10 @@ def rate(completions: str | Path, output: str | Path, pool: PoolConfig,
                                    cache_path=config.cache_file(output), progress=progress)
     return outputs.report(
         "judge.rate", config=config_dump(config, pool) | {"rubric_aspects": rubric.aspect_names},
-        rows_in=len(items) + len(loaded.rejects), inputs=[str(completions)],
+        rows_in=len(loaded.items) + len(loaded.rejects), inputs=[str(completions)],
         details={
             "judge_model": judge_model, "judge_calls": len(requests),
+            "truncated_dropped": len(cut_off),
             "parse_failure_rate": round(ledger.parse_failure_rate, 4),
             "histogram": {name: histogram(v) for name, v in scores.items()},
             "histogram_by_model": {m: {name: histogram(v) for name, v in per.items()}

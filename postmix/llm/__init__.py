@@ -5,9 +5,10 @@ bounded concurrency, retries, a persistent request cache and a token/cost ledger
 
 from postmix.llm.cache import RequestCache
 from postmix.llm.config import EndpointConfig, PoolConfig, RetryConfig, load_endpoints, redact_url
-from postmix.llm.engine import Engine, parse_structured, run_requests, run_requests_into
+from postmix.llm.engine import Engine, run_requests, run_requests_into
 from postmix.llm.ledger import Ledger
 from postmix.llm.request import ChatRequest, ChatResult, Usage, request_key
+from postmix.llm.structured import json_objects, parse_structured
 from postmix.llm.transport import HttpTransport, OpenAITransport, RawReply, TransportError
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "RetryConfig",
     "TransportError",
     "Usage",
+    "json_objects",
     "load_endpoints",
     "parse_structured",
     "redact_url",

@@ -143,7 +143,10 @@ class RetryConfig(BaseModel):
     backoff_max: float = Field(30.0, ge=0, description="Cap on one wait.")
     retry_after_max: float = Field(120.0, ge=0, description="Cap on a server's Retry-After.")
     parse_retries: int = Field(2, ge=0, description="Re-asks after an answer that does not match "
-                               "the JSON schema, before recording parse_error.")
+                               "the JSON schema, before recording parse_error (or truncated).")
+    truncated_growth: float = Field(2.0, ge=1, description="A structured answer cut off by "
+                                    "max_tokens (finish_reason: length) is re-asked with "
+                                    "max_tokens times this, not the limit that cut it off.")
 
 
 class HealthConfig(BaseModel):

@@ -10,17 +10,17 @@ request that failed on it goes at once to another endpoint, and none is lost. It
 for one bad item: the result says ``ok=False`` with a machine-readable ``error_kind`` and the
 last error. Only a run-wide problem (a rejected API key) raises ``EndpointError``.
 
-``Engine.map(requests)`` streams results in input order with a bounded window in flight, so a
-stage can write its output incrementally; ``run_requests`` is the synchronous wrapper.
+``Engine.map(requests)`` streams results in input order, sending each request as soon as a slot
+is free (a slow answer holds back no other; finished ones wait in a bounded reorder buffer), so
+a stage writes its output incrementally and deterministically; ``run_requests`` is the
+synchronous wrapper.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
-import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from postmix.errors import ConfigError, EndpointError
 from postmix.llm.backends import make_transport
@@ -45,13 +45,16 @@ from postmix.llm.request import (
     schema_dict,
     schema_name,
 )
+from postmix.llm.structured import parse_structured
 from postmix.llm.transport import RawReply, TransportError
 from postmix.progress import progress_bar
 
 log = logging.getLogger("postmix.llm")
 
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 DEFAULT_MAX_TOKENS_ESTIMATE = 512  # for tokens_per_minute when a request sets no max_tokens
+# answers held for input order: ~2,000 ordinary chat results are a few MB, and it takes one
+# request slower than that many others to stall sending
+REORDER_WINDOW = 4096
 
 
 @dataclass
@@ -76,21 +79,6 @@ class _Failure(Exception):
     def __init__(self, kind: str, message: str, attempts: int, endpoint: str | None):
         super().__init__(message)
         self.kind, self.attempts, self.endpoint = kind, attempts, endpoint
-
-
-def parse_structured(content: str, schema: Any) -> Any:
-    """Validate an answer against a pydantic model (or, for a dict schema, require a JSON object).
-
-    Models sometimes wrap JSON in a Markdown fence even when asked not to; that is stripped.
-    """
-    match = _FENCE.match(content)
-    text = match.group(1) if match else content
-    if isinstance(schema, type) and issubclass(schema, BaseModel):
-        return schema.model_validate_json(text)
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        raise ValueError("expected a JSON object")
-    return value
 
 
 def _parse_error_text(exc: Exception) -> str:
@@ -161,7 +149,7 @@ class Engine:
                 "name": schema_name(request.schema), "schema": schema_dict(request.schema),
                 "strict": True}}
         attempts, parse_failures, messages = 0, 0, request.messages
-        last_parse_error = ""
+        last_parse_error, truncated = "", False
         for _ in range(self.retry.parse_retries + 1):
             try:
                 reply, endpoint, used = await self._send(model, body)
@@ -182,8 +170,21 @@ class Engine:
                     parse_failures += 1
                     self.ledger.parse_failures += 1
                     last_parse_error = _parse_error_text(exc)
+                    limit = _max_tokens(body)
+                    truncated = reply.finish_reason == "length"
+                    if truncated:
+                        self.ledger.truncated += 1
+                        last_parse_error = (f"answer cut off at max_tokens={limit or '?'} "
+                                            f"(finish_reason: length): {last_parse_error}")
                     log.debug("model %s: answer failed the schema (%s); re-asking", model,
                               last_parse_error)
+                    if truncated and limit:
+                        # the same question with more room: quoting a cut-off answer back
+                        # would only spend the larger budget on repeating it
+                        grown = max(limit + 1, round(limit * self.retry.truncated_growth))
+                        body = {**_without_max_tokens(body), "messages": request.messages,
+                                "max_tokens": grown}
+                        continue
                     messages = [*request.messages,
                                 {"role": "assistant", "content": reply.content[:8000]},
                                 {"role": "user", "content": "That reply could not be used ("
@@ -201,11 +202,14 @@ class Engine:
                               attempts=attempts, finish_reason=reply.finish_reason,
                               parse_failures=parse_failures, key=key, request=request,
                               sampling=sampling)
-        self.ledger.failed["parse_error"] += 1
+        kind = "truncated" if truncated else "parse_error"
+        self.ledger.failed[kind] += 1
+        hint = (f"; raise max_tokens (--max-tokens, now {_max_tokens(body) or 'unset'}) or "
+                "retry.truncated_growth" if truncated else "")
         return ChatResult(False, error=f"no valid answer after {parse_failures} tries: "
-                          f"{last_parse_error}", error_kind="parse_error", model=model,
+                          f"{last_parse_error}{hint}", error_kind=kind, model=model,
                           attempts=attempts, parse_failures=parse_failures, key=key,
-                          request=request, sampling=sampling)
+                          request=request, sampling=sampling, finish_reason=reply.finish_reason)
 
     def _from_cache(self, hit: dict[str, Any], request: ChatRequest, model: str, key: str,
                     sampling: dict[str, Any]) -> ChatResult | None:
@@ -317,26 +321,59 @@ class Engine:
 
     async def map(self, requests: Iterable[ChatRequest], *,
                   window: int | None = None) -> AsyncIterator[ChatResult]:
-        """Results in input order, with at most ``window`` requests started but not yielded.
+        """Results in input order; requests are sent as slots free up.
 
-        The window (default 4x the pool's concurrency) lets fast answers overtake a slow or
-        retrying one without holding the whole input in memory.
+        A slow answer at the head never holds the others back: up to the pool's concurrency
+        (plus a margin for cache hits) run at once, and answers that finish ahead of an earlier
+        one wait in a reorder buffer. ``window`` caps requests started but not yet yielded
+        (default ``max(4096, 64 x concurrency)``): only a request slower than that many others
+        stalls sending, which bounds memory. Every answer is in the cache the moment it
+        arrives, so a killed run loses none of the buffered ones. An error that stops the run
+        (a refused key, an unwritable cache) is raised as soon as it happens.
         """
-        window = window or max(64, 4 * self.concurrency)
+        window = window or max(REORDER_WINDOW, 64 * self.concurrency)
+        ahead = self.concurrency + max(16, self.concurrency // 4)  # keep every slot fed
         source = iter(requests)
-        pending: deque[asyncio.Task[ChatResult]] = deque()
+        running: dict[asyncio.Task[ChatResult], int] = {}
+        finished: dict[int, ChatResult] = {}
+        done: deque[asyncio.Task[ChatResult]] = deque()
+        wake = asyncio.Event()
+        sent = yielded = 0
+        exhausted = False
+
+        def on_done(task: asyncio.Task[ChatResult]) -> None:
+            done.append(task)
+            wake.set()
+
         try:
-            for request in source:
-                pending.append(asyncio.ensure_future(self.chat(request)))
-                if len(pending) >= window:
-                    yield await pending.popleft()
-            while pending:
-                yield await pending.popleft()
+            while True:
+                while not exhausted and len(running) < ahead and sent - yielded < window:
+                    request = next(source, None)
+                    if request is None:
+                        exhausted = True
+                        break
+                    task = asyncio.ensure_future(self.chat(request))
+                    running[task] = sent
+                    task.add_done_callback(on_done)
+                    sent += 1
+                while done:
+                    task = done.popleft()
+                    finished[running.pop(task)] = task.result()  # re-raises a run-wide error
+                if yielded in finished:
+                    result = finished.pop(yielded)
+                    yielded += 1
+                    yield result
+                    continue
+                if not running:
+                    return
+                wake.clear()
+                if not done:
+                    await wake.wait()
         finally:
-            for task in pending:
+            for task in running:
                 task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
 
     async def close(self) -> None:
         for slots in self._slots.values():
@@ -350,6 +387,15 @@ class Engine:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    value = body.get("max_tokens") or body.get("max_completion_tokens")
+    return int(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _without_max_tokens(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in ("max_tokens", "max_completion_tokens")}
 
 
 def _token_estimate(body: dict[str, Any]) -> float:

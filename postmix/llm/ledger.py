@@ -45,6 +45,7 @@ class Ledger:
         self.cached = 0
         self.parse_failures = 0  # answers that did not match the schema (re-asked or failed)
         self.structured_answers = 0  # answers checked against a schema
+        self.truncated = 0  # structured answers cut off by max_tokens that did not parse
         self.failed: Counter = Counter()  # reason -> requests that ended without an answer
 
     def endpoint(self, name: str) -> EndpointLedger:
@@ -76,5 +77,6 @@ class Ledger:
             "cached": self.cached,
             "parse_failures": self.parse_failures,
             "parse_failure_rate": round(self.parse_failure_rate, 4),
+            "truncated": self.truncated,
             "failed": dict(sorted(self.failed.items())),
         }

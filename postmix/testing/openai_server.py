@@ -9,6 +9,7 @@ injected on demand or drawn at random from a seeded RNG, and every request is lo
 Standalone, for benchmarks::
 
     python -m postmix.testing.openai_server --port 8000 --latency 0.1
+    python -m postmix.testing.openai_server --latency 0.15 --latency-sigma 1.5   # heavy tail
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import inspect
 import json
 import logging
+import math
 import random
 import socket
 import threading
@@ -127,6 +129,22 @@ def echo_responder(body: dict) -> str:
     return "echo: " + last_user
 
 
+def request_latency(body: dict, median: float, sigma: float, seed: int = 0) -> float:
+    """Seconds one chat request waits: ``median`` when ``sigma`` is 0, else log-normal with that
+    median and shape, drawn from a hash of (seed, messages, the request's sampling seed).
+
+    Real generation latency is heavy-tailed (a long answer takes many times the median). Tying
+    the draw to the request, not to arrival order, gives the same request the same wait whichever
+    client sends it and in whatever order, so two clients can be compared on identical work and
+    a benchmark can compute the ideal from the requests alone.
+    """
+    if sigma <= 0 or median <= 0:
+        return max(0.0, median)
+    canonical = json.dumps([body.get("messages"), body.get("seed")], sort_keys=True,
+                           ensure_ascii=False, default=str)
+    return random.Random(f"{seed}:{canonical}").lognormvariate(math.log(median), sigma)
+
+
 def _count_words(text: str | None) -> int:
     return len(text.split()) if text else 0
 
@@ -142,7 +160,8 @@ class FakeOpenAIServer:
     fault (probability ``fault_rate``, kind drawn from ``fault_kinds`` with a ``seed``-ed RNG),
     else whatever the responder returns (which may itself be a :class:`FaultKind`). With
     ``n > 1`` the responder is called once per choice. ``latency`` delays every chat response,
-    faults included, and may be changed while the server runs.
+    faults included, and may be changed while the server runs; with ``latency_sigma > 0`` it is
+    the median of a log-normal delay drawn per request (``request_latency``, seeded by ``seed``).
 
     Responders run on the server's event loop: they may be ``async``, but a blocking sync
     responder stalls every connection. Usage in responses counts whitespace-separated words
@@ -161,6 +180,7 @@ class FakeOpenAIServer:
         responder: Responder | None = None,
         *,
         latency: float = 0.0,
+        latency_sigma: float = 0.0,
         model: str = "fake-model",
         fault_rate: float = 0.0,
         fault_kinds: Iterable[str] = ALL_FAULTS,
@@ -174,6 +194,8 @@ class FakeOpenAIServer:
     ) -> None:
         self.responder: Responder = responder or echo_responder
         self.latency = latency
+        self.latency_sigma = latency_sigma
+        self._seed = seed
         self.model = model
         self.fault_rate = fault_rate
         self.fault_kinds = tuple(FaultKind(k) for k in fault_kinds)
@@ -457,8 +479,9 @@ class FakeOpenAIServer:
                 )
         self._finish(entry, fault.value if fault else "ok", _FAULT_STATUS.get(fault, 200))
 
-        if self.latency > 0:
-            await asyncio.sleep(self.latency)
+        delay = request_latency(body, self.latency, self.latency_sigma, self._seed)
+        if delay > 0:
+            await asyncio.sleep(delay)
 
         if fault is None:
             return web.json_response(self._completion(entry, body, results))
@@ -592,7 +615,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run a fake OpenAI-compatible chat server.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds (the median with "
+                        "--latency-sigma)")
+    parser.add_argument("--latency-sigma", type=float, default=0.0,
+                        help="log-normal shape of the latency; 0 = fixed")
     parser.add_argument("--model", default="fake-model")
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument(
@@ -607,6 +633,7 @@ def main(argv: list[str] | None = None) -> None:
 
     server = FakeOpenAIServer(
         latency=args.latency,
+        latency_sigma=args.latency_sigma,
         model=args.model,
         fault_rate=args.fault_rate,
         fault_kinds=[k for k in args.fault_kinds.split(",") if k],
