@@ -31,8 +31,12 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 # Whitespace as Python's str.isspace() has it (RE2's \s is ASCII only): NBSP and the narrow
 # NBSP of French "Merci !" are spaces too. Literal characters, so RE2 and Python read it alike.
-WHITESPACE = ("[\t\n\v\f\r \x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
-              "\u205f\u3000]")
+_OTHER_SPACES = ("\t\n\v\f\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
+                 "\u205f\u3000")
+WHITESPACE = f"[ {_OTHER_SPACES}]"
+# What must change for whitespace runs to read as one space: matches are rare in prose, so the
+# replacement is cheap (a pattern matching every single space would rewrite every word).
+_UNEVEN_SPACE = f"[{_OTHER_SPACES}]{WHITESPACE}*| {WHITESPACE}+"
 # Sentence ends: ., ! or ? before whitespace or the end, or a CJK full stop / exclamation /
 # question mark. ("3.14" and "e.g.x" stay whole: no space after the dot.)
 SENTENCE_END = rf"[.!?]+(?:{WHITESPACE}+|$)|[。！？]+"
@@ -96,11 +100,12 @@ THINK_PROBLEMS = {1: "more than one <think> or </think> tag", 2: "<think> is nev
 
 def split_sentences(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """Every sentence of every text, normalised (lower case, whitespace runs as one space,
-    trimmed), and the index of the text it came from."""
-    pieces = pc.split_pattern_regex(texts, SENTENCE_END)
+    trimmed), and the index of the text it came from. Normalised before the split: one pass
+    over each text, not one per sentence."""
+    even = pc.replace_substring_regex(pc.utf8_lower(texts), _UNEVEN_SPACE, " ")
+    pieces = pc.split_pattern_regex(even, SENTENCE_END)
     owner = pc.list_parent_indices(pieces).to_numpy(zero_copy_only=False).astype(np.int64)
-    flat = pc.replace_substring_regex(pc.utf8_lower(pc.list_flatten(pieces)), WHITESPACE + "+", " ")
-    return pc.utf8_trim(flat, " "), owner
+    return pc.utf8_trim(pc.list_flatten(pieces), " "), owner
 
 
 def split_sentences_py(text: str) -> list[str]:
