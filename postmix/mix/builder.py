@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from postmix import __version__
+from postmix.curate.contamination import ContaminationMatrix
 from postmix.curate.executor import Executor, make_executor
 from postmix.curate.runner import REJECT_SCHEMA, apply_step, reject_table
 from postmix.curate.steps import get_step
@@ -63,6 +64,7 @@ class _Source:
     fingerprint: str
     table: pa.Table
     reports: list[StepReport] = field(default_factory=list)
+    matrices: list[ContaminationMatrix] = field(default_factory=list)  # of its decontam steps
 
 
 def in_memory_dataset(table: pa.Table) -> datasets.Dataset:
@@ -115,11 +117,14 @@ def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[
         loaded.table = dataset_table(result.kept)
         loaded.reports.append(result.report)
         rejects.append(result.rejects)
+        if isinstance(result.sidecar, ContaminationMatrix):
+            loaded.matrices.append(result.sidecar)
     return loaded
 
 
 def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Table],
-                      executor: Executor) -> list[StepReport]:
+                      executor: Executor, matrices: list[ContaminationMatrix]
+                      ) -> list[StepReport]:
     """Steps over all sources at once; each source gets a report of its own share of every step."""
     if not spec.global_steps:
         return []
@@ -132,6 +137,8 @@ def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Ta
         result = apply_step(step, executor, in_memory_dataset(combined), config, spec.kind,
                             source="*", label=f"global:{step.name}")
         reports.append(result.report)
+        if isinstance(result.sidecar, ContaminationMatrix):
+            matrices.append(result.sidecar)
         rejected_owner = owner[result.rejected_indices]
         names = np.array([s.name for s in sources], dtype=object)[rejected_owner]
         column = result.rejects.schema.get_field_index("source")  # each reject's own mix source
@@ -310,7 +317,8 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
             for position in range(len(spec_obj.sources)):
                 sources.append(_load_source(spec_obj, position, base_dir, rejects, executor))
                 bar.advance(1)
-        global_reports = _run_global_steps(spec_obj, sources, rejects, executor)
+        matrices: list[ContaminationMatrix] = []  # of the global decontam steps
+        global_reports = _run_global_steps(spec_obj, sources, rejects, executor, matrices)
         tables, copies, takes = _apply_take(spec_obj, sources)
         _check_not_empty(spec_obj, sources, takes)
         final = (
@@ -339,6 +347,8 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
             }
         )
         write_shard(provenance, staged / "provenance.parquet")
+        matrices = [m for source in sources for m in source.matrices] + matrices
+        contamination = ContaminationMatrix.merged(matrices).write(staged) if matrices else None
         reject_rows = pa.concat_tables(rejects) if rejects else REJECT_SCHEMA.empty_table()
         pq.write_table(reject_rows, staged / "rejects.parquet", compression="zstd")
         spec_dict = spec_to_dict(spec_obj)
@@ -366,6 +376,7 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
             "shards": shards, "provenance": "provenance.parquet",
             "rejects": {"file": "rejects.parquet", "rows": reject_rows.num_rows,
                         "by_step_and_reason": _reject_counts(reject_rows)},
+            "contamination": contamination,
             "build_seconds": None,
         }
         pause("mix:before_publish")
