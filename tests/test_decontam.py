@@ -281,7 +281,7 @@ def test_cli_end_to_end(tmp_path, bench):
     assert report["rejected"] == {"contaminated": 1}
     assert report["details"]["benchmarks"]["gsm8k"]["instances_hit"] == 1
     rejected = json.loads((tmp_path / "clean.rejects.jsonl").read_text())
-    assert rejected["id"] == "r0" and rejected["detail"].startswith("contaminated:gsm8k:0:1.000 span=")
+    assert rejected["id"] == "r0" and rejected["detail"].startswith("contaminated:gsm8k:0:1.000 side=question field=question span=")
 
     bad = CliRunner().invoke(app, ["curate", "decontam", str(source), "-o", str(out), "--benchmark", "nosuchbench"])
     assert bad.exit_code != 0 and isinstance(bad.exception, UnknownBenchmarkError)

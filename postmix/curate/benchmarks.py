@@ -4,8 +4,16 @@
                          ``gsm8k-sample``, 30 GSM8K test questions shipped with postmix (offline)
 ``NAME=PATH``            a local .jsonl/.json/.parquet (or ``hf:owner/name``); text fields are the
                          built-in's for a known NAME, else the first of question/prompt/problem/...
-``NAME=PATH:F1,F2``      the same with explicit text fields; each field is scored on its own and
-                         the instance score is their mean (as open-instruct does)
+``NAME=PATH:F1,F2``      the same with explicit question fields; each field is scored on its own
+                         and the instance score is their mean (as open-instruct does)
+``NAME=PATH:Q1|A1,A2``   question fields, then answer fields (a reference solution); either list
+                         may be empty (``:|answer``: the usual question fields, answer ``answer``;
+                         ``:question|``: no answer fields, even for a built-in)
+
+User turns are scanned against the question fields and assistant turns against the answer
+fields, each side scored on its own (``postmix.curate.decontam``). A built-in also names its
+``markup``: patterns of text that carries no content (GSM8K's ``<<48/2=24>>`` calculator
+annotations and ``#### 72`` answer line), removed from benchmark and training text alike.
 
 The Hub entries follow the evaluation sets open-instruct's decontamination script queries for
 Tulu 3 (dataset, config, split, fields); nothing is downloaded unless a name is used without a path.
@@ -16,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +61,11 @@ _MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermedia
                   "number_theory", "prealgebra", "precalculus")
 
 
+# GSM8K answers carry calculator annotations ("48/2 = <<48/2=24>>24") and end with "#### 72";
+# SFT data that copies a solution usually drops both, so neither is compared.
+GSM8K_MARKUP = (r"<<[^<>]*>>", r"####[^\n]*")
+
+
 @dataclass(frozen=True)
 class BuiltinBenchmark:
     """Where a named benchmark lives. ``configs``: Hub configs loaded and concatenated."""
@@ -62,20 +76,28 @@ class BuiltinBenchmark:
     configs: tuple[str | None, ...] = (None,)
     id_field: str | None = None
     path: str | None = None  # a file shipped with postmix instead of the Hub
+    answers: tuple[str, ...] = ()  # reference solutions, scanned against assistant turns
+    markup: tuple[str, ...] = ()  # patterns removed before comparing (NormaliseOptions.markup)
 
 
 BUILTIN_BENCHMARKS: dict[str, BuiltinBenchmark] = {
-    "gsm8k": BuiltinBenchmark("openai/gsm8k", "test", ("question",), ("main",)),
-    "gsm8k-sample": BuiltinBenchmark(None, "test", ("question",), path=SAMPLE_PATH),
-    "math": BuiltinBenchmark("EleutherAI/hendrycks_math", "test", ("problem",), _MATH_SUBJECTS),
+    "gsm8k": BuiltinBenchmark("openai/gsm8k", "test", ("question",), ("main",),
+                              answers=("answer",), markup=GSM8K_MARKUP),
+    "gsm8k-sample": BuiltinBenchmark(None, "test", ("question",), path=SAMPLE_PATH,
+                                     answers=("answer",), markup=GSM8K_MARKUP),
+    "math": BuiltinBenchmark("EleutherAI/hendrycks_math", "test", ("problem",), _MATH_SUBJECTS,
+                             answers=("solution",)),
     "math500": BuiltinBenchmark(
-        "HuggingFaceH4/MATH-500", "test", ("problem",), id_field="unique_id"
+        "HuggingFaceH4/MATH-500", "test", ("problem",), id_field="unique_id",
+        answers=("solution",),
     ),
     "humaneval": BuiltinBenchmark(
-        "openai/openai_humaneval", "test", ("prompt",), id_field="task_id"
+        "openai/openai_humaneval", "test", ("prompt",), id_field="task_id",
+        answers=("canonical_solution",),
     ),
     "mbpp": BuiltinBenchmark(
-        "google-research-datasets/mbpp", "test", ("text",), ("full",), id_field="task_id"
+        "google-research-datasets/mbpp", "test", ("text",), ("full",), id_field="task_id",
+        answers=("code",),
     ),
     "mmlu": BuiltinBenchmark("cais/mmlu", "test", ("question",), ("all",)),
     "mmlu-pro": BuiltinBenchmark(
@@ -87,16 +109,19 @@ BUILTIN_BENCHMARKS: dict[str, BuiltinBenchmark] = {
     ),
     "bbh": BuiltinBenchmark("lukaemon/bbh", "test", ("input",), _BBH_TASKS),
     "truthfulqa": BuiltinBenchmark(
-        "truthfulqa/truthful_qa", "validation", ("question",), ("generation",)
+        "truthfulqa/truthful_qa", "validation", ("question",), ("generation",),
+        answers=("best_answer",),
     ),
     "popqa": BuiltinBenchmark("akariasai/PopQA", "test", ("question",), id_field="id"),
     "gpqa": BuiltinBenchmark("Idavidrein/gpqa", "train", ("Question",), ("gpqa_extended",)),
-    "aime": BuiltinBenchmark("HuggingFaceH4/aime_2024", "train", ("problem",), id_field="id"),
+    "aime": BuiltinBenchmark("HuggingFaceH4/aime_2024", "train", ("problem",), id_field="id",
+                             answers=("solution",)),
     "drop": BuiltinBenchmark(
         "ucinlp/drop", "validation", ("passage", "question"), id_field="query_id"
     ),
     "bigcodebench": BuiltinBenchmark(
-        "bigcode/bigcodebench", "v0.1.2", ("instruct_prompt",), id_field="task_id"
+        "bigcode/bigcodebench", "v0.1.2", ("instruct_prompt",), id_field="task_id",
+        answers=("canonical_solution",),
     ),
 }
 
@@ -115,7 +140,16 @@ class BenchmarkSpec(BaseModel):
         None, description="Local file or hf:owner/name; None = the built-in entry for name."
     )
     fields: tuple[str, ...] = Field(
-        (), description="Text fields; empty = the built-in's, or guessed from the first row."
+        (), description="Question fields (scanned against user turns); empty = the built-in's, "
+        "or guessed from the first row."
+    )
+    answer_fields: tuple[str, ...] | None = Field(
+        None, description="Answer fields (reference solutions, scanned against assistant turns); "
+        "None = the built-in's (those the file has), else none."
+    )
+    markup: tuple[str, ...] | None = Field(
+        None, description="Patterns of text without content removed before comparing "
+        "(NormaliseOptions.markup); None = the built-in's, else none."
     )
     split: str | None = Field(
         None, description="Split of a Hub dataset (built-in default, else 'test')."
@@ -127,20 +161,30 @@ class BenchmarkSpec(BaseModel):
     )
 
     def label(self) -> str:
-        fields = f":{','.join(self.fields)}" if self.fields else ""
+        """The ``--benchmark`` text of this spec (``markup`` has no text form)."""
+        fields = ",".join(self.fields)
+        if self.answer_fields is not None:
+            fields += "|" + ",".join(self.answer_fields)
+        fields = f":{fields}" if fields else ""
         return f"{self.name}={self.path}{fields}" if self.path else self.name
 
 
 _NAME = re.compile(r"^[\w.\-]+$")
-_FIELDS = re.compile(r"^[\w\- ]+(,[\w\- ]+)*$")
+_FIELD_LIST = r"[\w\- ]+(,[\w\- ]+)*"
+_FIELDS = re.compile(rf"^(?=.)({_FIELD_LIST})?(\|({_FIELD_LIST})?)?$")
+
+
+def _field_names(text: str) -> tuple[str, ...]:
+    return tuple(f.strip() for f in text.split(",") if f.strip())
 
 
 def parse_benchmark_spec(text: str) -> BenchmarkSpec:
-    """``NAME``, ``NAME=PATH`` or ``NAME=PATH:FIELD1,FIELD2`` -> a spec.
+    """``NAME``, ``NAME=PATH``, ``NAME=PATH:Q1,Q2`` or ``NAME=PATH:Q1|A1`` -> a spec.
 
     The fields suffix is what follows the last ``:`` when it is a comma-separated list of plain
-    names (no ``/``, ``\\`` or ``.``), so ``hf:owner/name``, ``hf:name`` and ``pkg://...`` keep
-    their colon; a path that exists as written is never split.
+    names (no ``/``, ``\\`` or ``.``), optionally ``|`` and the answer fields, so
+    ``hf:owner/name``, ``hf:name`` and ``pkg://...`` keep their colon; a path that exists as
+    written is never split.
     """
     name, sep, rest = text.strip().partition("=")
     name = name.strip()
@@ -151,16 +195,18 @@ def parse_benchmark_spec(text: str) -> BenchmarkSpec:
         )
     if not sep:
         return BenchmarkSpec(name=name)
-    path, fields = rest, ()
+    path, fields, answers = rest, (), None
     head, colon, tail = rest.rpartition(":")
     # "hf:name" (a Hub set without an owner) is a path, not the path "hf" with field "name"
     if colon and head and head != "hf" and _FIELDS.match(tail) and not Path(rest).exists():
-        path, fields = head, tuple(f.strip() for f in tail.split(",") if f.strip())
+        questions, bar, answer_text = tail.partition("|")
+        path, fields = head, _field_names(questions)
+        answers = _field_names(answer_text) if bar else None
     if not path.strip() or (colon and not head):
         raise ConfigError(
             f"bad --benchmark {text!r}: give a file after '=', e.g. {name}=test.jsonl:question"
         )
-    return BenchmarkSpec(name=name, path=path, fields=fields)
+    return BenchmarkSpec(name=name, path=path, fields=fields, answer_fields=answers)
 
 
 def anchored(benchmarks: list[Any], base: str | Path) -> list[Any]:
@@ -243,19 +289,33 @@ def resolve_spec(spec: BenchmarkSpec) -> BenchmarkSpec:
         updates["split"] = builtin.split if builtin is not None else "test"
     if spec.id_field is None and builtin is not None:
         updates["id_field"] = builtin.id_field
+    if spec.answer_fields is None:
+        updates["answer_fields"] = builtin.answers if builtin is not None else ()
+    if spec.markup is None:
+        updates["markup"] = builtin.markup if builtin is not None else ()
     return spec.model_copy(update=updates)
 
 
 @dataclass
 class BenchmarkInstances:
-    """The text of a benchmark: ``texts[i][f]`` is instance ``i``'s field ``f``."""
+    """The text of a benchmark: ``texts[i][f]`` is instance ``i``'s question field ``f``,
+    ``answers[i][f]`` its answer field ``f`` ("" where the row has none)."""
 
     name: str
     source: str
     fields: tuple[str, ...]
     ids: list[str]
     texts: list[tuple[str, ...]]
-    skipped: int  # rows missing a text field (open-instruct skips them too)
+    skipped: int  # rows missing a question field (open-instruct skips them too)
+    answer_fields: tuple[str, ...] = ()
+    answers: list[tuple[str, ...]] = dc_field(default_factory=list)
+    markup: tuple[str, ...] = ()
+
+    def side(self, side: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """``(fields, texts)`` of the ``question`` or ``answer`` side."""
+        if side == "question":
+            return self.fields, self.texts
+        return self.answer_fields, self.answers
 
 
 def _hub_rows(spec: BenchmarkSpec, builtin: BuiltinBenchmark | None) -> Iterator[dict[str, Any]]:
@@ -290,9 +350,11 @@ def load_instances(spec: BenchmarkSpec) -> BenchmarkInstances:
     source = str(resolve_path(spec.path))
     rows = _hub_rows(spec, builtin) if source.startswith("hf:") else _file_rows(source)
     fields = spec.fields
+    answer_fields = spec.answer_fields or ()
     id_field = spec.id_field
     ids: list[str] = []
     texts: list[tuple[str, ...]] = []
+    answers: list[tuple[str, ...]] = []
     skipped = 0
     for position, row in enumerate(rows):
         if not fields:
@@ -312,15 +374,38 @@ def load_instances(spec: BenchmarkSpec) -> BenchmarkInstances:
                 )
             if id_field not in row:  # none given, or the built-in's is absent from a local copy
                 id_field = next((f for f in ID_FIELDS if f in row), None)
+            answer_fields = _present_answer_fields(spec, answer_fields, row, source)
         values = [row.get(f) for f in fields]
         if any(v is None for v in values):
             skipped += 1
             continue
         ids.append(str(row.get(id_field, position)) if id_field else str(position))
         texts.append(tuple(v if isinstance(v, str) else str(v) for v in values))
+        answers.append(tuple(_text(row.get(f)) for f in answer_fields))
     if not texts:
         raise ConfigError(
             f"benchmark {spec.name}: {source} holds no instances with fields "
             f"{', '.join(fields) or '?'}"
         )
-    return BenchmarkInstances(spec.name, source, tuple(fields), ids, texts, skipped)
+    return BenchmarkInstances(spec.name, source, tuple(fields), ids, texts, skipped,
+                              tuple(answer_fields), answers, tuple(spec.markup or ()))
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+def _present_answer_fields(spec: BenchmarkSpec, answer_fields: tuple[str, ...],
+                           row: dict[str, Any], source: str) -> tuple[str, ...]:
+    """Answer fields of the first row: a built-in's that a local copy lacks are dropped (the
+    answer side is then not scanned for it); one named explicitly must be there."""
+    missing = [f for f in answer_fields if f not in row]
+    if not missing:
+        return answer_fields
+    builtin = builtin_for(spec)
+    if builtin is not None and answer_fields == builtin.answers:
+        return tuple(f for f in answer_fields if f in row)
+    raise ConfigError(
+        f"benchmark {spec.name}: {source} has no answer field {missing[0]!r} (columns: "
+        f"{', '.join(map(str, row))}); name the fields: {spec.name}={spec.path}:QUESTION|ANSWER"
+    )

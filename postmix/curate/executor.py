@@ -58,6 +58,7 @@ class LocalExecutor:
             config,
             format=format,
             extra_inputs=extra,
+            sidecars=step.sidecars,
         )
 
 

@@ -220,13 +220,16 @@ def _hits(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, 
 @numba.njit(cache=True, nogil=True)
 def _instance_scores(n, segment_ids, positions, row_positions, segment_length, segment_instance,
                      instance_segments):  # pragma: no cover - compiled
-    """Per instance hit by the row: (instance, score, first row token, end row token)."""
+    """Per instance hit by the row: (instance, score, first row token, end row token, the
+    segment with the largest covered share)."""
     order = np.argsort(segment_ids * np.int64(1 << 32) + positions)
     k = order.shape[0]
     instances = np.empty(k, dtype=np.int64)
     scores = np.zeros(k, dtype=np.float64)
     span_start = np.empty(k, dtype=np.int64)
     span_end = np.empty(k, dtype=np.int64)
+    best_segment = np.empty(k, dtype=np.int64)
+    best_share = np.zeros(k, dtype=np.float64)
     found = -1
     i = 0
     while i < k:
@@ -248,18 +251,25 @@ def _instance_scores(n, segment_ids, positions, row_positions, segment_length, s
             hi_row = max(hi_row, r + width)
             j += 1
         inst = segment_instance[s]
+        share = min(covered, length) / length
         if found < 0 or instances[found] != inst:
             found += 1
             instances[found] = inst
             span_start[found] = lo_row
             span_end[found] = hi_row
+            best_segment[found] = s
+            best_share[found] = share
         else:
             span_start[found] = min(span_start[found], lo_row)
             span_end[found] = max(span_end[found], hi_row)
-        scores[found] += min(covered, length) / length / instance_segments[inst]
+            if share > best_share[found]:
+                best_segment[found] = s
+                best_share[found] = share
+        scores[found] += share / instance_segments[inst]
         i = j
     found += 1
-    return instances[:found], scores[:found], span_start[:found], span_end[:found]
+    return (instances[:found], scores[:found], span_start[:found], span_end[:found],
+            best_segment[:found])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -305,7 +315,7 @@ def _count_flagged(tokens, token_offsets, n, short_lengths, bitmap, shift, keys,
         if _hits(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
                  segment_length, False, empty, empty, empty) == 0:
             continue  # the common case: no gram of this row is in any benchmark
-        inst, scores, _, _ = _row_scores(tokens, first, m, n, short_lengths, bitmap, shift, keys,
+        inst, scores, _, _, _ = _row_scores(tokens, first, m, n, short_lengths, bitmap, shift, keys,
                                          key_segment, key_position, segment_length,
                                          segment_instance, instance_segments)
         c = 0
@@ -319,14 +329,15 @@ def _count_flagged(tokens, token_offsets, n, short_lengths, bitmap, shift, keys,
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _flagged_pairs(tokens, token_offsets, rows, pair_offsets, n, short_lengths, bitmap, shift, keys,
                    key_segment, key_position, segment_length, segment_instance, instance_segments,
-                   threshold, out_instance, out_score, out_start, out_end):  # pragma: no cover
+                   threshold, out_instance, out_score, out_start, out_end,
+                   out_segment):  # pragma: no cover
     for q in numba.prange(rows.shape[0]):
         i = rows[q]
         first = token_offsets[i]
         m = token_offsets[i + 1] - first
-        inst, scores, starts, ends = _row_scores(tokens, first, m, n, short_lengths, bitmap, shift,
-                                                 keys, key_segment, key_position, segment_length,
-                                                 segment_instance, instance_segments)
+        inst, scores, starts, ends, segments = _row_scores(
+            tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
+            segment_length, segment_instance, instance_segments)
         k = pair_offsets[q]
         for j in range(inst.shape[0]):
             if scores[j] >= threshold:
@@ -334,6 +345,7 @@ def _flagged_pairs(tokens, token_offsets, rows, pair_offsets, n, short_lengths, 
                 out_score[k] = scores[j]
                 out_start[k] = starts[j]
                 out_end[k] = ends[j]
+                out_segment[k] = segments[j]
                 k += 1
 
 
@@ -341,13 +353,14 @@ def _flagged_pairs(tokens, token_offsets, rows, pair_offsets, n, short_lengths, 
 class Matches:
     """Every (row, instance) pair of a batch whose score reached the threshold, row-major; within
     a row, instances in increasing order. ``start``/``end`` are the row's token positions spanning
-    the shared grams."""
+    the shared grams; ``segment`` the instance's segment with the largest covered share."""
 
     row: np.ndarray
     instance: np.ndarray
     score: np.ndarray
     start: np.ndarray
     end: np.ndarray
+    segment: np.ndarray
 
 
 def scan(
@@ -375,7 +388,8 @@ def scan(
     score = np.empty(total, dtype=np.float64)
     start = np.empty(total, dtype=np.int64)
     end = np.empty(total, dtype=np.int64)
+    segment = np.empty(total, dtype=np.int64)
     if len(rows):
         _flagged_pairs(tokens, token_offsets, rows, pair_offsets, *args, float(threshold),
-                       instance, score, start, end)
-    return Matches(np.repeat(rows, per_row[rows]), instance, score, start, end)
+                       instance, score, start, end, segment)
+    return Matches(np.repeat(rows, per_row[rows]), instance, score, start, end, segment)

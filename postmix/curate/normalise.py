@@ -3,12 +3,19 @@ only in Unicode form, case, punctuation or spacing should compare equal.
 
 ``normalise_text`` is the definition. ``normalise_texts`` gives the same result for a whole batch
 fast: NFKC and lowercasing of non-ASCII rows use Python's own Unicode database (ASCII rows need
-neither), and a compiled kernel maps punctuation and whitespace of every row through tables built
-from that same database; a property test checks the two paths agree.
+neither), markup patterns are removed with Arrow's RE2 kernel, and a compiled kernel maps
+punctuation and whitespace of every row through tables built from that same database; a property
+test checks the two paths agree.
+
+``markup`` lists patterns of text that carries no content (GSM8K's ``<<48/2=24>>`` calculator
+annotations, its ``#### 72`` answer line): they are removed after NFKC and before everything
+else, case-insensitively, until none is left, so a copy with the markup stripped and the
+original normalise to the same words.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 from functools import lru_cache
@@ -17,7 +24,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class NormaliseOptions(BaseModel):
@@ -35,6 +42,36 @@ class NormaliseOptions(BaseModel):
         description="Replace Unicode punctuation and symbols (categories P*, S*) by spaces, so "
         "'Hello, world!' and 'hello world' match.",
     )
+    markup: tuple[str, ...] = Field(
+        (),
+        description="Regular expressions (RE2 syntax, matched case-insensitively after NFKC) of "
+        "markup that carries no content, removed until none is left, e.g. GSM8K's calculator "
+        "annotations '<<[^<>]*>>'. A pattern may not match the empty string.",
+    )
+
+    @field_validator("markup")
+    @classmethod
+    def _patterns_remove_something(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"markup pattern {pattern!r} is not a regular expression: {exc}"
+                ) from None
+            if compiled.fullmatch(""):  # removal would never finish
+                raise ValueError(f"markup pattern {pattern!r} matches the empty string")
+            try:  # the batch path runs RE2, which lacks look-arounds and back-references
+                pc.match_substring_regex(pa.array([""]), pattern)
+            except pa.ArrowInvalid as exc:
+                raise ValueError(f"markup pattern {pattern!r} is not RE2 syntax: {exc}") from None
+        return tuple(dict.fromkeys(value))
+
+    def markup_pattern(self) -> str | None:
+        """The markup patterns as one case-insensitive alternation (None: no markup)."""
+        if not self.markup:
+            return None
+        return "(?i)" + "|".join(f"(?:{p})" for p in self.markup)
 
 
 @lru_cache(maxsize=1)
@@ -52,11 +89,39 @@ def normalise_text(text: str, options: NormaliseOptions | None = None) -> str:
     options = options or NormaliseOptions()
     if options.nfkc:
         text = unicodedata.normalize("NFKC", text)
+    if options.markup:
+        text = _remove_markup(text, options.markup_pattern())
     if options.lowercase:
         text = text.lower()
     if options.strip_punctuation:
         text = text.translate(_punctuation_table())
     return " ".join(text.split())
+
+
+@lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _remove_markup(text: str, pattern: str) -> str:
+    compiled = _compiled(pattern)
+    while True:  # removing one match can join the pieces of another ("<<<<a>>>>")
+        text, removed = compiled.subn("", text)
+        if not removed:
+            return text
+
+
+def _remove_markup_batch(array: pa.Array, pattern: str) -> pa.Array:
+    """``_remove_markup`` of every row: only rows that contain markup are rewritten."""
+    todo = np.flatnonzero(pc.match_substring_regex(array, pattern).to_numpy(zero_copy_only=False))
+    while len(todo):
+        fixed = pc.replace_substring_regex(array.take(todo), pattern, "")
+        mask = np.zeros(len(array), dtype=bool)
+        mask[todo] = True
+        array = pc.replace_with_mask(array, pa.array(mask), fixed)
+        again = pc.match_substring_regex(fixed, pattern).to_numpy(zero_copy_only=False)
+        todo = todo[again]
+    return array
 
 
 # Bytes Python's str.split() treats as whitespace among ASCII (note \x1c-\x1f).
@@ -135,7 +200,8 @@ def _fold(data, offsets, lowercase, strip_punct, is_space, is_punct):  # pragma:
 
 
 def _unicode_prefix(text: str, options: NormaliseOptions) -> str:
-    """The steps of ``normalise_text`` that need Python's Unicode database."""
+    """The steps of ``normalise_text`` that need Python's Unicode database (markup is removed
+    from the whole batch afterwards: case-insensitive patterns see the same matches)."""
     if options.nfkc:
         text = unicodedata.normalize("NFKC", text)
     return text.lower() if options.lowercase else text
@@ -178,6 +244,8 @@ def normalise_texts(
         mask = np.zeros(len(array), dtype=bool)
         mask[non_ascii] = True
         array = pc.replace_with_mask(array, pa.array(mask), pa.array(fixed, pa.large_string()))
+    if options.markup:
+        array = _remove_markup_batch(array, options.markup_pattern())
     data, offsets = string_buffers(array)
     offsets = offsets - offsets[0]
     data = data[: offsets[-1]] if len(offsets) else data

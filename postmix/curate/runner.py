@@ -36,7 +36,7 @@ from postmix.io.dataset import (
     stale_partials,
     write_table,
 )
-from postmix.io.write import RowWriter, rejects_path, report_path
+from postmix.io.write import RowWriter, rejects_path, report_path, sidecar_path
 from postmix.pausepoints import pause
 from postmix.schemas import StepReport
 
@@ -58,6 +58,10 @@ class Verdicts:
     reasons: Sequence[str | None]
     details: Sequence[str]
     stats: dict[str, Any] = field(default_factory=dict)
+    # a result beside the verdicts (decontam's contamination matrix) with ``files() -> {name:
+    # text}``: a file stage writes each as ``<stem>.<name>`` (names declared by the step, so
+    # they are claimed before any work), a mix build gathers them
+    sidecar: Any = None
 
     def __post_init__(self) -> None:
         if len(self.reasons) != len(self.details):
@@ -177,10 +181,13 @@ def run_stage(
     *,
     format: str | None = None,
     extra_inputs: Sequence[str] = (),
+    sidecars: Sequence[str] = (),
 ) -> StageOutput:
-    """Load ``source``, let ``decide`` judge each row, write kept rows, rejects and the report.
-    The outputs are claimed first: none may be an input, and no other run may be writing them."""
-    outputs = [Path(output), rejects_path(output), report_path(output)]
+    """Load ``source``, let ``decide`` judge each row, write kept rows, rejects, the step's
+    ``sidecars`` (``Verdicts.sidecar`` files) and the report. The outputs are claimed first: none
+    may be an input, and no other run may be writing them."""
+    outputs = [Path(output), rejects_path(output), report_path(output),
+               *(sidecar_path(output, name) for name in sidecars)]
     check_own_report(output, report_path(output))
     with claim_outputs(outputs, inputs=[source, *extra_inputs]):
         for stale in stale_partials(output):  # a killed run's; ours now that we hold the lock
@@ -196,6 +203,7 @@ def run_stage(
                 format=format,
                 extra_inputs=extra_inputs,
                 published=published,
+                sidecars=sidecars,
             )
         except BaseException:  # a full disk, an interrupt: no output without its rejects and report
             for path in published:
@@ -215,6 +223,7 @@ def _run_stage(
     format: str | None,
     extra_inputs: Sequence[str],
     published: list[Path],
+    sidecars: Sequence[str] = (),
 ) -> StageOutput:
     """The output is renamed into place last, after its rejects and report: killed at any point,
     the output is either absent or complete with both beside it."""
@@ -243,6 +252,7 @@ def _run_stage(
         ):
             writer.write(row)
     published.append(rejects_path(output))
+    written = write_sidecars(verdicts, output, sidecars, published)
     pause("stage:rejects_written")
     config_dump = (
         config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config or {})
@@ -259,13 +269,35 @@ def _run_stage(
             "write": round(time.perf_counter() - decided, 3),
         },
         inputs=[str(source), *extra_inputs],
-        outputs={"data": str(output), "rejects": str(rejects_path(output))},
+        outputs={"data": str(output), "rejects": str(rejects_path(output)), **written},
         details={"kind": kind, **verdicts.stats},
     )
     published.append(report.write(report_path(output)))
     pause("stage:report_written")
     replace_output(Path(output), staged)  # a file, or an earlier Ray run's shard folder
     return StageOutput(kept=kept, report=report, output=Path(output), rejects=rejects_path(output))
+
+
+def write_sidecars(verdicts: Verdicts, output: str | Path, names: Sequence[str],
+                   published: list[Path] | None = None) -> dict[str, str]:
+    """Write the files of ``verdicts.sidecar`` beside ``output`` (each atomically); returns
+    name -> path for the report's ``outputs``. Every declared name must be written, and only
+    those: they were claimed before the run."""
+    if not names:
+        return {}
+    files = verdicts.sidecar.files() if verdicts.sidecar is not None else {}
+    if set(files) != set(names):
+        raise RuntimeError(f"step wrote sidecar files {sorted(files)}, declared {sorted(names)}")
+    written = {}
+    for name in names:
+        path = sidecar_path(output, name)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(files[name], encoding="utf-8")
+        partial.replace(path)
+        if published is not None:
+            published.append(path)
+        written[name] = str(path)
+    return written
 
 
 @dataclass
@@ -278,6 +310,7 @@ class StepOutcome:
     kept_indices: np.ndarray | None  # rows of the input that were kept; None = all of them
     rejected_indices: np.ndarray  # rows of the input that were removed, ascending
     rejected_reasons: list[str]  # reason of each removed row, aligned with rejected_indices
+    sidecar: Any = None  # Verdicts.sidecar of the step (a contamination matrix), or None
 
 
 def apply_step(step: Step, executor: Executor, ds: datasets.Dataset, config: Any, kind: str, *,
@@ -316,6 +349,7 @@ def apply_step(step: Step, executor: Executor, ds: datasets.Dataset, config: Any
         kept_indices=kept_idx if len(rejected_idx) else None,
         rejected_indices=rejected_idx,
         rejected_reasons=[str(verdicts.reasons[i]) for i in rejected_idx.tolist()],
+        sidecar=verdicts.sidecar,
     )
 
 

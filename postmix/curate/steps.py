@@ -61,6 +61,7 @@ class Step:
     files: str | None = (
         None  # "module:function(config dict, base) -> [Path]": files the config names
     )
+    sidecars: tuple[str, ...] = ()  # files written beside a file stage's output (Verdicts.sidecar)
 
     def config_class(self) -> type[BaseModel]:
         return named(self.config, what=f"step {self.name!r}")
@@ -127,6 +128,7 @@ STEPS: dict[str, Step] = {
             prepare="postmix.curate.decontam:prepare_index",
             anchor="postmix.curate.benchmarks:anchor_config",
             files="postmix.curate.benchmarks:config_files",
+            sidecars=("contamination.tsv", "contamination.json"),
         ),
     )
 }

@@ -65,6 +65,13 @@ def report_path(output: str | Path) -> Path:
     return output.with_name(_stem(output) + ".report.json")
 
 
+def sidecar_path(output: str | Path, name: str) -> Path:
+    """``data/clean.jsonl``, ``contamination.tsv`` -> ``data/clean.contamination.tsv``: a file a
+    step writes beside its output, rejects and report."""
+    output = Path(output)
+    return output.with_name(_stem(output) + "." + name)
+
+
 def dumps_row(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str)
 

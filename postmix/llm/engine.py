@@ -14,6 +14,10 @@ last error. Only a run-wide problem (a rejected API key) raises ``EndpointError`
 is free (a slow answer holds back no other; finished ones wait in a bounded reorder buffer), so
 a stage writes its output incrementally and deterministically; ``run_requests`` is the
 synchronous wrapper.
+
+``Engine.embed(texts)`` asks an ``/v1/embeddings`` endpoint (vLLM serves them) for a batch of
+vectors through the same machinery: per-text cache entries, the same endpoint choice, budgets,
+retries and health, and the same ledger; ``embed_many`` sends a long list batch by batch.
 """
 
 from __future__ import annotations
@@ -40,13 +44,15 @@ from postmix.llm.ratelimit import RateLimiter
 from postmix.llm.request import (
     ChatRequest,
     ChatResult,
+    EmbeddingResult,
     Usage,
+    embedding_key,
     request_key,
     schema_dict,
     schema_name,
 )
 from postmix.llm.structured import parse_structured
-from postmix.llm.transport import RawReply, TransportError
+from postmix.llm.transport import RawEmbeddings, RawReply, TransportError
 from postmix.progress import progress_bar
 
 log = logging.getLogger("postmix.llm")
@@ -211,6 +217,56 @@ class Engine:
                           attempts=attempts, parse_failures=parse_failures, key=key,
                           request=request, sampling=sampling, finish_reason=reply.finish_reason)
 
+    async def embed(self, texts: list[str], *, model: str | None = None) -> EmbeddingResult:
+        """Vectors of ``texts`` in order: cached ones from the cache, the rest in one request."""
+        model = model or self.pool.models[0]
+        if model not in self._slots:
+            raise ConfigError(f"no endpoint serves model {model!r}; the pool has: "
+                              f"{', '.join(self.pool.models)}")
+        vectors: list[list[float] | None] = [None] * len(texts)
+        keys = [embedding_key(model, text) for text in texts]
+        if self.cache is not None:
+            for i, key in enumerate(keys):
+                hit = self.cache.get(key)
+                if hit is not None:
+                    vectors[i] = hit["embedding"]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        cached = len(texts) - len(missing)
+        self.ledger.cached += cached
+        if not missing:
+            return EmbeddingResult(True, vectors=vectors, model=model, cached=cached)
+        body = {"model": model, "input": [texts[i] for i in missing]}
+        try:
+            reply, _, attempts = await self._send(model, body, method="embed")
+        except _Failure as failure:
+            self.ledger.failed[failure.kind] += 1
+            return EmbeddingResult(False, error=str(failure), error_kind=failure.kind,
+                                   model=model, attempts=failure.attempts, cached=cached)
+        for i, vector in zip(missing, reply.vectors, strict=True):
+            vectors[i] = vector
+            if self.cache is not None:
+                self.cache.put(keys[i], model, {"embedding": vector})
+        return EmbeddingResult(True, vectors=vectors, model=model, attempts=attempts,
+                               cached=cached, usage=Usage.from_dict(reply.usage))
+
+    async def embed_many(self, texts: list[str], *, model: str | None = None,
+                         batch_size: int = 64) -> tuple[list[list[float] | None], list[str]]:
+        """``(vectors, errors)``: every text's vector in order (None where its batch failed after
+        the retries) and the failed batches' errors; batches go out concurrently, within the
+        endpoints' concurrency."""
+        vectors: list[list[float] | None] = [None] * len(texts)
+        errors: list[str] = []
+
+        async def one(start: int) -> None:
+            result = await self.embed(texts[start : start + batch_size], model=model)
+            if result.ok:
+                vectors[start : start + batch_size] = result.vectors
+            else:
+                errors.append(f"{result.error_kind}: {result.error}")
+
+        await asyncio.gather(*(one(s) for s in range(0, len(texts), batch_size)))
+        return vectors, errors
+
     def _from_cache(self, hit: dict[str, Any], request: ChatRequest, model: str, key: str,
                     sampling: dict[str, Any]) -> ChatResult | None:
         parsed = None
@@ -256,8 +312,10 @@ class Engine:
         else:
             slot.health.answered_with_error()
 
-    async def _send(self, model: str, body: dict[str, Any]) -> tuple[RawReply, str, int]:
-        """One answer within ``max_attempts`` HTTP attempts: (reply, endpoint name, attempts)."""
+    async def _send(self, model: str, body: dict[str, Any], *, method: str = "send"
+                    ) -> tuple[Any, str, int]:
+        """One answer within ``max_attempts`` HTTP attempts: (reply, endpoint name, attempts).
+        ``method``: the transport's ``send`` (a chat completion) or ``embed``."""
         last: TransportError | None = None
         slot = None
         avoid: set[str] = set()  # endpoints this request failed on with a dead-server error
@@ -278,7 +336,7 @@ class Engine:
                     if slot.tpm is not None:
                         await slot.tpm.acquire(_token_estimate(body))
                     self.ledger.attempt(name)
-                    reply = await slot.transport.send(body)
+                    reply = await _call(slot.transport, method, body)
             except _Reroute:
                 continue
             except TransportError as exc:
@@ -398,7 +456,17 @@ def _without_max_tokens(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in ("max_tokens", "max_completion_tokens")}
 
 
+async def _call(transport: Any, method: str, body: dict[str, Any]) -> RawReply | RawEmbeddings:
+    call = getattr(transport, method, None)
+    if call is None:  # an offline backend (vLLM in process) serves chat only
+        raise EndpointError(f"backend {type(transport).__name__} does not serve {method} "
+                            "requests: use an http or openai endpoint")
+    return await call(body)
+
+
 def _token_estimate(body: dict[str, Any]) -> float:
+    if "input" in body:  # embeddings: no completion
+        return sum(len(t) for t in body["input"]) / 4
     chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", ()))
     return chars / 4 + float(body.get("max_tokens") or body.get("max_completion_tokens")
                              or DEFAULT_MAX_TOKENS_ESTIMATE)

@@ -86,3 +86,23 @@ class ChatResult:
     key: str = ""
     sampling: dict[str, Any] = field(default_factory=dict)  # as sent: endpoint defaults + request
     request: ChatRequest | None = None
+
+
+def embedding_key(model: str, text: str) -> str:
+    """Cache key of one text's embedding (texts are cached one by one, so a batch cut another way
+    on a re-run still finds them)."""
+    return request_key(model, [{"role": "embedding", "content": text}], {}, None, "embeddings")
+
+
+@dataclass
+class EmbeddingResult:
+    """Vectors for a batch of texts, in order, or why there are none."""
+
+    ok: bool
+    vectors: list[list[float]] | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    model: str | None = None
+    attempts: int = 0
+    cached: int = 0  # texts answered from the cache
+    usage: Usage = field(default_factory=Usage)

@@ -47,6 +47,12 @@ class RawReply:
     usage: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class RawEmbeddings:
+    vectors: list[list[float]]
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
 def parse_retry_after(headers: Any) -> float | None:
     """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
     value = headers.get("retry-after-ms")
@@ -108,13 +114,34 @@ def reply_from_json(data: Any) -> RawReply:
     return RawReply(str(content), choices[0].get("finish_reason"), data.get("usage") or {})
 
 
+def embeddings_from_bytes(raw: bytes, expected: int) -> RawEmbeddings:
+    """An embeddings reply (``data[i].embedding``, ordered by ``index``), or ``bad_response``."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise TransportError("bad_response", f"reply is not JSON: {_short(raw, 80)}") from None
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list) or len(items) != expected:
+        raise TransportError("bad_response", f"reply has no {expected} embeddings")
+    try:
+        items = sorted(items, key=lambda item: int(item.get("index", 0)))
+        vectors = [[float(x) for x in item["embedding"]] for item in items]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise TransportError("bad_response", "reply has a malformed embedding") from None
+    if len({len(v) for v in vectors}) > 1 or any(not v for v in vectors):
+        raise TransportError("bad_response", "reply's embeddings differ in size")
+    return RawEmbeddings(vectors, data.get("usage") or {})
+
+
 class HttpTransport:
-    """POST /chat/completions over a pooled aiohttp session (opened inside the running loop)."""
+    """POST /chat/completions (and /embeddings) over a pooled aiohttp session (opened inside the
+    running loop)."""
 
     def __init__(self, endpoint: EndpointConfig):
         self.endpoint = endpoint
         parts = urlsplit(endpoint.base_url)
-        self._url = redact_url(endpoint.base_url).rstrip("/") + "/chat/completions"
+        self._root = redact_url(endpoint.base_url).rstrip("/")
+        self._url = self._root + "/chat/completions"
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = endpoint.api_key()
         self._auth = None
@@ -138,13 +165,21 @@ class HttpTransport:
         return self._session
 
     async def send(self, body: dict[str, Any]) -> RawReply:
+        return reply_from_bytes(await self._post(self._url, body))
+
+    async def embed(self, body: dict[str, Any]) -> RawEmbeddings:
+        """POST /embeddings (``body["input"]``: a list of texts)."""
+        raw = await self._post(self._root + "/embeddings", body)
+        return embeddings_from_bytes(raw, len(body["input"]))
+
+    async def _post(self, url: str, body: dict[str, Any]) -> bytes:
         import aiohttp
 
         session = self._session or self._open()
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         timeout = aiohttp.ClientTimeout(total=self.endpoint.timeout)
         try:
-            async with session.post(self._url, data=payload, timeout=timeout) as response:
+            async with session.post(url, data=payload, timeout=timeout) as response:
                 raw = await response.read()
                 status = response.status
                 retry_after = parse_retry_after(response.headers) if status >= 400 else None
@@ -155,7 +190,7 @@ class HttpTransport:
                                  f"{type(exc).__name__}: {_short(str(exc))}") from None
         if status >= 400:
             raise status_error(status, raw, retry_after)
-        return reply_from_bytes(raw)
+        return raw
 
     async def close(self) -> None:
         if self._session is not None:
@@ -204,6 +239,24 @@ class OpenAITransport:
             raise status_error(exc.status_code, exc.response.content,
                                parse_retry_after(exc.response.headers)) from None
         return reply_from_bytes(raw)
+
+    async def embed(self, body: dict[str, Any]) -> RawEmbeddings:
+        import openai
+
+        client = self._client or self._open()
+        try:
+            response = await client.embeddings.with_raw_response.create(
+                model=body["model"], input=body["input"], encoding_format="float")
+            raw = response.http_response.content
+        except openai.APITimeoutError:
+            raise TransportError("timeout", f"no reply within {self.endpoint.timeout}s") from None
+        except openai.APIConnectionError as exc:
+            raise TransportError("connection",
+                                 f"{type(exc).__name__}: {_short(str(exc))}") from None
+        except openai.APIStatusError as exc:
+            raise status_error(exc.status_code, exc.response.content,
+                               parse_retry_after(exc.response.headers)) from None
+        return embeddings_from_bytes(raw, len(body["input"]))
 
     async def close(self) -> None:
         if self._client is not None:

@@ -35,6 +35,7 @@ import xxhash
 import yaml
 
 from postmix import __version__
+from postmix.curate.contamination import ContaminationMatrix
 from postmix.curate.executor import Executor, make_executor
 from postmix.curate.runner import REJECT_SCHEMA, apply_step, reject_table
 from postmix.curate.steps import get_step
@@ -76,6 +77,7 @@ class _Source:
     table: pa.Table
     reports: list[StepReport] = field(default_factory=list)
     attributes: dict[str, Any] | None = None  # the sidecar read for `where:`, as the manifest says
+    matrices: list[ContaminationMatrix] = field(default_factory=list)  # of its decontam steps
 
 
 def in_memory_dataset(table: pa.Table) -> datasets.Dataset:
@@ -143,6 +145,8 @@ def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[
         loaded.table = dataset_table(result.kept)
         loaded.reports.append(result.report)
         rejects.append(result.rejects)
+        if isinstance(result.sidecar, ContaminationMatrix):
+            loaded.matrices.append(result.sidecar)
     return loaded
 
 
@@ -178,7 +182,8 @@ def _join_attributes(table: pa.Table, location: str,
 
 
 def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Table],
-                      executor: Executor) -> list[StepReport]:
+                      executor: Executor, matrices: list[ContaminationMatrix]
+                      ) -> list[StepReport]:
     """Steps over all sources at once; each source gets a report of its own share of every step."""
     if not spec.global_steps:
         return []
@@ -191,6 +196,8 @@ def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Ta
         result = apply_step(step, executor, in_memory_dataset(combined), config, spec.kind,
                             source="*", label=f"global:{step.name}")
         reports.append(result.report)
+        if isinstance(result.sidecar, ContaminationMatrix):
+            matrices.append(result.sidecar)
         rejected_owner = owner[result.rejected_indices]
         names = np.array([s.name for s in sources], dtype=object)[rejected_owner]
         column = result.rejects.schema.get_field_index("source")  # each reject's own mix source
@@ -406,7 +413,8 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
             for position in range(len(spec_obj.sources)):
                 sources.append(_load_source(spec_obj, position, base_dir, rejects, executor))
                 bar.advance(1)
-        global_reports = _run_global_steps(spec_obj, sources, rejects, executor)
+        matrices: list[ContaminationMatrix] = []  # of the global decontam steps
+        global_reports = _run_global_steps(spec_obj, sources, rejects, executor, matrices)
         counter = token_counter(tokenizer_name) if tokenizer_name else None
         token_stats: dict[str, int] = {"cached": 0, "computed": 0}
         tables, copies, takes = _apply_take(spec_obj, sources, counter, token_stats)
@@ -434,6 +442,8 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
             }
         )
         write_shard(provenance, staged / "provenance.parquet")
+        matrices = [m for source in sources for m in source.matrices] + matrices
+        contamination = ContaminationMatrix.merged(matrices).write(staged) if matrices else None
         reject_rows = pa.concat_tables(rejects) if rejects else REJECT_SCHEMA.empty_table()
         pq.write_table(reject_rows, staged / "rejects.parquet", compression="zstd")
         spec_dict = spec_to_dict(spec_obj)
@@ -468,6 +478,7 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
             "shards": shards, "provenance": "provenance.parquet",
             "rejects": {"file": "rejects.parquet", "rows": reject_rows.num_rows,
                         "by_step_and_reason": _reject_counts(reject_rows)},
+            "contamination": contamination,
             "build_seconds": None,
         }
         pause("mix:before_publish")

@@ -1,11 +1,13 @@
 """``mix report name@N --html FILE``: one self-contained HTML page (charts as base64 PNG) with the
-composition of the mix, length histograms per source, and what each step removed."""
+composition of the mix, length histograms per source, what each step removed, and the
+contamination matrix of its decontam steps (training source x benchmark, per side)."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,21 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _contamination(mix: ResolvedMix) -> str:
+    """The version's contamination matrix as a table, or why there is none."""
+    entry = mix.manifest.get("contamination")
+    if not entry:
+        return "<p>no decontam step in this build</p>"
+    matrix = json.loads((mix.path / entry["json"]).read_text(encoding="utf-8"))
+    sizes = ", ".join(f"{b['name']} ({b['instances']:,} instances)" for b in matrix["benchmarks"])
+    rows = [[c["source"], c["benchmark"], c["side"], f"{c['rows_flagged']:,}",
+             f"{c['instances_hit']:,} / {c['benchmark_instances']:,}", f"{c['share']:.2%}"]
+            for c in matrix["cells"]]
+    table = _table(["training source", "benchmark", "side", "rows flagged", "instances hit",
+                    "share of benchmark"], rows)
+    return f"<p>Benchmarks: {html.escape(sizes)}.</p>\n{table}"
+
+
 def write_report(ref: str, output: str | Path, *, home: str | Path | None = None) -> Path:
     import matplotlib
 
@@ -136,6 +153,8 @@ seed {manifest.get("seed")}, parent {html.escape(str(manifest.get("parent")))}.<
 <img alt="length histograms" src="data:image/png;base64,{_histograms(mix, owner, names)}">
 <h2>Steps</h2>
 {_table(["source", "step", "in", "out", "removed"], steps)}
+<h2>Contamination</h2>
+{_contamination(mix)}
 <h2>Training runs</h2>
 {_table(["run", "method", "model", "output"], run_rows) if run_rows else "<p>none recorded</p>"}
 </body></html>

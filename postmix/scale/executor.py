@@ -35,12 +35,19 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel
 
-from postmix.curate.runner import StageOutput, Verdicts, call_decider, reject_rows, source_lines
+from postmix.curate.runner import (
+    StageOutput,
+    Verdicts,
+    call_decider,
+    reject_rows,
+    source_lines,
+    write_sidecars,
+)
 from postmix.curate.steps import Step
 from postmix.errors import ConfigError
 from postmix.io.claims import check_own_report, check_replaceable, claim_outputs
 from postmix.io.dataset import load_records, replace_output, write_table
-from postmix.io.write import RowWriter, output_type, rejects_path, report_path
+from postmix.io.write import RowWriter, output_type, rejects_path, report_path, sidecar_path
 from postmix.scale.ray_session import (
     ROW,
     RayConfig,
@@ -107,7 +114,9 @@ class RayExecutor:
         output_type(output)  # a bad suffix, or a folder that is not ours, fails before any work
         check_replaceable(output)
         check_own_report(output, report_path(output))
-        with claim_outputs([output, rejects_path(output), report_path(output)], inputs=[source]):
+        outputs = [output, rejects_path(output), report_path(output),
+                   *(sidecar_path(output, name) for name in step.sidecars)]
+        with claim_outputs(outputs, inputs=[source]):
             return self._run_file(step, source, output, config, format, prepared)
 
     def _run_file(self, step: Step, source: str | Path, output: Path, config: BaseModel,
@@ -135,6 +144,7 @@ class RayExecutor:
             decided = time.perf_counter()
             removed = removed_rows(verdicts)
             written = write_shards(rows, removed, output, lines, load_rejects, step.name)
+        sidecars = write_sidecars(verdicts, output, step.sidecars)
         rejected = Counter(removed.column("reason").to_pylist())  # verdicts.counts(), sparse
         for reject in load_rejects:
             rejected[reject.reason] = rejected.get(reject.reason, 0) + 1
@@ -154,7 +164,7 @@ class RayExecutor:
                 "write": round(time.perf_counter() - decided, 3),
             },
             inputs=[str(source)],
-            outputs={"data": str(output), "rejects": str(rejects_path(output))},
+            outputs={"data": str(output), "rejects": str(rejects_path(output)), **sidecars},
             details={"kind": rows.kind, **verdicts.stats},
         )
         report.write(report_path(output))

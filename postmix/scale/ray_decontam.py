@@ -21,6 +21,7 @@ from postmix.curate.decontam import (
     verdicts_of_scan,
 )
 from postmix.curate.runner import Verdicts
+from postmix.errors import ConfigError
 from postmix.scale.ray_session import ROW, RayConfig, collect_table, ray_pipeline, sparse_verdicts
 
 
@@ -33,6 +34,9 @@ def decontaminate_ray(ds: Any, config: DecontamConfig, *, kind: str | None = Non
                       source: str | Path | None = None) -> Verdicts:
     """``postmix.curate.decontam.decontaminate`` on Ray Data: same arguments, same ``Verdicts``
     (``ds`` and ``source`` as ``PipelineSettings.rows`` takes them)."""
+    if config.paraphrase is not None:
+        raise ConfigError("decontam: the paraphrase pass runs on the local engine only: drop "
+                          "the Ray engine for this step, or the paraphrase setting")
     kind, index, timings = prepare(ds, config, kind, index)
     if len(ds) == 0:  # a datasets.Dataset: RayRows read by the workers are never empty
         return decontaminate(ds, config, kind=kind, index=index)
@@ -46,7 +50,9 @@ def decontaminate_ray(ds: Any, config: DecontamConfig, *, kind: str | None = Non
         )
         got = collect_table(found) or SCAN_SCHEMA.empty_table()
     timings["scan"] = time.perf_counter() - started
-    removed, reasons, details, stats = verdicts_of_scan(got, index, config)
+    removed, reasons, details, stats, matrix = verdicts_of_scan(got, index, config, kind)
     stats["timings"] = {k: round(v, 3) for k, v in timings.items()}
     stats["engine"] = run.engine(rows)
-    return sparse_verdicts(rows.n, removed, reasons, details, stats)
+    verdicts = sparse_verdicts(rows.n, removed, reasons, details, stats)
+    verdicts.sidecar = matrix
+    return verdicts

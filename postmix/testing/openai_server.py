@@ -1,5 +1,9 @@
 """A real HTTP server that speaks enough of the OpenAI chat API to test clients offline.
 
+``/v1/embeddings`` answers with deterministic vectors (``hashed_embedding``: a hashed bag of
+words, L2-normalised), so texts sharing most of their words - paraphrases - are close in cosine
+and unrelated texts are near orthogonal, as with a real embedding model.
+
 It listens on 127.0.0.1 (an ephemeral port by default) with aiohttp on its own event loop in a
 daemon thread, so synchronous tests, ``AsyncOpenAI`` clients and benchmarks with 1000+ concurrent
 connections can all talk to it over real sockets. Answers come from a scriptable ``responder``;
@@ -17,11 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import json
 import logging
 import math
 import random
+import re
 import socket
 import threading
 import time
@@ -143,6 +149,24 @@ def request_latency(body: dict, median: float, sigma: float, seed: int = 0) -> f
     canonical = json.dumps([body.get("messages"), body.get("seed")], sort_keys=True,
                            ensure_ascii=False, default=str)
     return random.Random(f"{seed}:{canonical}").lognormvariate(math.log(median), sigma)
+
+
+EMBEDDING_DIM = 256
+_WORD = re.compile(r"\w+")
+
+
+def hashed_embedding(text: str, dim: int = EMBEDDING_DIM) -> list[float]:
+    """A bag of lowercased words, each hashed (BLAKE2b) to a bucket and a sign, L2-normalised;
+    an empty text gets a fixed unit vector."""
+    vector = [0.0] * dim
+    for word in _WORD.findall(text.lower()):
+        digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
+        value = int.from_bytes(digest, "little")
+        vector[value % dim] += 1.0 if (value >> 32) & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector))
+    if norm == 0:
+        vector[0], norm = 1.0, 1.0
+    return [v / norm for v in vector]
 
 
 def _count_words(text: str | None) -> int:
@@ -271,6 +295,7 @@ class FakeOpenAIServer:
     async def _astart(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle_chat)
+        app.router.add_post("/v1/embeddings", self._handle_embeddings)
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/v1/models/{model_id}", self._handle_model)
         # Logged 404s for anything else make "client called the wrong endpoint" easy to spot.
@@ -339,7 +364,8 @@ class FakeOpenAIServer:
         self.responder = fn or echo_responder
 
     def inject(self, kind: str, times: int = 1) -> None:
-        """Make the next ``times`` chat requests fail with ``kind`` (queued after earlier ones)."""
+        """Make the next ``times`` chat or embeddings requests fail with ``kind`` (queued after
+        earlier ones)."""
         fault = FaultKind(kind)
         if times < 1:
             raise ValueError("times must be >= 1")
@@ -351,6 +377,11 @@ class FakeOpenAIServer:
         """Snapshot of the request log, in arrival order."""
         with self._lock:
             return list(self._log)
+
+    def embedding_requests(self) -> list[dict]:
+        """JSON bodies of the embeddings requests received so far."""
+        return [e.body for e in self.requests
+                if e.path == "/v1/embeddings" and isinstance(e.body, dict)]
 
     def chat_requests(self) -> list[dict]:
         """JSON bodies of the chat-completion requests received so far."""
@@ -442,6 +473,48 @@ class FakeOpenAIServer:
 
     def _model_card(self) -> dict:
         return {"id": self.model, "object": "model", "created": 0, "owned_by": "postmix"}
+
+    async def _handle_embeddings(self, request: web.Request) -> web.StreamResponse:
+        """``{"model", "input": str | [str]}`` -> ``hashed_embedding`` of each input. Queued and
+        random faults apply as to chat requests (SLOW waits, then answers; MALFORMED_JSON and
+        EMPTY_CHOICES send a body without usable embeddings)."""
+        entry = self._new_entry(request)
+        if not self._authorized(request):
+            return self._reject_unauthorized(entry)
+        try:
+            body = await request.json()
+        except ValueError:
+            return self._bad_request(entry, "Request body is not valid JSON.")
+        entry.body = body
+        texts = body.get("input") if isinstance(body, dict) else None
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            return self._bad_request(entry, "'input' must be a string or a list of strings.")
+        fault = self._next_fault()
+        self._finish(entry, fault.value if fault else "ok", _FAULT_STATUS.get(fault, 200))
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        if fault is RATE_LIMIT:
+            return web.json_response(
+                _error_body("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
+                status=429, headers={"Retry-After": f"{self.retry_after:g}",
+                                     "retry-after-ms": str(int(self.retry_after * 1000))})
+        if fault is SERVER_ERROR:
+            return web.json_response(_error_body("The server had an error.", "server_error"),
+                                     status=500)
+        if fault is DROP:
+            return await self._drop(request)
+        if fault is SLOW:
+            await asyncio.sleep(self.slow_seconds)
+        words = sum(_count_words(t) for t in texts)
+        usage = {"prompt_tokens": words, "total_tokens": words}
+        if fault in (MALFORMED_JSON, EMPTY_CHOICES):
+            return web.json_response({"object": "list", "data": [], "usage": usage})
+        data = [{"object": "embedding", "index": i, "embedding": hashed_embedding(t)}
+                for i, t in enumerate(texts)]
+        return web.json_response({"object": "list", "data": data,
+                                  "model": body.get("model") or self.model, "usage": usage})
 
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
         entry = self._new_entry(request)
