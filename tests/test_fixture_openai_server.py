@@ -164,9 +164,9 @@ def test_models_endpoint_lists_model(openai_server):
 
 def test_unknown_endpoint_is_logged_404(openai_server):
     with pytest.raises(openai.NotFoundError):
-        client(openai_server).embeddings.create(model="fake-model", input="x")
+        client(openai_server).images.generate(model="fake-model", prompt="x")
     assert (openai_server.requests[-1].path, openai_server.requests[-1].status) == (
-        "/v1/embeddings",
+        "/v1/images/generations",
         404,
     )
 
