@@ -57,6 +57,9 @@ def test_generate_rate_pairs_compare(tmp_path, openai_server):
     pairs = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert len(pairs) == 3
     assert all(p["chosen_model"] == "strong" and p["rejected_model"] == "weak" for p in pairs)
+    assert "margins: (0, 0.5] 0" in result.output and "(3, 4] 3" in result.output
+    assert "wins-losses by model: strong 3-0, weak 0-3" in result.output
+    assert "on-policy side in 0% of pairs" in result.output
 
     strong = tmp_path / "strong.jsonl"
     weak = tmp_path / "weak.jsonl"
@@ -64,9 +67,12 @@ def test_generate_rate_pairs_compare(tmp_path, openai_server):
     strong.write_text("".join(json.dumps(r) + "\n" for r in rows if r["model"] == "strong"))
     weak.write_text("".join(json.dumps(r) + "\n" for r in rows if r["model"] == "weak"))
     result = runner.invoke(app, ["judge", "compare", str(strong), str(weak),
-                                 "-o", str(tmp_path / "cmp.jsonl"), "--endpoints", str(judge)])
+                                 "-o", str(tmp_path / "cmp.jsonl"), "--endpoints", str(judge),
+                                 "--temperature", "0.3", "--max-tokens", "77"])
     assert result.exit_code == 0, result.output
     assert "position-flip rate 100.0%" in result.output  # this judge always picks position 1
+    body = openai_server.chat_requests()[-1]
+    assert body["temperature"] == 0.3 and body["max_tokens"] == 77
 
 
 def test_bad_option_is_a_one_line_error(tmp_path):

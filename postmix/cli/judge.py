@@ -88,7 +88,20 @@ def pairs_cmd(
 
     target = chosen_output(output, legacy_output)
     config = opts.build(PairsConfig, config_values, opts.read_config_file(config_file))
-    _summary(make_pairs(rated, target, config), as_json, "rejects")
+    result = make_pairs(rated, target, config)
+    _summary(result, as_json, "rejects")
+    if not as_json:
+        q = result.report.details["quality"]
+        margins = ", ".join(f"{k} {v}" for k, v in q["margin_histogram"].items())
+        wins = ", ".join(f"{m} {n}-{q['losses_by_model'].get(m, 0)}" for m, n in
+                         sorted({**dict.fromkeys(q["losses_by_model"], 0),
+                                 **q["wins_by_model"]}.items()))
+        typer.echo(f"margins: {margins}")
+        typer.echo(f"length chosen/rejected: median {q['length_ratio_median']:.2f}, mean "
+                   f"{q['length_ratio_mean']:.2f}; chosen longer in "
+                   f"{q['chosen_longer_fraction']:.0%}; on-policy side in "
+                   f"{q['on_policy_share']:.0%} of pairs")
+        typer.echo(f"wins-losses by model: {wins or '-'}")
 
 
 def compare_cmd(
