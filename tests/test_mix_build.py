@@ -251,7 +251,7 @@ def test_export_report_and_cli(data, tmp_path):
     assert [p.read_bytes() for p in sorted((tmp_path / "out" / "data").iterdir())] == shard_bytes(resolved)
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["ref"] == "m@1"
     mix.export("m@1", tmp_path / "out_jsonl", home=home, format="jsonl")
-    lines = (tmp_path / "out_jsonl" / "data.jsonl").read_text().splitlines()
+    lines = (tmp_path / "out_jsonl" / "data" / "train-00000-of-00001.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == mix.load("m@1", home=home)["id"]
     with pytest.raises(ConfigError, match="not empty"):
         mix.export("m@1", tmp_path / "out", home=home)

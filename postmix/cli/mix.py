@@ -220,13 +220,18 @@ def export_cmd(
         "parquet", "--to", help="Output format: parquet (shards copied as-is) or jsonl."
     ),
     private: bool = typer.Option(False, "--private", help="With --hub: create a private repo."),
+    license: str | None = typer.Option(
+        None, "--license", help="Hub license id for the card (default: the spec's, else other)."
+    ),
     home: Path | None = _home_option(),
 ) -> None:
-    """Write a mix version to a folder (data + manifest) or push it to the Hub."""
+    """Write a mix version with its dataset card (README.md) to a folder, in the layout
+    `datasets.load_dataset(FOLDER)` reads, or push the same to a Hub dataset repo."""
     from postmix.mix import export
 
     destination = chosen_output(output, legacy_output, required=False)
-    where = export(ref, destination, home=home, format=to, hub=hub, private=private)
+    where = export(ref, destination, home=home, format=to, hub=hub, private=private,
+                   license=license)
     out.print(f"exported {ref} to {where}")
 
 

@@ -1,4 +1,4 @@
-"""``postmix train sft | dpo | rlvr | verify``: argument parsing only. Each method's options
+"""``postmix train sft | dpo | rlvr | check | verify``: argument parsing only. Each method's options
 come from its config model (``postmix.train.config``): ``--learning-rate``, ``--max-steps``,
 ``--lora-r``, ... override the ``--config`` file's values."""
 
@@ -82,17 +82,8 @@ def _train_command(method: str):
         config_values: Any = None,
     ) -> None:
         from postmix.errors import ConfigError
-        from postmix.train.config import load_config, parse_config
 
-        cfg = load_config(method, config)  # a bad config file fails before any launch
-        options, given = config_values
-        overrides = any(v not in (None, []) for v in given.values())
-        if overrides:
-            fields = opts.values_from(
-                CONFIGS[method], options, given, cfg.model_dump(exclude_unset=True)
-            )
-            opts.validate(CONFIGS[method], fields, options)  # a bad option, named
-            cfg = parse_config(method, fields, origin="options")
+        cfg, overrides = _config(method, config, config_values)
         if deepspeed is not None and deepspeed not in ("zero2", "zero3"):
             raise ConfigError(f"--deepspeed must be zero2 or zero3, not {deepspeed!r}")
         if deepspeed and fsdp:
@@ -152,11 +143,84 @@ def _train_command(method: str):
             f"[bold]{method} done[/bold]: run {card['run_id']} on "
             f"{card['mix'] or card['data']['path']}" + (f" ({metrics})" if metrics else "")
         )
+        if card.get("preflight"):
+            out.print(f"  pre-flight {card['preflight']['totals']['trained_share']:.1%} of tokens "
+                      f"trained; template: {card['preflight']['template']}", highlight=False)
+            out.print(f"  pre-flight page {card['preflight'].get('html')}")
         out.print(f"  model     {output}")
         out.print(f"  run card  {Path(output) / 'run_card.json'}")
 
     command.__doc__ = _METHOD_HELP[method]
     return opts.with_config_options(command, CONFIGS[method])
+
+
+def _config(method: str, config: Path | None, config_values: Any) -> tuple[Any, bool]:
+    """The ``--config`` file's config with the command line's options over it; and whether any
+    option was given."""
+    from postmix.train.config import load_config, parse_config
+
+    cfg = load_config(method, config)  # a bad config file fails before any launch
+    options, given = config_values
+    overrides = any(v not in (None, []) for v in given.values())
+    if overrides:
+        fields = opts.values_from(
+            CONFIGS[method], options, given, cfg.model_dump(exclude_unset=True)
+        )
+        opts.validate(CONFIGS[method], fields, options)  # a bad option, named
+        cfg = parse_config(method, fields, origin="options")
+    return cfg, overrides
+
+
+def _check_command():
+    from postmix.train.preflight import ROWS_PER_SOURCE
+
+    def check(
+        model: str = typer.Option(..., "--model", help="Base model: a local folder or a Hub name."),
+        mix: str | None = typer.Option(
+            None, "--mix", help="Mix version to check, name@N (or name for the latest)."
+        ),
+        data: str | None = typer.Option(
+            None, "--data", help="A postmix dataset file instead of a mix."
+        ),
+        config: Path | None = typer.Option(
+            None, "--config", "-c", help="sft.yaml with config fields (see docs/train.md)."
+        ),
+        home: Path | None = typer.Option(
+            None, "--home", help="Mix registry (default: $POSTMIX_HOME, else ./.postmix)."
+        ),
+        rows: int = typer.Option(
+            ROWS_PER_SOURCE, "--rows", min=1, help="Rows checked per source (the first ones)."
+        ),
+        html: Path | None = typer.Option(
+            None, "--html", help="Also write a page with the trained tokens highlighted."
+        ),
+        as_json: bool = json_option("Print the numbers as JSON."),
+        config_values: Any = None,
+    ) -> None:
+        from postmix.train.data import load_training_data
+        from postmix.train.preflight import preflight
+
+        cfg, _ = _config("sft", config, config_values)
+        training = load_training_data("sft", mix=mix, data=data, home=home)
+        report = preflight(model, training.dataset, cfg, sources=training.sources,
+                           ids=training.ids, rows_per_source=rows)
+        page = report.write_html(html) if html else None
+        if as_json:
+            print_json(report.to_dict() | {"html": str(page) if page else None})
+            return
+        report.render(out)
+        if page:
+            out.print(f"  page  {page}")
+
+    check.__doc__ = _CHECK_HELP
+    return opts.with_config_options(check, CONFIGS["sft"])
+
+
+_CHECK_HELP = (
+    "SFT pre-flight (also run by `train sft`): one example per source with the trained tokens "
+    "marked, the trainable-token share and what max_length cuts per source, the chat template "
+    "TRL will use; stops in one line when assistant-only loss cannot work."
+)
 
 
 def _merged_config(method: str, config: Any, output: Path) -> Path:
@@ -203,4 +267,6 @@ def verify_cmd(
 for _method in ("sft", "dpo", "rlvr"):
     _command = _train_command(_method)
     app.command(_method, help=_METHOD_HELP[_method], cls=with_renames(_command.renames))(_command)
+_check = _check_command()
+app.command("check", help=_CHECK_HELP, cls=with_renames(_check.renames))(_check)
 app.command("verify", cls=with_renames({}))(verify_cmd)

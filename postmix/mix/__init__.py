@@ -84,10 +84,13 @@ def diff(a: str, b: str, *, home: str | Path | None = None, sample: int = 10) ->
 
 
 def export(ref: str, destination: str | Path | None = None, *, home: str | Path | None = None,
-           format: str = "parquet", hub: str | None = None, private: bool = False) -> str:
+           format: str = "parquet", hub: str | None = None, private: bool = False,
+           license: str | None = None) -> str:
+    """See ``postmix.mix.exporter.export``: files + dataset card, or a push to the Hub."""
     from postmix.mix.exporter import export as run_export
 
-    return run_export(ref, destination, home=home, format=format, hub=hub, private=private)
+    return run_export(ref, destination, home=home, format=format, hub=hub, private=private,
+                      license=license)
 
 
 def report(ref: str, html: str | Path, *, home: str | Path | None = None) -> Path:

@@ -7,6 +7,10 @@ bytes hash) so the run card can name it, and the dataset is cut down to the colu
 - DPO: ``prompt``, ``chosen``, ``rejected`` (TRL's conversational preference format);
 - RLVR: ``prompt`` plus ``ground_truth``, ``verifier``, ``constraints``, which GRPO hands to the
   reward function as keyword arguments.
+
+It also keeps, beside the dataset, which source each row came from (the mix's source names, from
+its provenance; a file's ``source`` column) and a mix's token counts, for the pre-flight and the
+run card.
 """
 
 from __future__ import annotations
@@ -35,10 +39,31 @@ class TrainingData:
     content_hash: str | None = None
     path: str | None = None
     rejects: list[Any] = field(default_factory=list)  # rows of --data that are not records
+    sources: list[str] = field(default_factory=list)  # per row: the source it came from
+    ids: list[str] = field(default_factory=list)  # per row: its id (the dataset keeps no ids)
+    # a mix's token counts, from its manifest: {"tokenizer", "total", "per_source"}
+    tokens: dict[str, Any] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"mix": self.mix_ref, "content_hash": self.content_hash, "path": self.path,
-                "kind": self.kind, "rows": self.rows, "rejected_rows": len(self.rejects)}
+                "kind": self.kind, "rows": self.rows, "rejected_rows": len(self.rejects),
+                "tokens": self.tokens}
+
+
+def _mix_sources(resolved: Any) -> list[str]:
+    import pyarrow.parquet as pq
+
+    provenance = resolved.path / resolved.manifest.get("provenance", "provenance.parquet")
+    if not provenance.exists():
+        return []
+    return pq.read_table(provenance, columns=["mix_source"]).column("mix_source").to_pylist()
+
+
+def _mix_tokens(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    if manifest.get("tokens") is None:
+        return None
+    return {"tokenizer": manifest.get("tokenizer"), "total": manifest["tokens"],
+            "per_source": {s["name"]: s.get("tokens") for s in manifest["sources"]}}
 
 
 def load_training_data(method: str, *, mix: str | None = None, data: str | Path | None = None,
@@ -51,7 +76,9 @@ def load_training_data(method: str, *, mix: str | None = None, data: str | Path 
 
         resolved = mixes.resolve(mix, home=home)
         result = TrainingData(resolved.dataset, resolved.kind, resolved.rows, mix_ref=resolved.ref,
-                              content_hash=resolved.content_hash, path=str(resolved.path))
+                              content_hash=resolved.content_hash, path=str(resolved.path),
+                              sources=_mix_sources(resolved),
+                              tokens=_mix_tokens(resolved.manifest))
         origin = f"mix {resolved.ref}"
     else:
         from postmix.io import load_records
@@ -71,5 +98,9 @@ def load_training_data(method: str, *, mix: str | None = None, data: str | Path 
         )
     if result.rows == 0:
         raise PostmixError(f"{origin} has no {expected} rows to train on")
+    if not result.sources and "source" in result.dataset.column_names:
+        result.sources = [str(s) for s in result.dataset["source"]]
+    if "id" in result.dataset.column_names:
+        result.ids = [str(i) for i in result.dataset["id"]]
     result.dataset = result.dataset.select_columns(COLUMNS[method])
     return result

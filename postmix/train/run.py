@@ -3,9 +3,12 @@
 ``train("sft", model, mix="tulu3-sft@3", config=..., output="runs/sft")`` reads like the run:
 
 1. resolve the data (a mix version or a postmix file) and cut it to TRL's columns;
-2. build the TRL trainer for the method from the postmix config;
-3. train, then save the final model and tokenizer to ``output``;
-4. write ``output/run_card.json`` and, for a mix, register the run in the registry's lineage.
+2. for SFT, the pre-flight (``postmix.train.preflight``): the chat template TRL will use, the
+   trainable-token share and what ``max_length`` cuts, per source; it stops a run whose
+   assistant-only loss cannot work before any weights load;
+3. build the TRL trainer for the method from the postmix config;
+4. train, then save the final model and tokenizer to ``output``;
+5. write ``output/run_card.json`` and, for a mix, register the run in the registry's lineage.
 
 A failed run still writes its card (``status: failed`` and the error) before re-raising, so a
 crashed run is never mistaken for one that never started.
@@ -13,6 +16,7 @@ crashed run is never mistaken for one that never started.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +29,7 @@ from postmix.io.write import RowWriter
 from postmix.train.config import TrainConfig, load_config, parse_config
 from postmix.train.data import TrainingData, load_training_data
 from postmix.train.launch import RUN_ID_ENV, launch_from_environment
+from postmix.train.preflight import PREFLIGHT_HTML, preflight
 from postmix.train.runcard import (
     final_metrics,
     library_versions,
@@ -97,6 +102,22 @@ def _model_name(model: Any) -> str:
     return getattr(getattr(model, "config", None), "name_or_path", None) or type(model).__name__
 
 
+log = logging.getLogger("postmix.train")
+
+
+def _preflight(model: Any, training: TrainingData, cfg: TrainConfig, output: Path,
+               main: bool) -> dict[str, Any]:
+    """The SFT pre-flight's numbers for the run card (and its page beside the model)."""
+    report = preflight(_model_name(model), training.dataset, cfg, sources=training.sources,
+                       ids=training.ids)
+    for line in report.summary_lines():
+        log.info("pre-flight: %s", line)
+    numbers = report.to_dict()
+    if main:
+        numbers["html"] = str(report.write_html(output / PREFLIGHT_HTML))
+    return numbers
+
+
 def _write_data_rejects(output: Path, data: TrainingData) -> str | None:
     """Rows of a --data file that are not valid records never reach TRL;
     keep them beside the run."""
@@ -151,6 +172,8 @@ def train(
         card["data"]["rejects"] = _write_data_rejects(output, training)
     trainer = None
     try:
+        if method == "sft":
+            card["preflight"] = _preflight(model, training, cfg, output, main)
         trainer = _build_trainer(method, model, training, cfg, output)
         card["trl_config"] = trl_args_dict(trainer.args)
         result = trainer.train()
