@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from postmix.cli import app
+from postmix.judge.pairs import quality
 from postmix.schemas.report import StepReport
 
 runner = CliRunner()
@@ -25,6 +26,7 @@ DETAILS = {
     "ties": 0,
     "win_rate_a": 0.0,
     "position_flip_rate": 0.0,
+    "quality": quality([]),  # what a run that kept no pairs reports
 }
 
 

@@ -61,6 +61,7 @@ def test_field_options_follow_the_naming_rules():
         "--nfkc",
         "--lowercase",
         "--strip-punctuation",
+        "--markup",
         "--lora-depth",
         "--ratio",
     }
