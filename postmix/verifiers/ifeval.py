@@ -26,6 +26,7 @@ response satisfies none (IFEval's strict rule). Rows may carry postmix specs, IF
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -505,6 +506,7 @@ def response_language(response: str, *, language: str) -> bool:
     return detected is None or detected == language  # as IFEval: undetectable text passes
 
 
+@functools.lru_cache(maxsize=256)  # one completion is often asked its language by two rules
 def detect_language(text: str) -> str | None:
     """The language langdetect (IFEval's own detector) finds, seeded so it is deterministic."""
     try:
@@ -531,7 +533,7 @@ def parse_spec(spec: dict[str, Any] | str) -> tuple[ConstraintType, _Params]:
             spec = json.loads(spec)
         except json.JSONDecodeError as exc:
             raise ConstraintSpecError(f"constraint spec is not JSON: {exc.msg}") from None
-    if not isinstance(spec, dict) or "type" not in spec:
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
         raise ConstraintSpecError(f"constraint spec must be an object with a 'type': {spec!r:.100}")
     params = {k: v for k, v in spec.items() if k != "type"}
     kind = CONSTRAINTS.get(spec["type"])

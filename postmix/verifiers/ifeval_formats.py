@@ -96,9 +96,11 @@ NATIVE: dict[str, tuple[str, Callable[[dict], Spec]]] = {
 
 def native_spec(instruction_id: str, kwargs: Mapping[str, Any] | None) -> Spec:
     """The postmix spec of one IFEval instruction and its kwargs."""
-    entry = NATIVE.get(instruction_id)
+    entry = NATIVE.get(instruction_id) if isinstance(instruction_id, str) else None
     if entry is None:
-        raise FormatError(f"unknown IFEval instruction {instruction_id!r}")
+        raise FormatError(f"unknown IFEval instruction {instruction_id!r:.80}")
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise FormatError(f"{instruction_id}: kwargs must be an object, not {kwargs!r:.80}")
     type_name, read = entry
     given = {k: v for k, v in (kwargs or {}).items() if v is not None}  # the Hub fills in None
     return {"type": type_name, **read(given)}
@@ -121,9 +123,9 @@ def _bounds(n: Any, quantifier: str | None, tolerance: int, field: str) -> list[
         return [{"relation": "at_least", field: n}]
     if quantifier == "at most":
         return [{"relation": "at_most", field: n}]
-    if quantifier == "around":
-        return [{"relation": "at_least", field: max(n - tolerance, 0)},
-                {"relation": "at_most", field: n + tolerance}]
+    if quantifier == "around":  # a lower bound of 0 or less holds anyway
+        return ([{"relation": "at_least", field: n - tolerance}] if n - tolerance > 0 else []) + \
+            [{"relation": "at_most", field: n + tolerance}]
     if quantifier is None:  # an exact count
         return [{"relation": "at_least", field: n}, {"relation": "at_most", field: n}]
     raise FormatError(f"quantifier must be 'at least', 'at most' or 'around', not {quantifier!r}")
@@ -182,7 +184,7 @@ def _rlvr(gt: dict) -> list[Spec]:
         "validate_quotation": lambda: [{"type": "quotation"}],
         "validate_no_commas": lambda: [{"type": "no_commas"}],
     }
-    reader = readers.get(name)
+    reader = readers.get(name) if isinstance(name, str) else None
     if reader is None:
         raise FormatError(f"unknown RLVR-IFeval func_name {name!r}")
     return [{k: v for k, v in spec.items() if v is not None} for spec in reader()]
@@ -199,8 +201,10 @@ def to_specs(value: Any) -> list[Any]:
     if not isinstance(value, dict):
         raise FormatError(f"ground truth is neither a spec nor a list of specs: {value!r:.80}")
     if "instruction_id_list" in value:
-        return native_specs(value["instruction_id_list"], value.get("kwargs") or
-                            [{} for _ in value["instruction_id_list"]])
+        ids = value["instruction_id_list"]
+        kwargs = value.get("kwargs")
+        return native_specs(ids, [{} for _ in ids] if kwargs is None and isinstance(ids, list)
+                            else kwargs)
     if "func_name" in value:
         return _rlvr(value)
     return [value]
