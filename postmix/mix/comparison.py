@@ -24,6 +24,7 @@ it, leaves no trace in the version and is not counted).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,10 +128,10 @@ def paired_bootstrap(a: dict[str, float], b: dict[str, float], *,
             "ci_low": low, "ci_high": high}
 
 
-def _noise(cell: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+def _noise(cell: dict[str, Any], base: dict[str, Any], read=_item_scores) -> dict[str, Any]:
     paired = None
-    a = _item_scores(base["results"], base.get("items_file"))
-    b = _item_scores(cell["results"], cell.get("items_file"))
+    a = read(base["results"], base.get("items_file"))
+    b = read(cell["results"], cell.get("items_file"))
     if a is not None and b is not None:
         paired = paired_bootstrap(a, b)
     if paired is not None:
@@ -285,6 +286,7 @@ def leaderboard(mixes: list[str] | None = None, *, home: str | Path | None = Non
             base_cells.update(row["cells"])
     runs = {(r["ref"], r["run_id"]): r for name in {k.name for k in rows}
             for r in registry.runs(name)}
+    read = functools.lru_cache(maxsize=None)(_item_scores)  # the baseline's file, once
     diffs: dict[str, dict[str, Any]] = {}
     decontaminated: dict[str, set[str]] = {}
     out_rows = []
@@ -303,7 +305,7 @@ def leaderboard(mixes: list[str] | None = None, *, home: str | Path | None = Non
                           and base["score"] is not None and base["metric"] == cell["metric"])
             is_base = base is cell
             cell["delta"] = cell["score"] - base["score"] if comparable and not is_base else None
-            cell["noise"] = (_noise(cell, base) if comparable and not is_base
+            cell["noise"] = (_noise(cell, base, read) if comparable and not is_base
                              else {"method": None, "within": None})
             cell["baseline"] = is_base
         out_rows.append({**row, "name": key.name, "version": key.version,
