@@ -19,7 +19,6 @@ files (so every cell takes the paired bootstrap).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import tempfile

@@ -9,7 +9,9 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from postmix.cli import app
 from postmix.errors import ConfigError
 from postmix.pipeline import load_recipe, run_recipe
 from postmix.pipeline.ablation import Variant, apply_variant, set_path
@@ -175,3 +177,8 @@ def test_a_recipe_ablation_ends_in_a_leaderboard_linked_to_versions_and_runs(tmp
     assert ran == ["eval-dedup-0.7", "leaderboard", "mix-dedup-0.7", "train-dedup-0.7"]
     board = json.loads(Path(again.stages["leaderboard"]["outputs"]["leaderboard"]).read_text())
     assert board["rows"][2]["diff"]["steps"] == ["global dedup.threshold 0.8->0.7"]
+    # `postmix run` ends with the board (every stage cached now)
+    printed = CliRunner().invoke(app, ["run", str(path), "-o", str(work)])
+    assert printed.exit_code == 0, printed.output
+    tail = printed.output.split("done:")[-1]
+    assert "abl-base@1" in tail and "abl-no-math@1 vs abl-base@1" in tail and "-math" in tail
