@@ -237,6 +237,31 @@ def test_leaderboard_cli_prints_the_table_json_and_an_html_page_with_its_plot(re
     assert "no eval results recorded for these mixes on ifeval" in str(only.exception)
 
 
+def test_a_benchmark_counts_as_decontaminated_only_when_every_row_was_checked(tmp_path):
+    from postmix.curate.decontam import DecontamConfig, decontaminate_file
+    from postmix.mix.comparison import decontaminated_against
+
+    write_source(tmp_path / "chat.jsonl", "chat", 10)
+    write_source(tmp_path / "math.jsonl", "math", 10)
+    # math.clean.jsonl is the output of a decontam stage run before the mix (matrix beside it)
+    decontaminate_file(tmp_path / "math.jsonl", tmp_path / "math.clean.jsonl",
+                       DecontamConfig(benchmarks=["gsm8k-sample"]))
+    home = tmp_path / "reg"
+
+    def build(chat_steps, math_path="math.jsonl", global_steps=()):
+        # a mix name per build: the same rows under one name would give the first version back
+        spec = {"name": f"d{len(list(home.glob('mixes/*')))}", "kind": "sft", "global_steps": list(global_steps), "sources": [
+            {"name": "chat", "path": "chat.jsonl", "steps": chat_steps},
+            {"name": "math", "path": math_path}]}
+        return decontaminated_against(mix.build(spec, home=home, base=tmp_path).mix)
+
+    step = {"decontam": {"benchmarks": ["GSM8K-sample"]}}
+    assert build([step]) == set()  # math was never checked
+    assert build([step], "math.clean.jsonl") == {"gsm8k-sample"}  # by its own step and upstream
+    assert build([], "math.clean.jsonl") == set()  # chat was never checked
+    assert build([], global_steps=[step]) == {"gsm8k-sample"}
+
+
 def test_step_changes_name_the_place_the_step_and_the_changed_key():
     def spec(threshold, extra=()):
         dedup = {"step": "dedup", "config": {"threshold": threshold, "mode": "near"}}

@@ -17,9 +17,10 @@ cell says which (``noise.method``):
 - ``None``: no intervals to compare; nothing is claimed.
 
 Each row also carries the summarised ``mix diff`` of its version against the baseline and, per
-benchmark, whether the version was decontaminated against it: the benchmarks of its contamination
-matrix and of the ``decontam`` steps of its spec (a decontam stage run *before* the mix, outside
-it, leaves no trace in the version and is not counted).
+benchmark, whether the version was decontaminated against it: every row of it was checked, by a
+global ``decontam`` step of its spec, or per source by the source's own steps or by the decontam
+stage that wrote the source's file (the contamination matrix it left beside the file). A source
+checked some other way (a Hub dataset cleaned elsewhere) leaves no trace and does not count.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 
 from postmix.curate.benchmarks import parse_benchmark_spec
 from postmix.errors import PostmixError
+from postmix.io.write import sidecar_path
 from postmix.mix.difference import diff, flatten_spec
 from postmix.mix.registry import Registry, ResolvedMix, parse_ref
 
@@ -66,19 +68,30 @@ def _step_benchmarks(steps: list[Any]) -> set[str]:
     return names
 
 
+def _upstream_benchmarks(location: str) -> set[str]:
+    """Benchmarks a decontam stage checked when it wrote this source file (its contamination
+    matrix beside it, ``<stem>.contamination.json``); none for Hub and bundled sources."""
+    if location.startswith(("hf:", "pkg://")):
+        return set()
+    try:
+        matrix = json.loads(sidecar_path(location, "contamination.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return set()
+    return {str(b["name"]).lower() for b in matrix.get("benchmarks", []) if b.get("name")}
+
+
 def decontaminated_against(mix: ResolvedMix) -> set[str]:
-    """Lower-cased names of the benchmarks the version's own decontam steps checked."""
+    """Lower-cased names of the benchmarks every row of the version was checked against: those of
+    its global decontam steps, plus those every source was checked against (by its own steps, or
+    by the decontam stage that wrote its file)."""
     manifest = mix.manifest
-    names: set[str] = set()
-    entry = manifest.get("contamination")
-    if entry:
-        matrix = json.loads((mix.path / entry["json"]).read_text(encoding="utf-8"))
-        names |= {b["name"].lower() for b in matrix.get("benchmarks", [])}
     spec = manifest.get("spec", {})
-    names |= _step_benchmarks(spec.get("global_steps", []))
-    for source in spec.get("sources", []):
-        names |= _step_benchmarks(source.get("steps", []))
-    return names
+    covered = _step_benchmarks(spec.get("global_steps", []))
+    locations = {s["name"]: s.get("location", "") for s in manifest.get("sources", [])}
+    per_source = [_step_benchmarks(source.get("steps", []))
+                  | _upstream_benchmarks(locations.get(source.get("name"), ""))
+                  for source in spec.get("sources", [])]
+    return covered | (set.intersection(*per_source) if per_source else set())
 
 
 # ---------------------------------------------------------------------------- noise
