@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from postmix.cli import app
 from postmix.errors import ConfigError
-from postmix.pipeline import load_recipe, run_recipe
+from postmix.pipeline import Recipe, load_recipe, run_recipe
 from postmix.pipeline.ablation import Variant, apply_variant, set_path
 from postmix.pipeline.registry import STAGE_TYPES, StageContext, StageType
 from postmix.schemas.eval import BenchmarkScore, EvalResult, write_result
@@ -145,6 +145,7 @@ def test_the_recipe_expands_into_stages_per_variant_and_one_leaderboard(tmp_path
     assert stages["mix-no-math"].input == ["raw"]
     assert stages["train-base"].input == ["mix-base", "tiny_model"]
     assert stages["leaderboard"].config == {"baseline": "eval-base"}
+    assert [s.name for s in Recipe.model_validate(recipe.model_dump()).stages] == names
     with pytest.raises(ConfigError, match="no source 'code'"):
         load_recipe(recipe_file(tmp_path, [{"name": "a"}, {"name": "b", "drop": ["code"]}]))
 

@@ -65,10 +65,11 @@ class Recipe(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Recipe:
-        names = [stage.name for stage in self.stages]
-        if self.ablation is not None and "leaderboard" not in names:  # not yet expanded
-            self.stages = [*self.stages, *(StageSpec.model_validate(stage)
-                                           for stage in expand(self.ablation, names))]
+        if self.ablation is not None:
+            names = [stage.name for stage in self.stages]
+            added = [StageSpec.model_validate(stage) for stage in expand(self.ablation, names)]
+            if not {stage.name for stage in added} <= set(names):  # a dump read back: expanded
+                self.stages = [*self.stages, *added]
         if not self.stages:
             raise ValueError("a recipe needs `stages:` or an `ablation:`")
         seen: set[str] = set()
