@@ -180,7 +180,8 @@ def test_the_leaderboard_has_deltas_noise_marks_diffs_and_decontamination_flags(
     assert summary["spec"] == ["sources.chat.count: 25 -> None"]  # take 25 -> all
     assert summary["rows"] == [45, 30]
     # the other way round: m@2 as the baseline
-    flipped = mix.leaderboard(["m"], home=home, baseline="m@2")
+    flipped = mix.leaderboard(["m"], home=home, baseline="m@v2")
+    assert flipped["baseline"] == "m@2" and flipped["rows"][1]["is_baseline"]
     assert flipped["rows"][0]["cells"]["ifeval"]["delta"] == pytest.approx(-0.20)
     assert flipped["rows"][0]["diff"]["sources_added"] == ["math"]
 

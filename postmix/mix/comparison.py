@@ -257,7 +257,7 @@ def leaderboard(mixes: list[str] | None = None, *, home: str | Path | None = Non
         name, version = parse_ref(baseline)
         if version is None:
             raise LeaderboardError(f"--baseline {baseline!r}: pin a version, as name@N")
-        registry.resolve(baseline)
+        baseline = registry.resolve(baseline).ref  # name@v2 and name@2 are one version
         if (name, version) not in selected:
             selected.insert(0, (name, version))
     order = {key: i for i, key in enumerate(selected)}
