@@ -35,6 +35,10 @@ class RootGroup(PostmixGroup):
         ),
         "mix": ("postmix.cli.mix:app", "Build, version, inspect and export training mixes."),
         "train": ("postmix.cli.train:app", "SFT, DPO and RLVR over TRL on one mix version."),
+        "leaderboard": (
+            "postmix.cli.leaderboard:leaderboard_command",
+            "Scores of mix versions (and their runs) per benchmark, against a baseline version.",
+        ),
         "run": (
             "postmix.cli.toplevel:run_command",
             "Run a pipeline recipe; finished stages are cached by content and skipped on re-runs.",

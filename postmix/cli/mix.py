@@ -1,4 +1,5 @@
-"""``postmix mix build | list | show | diff | export | report``: argument parsing only."""
+"""``postmix mix build | list | show | diff | export | report | record-eval``: argument parsing
+only."""
 
 from __future__ import annotations
 
@@ -136,8 +137,9 @@ def show_cmd(
     mix = registry.resolve(ref)
     manifest = mix.manifest
     runs = registry.runs(mix.name, mix.version)
+    evals = registry.evals(mix.name, mix.version)
     if as_json:
-        out.print_json(json.dumps({"manifest": manifest, "runs": runs}))
+        out.print_json(json.dumps({"manifest": manifest, "runs": runs, "evals": evals}))
         return
     out.print(
         f"[bold]{mix.ref}[/bold] {mix.kind}, {mix.rows:,} rows, content {mix.content_hash}, "
@@ -175,6 +177,24 @@ def show_cmd(
         out.print(table)
     else:
         out.print("training runs: none recorded")
+    _evaluations(evals)
+
+
+def _evaluations(evals: list[dict]) -> None:
+    """mix version -> run -> scores: one line per benchmark of every recorded result."""
+    if not evals:
+        out.print("evaluations: none recorded (postmix eval RUN_DIR records its result)")
+        return
+    table = Table("run", "benchmark", "metric", "score", "95% interval", "items", "results",
+                  title="evaluations")
+    for e in evals:
+        for s in e["result"]["scores"]:
+            interval = ("" if s.get("ci_low") is None
+                        else f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]")
+            score = "skipped" if s["score"] is None else f"{s['score']:.3f}"
+            table.add_row(e["run_id"] or "-", s["benchmark"], s["metric"], score, interval,
+                          f"{s['items']:,}", e["results"])
+    out.print(table)
 
 
 def diff_cmd(
@@ -246,12 +266,30 @@ def report_cmd(
     out.print(f"wrote {report(ref, html_path, home=home)}")
 
 
+def record_eval_cmd(
+    results: Path = typer.Argument(..., help="An eval's results.json, or the folder holding it."),
+    mix_ref: str | None = typer.Option(
+        None, "--mix", help="The version it measures, name@N (default: what the result names)."),
+    run_id: str | None = typer.Option(
+        None, "--run", help="The training run it measures (default: the result's run)."),
+    home: Path | None = _home_option(),
+) -> None:
+    """Record an eval result against its mix version and run (what `postmix eval` does at its end),
+    so `mix show`, `mix report` and `postmix leaderboard` list it."""
+    from postmix.mix import record_eval
+
+    entry = record_eval(results, home=home, mix=mix_ref, run_id=run_id)
+    run = f" run {entry['run_id']}" if entry["run_id"] else ""
+    out.print(f"recorded {entry['results']} against {entry['ref']}{run}", highlight=False)
+
+
 for _name, _function in (
     ("build", build_cmd),
     ("list", list_cmd),
     ("show", show_cmd),
     ("diff", diff_cmd),
     ("report", report_cmd),
+    ("record-eval", record_eval_cmd),
 ):
     app.command(_name, cls=with_renames({}))(_function)
 # --format always names an input format; export's output format is --to

@@ -175,6 +175,17 @@ def run_recipe(
     out.print(
         f"[bold]done[/bold]: {len(result.stages)} stages, summary in {target / 'last_run.json'}"
     )
+    print_leaderboards(result.stages)
+
+
+def print_leaderboards(stages: dict[str, dict[str, Any]]) -> None:
+    """An ablation ends with its leaderboard: print the board of every leaderboard stage."""
+    from postmix.cli.leaderboard import print_board
+
+    for stage in stages.values():
+        if stage.get("run") == "leaderboard" and stage["outputs"].get("leaderboard"):
+            print_board(json.loads(Path(stage["outputs"]["leaderboard"]).read_text("utf-8")))
+            out.print(f"  page: {stage['outputs']['html']}", highlight=False)
 
 
 def _from_cwd(value: str) -> str:

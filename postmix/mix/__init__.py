@@ -6,6 +6,8 @@ The API the trainers use::
     ds = mix.load("tulu3-sft@3")                 # datasets.Dataset
     resolved = mix.resolve("tulu3-sft")          # latest version: .ref, .content_hash, .kind, .path
     mix.record_run(resolved.ref, {"run_id": ..., "output_dir": ..., "method": "sft", ...})
+    mix.record_eval("evals/sft/results.json")    # scores -> that run and version (lineage)
+    board = mix.leaderboard(["tulu3-sft"], baseline="tulu3-sft@1")
 
 The registry lives in ``home``, else ``$POSTMIX_HOME``, else ``./.postmix``.
 """
@@ -39,6 +41,8 @@ __all__ = [
     "load_spec",
     "parse_ref",
     "parse_spec",
+    "leaderboard",
+    "record_eval",
     "record_run",
     "registry_home",
     "report",
@@ -97,3 +101,21 @@ def report(ref: str, html: str | Path, *, home: str | Path | None = None) -> Pat
     from postmix.mix.html_report import write_report
 
     return write_report(ref, html, home=home)
+
+
+def record_eval(result: Any, results_path: str | Path | None = None, *,
+                home: str | Path | None = None, mix: str | None = None,
+                run_id: str | None = None) -> dict[str, Any]:
+    """See ``postmix.mix.lineage.record_eval``: an eval result tied to its mix version and run."""
+    from postmix.mix.lineage import record_eval as run_record
+
+    return run_record(result, results_path, home, mix=mix, run_id=run_id)
+
+
+def leaderboard(mixes: list[str] | None = None, *, home: str | Path | None = None,
+                baseline: str | None = None,
+                benchmarks: list[str] | None = None) -> dict[str, Any]:
+    """See ``postmix.mix.comparison.leaderboard``: versions x benchmarks against a baseline."""
+    from postmix.mix.comparison import leaderboard as run_board
+
+    return run_board(mixes, home=home, baseline=baseline, benchmarks=benchmarks)

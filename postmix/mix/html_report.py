@@ -1,6 +1,7 @@
 """``mix report name@N --html FILE``: one self-contained HTML page (charts as base64 PNG) with the
-composition of the mix, length histograms per source, what each step removed, and the
-contamination matrix of its decontam steps (training source x benchmark, per side)."""
+composition of the mix, length histograms per source, what each step removed, the
+contamination matrix of its decontam steps (training source x benchmark, per side), its training
+runs and their recorded evaluations."""
 
 from __future__ import annotations
 
@@ -134,6 +135,13 @@ def write_report(ref: str, output: str | Path, *, home: str | Path | None = None
         [r.get("run_id", ""), r.get("method", ""), r.get("model", ""), r.get("output_dir", "")]
         for r in runs
     ]
+    eval_rows = [
+        [e["run_id"] or "-", s["benchmark"], s["metric"],
+         "skipped" if s["score"] is None else f"{s['score']:.3f}",
+         "" if s.get("ci_low") is None else f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]",
+         s["items"], e["results"]]
+        for e in registry.evals(mix.name, mix.version) for s in e["result"]["scores"]
+    ]
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(mix.ref)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}\
@@ -157,6 +165,9 @@ seed {manifest.get("seed")}, parent {html.escape(str(manifest.get("parent")))}.<
 {_contamination(mix)}
 <h2>Training runs</h2>
 {_table(["run", "method", "model", "output"], run_rows) if run_rows else "<p>none recorded</p>"}
+<h2>Evaluations</h2>
+{_table(["run", "benchmark", "metric", "score", "95% interval", "items", "results"], eval_rows)
+ if eval_rows else "<p>none recorded</p>"}
 </body></html>
 """
     output = Path(output)

@@ -2,7 +2,8 @@
 
 Layout under the registry home (``home`` argument, else ``$POSTMIX_HOME``, else ``./.postmix``)::
 
-    catalogue.sqlite             mixes, versions, sources, runs (lineage)
+    catalogue.sqlite             mixes, versions, sources, runs and evals (lineage:
+                                 mix version -> training run -> eval scores)
     mixes/<name>/<N>/            manifest.json, spec.yaml, data/shard-*.parquet,
                                  provenance.parquet, rejects.parquet
     tmp/build-<pid>-<token>/     builds in progress (never read by anything but their builder)
@@ -21,7 +22,7 @@ import os
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -77,7 +78,20 @@ CREATE TABLE IF NOT EXISTS runs (
     PRIMARY KEY (name, version, run_id),
     FOREIGN KEY (name, version) REFERENCES versions(name, version)
 );
+CREATE TABLE IF NOT EXISTS evals (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    results TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    result_json TEXT NOT NULL,
+    PRIMARY KEY (name, version, run_id, results),
+    FOREIGN KEY (name, version) REFERENCES versions(name, version)
+);
 """
+# evals.run_id is '' for a result that names a mix version but no training run (a model scored
+# and attributed by hand); results is the absolute path of its results.json, so recording the same
+# file again replaces its row rather than adding a second one.
 
 
 class MixNotFoundError(PostmixError):
@@ -260,6 +274,34 @@ class Registry:
             for r in rows
         ]
 
+    def evals(self, name: str | None = None, version: int | None = None) -> list[dict[str, Any]]:
+        """Recorded eval results, oldest first: ``ref``, ``run_id`` ('' for none), ``results``
+        (path of results.json), ``recorded_at`` and ``result`` (the EvalResult as a dict)."""
+        query, args = "SELECT * FROM evals WHERE 1 = 1", []
+        if name is not None:
+            query += " AND name = ?"
+            args.append(name)
+        if version is not None:
+            query += " AND version = ?"
+            args.append(version)
+        with self.connect() as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'evals'").fetchone() is None:
+                return []  # a catalogue written before evals were recorded
+            rows = conn.execute(query + " ORDER BY recorded_at, name, version, run_id, results",
+                                args).fetchall()
+        return [{"ref": f"{r['name']}@{r['version']}", "name": r["name"], "version": r["version"],
+                 "run_id": r["run_id"], "results": r["results"], "recorded_at": r["recorded_at"],
+                 "result": json.loads(r["result_json"])} for r in rows]
+
+    def find_run(self, run_id: str) -> dict[str, Any] | None:
+        """The registered run with this id (any mix), as ``runs`` gives it, or None."""
+        with self.connect() as conn:
+            row = conn.execute("SELECT name, version FROM runs WHERE run_id = ? "
+                               "ORDER BY recorded_at DESC LIMIT 1", (run_id,)).fetchone()
+        if row is None:
+            return None
+        return next(r for r in self.runs(row["name"], row["version"]) if r["run_id"] == run_id)
+
     # ------------------------------------------------------------------ writing
 
     def staging_dir(self) -> Path:
@@ -378,6 +420,26 @@ class Registry:
                     json.dumps(run, sort_keys=True, default=str),
                 ),
             )
+
+
+    def record_eval(self, ref: str, run_id: str | None, results: str | Path,
+                    result: dict[str, Any], *,
+                    inside: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Register an eval result (an ``EvalResult`` as a dict) against a mix version and run;
+        the same results file recorded again replaces its row. ``inside(entry)`` runs within the
+        write transaction, so what it writes elsewhere (the run card's copy) is serialised with
+        every other recorder of this registry."""
+        resolved = self.resolve(ref)
+        row = (resolved.name, resolved.version, run_id or "", str(Path(results).absolute()),
+               now(), json.dumps(result, sort_keys=True, default=str))
+        entry = {"ref": resolved.ref, "name": resolved.name, "version": resolved.version,
+                 "run_id": row[2], "results": row[3], "recorded_at": row[4], "result": result}
+        with self.connect(write=True) as conn:
+            conn.execute("INSERT OR REPLACE INTO evals (name, version, run_id, results, "
+                         "recorded_at, result_json) VALUES (?, ?, ?, ?, ?, ?)", row)
+            if inside is not None:
+                inside(entry)
+        return entry
 
 
 def _alive(pid: int) -> bool:

@@ -34,6 +34,7 @@ from postmix.io.errors_text import InvalidConfig, error_texts, one_line, yaml_ke
 from postmix.io.fingerprint import path_hash
 from postmix.io.paths import resolve_path
 from postmix.pipeline import stage_types
+from postmix.pipeline.ablation import Ablation, expand
 from postmix.pipeline.registry import StageContext
 
 
@@ -57,11 +58,20 @@ class Recipe(BaseModel):
     name: str
     description: str = ""
     workdir: str | None = None
-    stages: list[StageSpec]
+    stages: list[StageSpec] = Field(default_factory=list)
+    ablation: Ablation | None = Field(
+        None, description="a base mix and its variants, expanded into stages after `stages`")
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)  # YAML key -> line, for errors
 
     @model_validator(mode="after")
     def _check(self) -> Recipe:
+        if self.ablation is not None:
+            names = [stage.name for stage in self.stages]
+            added = [StageSpec.model_validate(stage) for stage in expand(self.ablation, names)]
+            if not {stage.name for stage in added} <= set(names):  # a dump read back: expanded
+                self.stages = [*self.stages, *added]
+        if not self.stages:
+            raise ValueError("a recipe needs `stages:` or an `ablation:`")
         seen: set[str] = set()
         for stage in self.stages:
             if stage.name in seen:

@@ -3,6 +3,7 @@ library function that does the work; none holds logic of its own."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -383,8 +384,10 @@ def _train_stage(ctx: StageContext, method: str) -> dict[str, Any]:
     output = ctx.out_dir / "run"
     result = train(method, str(model), output=output, mix=mix, data=None if mix else data,
                    config=config, home=home)
+    lineage = {"mix": mix, "home": str(home), "run_id": result.run_card["run_id"]} if mix else {}
     return {"model": str(output), "data": str(output), "run_card": str(output / "run_card.json"),
-            "final_loss": str(result.run_card.get("metrics", {}).get("train_loss", ""))}
+            "final_loss": str(result.run_card.get("metrics", {}).get("train_loss", "")),
+            **lineage}
 
 
 TRAIN_STAGES = {
@@ -396,3 +399,45 @@ TRAIN_STAGES = {
 for _method, _description in TRAIN_STAGES.items():
     stage_type(f"train_{_method}", _description, check=_train_checker(_method), files=_model_files)(
         lambda ctx, method=_method: _train_stage(ctx, method))
+
+
+def _check_leaderboard(config: dict[str, Any]) -> None:
+    unknown = set(config) - {"baseline", "benchmarks"}
+    if unknown:
+        raise ValueError(f"unknown leaderboard options {sorted(unknown)} (baseline, benchmarks)")
+
+
+@stage_type("leaderboard", "the leaderboard of the mix versions its eval stages measured; "
+            "baseline: the eval stage whose version deltas are against", check=_check_leaderboard)
+def leaderboard_stage(ctx: StageContext) -> dict[str, Any]:
+    """Inputs: eval stages (their outputs name ``results``, ``mix`` and the registry ``home``).
+    Records each result in the lineage (again: recording is idempotent), then writes the board
+    as ``leaderboard.json`` and ``leaderboard.html``."""
+    from postmix.mix import leaderboard, record_eval
+    from postmix.mix.comparison_html import write_leaderboard_html
+
+    config = dict(ctx.stage.config)
+    evals = dict(zip(ctx.stage.input, ctx.input_outputs, strict=True))
+    bad = [name for name, upstream in evals.items()
+           if not upstream or not upstream.get("results") or not upstream.get("mix")]
+    if bad:
+        raise ConfigError(f"stage {ctx.stage.name!r} reads eval stages of trained mix versions; "
+                          f"{', '.join(bad)} is not one")
+    homes = {upstream["home"] for upstream in evals.values()}
+    if len(homes) != 1:
+        raise ConfigError(f"stage {ctx.stage.name!r}: its mixes live in {len(homes)} registries")
+    home = homes.pop()
+    for upstream in evals.values():
+        record_eval(upstream["results"], home=home, mix=upstream["mix"],
+                    run_id=upstream.get("run_id") or None)
+    chosen = config.get("baseline")
+    if chosen is not None and chosen not in evals:
+        raise ConfigError(f"stage {ctx.stage.name!r}: baseline {chosen!r} is not one of its inputs")
+    baseline = evals[chosen]["mix"] if chosen else None
+    board = leaderboard(list(dict.fromkeys(u["mix"] for u in evals.values())), home=home,
+                        baseline=baseline, benchmarks=config.get("benchmarks"))
+    data = ctx.out_dir / "leaderboard.json"
+    data.write_text(json.dumps(board, indent=2, default=str) + "\n", encoding="utf-8")
+    page = write_leaderboard_html(board, ctx.out_dir / "leaderboard.html")
+    return {"data": str(data), "leaderboard": str(data), "html": str(page),
+            "baseline": board["baseline"], "home": home}
