@@ -66,13 +66,36 @@ def test_generate_rate_pairs_compare(tmp_path, openai_server):
     rows = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()]
     strong.write_text("".join(json.dumps(r) + "\n" for r in rows if r["model"] == "strong"))
     weak.write_text("".join(json.dumps(r) + "\n" for r in rows if r["model"] == "weak"))
-    result = runner.invoke(app, ["judge", "compare", str(strong), str(weak),
-                                 "-o", str(tmp_path / "cmp.jsonl"), "--endpoints", str(judge),
-                                 "--temperature", "0.3", "--max-tokens", "77"])
-    assert result.exit_code == 0, result.output
-    assert "position-flip rate 100.0%" in result.output  # this judge always picks position 1
-    body = openai_server.chat_requests()[-1]
-    assert body["temperature"] == 0.3 and body["max_tokens"] == 77
+    def compare_bodies(out, *options):
+        before = len(openai_server.chat_requests())
+        result = runner.invoke(app, ["judge", "compare", str(strong), str(weak), "-o",
+                                     str(tmp_path / out), "--endpoints", str(judge), *options])
+        assert result.exit_code == 0, result.output
+        assert "position-flip rate 100.0%" in result.output  # this judge always picks position 1
+        bodies = openai_server.chat_requests()[before:]
+        assert len(bodies) == 6  # 3 pairs, each in both orders
+        return bodies, json.loads((tmp_path / out).with_suffix(".report.json").read_text())
+
+    # defaults: greedy, the server's own max_tokens, overall quality with no rubric block
+    bodies, report = compare_bodies("cmp-default.jsonl")
+    for body in bodies:
+        assert body["temperature"] == 0.0 and "max_tokens" not in body
+        assert "## Rubric" not in body["messages"][-1]["content"]
+    assert report["config"]["rubric"] is None and "rubric_aspects" not in report["config"]
+
+    rubric = tmp_path / "brevity.yaml"
+    rubric.write_text("name: brief\naspects:\n  - name: brevity\n"
+                      "    question: Does it say what is needed and no more?\n")
+    for choice, heading in (("ultrafeedback", "### instruction_following"),
+                            (str(rubric), "### brevity")):
+        bodies, report = compare_bodies(f"cmp-{len(heading)}.jsonl", "--temperature", "0.3",
+                                        "--max-tokens", "77", "--rubric", choice)
+        for body in bodies:
+            assert body["temperature"] == 0.3 and body["max_tokens"] == 77
+            content = body["messages"][-1]["content"]
+            assert content.startswith("## Rubric") and heading in content
+        assert report["config"]["rubric"] == choice
+    assert report["config"]["rubric_aspects"] == ["brevity"]
 
 
 def test_bad_option_is_a_one_line_error(tmp_path):
@@ -83,6 +106,13 @@ def test_bad_option_is_a_one_line_error(tmp_path):
                           capture_output=True, text=True)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "--strategy" in lines[0]
+    judge = tmp_path / "judge.yaml"
+    judge.write_text("name: j\nmodel: judge\nbase_url: 'http://127.0.0.1:9/v1'\n")
+    proc = subprocess.run([sys.executable, "-m", "postmix.cli", "judge", "compare", str(rated),
+                           str(rated), "-o", str(tmp_path / "c.jsonl"), "--endpoints", str(judge),
+                           "--rubric", "no-such-rubric"], capture_output=True, text=True)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and "unknown rubric 'no-such-rubric'" in lines[0]
     proc = subprocess.run([sys.executable, "-m", "postmix.cli", "judge", "rate", str(rated),
                            "-o", str(tmp_path / "o.jsonl"), "--endpoints", str(tmp_path / "missing.yaml")],
                           capture_output=True, text=True)

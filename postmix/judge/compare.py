@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from postmix.judge.inputs import load_completions
 from postmix.judge.prompts import compare_messages
+from postmix.judge.rubrics import load_rubric
 from postmix.llm import ChatRequest, ChatResult, PoolConfig, run_requests_into
 from postmix.llm.model_stage import (
     OneModelConfig,
@@ -43,6 +44,9 @@ class CompareConfig(OneModelConfig):
     model: str | None = Field(None, description="Judge model in the pool; None = the first.")
     sampling: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0.0},
                                      description="Greedy by default so verdicts are reproducible.")
+    rubric: str | None = Field(None, description="Built-in rubric name or a rubric YAML path "
+                               "(as `judge rate --rubric`) whose aspects the judge weighs; "
+                               "None = overall quality.")
 
 
 def combine(first_order: str, second_order: str) -> tuple[str, bool]:
@@ -58,6 +62,7 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
     config = config or CompareConfig()
     started = time.perf_counter()
     judge_model = config.pick_model(pool)
+    rubric = load_rubric(config.rubric) if config.rubric else None
     left, right = load_completions(a), load_completions(b)
     by_sample = dict(zip(_sample_keys(right.items), right.items, strict=True))
     per_prompt_b = Counter(c.prompt_id for c in right.items)
@@ -92,9 +97,9 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
         for index, (x, y) in enumerate(pairs):
             prompt = [m.model_dump() for m in x.prompt]
             for first, second in ((x, y), (y, x)):
-                yield ChatRequest(compare_messages(prompt, first.response, second.response),
-                                  dict(config.sampling), schema=Verdict, model=judge_model,
-                                  tag=index)
+                messages = compare_messages(prompt, first.response, second.response, rubric)
+                yield ChatRequest(messages, dict(config.sampling), schema=Verdict,
+                                  model=judge_model, tag=index)
 
     outcomes: Counter = Counter()
     flips = hard_flips = 0
@@ -134,7 +139,8 @@ def compare(a: str | Path, b: str | Path, output: str | Path, pool: PoolConfig,
                                    cache_path=config.cache_file(output), progress=progress)
     judged = outputs.out.rows
     return outputs.report(
-        "judge.compare", config=config_dump(config, pool),
+        "judge.compare", config=config_dump(config, pool)
+        | ({"rubric_aspects": rubric.aspect_names} if rubric else {}),
         rows_in=len(left.items) + len(left.rejects) + len(b_rejects), inputs=[str(a), str(b)],
         details={
             "judge_model": judge_model,

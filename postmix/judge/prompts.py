@@ -51,9 +51,14 @@ COMPARE_SYSTEM = ("You are an impartial judge comparing two AI assistant respons
                   "for being longer.")
 
 
-def compare_messages(prompt: list[dict[str, str]], first: str, second: str) -> list[dict[str, str]]:
+def compare_messages(prompt: list[dict[str, str]], first: str, second: str,
+                     rubric: Rubric | None = None) -> list[dict[str, str]]:
+    """Without a rubric the judge weighs overall quality (``COMPARE_SYSTEM``); with one, the
+    rubric's aspects come first, as ``rating_messages`` shows them."""
+    criteria = (f"## Rubric\n\nWeigh the responses on these aspects:\n\n{rubric.describe()}\n\n"
+                if rubric is not None else "")
     user = (
-        f"## Instruction\n\n{render_conversation(prompt)}\n\n"
+        f"{criteria}## Instruction\n\n{render_conversation(prompt)}\n\n"
         f"## Response 1\n\n{first}\n\n## Response 2\n\n{second}\n\n"
         "Which response is better? Answer with only a JSON object "
         "{\"rationale\": <one or two sentences>, \"winner\": \"1\" | \"2\" | \"tie\"}."
