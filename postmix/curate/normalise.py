@@ -228,6 +228,18 @@ def normalise_texts(
     """Normalise a batch; returns ``(utf-8 bytes, int64 offsets)`` with row ``i`` at
     ``data[offsets[i]:offsets[i+1]]``, equal to ``normalise_text(texts[i]).encode()``."""
     options = options or NormaliseOptions()
+    data, offsets, space, punct, _ = unfolded(texts, options)
+    return _fold(data, offsets, options.lowercase, options.strip_punctuation, space, punct)
+
+
+def unfolded(
+    texts: pa.Array | list[str], options: NormaliseOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The batch after the steps that need Python's Unicode database or a regex engine (NFKC and
+    lowercase of non-ASCII rows, markup), before the compiled fold: ``(utf-8 bytes, offsets,
+    is_space, is_punct, wide rows)``; a row not marked wide is pure ASCII.
+    ``postmix.curate.ngram_index.text_token_hashes`` folds and hashes these bytes in one pass
+    instead of writing the normalised text."""
     array = (
         texts
         if isinstance(texts, (pa.Array, pa.ChunkedArray))
@@ -249,7 +261,9 @@ def normalise_texts(
     data, offsets = string_buffers(array)
     offsets = offsets - offsets[0]
     data = data[: offsets[-1]] if len(offsets) else data
-    return _fold(data, offsets, options.lowercase, options.strip_punctuation, space, punct)
+    wide_rows = np.zeros(len(offsets) - 1, dtype=np.bool_)
+    wide_rows[non_ascii] = True
+    return data, offsets, space, punct, wide_rows
 
 
 def decode_rows(data: np.ndarray, offsets: np.ndarray) -> list[str]:
