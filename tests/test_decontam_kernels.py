@@ -9,12 +9,19 @@ from collections import defaultdict
 
 import numpy as np
 import pyarrow as pa
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from postmix.curate.benchmarks import GSM8K_MARKUP
 from postmix.curate.ngram_index import build_index, scan, text_token_hashes, token_hashes
-from postmix.curate.normalise import NormaliseOptions, normalise_text, normalise_texts
+from postmix.curate.normalise import (
+    NormaliseOptions,
+    _delimited_plan,
+    _remove_markup,
+    decode_rows,
+    normalise_text,
+    normalise_texts,
+)
 
 WORDS = ["alpha", "Beta", "gamma", "δέλτα", "eps", "12", "3.5", "x", "ÉTÉ", "ﬁve"]
 GLUE = [" ", "  ", ", ", "! ", "\n", " - ", "’", "\u00a0", " <<2*3=6>>", "\n#### 7\n", "\t"]
@@ -82,3 +89,50 @@ def test_scan_scores_are_the_python_scores(instances, rows, n, threshold):
     assert got.keys() == want.keys()
     for key, score in want.items():
         assert abs(got[key] - score) < 1e-9
+
+
+# ---------------------------------------------------------------- delimited markup
+
+
+_DELIMS = "<>#[]{}!"
+
+
+@st.composite
+def delimited(draw):
+    """``(pattern, pieces)``: a pattern OPEN [^STOP]* CLOSE of delimiter characters, escaped
+    where regex needs it, CLOSE empty or starting with a STOP character (the shape the compiled
+    kernel takes); pieces: its OPEN and CLOSE, to build texts full of nested matches."""
+    opening = draw(st.text(alphabet=_DELIMS, min_size=1, max_size=3))
+    stop = draw(st.text(alphabet=_DELIMS + "\n", min_size=1, max_size=3))
+    closing = draw(st.one_of(st.just(""), st.builds(
+        lambda first, rest: first + rest, st.sampled_from(stop),
+        st.text(alphabet=_DELIMS, max_size=2))))
+
+    def literal(text):
+        return "".join("\\" + c if c in "[]{}" else c for c in text)
+
+    stop_class = "".join("\\n" if c == "\n" else "\\]" if c == "]" else c for c in stop)
+    return f"{literal(opening)}[^{stop_class}]*{literal(closing)}", [opening, closing]
+
+
+@settings(max_examples=400, deadline=None)
+@given(patterns=st.lists(delimited(), min_size=1, max_size=3), data=st.data())
+@example(patterns=[(r"<<[^<>]*>>", ["<<", ">>"])], data=None)
+def test_compiled_markup_removal_is_the_regex_loop(patterns, data):
+    pieces = [p for _, ps in patterns for p in ps if p] + list(_DELIMS) + ["\n", "a", " ", "é"]
+    batch = (data.draw(st.lists(st.lists(st.sampled_from(pieces), max_size=30).map("".join),
+                                min_size=1, max_size=5)) if data is not None
+             else ["<<<<a>>>>", "x <<1<<2>>3>> y", "<<a>> <<b"])
+    options = NormaliseOptions(markup=tuple(p for p, _ in patterns), strip_punctuation=False)
+    assert _delimited_plan(options.markup) is not None  # the compiled path is what is tested
+    want = [" ".join(_remove_markup(t, options.markup_pattern()).lower().split()) for t in batch]
+    assert [normalise_text(t, options) for t in batch] == want
+    assert decode_rows(*normalise_texts(batch, options)) == want
+
+
+def test_other_markup_patterns_go_to_the_regex_engine():
+    for pattern in (r"<<.*?>>", r"ab[^c]*", r"<<[^<>]*>>x", r"\[\d+\]", r"<[^a]*>"):
+        assert _delimited_plan((pattern,)) is None
+        options = NormaliseOptions(markup=(pattern,), strip_punctuation=False)
+        text = "keep <<x>> ab12c [12] <b> done"
+        assert decode_rows(*normalise_texts([text], options)) == [normalise_text(text, options)]
