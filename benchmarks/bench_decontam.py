@@ -3,6 +3,7 @@ per-row Python implementation of the same score, measured in one run on the same
 
     python benchmarks/bench_decontam.py                      # 1,000,000 rows, GSM8K test + HumanEval
     python benchmarks/bench_decontam.py --rows 100000 --baseline-rows 5000 --e2e
+    python benchmarks/bench_decontam.py --answers 200000         # answer leaks in GSM8K train
 
 corpus    synthetic SFT rows (user turn + short assistant turn): half are 1-2 real GSM8K *train*
           questions (so many 8-grams are shared with the test set, as in real math data), half are
@@ -17,6 +18,14 @@ baseline  per row: ``normalise_text``, ``str.split``, a Python dict from n-gram 
           verdicts are compared with postmix's on the same rows.
 e2e       ``decontaminate_file`` on a Parquet file of the rows (load + scan + write output,
           rejects, report).
+answers   (``--answers N``) N SFT rows built from real GSM8K *train* rows (user = question,
+          assistant = answer; half of them under a generic prompt instead), plus every GSM8K *test*
+          reference solution planted in an assistant turn under a generic prompt, four ways:
+          verbatim, markup stripped (``<<...>>`` removed, ``####`` line dropped or reworded),
+          a few words changed (one in 12, at least one), reformatted (lines joined or numbered,
+          numbers kept). Recall over the planted rows, genuine (unplanted) rows flagged, and the
+          scan time of today's default (both sides) against the old one (question side, user
+          turns) in the same run, with their ratio.
 filters   (``--filters N``) ``apply_filters`` on N rows of GSM8K train question/answer pairs
           (1% with a planted refusal, 0.5% with mojibake): the four regex rules (refusal,
           self_identification, mojibake, control_chars; Arrow compute) against the same patterns
@@ -28,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
 import time
 from collections import defaultdict
@@ -194,6 +204,161 @@ def bench_filters(n: int, bench_dir: Path) -> None:
     print(f"          default rules: {seconds:.2f} s ({n / seconds:,.0f} rows/s); rejected {verdicts.counts()}")
 
 
+# ---------------------------------------------------------------- answer leaks (--answers)
+
+GENERIC_PROMPTS = (
+    "Please solve the following math problem step by step.",
+    "Can you walk me through a worked example of a word problem?",
+    "Show me how to reason through a multi-step arithmetic question.",
+    "Explain your solution carefully.",
+    "Here is a practice problem I got wrong; what is the right working?",
+    "Give an example of a grade-school math solution.",
+)
+LEAK_KINDS = ("verbatim", "markup_stripped", "words_changed", "reformatted")
+_ANNOTATION = re.compile(r"<<[^<>]*>>")
+_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def _body_and_final(answer: str) -> tuple[str, str]:
+    body, _, final = answer.rpartition("####")
+    return body.rstrip(), final.strip()
+
+
+def leaked(answer: str, kind: str, rng: np.random.Generator, vocab: np.ndarray) -> str:
+    """A GSM8K reference solution as it might reach an SFT response."""
+    if kind == "verbatim":
+        return answer
+    body, final = _body_and_final(answer)
+    if kind == "markup_stripped":
+        body = _ANNOTATION.sub("", body)
+        return body if rng.random() < 0.5 else f"{body}\nThe answer is {final}."
+    if kind == "words_changed":  # one word in 12 (at least one) replaced, numbers untouched
+        words = list(_WORD.finditer(answer))
+        k = max(1, len(words) // 12)
+        picks = sorted(rng.choice(len(words), size=min(k, len(words)), replace=False).tolist())
+        out, last = [], 0
+        for w in (words[i] for i in picks):
+            out += [answer[last : w.start()], str(vocab[rng.integers(len(vocab))])]
+            last = w.end()
+        return "".join(out) + answer[last:]
+    lines = [line.strip() for line in body.split("\n") if line.strip()]  # reformatted
+    if rng.random() < 0.5:
+        return " ".join(lines) + f" So the final answer is {final}."
+    return "\n".join(f"Step {i + 1}: {line}" for i, line in enumerate(lines)) + f"\nAnswer: {final}"
+
+
+def sft_pairs(user: list[str], assistant: list[str], sources: list[str]) -> datasets.Dataset:
+    """SFT rows of one user and one assistant turn each, built column-wise."""
+    n = len(user)
+    contents = np.empty(2 * n, dtype=object)
+    contents[0::2], contents[1::2] = user, assistant
+    roles = pa.array(np.tile(np.array(["user", "assistant"], dtype=object), n), pa.string())
+    structs = pa.StructArray.from_arrays([roles, pa.array(contents, pa.string())], names=["role", "content"])
+    messages = pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)), structs)
+    table = pa.table({"id": pa.array([f"row-{i}" for i in range(n)]), "messages": messages,
+                      "source": pa.array(sources, pa.string()), "meta": pa.array(["{}"] * n)})
+    return datasets.Dataset(table.cast(FEATURES["sft"].arrow_schema))
+
+
+def answer_leak_rows(n: int, bench_dir: Path, seed: int = 0):
+    """``(dataset, planted row numbers, their leak kinds, train item of each genuine row)``.
+
+    Genuine rows: every GSM8K train item once under its own question and once under a generic
+    prompt, then random draws of both shapes up to ``n``. Planted: every test solution once per
+    leak kind, under a generic prompt (half with a lead-in sentence), at random positions."""
+    rng = np.random.default_rng(seed)
+    questions = _read(bench_dir / "gsm8k_train.jsonl", "question")
+    answers = _read(bench_dir / "gsm8k_train.jsonl", "answer")
+    tests = _read(bench_dir / "gsm8k_test.jsonl", "answer")
+    vocab = np.array(sorted({w for a in answers for w in _WORD.findall(a)}))
+    planted_kinds = [kind for kind in LEAK_KINDS for _ in tests]
+    n_genuine = max(n - len(planted_kinds), 2 * len(questions))
+    items = np.concatenate([np.tile(np.arange(len(questions)), 2),
+                            rng.integers(0, len(questions), n_genuine - 2 * len(questions))])
+    generic = np.zeros(n_genuine, dtype=bool)
+    generic[len(questions) : 2 * len(questions)] = True
+    generic[2 * len(questions) :] = rng.random(n_genuine - 2 * len(questions)) < 0.5
+    user, assistant, sources = [], [], []
+    for item, is_generic in zip(items.tolist(), generic.tolist(), strict=True):
+        user.append(GENERIC_PROMPTS[rng.integers(len(GENERIC_PROMPTS))] if is_generic else questions[item])
+        assistant.append(answers[item])
+        sources.append("generic" if is_generic else "gsm8k_train")
+    total = n_genuine + len(planted_kinds)
+    planted = np.sort(rng.choice(total, size=len(planted_kinds), replace=False))
+    order = np.ones(total, dtype=bool)
+    order[planted] = False
+    genuine_rows = np.flatnonzero(order)
+    rows_user, rows_assistant, rows_source = [None] * total, [None] * total, [None] * total
+    for row, u, a, src in zip(genuine_rows.tolist(), user, assistant, sources, strict=True):
+        rows_user[row], rows_assistant[row], rows_source[row] = u, a, src
+    for row, kind, test in zip(planted.tolist(), planted_kinds, tests * len(LEAK_KINDS), strict=True):
+        text = leaked(test, kind, rng, vocab)
+        if rng.random() < 0.5:
+            text = "Sure! Here is a worked solution.\n\n" + text
+        rows_user[row] = GENERIC_PROMPTS[rng.integers(len(GENERIC_PROMPTS))]
+        rows_assistant[row], rows_source[row] = text, "leaked"
+    train_item = np.full(total, -1)
+    train_item[genuine_rows] = items
+    return (sft_pairs(rows_user, rows_assistant, rows_source), planted, np.array(planted_kinds),
+            train_item)
+
+
+def _timed(ds: datasets.Dataset, config: DecontamConfig, repeats: int):
+    """The fastest of ``repeats`` runs (the VM is shared: the minimum is the least disturbed)."""
+    best, verdicts = float("inf"), None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        verdicts = decontaminate(ds, config)
+        best = min(best, time.perf_counter() - started)
+    return best, verdicts
+
+
+def bench_answers(n: int, bench_dir: Path, repeats: int, show: int) -> None:
+    from postmix.curate.benchmarks import BenchmarkSpec
+
+    started = time.perf_counter()
+    ds, planted, kinds, train_item = answer_leak_rows(n, bench_dir)
+    test = bench_dir / "gsm8k_test.jsonl"
+    print(f"answers: {len(ds):,} rows ({len(planted):,} planted leaks of {len(planted) // len(LEAK_KINDS):,} "
+          f"GSM8K test solutions x {len(LEAK_KINDS)}), built in {time.perf_counter() - started:.1f} s; "
+          f"cores: {len(os.sched_getaffinity(0))}")
+    today = DecontamConfig(benchmarks=[f"gsm8k={test}"])  # both sides, GSM8K markup (built-in)
+    old = DecontamConfig(benchmarks=[BenchmarkSpec(name="gsm8k", path=str(test), fields=("question",),
+                                                   answer_fields=(), markup=())], answer_on=None)
+    decontaminate(ds.select(range(2000)), today)  # warm the compiled kernels
+    old_s, old_v = _timed(ds, old, repeats)
+    new_s, new_v = _timed(ds, today, repeats)
+    flagged = np.array([r is not None for r in new_v.reasons])
+    old_flagged = np.array([r is not None for r in old_v.reasons])
+    genuine = np.ones(len(ds), dtype=bool)
+    genuine[planted] = False
+    print(f"old       {old_s:7.2f} s  (question side, user turns; scan {old_v.stats['timings']['scan']:.2f} s)")
+    print(f"today     {new_s:7.2f} s  (question + answer side, markup; scan {new_v.stats['timings']['scan']:.2f} s)")
+    print(f"ratio     today / old: {new_s / old_s:.2f}x total, "
+          f"{new_v.stats['timings']['scan'] / old_v.stats['timings']['scan']:.2f}x scan")
+    print(f"recall    {flagged[planted].mean():.4f} ({flagged[planted].sum()}/{len(planted)}); old default "
+          f"{old_flagged[planted].mean():.4f}")
+    for kind in LEAK_KINDS:
+        mine = planted[kinds == kind]
+        print(f"          {kind:16s} {flagged[mine].mean():.4f} ({flagged[mine].sum()}/{len(mine)})")
+    hit = genuine & flagged
+    sides = defaultdict(int)
+    for row in np.flatnonzero(hit).tolist():
+        sides[new_v.details[row].split(" side=")[1].split(" ")[0]] += 1
+    items = np.unique(train_item[hit])
+    print(f"genuine   {hit.sum():,} of {genuine.sum():,} flagged ({hit.sum() / genuine.sum():.3%}; by best side "
+          f"{dict(sides)}); {len(items)} distinct GSM8K train items; old default flagged "
+          f"{(genuine & old_flagged).sum():,}")
+    seen = set()
+    for row in np.flatnonzero(hit).tolist():
+        if train_item[row] in seen or len(seen) >= show:
+            continue
+        seen.add(train_item[row])
+        messages = ds[row]["messages"]
+        print(f"  - train item {train_item[row]}: {new_v.details[row][:300]}")
+        print(f"    row assistant: {' '.join(messages[1]['content'].split())[:200]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -202,7 +367,14 @@ def main() -> None:
     parser.add_argument("--benchmarks", type=Path, default=SHARED, help="Folder with gsm8k_test/train.jsonl, humaneval.jsonl.")
     parser.add_argument("--e2e", action="store_true", help="Also time decontaminate_file on a Parquet copy.")
     parser.add_argument("--filters", type=int, default=0, metavar="N", help="Only time apply_filters on N rows.")
+    parser.add_argument("--answers", type=int, default=0, metavar="N",
+                        help="Only the answer-leak benchmark on N rows built from GSM8K train.")
+    parser.add_argument("--repeats", type=int, default=3, help="Timed runs per config (--answers); the fastest counts.")
+    parser.add_argument("--show", type=int, default=5, help="Flagged genuine rows printed (--answers).")
     args = parser.parse_args()
+    if args.answers:
+        bench_answers(args.answers, args.benchmarks, args.repeats, args.show)
+        return
     if args.filters:
         bench_filters(args.filters, args.benchmarks)
         return

@@ -285,6 +285,57 @@ def test_decontam_on_ray_returns_the_local_verdicts(ray_local, tmp_path):
     assert 0 < local.counts()["contaminated"] <= 80
 
 
+
+def flagged_sides(ds, verdicts) -> dict[str, list[str]]:
+    """Row id -> the sides named in its detail, best first."""
+    return {row_id: [part.split(" side=")[1].split(" ")[0] for part in detail.split("; ")]
+            for row_id, detail in zip(ds["id"], verdicts.details, strict=True) if detail}
+
+
+def test_decontam_answer_side_on_ray_gives_the_local_ids_sides_and_matrix(ray_local, tmp_path):
+    """Reference solutions (with GSM8K-style markup) copied under generic prompts, questions
+    copied into user turns, and rows with both, spread over blocks and sources."""
+    from postmix.scale.ray_decontam import decontaminate_ray
+
+    rng = random.Random(5)
+    questions = [" ".join(f"q{j}w{k}" for k in range(16)) for j in range(20)]
+    answers = [" ".join(f"a{j}s{k}" for k in range(24)) for j in range(20)]
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(json.dumps({"question": q, "solution": a, "id": f"t{j}"}) + "\n"
+                             for j, (q, a) in enumerate(zip(questions, answers, strict=True))),
+                     encoding="utf-8")
+    rows, planted = [], {}
+    for i in range(300):
+        user = "please help: " + " ".join(f"f{rng.randint(0, 999)}" for _ in range(12))
+        answer = " ".join(f"g{rng.randint(0, 999)}" for _ in range(20))
+        j = i % 20
+        if i % 7 == 0:  # the solution, with calculator markup spliced in
+            words = answers[j].split()
+            answer = " ".join(words[:10]) + " <<3*4=12>>" + " ".join(words[10:]) + "\n#### 12"
+            planted[f"r{i}"] = ["answer"]
+        if i % 11 == 0:
+            user = questions[j]
+            planted[f"r{i}"] = ["question"] + planted.get(f"r{i}", [])
+        rows.append({"id": f"r{i}", "source": rng.choice(["a", "b", "c"]), "meta": "{}",
+                     "messages": [{"role": "user", "content": user},
+                                  {"role": "assistant", "content": answer}]})
+    ds = datasets.Dataset.from_list(rows, features=FEATURES["sft"])
+    config = DecontamConfig(benchmarks=[{"name": "leaky", "path": str(bench),
+                                         "fields": ["question"], "answer_fields": ["solution"],
+                                         "markup": [r"<<[^<>]*>>", r"####[^\n]*"]}],
+                            batch_size=64)
+    local = decontaminate(ds, config)
+    distributed = decontaminate_ray(ds, config, ray_config=SMALL)
+    assert_same(local, distributed)
+    assert flagged_sides(ds, distributed) == flagged_sides(ds, local)
+    assert {k: sorted(v) for k, v in flagged_sides(ds, local).items()} == {
+        k: sorted(v) for k, v in planted.items()}
+    assert distributed.sidecar.to_json() == local.sidecar.to_json()
+    cells = {(c["source"], c["side"]): c["rows_flagged"] for c in local.sidecar.rows()}
+    assert sum(v for (_, side), v in cells.items() if side == "answer") == sum(
+        "answer" in v for v in planted.values())
+
+
 # ---------------------------------------------------------------- mix build
 
 

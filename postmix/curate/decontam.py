@@ -43,7 +43,7 @@ from postmix.curate.benchmarks import (
 )
 from postmix.curate.contamination import ContaminationMatrix
 from postmix.curate.executor import LocalExecutor
-from postmix.curate.ngram_index import NgramIndex, build_index, scan, token_hashes
+from postmix.curate.ngram_index import NgramIndex, build_index, scan, text_token_hashes
 from postmix.curate.normalise import NormaliseOptions, normalise_texts
 from postmix.curate.paraphrase import ParaphraseConfig, question_texts, similar_pairs
 from postmix.curate.runner import StageOutput, Verdicts
@@ -309,10 +309,10 @@ def scan_block(table: pa.Table, kind: str, config: DecontamConfig, index: Benchm
     for side, view in scanned_sides(kind, config, index).items():
         if view is None:
             continue
-        data, offsets = normalise_texts(view_texts(table, kind, view), index.normalise)
-        tokens, token_offsets = token_hashes(data, offsets)
+        texts = view_texts(table, kind, view)
+        tokens, token_offsets = text_token_hashes(texts, index.normalise)
         found = scan(tokens, token_offsets, index.sides[side], config.threshold)
-        parts.append(_block_matches(found, side, data, offsets, table, index, rows))
+        parts.append(_block_matches(found, side, texts, table, index, rows))
         seen = pc.unique(sources.combine_chunks() if isinstance(sources, pa.ChunkedArray)
                          else sources)
         parts.append(_sources_seen(seen, side))
@@ -328,7 +328,7 @@ def _sources_seen(sources: pa.Array, side: str) -> pa.Table:
                     schema=SCAN_SCHEMA)
 
 
-def _block_matches(found: Any, side: str, data: np.ndarray, offsets: np.ndarray, table: pa.Table,
+def _block_matches(found: Any, side: str, texts: pa.Array, table: pa.Table,
                    index: BenchmarkIndex, rows: np.ndarray) -> pa.Table:
     bench = index.instance_benchmark[found.instance]
     order = np.lexsort((found.instance, -found.score, bench, found.row))
@@ -343,8 +343,11 @@ def _block_matches(found: Any, side: str, data: np.ndarray, offsets: np.ndarray,
     ids: list[str | None] = [None] * n
     fields: list[str | None] = [None] * n
     at = pa.array(found.row[picked])
-    for k, row_id in zip(picked.tolist(), table.column("id").take(at).to_pylist(), strict=True):
-        spans[k] = _span(data, offsets, int(found.row[k]), int(found.start[k]), int(found.end[k]))
+    # only the matched rows' normalised text is written out, for their spans
+    data, offsets = normalise_texts(texts.take(at), index.normalise)
+    for j, (k, row_id) in enumerate(zip(picked.tolist(), table.column("id").take(at).to_pylist(),
+                                        strict=True)):
+        spans[k] = _span(data, offsets, j, int(found.start[k]), int(found.end[k]))
         ids[k] = row_id
         fields[k] = index.field_name(side, int(found.instance[k]), int(found.segment[k]))
     sources = table.column("source").take(pa.array(found.row)).to_pylist()

@@ -124,6 +124,118 @@ def _remove_markup_batch(array: pa.Array, pattern: str) -> pa.Array:
     return array
 
 
+# Markup of the form OPEN [^STOP]* CLOSE (GSM8K's '<<[^<>]*>>' and '####[^\n]*'), letter-free
+# ASCII, where CLOSE (possibly empty) starts with a STOP character - so the greedy run never
+# backtracks - is removed by a compiled kernel; any other pattern goes to RE2.
+_LITERAL = r"(?:[^\\\[\]().*+?{}|^$a-zA-Z\x80-\U0010ffff]|\\[^a-zA-Z0-9])+"
+_STOP = r"(?:[^\\\]\-^a-zA-Z\x80-\U0010ffff]|\\[\\\]\-^nrt])+"
+_DELIMITED = re.compile(rf"({_LITERAL})\[\^({_STOP})\]\*({_LITERAL})?")
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescaped(text: str) -> bytes:
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), text).encode()
+
+
+@lru_cache(maxsize=64)
+def _delimited_plan(markup: tuple[str, ...]) -> tuple[np.ndarray, ...] | None:
+    """``(starts, opens, open_offsets, stops [patterns x 256], closes, close_offsets)`` when
+    every pattern is delimited markup (above), else None."""
+    opens, closes, stops = [], [], []
+    for pattern in markup:
+        found = _DELIMITED.fullmatch(pattern)
+        if found is None:
+            return None
+        start, stop, close = (_unescaped(found.group(i) or "") for i in (1, 2, 3))
+        if close and close[0] not in stop:
+            return None
+        opens.append(start)
+        closes.append(close)
+        table = np.zeros(256, dtype=np.bool_)
+        table[list(stop)] = True
+        stops.append(table)
+
+    def packed(parts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+        return np.frombuffer(b"".join(parts), dtype=np.uint8).copy(), offsets
+
+    starts = np.zeros(256, dtype=np.bool_)
+    starts[[o[0] for o in opens]] = True
+    return (starts, *packed(opens), np.stack(stops), *packed(closes))
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _remove_delimited(data, offsets, starts, opens, open_offsets, stops, closes,
+                      close_offsets):  # pragma: no cover - compiled
+    """``_remove_markup`` of every row for delimited patterns: leftmost match first, the first
+    pattern that matches at a position wins, non-overlapping, passes repeated until one removes
+    nothing. Each row is rewritten in place in a copy (writes never pass reads); ``starts``
+    marks the bytes an OPEN begins with, so most bytes cost one lookup."""
+    n = len(offsets) - 1
+    patterns = len(open_offsets) - 1
+    buf = data.copy()
+    lengths = np.zeros(n, dtype=np.int64)
+    for i in numba.prange(n):
+        start = offsets[i]
+        end = offsets[i + 1]
+        removed = True
+        while removed:
+            removed = False
+            r = start
+            w = start
+            while r < end:
+                b = buf[r]
+                if not starts[b]:  # the common case first, in a tight loop
+                    buf[w] = b
+                    w += 1
+                    r += 1
+                    continue
+                match_end = -1
+                # the literal comparisons are written out: a helper, even inlined, makes
+                # this loop several times slower
+                for j in range(patterns):
+                    lo = open_offsets[j]
+                    m = open_offsets[j + 1] - lo
+                    same = r + m <= end
+                    for x in range(m if same else 0):
+                        if buf[r + x] != opens[lo + x]:
+                            same = False
+                            break
+                    if not same:
+                        continue
+                    q = r + m
+                    while q < end and not stops[j, buf[q]]:
+                        q += 1
+                    lo = close_offsets[j]
+                    m = close_offsets[j + 1] - lo
+                    same = q + m <= end
+                    for x in range(m if same else 0):
+                        if buf[q + x] != closes[lo + x]:
+                            same = False
+                            break
+                    if same:
+                        match_end = q + m
+                        break
+                if match_end >= 0:
+                    r = match_end
+                    removed = True
+                else:
+                    buf[w] = b
+                    w += 1
+                    r += 1
+            end = w
+        lengths[i] = end - start
+    new_offsets = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        new_offsets[i + 1] = new_offsets[i] + lengths[i]
+    result = np.empty(new_offsets[n], dtype=np.uint8)
+    for i in numba.prange(n):
+        src, dst = offsets[i], new_offsets[i]
+        for k in range(lengths[i]):
+            result[dst + k] = buf[src + k]
+    return result, new_offsets
+
+
 # Bytes Python's str.split() treats as whitespace among ASCII (note \x1c-\x1f).
 _ASCII_SPACE = np.zeros(128, dtype=np.bool_)
 _ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
@@ -228,6 +340,18 @@ def normalise_texts(
     """Normalise a batch; returns ``(utf-8 bytes, int64 offsets)`` with row ``i`` at
     ``data[offsets[i]:offsets[i+1]]``, equal to ``normalise_text(texts[i]).encode()``."""
     options = options or NormaliseOptions()
+    data, offsets, space, punct, _ = unfolded(texts, options)
+    return _fold(data, offsets, options.lowercase, options.strip_punctuation, space, punct)
+
+
+def unfolded(
+    texts: pa.Array | list[str], options: NormaliseOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The batch after the steps that need Python's Unicode database or a regex engine (NFKC and
+    lowercase of non-ASCII rows, markup), before the compiled fold: ``(utf-8 bytes, offsets,
+    is_space, is_punct, wide rows)``; a row not marked wide is pure ASCII.
+    ``postmix.curate.ngram_index.text_token_hashes`` folds and hashes these bytes in one pass
+    instead of writing the normalised text."""
     array = (
         texts
         if isinstance(texts, (pa.Array, pa.ChunkedArray))
@@ -244,12 +368,17 @@ def normalise_texts(
         mask = np.zeros(len(array), dtype=bool)
         mask[non_ascii] = True
         array = pc.replace_with_mask(array, pa.array(mask), pa.array(fixed, pa.large_string()))
-    if options.markup:
+    plan = _delimited_plan(options.markup) if options.markup else None
+    if options.markup and plan is None:
         array = _remove_markup_batch(array, options.markup_pattern())
     data, offsets = string_buffers(array)
     offsets = offsets - offsets[0]
     data = data[: offsets[-1]] if len(offsets) else data
-    return _fold(data, offsets, options.lowercase, options.strip_punctuation, space, punct)
+    if plan is not None:
+        data, offsets = _remove_delimited(data, offsets, *plan)
+    wide_rows = np.zeros(len(offsets) - 1, dtype=np.bool_)
+    wide_rows[non_ascii] = True
+    return data, offsets, space, punct, wide_rows
 
 
 def decode_rows(data: np.ndarray, offsets: np.ndarray) -> list[str]:
