@@ -134,3 +134,82 @@ def test_a_mix_filters_on_tagged_attributes_from_the_cli(tmp_path):
     assert kept == [f"r-{i:03d}" for i in range(20) if i % 4 and i not in (5, 9)]
     sidecar = StepReport.read(tmp_path / "tags.report.json")
     assert built.manifest["sources"][0]["attributes"]["fingerprint"] == sidecar.details["fingerprint"]
+
+
+def reward_pool(server, **retry):
+    return PoolConfig(endpoints=[EndpointConfig(name="rm", model="rm", base_url=server.base_url,
+                                                 max_concurrency=2)],
+                      retry=RetryConfig(backoff_base=0.001, **retry))
+
+
+def answer_words(messages):
+    return len(messages[-1]["content"].split())
+
+
+def test_reward_scores_land_by_id_from_the_pooling_endpoint_and_come_from_the_cache_on_rerun(
+        tmp_path, openai_server):
+    """Scores are the server's score of each row's own conversation (the test server's reward
+    is log(1 + words of the last answer)), keyed by id whatever order the answers came back in;
+    a rerun asks the endpoint nothing."""
+    import math
+
+    records = rows(10, refusal_at=(4,))
+    source = write_rows(tmp_path / "in.jsonl", records)
+    config = TagConfig(scores=["reward"], language=False, rule_hits=False)
+    report = tag(source, tmp_path / "tags.parquet", config, pool=reward_pool(openai_server))
+    attributes = pq.read_table(tmp_path / "tags.parquet").to_pylist()
+    assert [a["id"] for a in attributes] == [r["id"] for r in records]
+    assert [a["reward"] for a in attributes] == pytest.approx(
+        [math.log1p(answer_words(r["messages"])) for r in records])
+    sent = openai_server.pooling_requests()
+    assert len(sent) == 10 and all(b["model"] == "rm" and b["use_activation"] is False for b in sent)
+    assert sorted(json.dumps(b["messages"]) for b in sent) == sorted(json.dumps(r["messages"]) for r in records)
+    assert report.details["reward"]["calls"] == 10 and report.details["reward"]["unscored"] == {"reward": {}}
+
+    again = tag(source, tmp_path / "again.parquet", config.model_copy(
+        update={"cache_path": str(tmp_path / "tags.cache.sqlite")}), pool=reward_pool(openai_server))
+    assert len(openai_server.pooling_requests()) == 10
+    assert again.details["reward"]["ledger"]["cached"] == 10
+    assert pq.read_table(tmp_path / "again.parquet").column("reward").to_pylist() == [a["reward"] for a in attributes]
+
+
+def test_reward_failures_are_null_and_counted_by_reason_and_retries_recover(tmp_path, openai_server):
+    records = rows(6)
+    source = write_rows(tmp_path / "in.jsonl", records)
+    config = TagConfig(scores=["reward"], language=False, rule_hits=False, use_cache=False)
+    openai_server.inject("server_error", 2)  # two attempts of some row(s): retried, then answered
+    openai_server.inject("malformed_json")
+    tag(source, tmp_path / "ok.parquet", config, pool=reward_pool(openai_server, max_attempts=4))
+    assert all(v is not None for v in pq.read_table(tmp_path / "ok.parquet").column("reward").to_pylist()[:6])
+
+    openai_server.set_rewarder(lambda body: [[0.1], [0.2]] if "number 3" in body["messages"][0]["content"]
+                               else 1.5)  # row 3: a token-wise model; its last token scores
+    openai_server.inject("server_error", 1)  # the first request gets no answer (one attempt only)
+    report = tag(source, tmp_path / "tags.parquet", config.model_copy(update={"reward_label": 0}),
+                 pool=reward_pool(openai_server, max_attempts=1))
+    got = dict(zip(*pq.read_table(tmp_path / "tags.parquet").select(["id", "reward"]).to_pydict().values(), strict=True))
+    assert report.rows_out == 6  # an unscored row is still tagged
+    assert got["r-003"] == 0.2
+    assert sorted((v is None, v) for k, v in got.items() if k != "r-003") == [(False, 1.5)] * 4 + [(True, None)]
+    assert report.details["reward"]["unscored"] == {"reward": {"server_error": 1}}
+
+    wrong = tag(source, tmp_path / "label.parquet", config.model_copy(update={"reward_label": 1}),
+                pool=reward_pool(openai_server, max_attempts=1))
+    assert wrong.details["reward"]["unscored"]["reward"] == {"no_label": 6}
+    assert pq.read_table(tmp_path / "label.parquet").column("reward").null_count == 6
+
+
+def test_preference_rows_get_a_reward_for_each_answer(tmp_path, openai_server):
+    records = [{"id": f"p-{i}", "source": "s", "meta": "{}",
+                "prompt": [{"role": "user", "content": f"Question {i}?"}],
+                "chosen": [{"role": "assistant", "content": "a long and careful answer " * (i + 1)}],
+                "rejected": [{"role": "assistant", "content": "short"}], "chosen_score": None,
+                "rejected_score": None, "chosen_model": None, "rejected_model": None, "judge": None}
+               for i in range(3)]
+    source = write_rows(tmp_path / "prefs.jsonl", records)
+    tag(source, tmp_path / "tags.parquet", TagConfig(scores=["reward"], language=False, rule_hits=False),
+        pool=reward_pool(openai_server))
+    table = pq.read_table(tmp_path / "tags.parquet").to_pydict()
+    import math
+    assert table["reward"] == pytest.approx([math.log1p(5 * (i + 1)) for i in range(3)])
+    assert table["reward_rejected"] == pytest.approx([math.log1p(1)] * 3)

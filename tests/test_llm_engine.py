@@ -7,6 +7,8 @@ import json
 import threading
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from postmix.errors import EndpointError
@@ -287,3 +289,72 @@ def test_lognormal_latency_is_heavy_tailed_and_the_same_for_the_same_request():
     assert 0.09 < median(draws) < 0.11
     assert max(draws) > 20 * 0.1  # the tail: sigma 1.5 puts the slowest of 4,000 at ~100x
     assert request_latency(bodies[0], 0.1, 0.0) == 0.1
+
+
+# -- reward models (vLLM's /pooling) -----------------------------------------------------------
+
+def test_pooling_lives_at_the_server_root_as_vllm_serves_it():
+    from postmix.llm.transport import pooling_url
+
+    assert pooling_url("http://gpu-3:8000/v1") == "http://gpu-3:8000/pooling"
+    assert pooling_url("http://gpu-3:8000/v1/") == "http://gpu-3:8000/pooling"
+    assert pooling_url("http://user:secret@gpu-3:8000/v1").endswith("gpu-3:8000/pooling")
+    assert "secret" not in pooling_url("http://user:secret@gpu-3:8000/v1")
+    assert pooling_url("https://rm.example/serve") == "https://rm.example/serve/pooling"
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=32)
+
+
+@given(st.lists(finite, min_size=1, max_size=4), st.lists(st.lists(finite, min_size=1, max_size=3),
+                                                           min_size=1, max_size=5))
+def test_a_pooling_reply_gives_the_sequence_values_or_the_last_tokens(sequence, tokens):
+    from postmix.llm.transport import pooling_from_bytes
+
+    def reply(data):
+        return json.dumps({"object": "list", "data": [{"index": 0, "object": "pooling", "data": data}],
+                           "usage": {"prompt_tokens": 3}}).encode()
+
+    assert pooling_from_bytes(reply(sequence)).values == sequence
+    assert pooling_from_bytes(reply(tokens)).values == tokens[-1]
+    assert pooling_from_bytes(reply(sequence)).usage == {"prompt_tokens": 3}
+
+
+@given(st.one_of(st.none(), st.text(max_size=5), st.lists(st.text(max_size=3), min_size=1, max_size=3),
+                 st.just([]), st.just([[]]), st.just([True])))
+def test_a_pooling_reply_without_numbers_is_a_bad_response(data):
+    from postmix.llm.transport import TransportError, pooling_from_bytes
+
+    raw = json.dumps({"data": [{"index": 0, "data": data}]}).encode()
+    with pytest.raises(TransportError) as caught:
+        pooling_from_bytes(raw)
+    assert caught.value.kind == "bad_response" and caught.value.retryable
+
+
+def test_engine_reward_retries_faults_counts_them_and_caches_the_score(tmp_path):
+    from postmix.llm import Engine
+
+    conversation = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "one two three"}]
+    with FakeOpenAIServer(model="m") as server:
+        server.inject(RATE_LIMIT)
+        server.inject(MALFORMED_JSON)
+
+        async def once():
+            async with Engine(pool_for(server), cache_path=tmp_path / "c.sqlite") as engine:
+                return await engine.reward(conversation), engine.ledger.to_dict()
+
+        (first, ledger), (second, again) = asyncio.run(once()), asyncio.run(once())
+        assert first.ok and first.score == pytest.approx(1.386294) and first.attempts == 3
+        assert second.cached and second.score == first.score
+        assert len(server.pooling_requests()) == 3
+        assert ledger["endpoints"]["e0"]["answered"] == 1 and again["cached"] == 1
+
+        server.inject(SERVER_ERROR, 3)
+
+        async def failing():
+            async with Engine(pool_for(server)) as engine:
+                return await engine.reward(conversation), engine.ledger.to_dict()
+
+        result, ledger = asyncio.run(failing())
+        assert not result.ok and result.error_kind == "server_error" and result.score is None
+        assert ledger["failed"] == {"server_error": 1}

@@ -28,14 +28,15 @@ def tag(
         None, "--format", "-f", help="Input format when not postmix records."
     ),
     endpoints: Path | None = typer.Option(
-        None, "--endpoints", "-e", help="Endpoints YAML of the scoring model (with --score).",
+        None, "--endpoints", "-e",
+        help="Endpoints YAML of the scoring or reward model (with --score).",
         show_default=False),
     config_file: Path | None = opts.config_file_option(),
     as_json: bool = json_option(),
     config_values: Any = None,
 ) -> None:
-    """Per-row attributes (lengths, tokens, language, filter rule hits, LLM scores) into a
-    sidecar Parquet keyed by id, for mix specs' `attributes:` and `where:`."""
+    """Per-row attributes (lengths, tokens, language, filter rule hits, LLM and reward-model
+    scores) into a sidecar Parquet keyed by id, for mix specs' `attributes:` and `where:`."""
     from postmix.llm import load_endpoints
     from postmix.mix.attributes import TagConfig
     from postmix.mix.attributes import tag as run_tag

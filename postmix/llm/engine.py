@@ -18,6 +18,11 @@ synchronous wrapper.
 ``Engine.embed(texts)`` asks an ``/v1/embeddings`` endpoint (vLLM serves them) for a batch of
 vectors through the same machinery: per-text cache entries, the same endpoint choice, budgets,
 retries and health, and the same ledger; ``embed_many`` sends a long list batch by batch.
+
+``Engine.reward(messages)`` asks a reward model for its score of one conversation through vLLM's
+``/pooling`` endpoint (what ``vllm serve <reward model>`` answers for every kind of reward
+model; the server applies the model's chat template), with the same cache, retries, health and
+ledger; ``reward_many`` scores a list with every endpoint slot busy.
 """
 
 from __future__ import annotations
@@ -45,14 +50,16 @@ from postmix.llm.request import (
     ChatRequest,
     ChatResult,
     EmbeddingResult,
+    RewardResult,
     Usage,
     embedding_key,
     request_key,
+    reward_key,
     schema_dict,
     schema_name,
 )
 from postmix.llm.structured import parse_structured
-from postmix.llm.transport import RawEmbeddings, RawReply, TransportError
+from postmix.llm.transport import RawEmbeddings, RawPooling, RawReply, TransportError
 from postmix.progress import progress_bar
 
 log = logging.getLogger("postmix.llm")
@@ -267,6 +274,67 @@ class Engine:
         await asyncio.gather(*(one(s) for s in range(0, len(texts), batch_size)))
         return vectors, errors
 
+    async def reward(self, messages: list[dict[str, Any]], *, model: str | None = None,
+                     label: int = 0, use_activation: bool = False) -> RewardResult:
+        """A reward model's score of the conversation ``messages`` (its last assistant turn, in
+        context): value ``label`` of what the model returns (one value for the usual
+        single-head reward model). ``use_activation=False`` asks for the raw head output, the
+        scale reward models are trained and compared on; True lets the server apply its
+        classifier activation (sigmoid/softmax)."""
+        model = model or self.pool.models[0]
+        if model not in self._slots:
+            raise ConfigError(f"no endpoint serves model {model!r}; the pool has: "
+                              f"{', '.join(self.pool.models)}")
+        key = reward_key(model, messages, {"label": label, "use_activation": use_activation})
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.ledger.cached += 1
+                return RewardResult(True, score=float(hit["score"]), model=model, cached=True)
+        body = {"model": model, "messages": messages, "use_activation": use_activation}
+        try:
+            reply, _, attempts = await self._send(model, body, method="pool")
+        except _Failure as failure:
+            self.ledger.failed[failure.kind] += 1
+            return RewardResult(False, error=str(failure), error_kind=failure.kind, model=model,
+                                attempts=failure.attempts)
+        if not 0 <= label < len(reply.values):
+            self.ledger.failed["no_label"] += 1
+            return RewardResult(False, error=f"model {model!r} returns {len(reply.values)} "
+                                f"value(s) per conversation; label {label} is not one of them",
+                                error_kind="no_label", model=model, attempts=attempts)
+        score = reply.values[label]
+        if self.cache is not None:
+            self.cache.put(key, model, {"score": score})
+        return RewardResult(True, score=score, model=model, attempts=attempts)
+
+    async def reward_many(self, conversations: Iterable[list[dict[str, Any]]], *,
+                          model: str | None = None, label: int = 0, use_activation: bool = False,
+                          on_result: Callable[[RewardResult], None] | None = None
+                          ) -> list[RewardResult]:
+        """Every conversation's ``RewardResult``, in order; windows of ``REORDER_WINDOW``
+        conversations go out at once (within the endpoints' concurrency), which bounds memory."""
+        results: list[RewardResult] = []
+        batch: list[list[dict[str, Any]]] = []
+
+        async def flush() -> None:
+            done = await asyncio.gather(*(self.reward(m, model=model, label=label,
+                                                      use_activation=use_activation)
+                                          for m in batch))
+            for result in done:
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+            batch.clear()
+
+        for messages in conversations:
+            batch.append(messages)
+            if len(batch) >= REORDER_WINDOW:
+                await flush()
+        if batch:
+            await flush()
+        return results
+
     def _from_cache(self, hit: dict[str, Any], request: ChatRequest, model: str, key: str,
                     sampling: dict[str, Any]) -> ChatResult | None:
         parsed = None
@@ -315,7 +383,7 @@ class Engine:
     async def _send(self, model: str, body: dict[str, Any], *, method: str = "send"
                     ) -> tuple[Any, str, int]:
         """One answer within ``max_attempts`` HTTP attempts: (reply, endpoint name, attempts).
-        ``method``: the transport's ``send`` (a chat completion) or ``embed``."""
+        ``method``: the transport's ``send`` (a chat completion), ``embed`` or ``pool``."""
         last: TransportError | None = None
         slot = None
         avoid: set[str] = set()  # endpoints this request failed on with a dead-server error
@@ -334,7 +402,7 @@ class Engine:
                     if slot.rpm is not None:
                         await slot.rpm.acquire(1)
                     if slot.tpm is not None:
-                        await slot.tpm.acquire(_token_estimate(body))
+                        await slot.tpm.acquire(_token_estimate(body, method))
                     self.ledger.attempt(name)
                     reply = await _call(slot.transport, method, body)
             except _Reroute:
@@ -456,18 +524,25 @@ def _without_max_tokens(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in ("max_tokens", "max_completion_tokens")}
 
 
-async def _call(transport: Any, method: str, body: dict[str, Any]) -> RawReply | RawEmbeddings:
+_SERVED_BY = {"send": "chat", "embed": "embeddings (an http or openai endpoint)",
+              "pool": "pooling (an http endpoint)"}
+
+
+async def _call(transport: Any, method: str, body: dict[str, Any]
+                ) -> RawReply | RawEmbeddings | RawPooling:
     call = getattr(transport, method, None)
     if call is None:  # an offline backend (vLLM in process) serves chat only
-        raise EndpointError(f"backend {type(transport).__name__} does not serve {method} "
-                            "requests: use an http or openai endpoint")
+        raise EndpointError(f"backend {type(transport).__name__} does not serve "
+                            f"{_SERVED_BY[method]} requests: use an endpoint that does")
     return await call(body)
 
 
-def _token_estimate(body: dict[str, Any]) -> float:
-    if "input" in body:  # embeddings: no completion
+def _token_estimate(body: dict[str, Any], method: str = "send") -> float:
+    if method == "embed":  # no completion
         return sum(len(t) for t in body["input"]) / 4
     chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", ()))
+    if method == "pool":
+        return chars / 4
     return chars / 4 + float(body.get("max_tokens") or body.get("max_completion_tokens")
                              or DEFAULT_MAX_TOKENS_ESTIMATE)
 
@@ -486,6 +561,23 @@ def run_requests_into(pool: PoolConfig, requests: Iterable[ChatRequest],
                     handle(result)
                     bar.advance(1)
             return engine.ledger
+
+    return asyncio.run(_drive())
+
+
+def run_rewards(pool: PoolConfig, conversations: list[list[dict[str, Any]]], *,
+                model: str | None = None, label: int = 0, use_activation: bool = False,
+                description: str = "reward scores", progress: bool | None = False,
+                **engine_kwargs: Any) -> tuple[list[RewardResult], Ledger]:
+    """Synchronous driver of ``Engine.reward_many``: the results in order and the ledger."""
+
+    async def _drive() -> tuple[list[RewardResult], Ledger]:
+        async with Engine(pool, **engine_kwargs) as engine:
+            with progress_bar(description, len(conversations), enabled=progress) as bar:
+                results = await engine.reward_many(
+                    conversations, model=model, label=label, use_activation=use_activation,
+                    on_result=lambda _: bar.advance(1))
+            return results, engine.ledger
 
     return asyncio.run(_drive())
 

@@ -106,3 +106,21 @@ class EmbeddingResult:
     attempts: int = 0
     cached: int = 0  # texts answered from the cache
     usage: Usage = field(default_factory=Usage)
+
+
+def reward_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    """Cache key of one conversation's reward (``params``: what else decides the number)."""
+    return request_key(model, messages, params, None, "reward")
+
+
+@dataclass
+class RewardResult:
+    """A reward model's score of one conversation, or why there is none."""
+
+    ok: bool
+    score: float | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    model: str | None = None
+    attempts: int = 0
+    cached: bool = False

@@ -1,4 +1,5 @@
-"""Sending one chat-completions request to one endpoint, and classifying what went wrong.
+"""Sending one chat-completions request to one endpoint (or an embeddings or pooling request),
+and classifying what went wrong.
 
 Every backend raises ``TransportError`` with a ``kind`` the engine's retry policy understands:
 ``rate_limit`` (429, with the server's Retry-After), ``server_error`` (5xx, 408), ``timeout``,
@@ -50,6 +51,15 @@ class RawReply:
 @dataclass
 class RawEmbeddings:
     vectors: list[list[float]]
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RawPooling:
+    """A pooling model's output for one input: the sequence's values (one per label), or, for
+    a token-wise (``token_classify``) model, the last token's, where an outcome reward sits."""
+
+    values: list[float]
     usage: dict[str, Any] = field(default_factory=dict)
 
 
@@ -133,9 +143,41 @@ def embeddings_from_bytes(raw: bytes, expected: int) -> RawEmbeddings:
     return RawEmbeddings(vectors, data.get("usage") or {})
 
 
+def _numbers(value: Any) -> list[float] | None:
+    if isinstance(value, list) and value and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+        return [float(x) for x in value]
+    return None
+
+
+def pooling_from_bytes(raw: bytes) -> RawPooling:
+    """A vLLM ``/pooling`` reply for one input (``data[0].data``: a list of floats, or a list of
+    them per token), or ``bad_response``."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise TransportError("bad_response", f"reply is not JSON: {_short(raw, 80)}") from None
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], dict):
+        raise TransportError("bad_response", "pooling reply has no output for the input")
+    output = items[0].get("data")
+    values = _numbers(output)
+    if values is None and isinstance(output, list) and output:
+        values = _numbers(output[-1])  # token-wise: one row per token, the last one scores
+    if values is None:
+        raise TransportError("bad_response", "pooling reply's data is not a list of numbers")
+    return RawPooling(values, data.get("usage") or {})
+
+
+def pooling_url(base_url: str) -> str:
+    """vLLM serves ``/pooling`` at the server's root, not under ``/v1``."""
+    root = redact_url(base_url).rstrip("/")
+    return (root.removesuffix("/v1") or root) + "/pooling"
+
+
 class HttpTransport:
-    """POST /chat/completions (and /embeddings) over a pooled aiohttp session (opened inside the
-    running loop)."""
+    """POST /chat/completions (and /embeddings, /pooling) over a pooled aiohttp session (opened
+    inside the running loop)."""
 
     def __init__(self, endpoint: EndpointConfig):
         self.endpoint = endpoint
@@ -171,6 +213,10 @@ class HttpTransport:
         """POST /embeddings (``body["input"]``: a list of texts)."""
         raw = await self._post(self._root + "/embeddings", body)
         return embeddings_from_bytes(raw, len(body["input"]))
+
+    async def pool(self, body: dict[str, Any]) -> RawPooling:
+        """POST /pooling (``body["messages"]``: one conversation, templated by the server)."""
+        return pooling_from_bytes(await self._post(pooling_url(self.endpoint.base_url), body))
 
     async def _post(self, url: str, body: dict[str, Any]) -> bytes:
         import aiohttp

@@ -15,6 +15,11 @@ Columns (each present when asked for):
                           complexity of the last user instruction, the quality of the response to
                           it; asked through the engine (cached, resumable); null where the model
                           gave no usable answer (counted in the report)
+``reward``                a reward model's score of the conversation (preference rows: of the
+                          chosen answer, with ``reward_rejected`` beside it), from an endpoint
+                          serving one (``vllm serve <reward model>``: vLLM's ``/pooling``),
+                          through the engine (cached, retried); null where there was no answer
+                          to score or the endpoint gave none, counted by reason in the report
 
 The sidecar lives in this layer, not in ``curate``, because its token counts are the mix's own
 definition and cache. Its fingerprint (xxh3 of the file, in the report) is what a mix manifest
@@ -40,7 +45,8 @@ from postmix.io.dataset import dataset_table, load_records
 from postmix.io.fingerprint import path_hash
 from postmix.io.write import RowWriter, rejects_path, report_path
 from postmix.llm import ChatRequest, ChatResult, PoolConfig, run_requests_into
-from postmix.llm.model_stage import OneModelConfig
+from postmix.llm.engine import run_rewards
+from postmix.llm.model_stage import OneModelConfig, check_models
 from postmix.mix.measure import MESSAGE_COLUMNS, row_chars, row_turns
 from postmix.mix.tokens import cached_row_tokens, token_counter
 from postmix.schemas import StepReport
@@ -76,8 +82,17 @@ class TagConfig(OneModelConfig):
     rule_hits: bool = Field(True, description="A `filter_<rule>` column per filter rule.")
     rules_file: str | None = Field(None, description="Filter settings YAML for the rule hits "
                                    "(as `curate filter --rules`); default: the filter's defaults.")
-    scores: list[Literal["quality", "complexity"]] = Field(
-        default_factory=list, description="LLM scores, DEITA style (needs --endpoints).")
+    scores: list[Literal["quality", "complexity", "reward"]] = Field(
+        default_factory=list, description="LLM scores, DEITA style, and a reward model's score "
+        "(needs --endpoints).")
+    reward_model: str | None = Field(
+        None, description="Model in the endpoints that serves the reward model (/pooling); "
+        "None = `model`, else the first.")
+    reward_label: int = Field(0, ge=0, description="Which of the reward model's outputs is the "
+                              "score (0: a single-head reward model's only one).")
+    reward_activation: bool = Field(False, description="Let the server apply its classifier "
+                                    "activation; off: the raw head output, the usual reward "
+                                    "scale.")
     sampling: dict[str, Any] = Field(
         default_factory=lambda: {"temperature": 0.0, "max_tokens": 32},
         description="Greedy and short by default: a score is one number.")
@@ -119,16 +134,62 @@ def _languages(table: pa.Table, kind: str) -> list[str | None]:
     return out
 
 
+def _conversations(row: dict[str, Any], kind: str) -> dict[str, list[dict[str, str]] | None]:
+    """What the reward model scores: ``reward`` (the conversation, or the prompt with the chosen
+    answer) and, for preference rows, ``reward_rejected``; None where there is no answer."""
+    def plain(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+        return [{"role": m["role"], "content": m["content"] or ""} for m in messages]
+
+    if kind == "preference":
+        return {"reward": plain(row["prompt"] + row["chosen"]),
+                "reward_rejected": plain(row["prompt"] + row["rejected"])}
+    if kind == "sft":  # a record ends with an assistant turn
+        return {"reward": plain(row["messages"])}
+    return {"reward": None}  # RLVR rows: a prompt, no answer
+
+
+def _rewards(table: pa.Table, kind: str, config: TagConfig, pool: PoolConfig,
+             cache: Path | None) -> tuple[dict[str, list[float | None]], dict[str, Any]]:
+    model = config.reward_model or config.model or pool.models[0]
+    check_models(pool, model)
+    rows = table.select(list(MESSAGE_COLUMNS[kind])).to_pylist()
+    wanted = _conversations(rows[0], kind).keys() if rows else ["reward"]
+    values: dict[str, list[float | None]] = {c: [None] * len(rows) for c in wanted}
+    failed: dict[str, dict[str, int]] = {c: {} for c in wanted}
+    asked: list[tuple[int, str]] = []
+    conversations = []
+    for index, row in enumerate(rows):
+        for column, messages in _conversations(row, kind).items():
+            if messages is None:
+                failed[column]["no_response"] = failed[column].get("no_response", 0) + 1
+            else:
+                asked.append((index, column))
+                conversations.append(messages)
+    results, ledger = run_rewards(pool, conversations, model=model, label=config.reward_label,
+                                  use_activation=config.reward_activation,
+                                  description="curate tag rewards", cache_path=cache)
+    for (index, column), result in zip(asked, results, strict=True):
+        if result.ok:
+            values[column][index] = result.score
+        else:
+            reason = result.error_kind or "error"
+            failed[column][reason] = failed[column].get(reason, 0) + 1
+    return values, {"model": model, "calls": len(conversations), "label": config.reward_label,
+                    "activation": config.reward_activation, "unscored": failed,
+                    "ledger": ledger.to_dict()}
+
+
 def _scores(table: pa.Table, kind: str, config: TagConfig, pool: PoolConfig,
             cache: Path | None) -> tuple[dict[str, list[float | None]], dict[str, Any]]:
     model = config.pick_model(pool)
     rows = table.select(list(MESSAGE_COLUMNS[kind])).to_pylist()
-    values: dict[str, list[float | None]] = {s: [None] * len(rows) for s in config.scores}
-    failed: dict[str, dict[str, int]] = {s: {} for s in config.scores}
+    judged = [s for s in config.scores if s != "reward"]
+    values: dict[str, list[float | None]] = {s: [None] * len(rows) for s in judged}
+    failed: dict[str, dict[str, int]] = {s: {} for s in judged}
     requests = []
     for index, row in enumerate(rows):
         instruction, response = _turn_texts(row, kind)
-        for score in config.scores:
+        for score in judged:
             if score == "quality" and response is None:
                 failed[score]["no_response"] = failed[score].get("no_response", 0) + 1
                 continue
@@ -199,10 +260,14 @@ def tag(source: str | Path, output: str | Path, config: TagConfig | None = None,
         hits = rule_hits(ds, filter_config, kind=kind)
         columns.update({f"filter_{code}": fired for code, fired in hits.items()})
         details["rule_hits"] = {code: int(fired.sum()) for code, fired in hits.items()}
-    if config.scores:
+    if any(s != "reward" for s in config.scores):
         scores, details["scores"] = _scores(table, kind, config, pool,
                                             config.cache_file(output))
         columns.update({name: pa.array(v, pa.float64()) for name, v in scores.items()})
+    if "reward" in config.scores:
+        rewards, details["reward"] = _rewards(table, kind, config, pool,
+                                              config.cache_file(output))
+        columns.update({name: pa.array(v, pa.float64()) for name, v in rewards.items()})
     attributes = pa.table(columns)
     partial = output.with_name(output.name + ".partial")
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """``build(spec)``: sources -> attributes and ``where`` -> per-source steps -> global steps ->
-take rules (or the ``target`` shared out by weight) -> shuffle -> a registry version.
+take rules (or the ``target`` shared out by weight; rows ranked by ``weight_by`` where given)
+-> shuffle -> a registry version.
 
 Order matters. Global steps (cross-source dedup, decontamination) run on every curated row of
 every source *before* the take rules, so ``count: N`` is the number of rows in the mix, and
@@ -44,6 +45,7 @@ from postmix.io.dataset import dataset_table, load_records
 from postmix.mix.content import content_hash, write_shard, write_shards
 from postmix.mix.fingerprint import fingerprint, pinned_location
 from postmix.mix.registry import MANIFEST, Registry, ResolvedMix
+from postmix.mix.row_weights import log_weights
 from postmix.mix.sampling import apportion, round_half_up, sampling_key, take
 from postmix.mix.spec import (
     MixSpec,
@@ -76,7 +78,8 @@ class _Source:
     fingerprint: str
     table: pa.Table
     reports: list[StepReport] = field(default_factory=list)
-    attributes: dict[str, Any] | None = None  # the sidecar read for `where:`, as the manifest says
+    attributes: dict[str, Any] | None = None  # the sidecar read, as the manifest says
+    sidecar: pa.Table | None = None  # its rows, for `weight_by:` at take time
     matrices: list[ContaminationMatrix] = field(default_factory=list)  # of its decontam steps
 
 
@@ -124,8 +127,10 @@ def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[
     sidecar = source.attributes or spec.attributes
     view = table
     if sidecar is not None:
-        view, loaded.attributes = _join_attributes(table, resolve_location(sidecar, base),
-                                                   source.name)
+        loaded.sidecar, loaded.attributes = _read_attributes(resolve_location(sidecar, base),
+                                                             table, source.name)
+        view, found = _attach(table, loaded.sidecar)
+        loaded.attributes.update(rows_matched=found, rows_missing=table.num_rows - found)
     if source.where is not None:
         keep = where_mask(view, source.where, what=f"source {source.name!r}")
         excluded = int((~keep).sum())
@@ -150,10 +155,10 @@ def _load_source(spec: MixSpec, position: int, base: Path | None, rejects: list[
     return loaded
 
 
-def _join_attributes(table: pa.Table, location: str,
+def _read_attributes(location: str, table: pa.Table,
                      source: str) -> tuple[pa.Table, dict[str, Any]]:
-    """``table`` with the sidecar's attribute columns beside it, matched by id (null where the
-    sidecar has no row), and what the manifest records of the sidecar."""
+    """The sidecar's rows (ids as strings), checked against the records, and what the manifest
+    records of it."""
     fp = fingerprint(location)
     try:
         attributes = pq.read_table(location)
@@ -164,21 +169,28 @@ def _join_attributes(table: pa.Table, location: str,
     if "id" not in attributes.column_names:
         raise ConfigError(f"source {source!r}: attributes {location} have no `id` column")
     ids = attributes.column("id").cast(pa.string())
+    attributes = attributes.set_column(attributes.column_names.index("id"), "id", ids)
     if pc.count_distinct(ids).as_py() != attributes.num_rows:
         raise ConfigError(f"source {source!r}: attributes {location} repeat ids: one row per id")
     clash = sorted(set(attributes.column_names) & set(table.column_names) - {"id"})
     if clash:
         raise ConfigError(f"source {source!r}: attribute columns {clash} are also record "
                           "columns: rename them in the sidecar")
-    position = pc.index_in(table.column("id"), value_set=ids)
+    return attributes, {"location": location, "fingerprint": fp,
+                        "columns": [c for c in attributes.column_names if c != "id"]}
+
+
+def _attach(table: pa.Table, attributes: pa.Table | None) -> tuple[pa.Table, int]:
+    """``table`` with the sidecar's attribute columns beside it, matched by id (null where the
+    sidecar has no row), and how many rows it matched."""
+    if attributes is None:
+        return table, 0
+    position = pc.index_in(table.column("id"), value_set=attributes.column("id"))
     matched = attributes.drop_columns(["id"]).take(position)
     view = table
     for name, column in zip(matched.column_names, matched.columns, strict=True):
         view = view.append_column(name, column)
-    found = int(pc.sum(pc.is_valid(position)).as_py() or 0)
-    return view, {"location": location, "fingerprint": fp,
-                  "columns": [c for c in attributes.column_names if c != "id"],
-                  "rows_matched": found, "rows_missing": table.num_rows - found}
+    return view, int(pc.sum(pc.is_valid(position)).as_py() or 0)
 
 
 def _run_global_steps(spec: MixSpec, sources: list[_Source], rejects: list[pa.Table],
@@ -264,7 +276,11 @@ def _apply_take(
         if "tokens" in rule:
             per_row = cached_row_tokens(source.table, spec.kind, counter, token_stats)
         key = sampling_key(spec.seed, source.name)
-        taken = take(source.table.column("id"), rule, key, per_row)
+        logs, weighting = None, None
+        if source_spec.weight_by is not None:
+            logs, weighting = log_weights(_attach(source.table, source.sidecar)[0],
+                                          source_spec.weight_by, what=f"source {source.name!r}")
+        taken = take(source.table.column("id"), rule, key, per_row, logs)
         if counter is not None and per_row is None:  # count only the rows the mix holds
             unique = np.unique(taken.indices)
             per_row = np.zeros(available, dtype=np.int64)
@@ -284,7 +300,9 @@ def _apply_take(
                 details={
                     "rows_emitted": emitted,
                     "repeats": emitted - taken.unique_rows,
-                    "sampling": "keyed xxh3/splitmix hash of id, seed and source name",
+                    "sampling": "keyed xxh3/splitmix hash of id, seed and source name"
+                    + ("" if weighting is None else ", Efraimidis-Spirakis keys of weight_by"),
+                    **({"weight_by": weighting} if weighting is not None else {}),
                     **({"tokens": tokens} if tokens is not None else {}),
                     **({"weight": source_spec.weight} if source_spec.weight is not None else {}),
                 },
@@ -522,15 +540,21 @@ def _build(spec_obj: MixSpec, base_dir: Path, home: str | Path | None, tokenizer
 
 
 def _selection_fingerprint(spec: MixSpec, sources: list[_Source]) -> str | None:
-    """A hash of what chose the rows besides the rows themselves (the attribute sidecars read and
-    the ``where`` filters), so a changed threshold or attribute set is a new version even where
-    it happens to select the same rows. None when no source uses either: versions are then
-    decided by the content hash alone, as always."""
+    """A hash of what chose the rows besides the rows themselves (the attribute sidecars read,
+    the ``where`` filters and ``weight_by``), so a changed threshold, attribute set or weighting
+    is a new version even where it happens to select the same rows. None when no source uses
+    any: versions are then decided by the content hash alone, as always."""
     chosen = [{"source": s.name, "where": spec_s.where,
-               "attributes": None if s.attributes is None else s.attributes["fingerprint"]}
+               "attributes": None if s.attributes is None else s.attributes["fingerprint"],
+               "weight_by": None if spec_s.weight_by is None else spec_s.weight_by.model_dump()}
               for spec_s, s in zip(spec.sources, sources, strict=True)]
-    if not any(c["where"] is not None or c["attributes"] is not None for c in chosen):
+    if not any(c["where"] is not None or c["attributes"] is not None
+               or c["weight_by"] is not None for c in chosen):
         return None
+    # sources without weight_by hash as before it existed, so older versions keep their identity
+    for c in chosen:
+        if c["weight_by"] is None:
+            del c["weight_by"]
     text = json.dumps(chosen, sort_keys=True, separators=(",", ":"))
     return f"xxh3:{xxhash.xxh3_128_hexdigest(text.encode())}"
 

@@ -16,6 +16,15 @@ A mix ``target`` is split between sources by ``apportion`` (largest remainder, e
 source's share is taken by ``take`` as ``{"rows": q}`` or ``{"tokens": t}``: whole passes over
 the source while the share allows, then a prefix of the ranking, so up- and down-sampling are the
 same rule and a larger share is always a superset of a smaller one.
+
+``weight_by`` (``weighted_order``) ranks rows by Efraimidis-Spirakis keys instead: row i with
+weight w_i > 0 and a uniform u_i drawn from its keyed hash is ranked by ``u_i ** (1 / w_i)``,
+largest first, so a prefix of the ranking is a weighted sample without replacement (the first
+row is row i with probability w_i / sum(w), the next one likewise among the rest, ...). Computed
+as the equivalent ``log(-log u_i) - log w_i``, smallest first, from log-weights, so weights of
+any magnitude (``exp(score / temperature)``) neither overflow nor depend on the other rows. The
+key of a row still depends only on its id, seed, source name and its own weight: every property
+above holds. Rows of weight 0 come after every positive-weight row, in plain hash order.
 """
 
 from __future__ import annotations
@@ -94,6 +103,21 @@ def hash_order(ids: pa.Array | pa.ChunkedArray, key: int) -> np.ndarray:
     return np.argsort(keyed_hash(ids, key), kind="stable")
 
 
+def uniform_from_hash(hashes: np.ndarray) -> np.ndarray:
+    """A float in (0, 1) per uint64 hash: its top 53 bits, centred in their interval."""
+    return ((hashes >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+
+def weighted_order(ids: pa.Array | pa.ChunkedArray, key: int,
+                   log_weights: np.ndarray) -> np.ndarray:
+    """Row indices ranked by Efraimidis-Spirakis keys (see the module text); ``log_weights``
+    may hold ``-inf`` (weight 0). Ties keep hash order, then source order."""
+    hashes = keyed_hash(ids, key)
+    with np.errstate(divide="ignore"):
+        rank = np.log(-np.log(uniform_from_hash(hashes))) - log_weights
+    return np.lexsort((hashes, rank))
+
+
 @dataclass(frozen=True)
 class Take:
     """What a take rule selects: ``indices`` (sorted, each row once) and how often each repeats."""
@@ -130,6 +154,7 @@ def take(
     rule: dict[str, float],
     key: int,
     tokens: np.ndarray | None = None,
+    log_weights: np.ndarray | None = None,
 ) -> Take:
     """Apply a take rule to rows with these ids.
 
@@ -140,9 +165,16 @@ def take(
     then the longest prefix of the ranking whose tokens fit in what is left, so the rows taken
     never hold more than t tokens and fall short by less than the next row's count.
     Emitted rows keep source order within each copy, so an unshuffled mix reads like its sources.
+    With ``log_weights`` (``weight_by``) the ranking is ``weighted_order``'s, else ``hash_order``'s.
     The caller checks that N <= n (see ``postmix.mix.build``).
     """
     n = len(ids)
+
+    def ranking() -> np.ndarray:
+        if log_weights is None:
+            return hash_order(ids, key)
+        return weighted_order(ids, key, log_weights)
+
     (rule_name, value), = rule.items()
     order = None
     if rule_name == "epochs":
@@ -157,13 +189,13 @@ def take(
             raise ValueError("a tokens take rule needs each row's token count")
         available = int(tokens.sum())
         full, rest = divmod(int(value), available) if available else (0, 0)
-        order = hash_order(ids, key)
+        order = ranking()
         extra = int(np.searchsorted(np.cumsum(tokens[order]), rest, side="right"))
     else:
         full, extra = 0, int(value)
     extra = min(extra, n)
     if order is None and extra:
-        order = hash_order(ids, key)
+        order = ranking()
     partial = np.sort(order[:extra]) if extra else np.zeros(0, np.int64)
     everything = np.arange(n, dtype=np.int64)
     parts = [everything] * full + [partial]

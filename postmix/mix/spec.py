@@ -56,6 +56,24 @@ class StepSpec(BaseModel):
 TAKE_RULES = ("count", "fraction", "epochs", "tokens")
 
 
+class WeightBySpec(BaseModel):
+    """Rows sampled with probability proportional to a column's value (``weight_by: quality``)
+    or to ``exp(value / temperature)`` (``weight_by: {column: reward, temperature: 1.0}``, for
+    scores of any sign such as a reward model's), without replacement (Efraimidis-Spirakis)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    column: str = Field(min_length=1, description="A numeric record column or attribute.")
+    temperature: float | None = Field(
+        None, gt=0.0, description="Weights exp(value / temperature); none: the value itself "
+        "(which must then be >= 0).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _column_alone(cls, value: Any) -> Any:
+        return {"column": value} if isinstance(value, str) else value
+
+
 class SourceSpec(BaseModel):
     """One source and its take rule: at most one of ``count``, ``fraction``, ``epochs``,
     ``tokens`` (none = all rows), or a ``weight`` when the mix has a ``target``."""
@@ -90,9 +108,12 @@ class SourceSpec(BaseModel):
     where: dict[str, Any] | None = Field(
         None, description="Keep only rows whose columns or attributes match "
         "(column: value, or column: {in|not_in|eq|ne|gt|gte|lt|lte: ...}).")
+    weight_by: WeightBySpec | None = Field(
+        None, description="Sample rows by a column or attribute (column, or {column, "
+        "temperature}) instead of uniformly; needs a take rule or weight.")
     attributes: str | None = Field(
         None, description="Attribute sidecar (from `postmix curate tag`) joined by id, for "
-        "`where:`; default: the mix's `attributes:`.")
+        "`where:` and `weight_by:`; default: the mix's `attributes:`.")
     steps: list[StepSpec] = Field(
         default_factory=list, description="Curation steps run on this source alone."
     )
@@ -110,6 +131,10 @@ class SourceSpec(BaseModel):
                 f"source {self.path!r}: give one of {', '.join(TAKE_RULES)} or weight "
                 f"(got {', '.join(given)})"
             )
+        if self.weight_by is not None and not given:
+            raise ValueError(
+                f"source {self.path!r}: weight_by chooses which rows a take rule takes, and "
+                f"without one every row is taken; give {', '.join(TAKE_RULES)} or weight")
         if self.name is None:
             self.name = default_source_name(self.path)
         return self

@@ -2,7 +2,9 @@
 
 ``/v1/embeddings`` answers with deterministic vectors (``hashed_embedding``: a hashed bag of
 words, L2-normalised), so texts sharing most of their words - paraphrases - are close in cosine
-and unrelated texts are near orthogonal, as with a real embedding model.
+and unrelated texts are near orthogonal, as with a real embedding model. ``/pooling`` (at the
+root, as vLLM serves it) answers as a reward model does, with a deterministic score per
+conversation (``word_reward`` unless a ``rewarder`` is set).
 
 It listens on 127.0.0.1 (an ephemeral port by default) with aiohttp on its own event loop in a
 daemon thread, so synchronous tests, ``AsyncOpenAI`` clients and benchmarks with 1000+ concurrent
@@ -169,6 +171,22 @@ def hashed_embedding(text: str, dim: int = EMBEDDING_DIM) -> list[float]:
     return [v / norm for v in vector]
 
 
+def word_reward(body: dict) -> float:
+    """Default reward of a ``/pooling`` request: ``log(1 + words)`` of its last assistant turn
+    (of its text input without one), so longer answers score higher, deterministically."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        answers = [message_text(m.get("content")) for m in messages
+                   if isinstance(m, dict) and m.get("role") == "assistant"]
+        text = answers[-1] if answers else ""
+    else:
+        text = str(body.get("input") or "")
+    return round(math.log1p(len(text.split())), 6)
+
+
+Rewarder = Callable[[dict], "float | list | FaultKind"]
+
+
 def _count_words(text: str | None) -> int:
     return len(text.split()) if text else 0
 
@@ -196,7 +214,8 @@ class FakeOpenAIServer:
     -- the openai client ignores values <= 0 and falls back to its own 0.375-0.5 s (then
     doubling) backoff; ``api_key`` makes every endpoint demand ``Authorization: Bearer <api_key>``
     (else 401); ``port`` 0 picks a free port; ``shutdown_timeout`` bounds how long :meth:`stop`
-    waits for in-flight requests before cancelling them.
+    waits for in-flight requests before cancelling them; ``rewarder`` answers ``/pooling``
+    requests (a body -> a score, a list per label or per token, or a ``FaultKind``).
     """
 
     def __init__(
@@ -215,8 +234,10 @@ class FakeOpenAIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         shutdown_timeout: float = 0.5,
+        rewarder: Rewarder | None = None,
     ) -> None:
         self.responder: Responder = responder or echo_responder
+        self.rewarder: Rewarder = rewarder or word_reward
         self.latency = latency
         self.latency_sigma = latency_sigma
         self._seed = seed
@@ -296,6 +317,7 @@ class FakeOpenAIServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle_chat)
         app.router.add_post("/v1/embeddings", self._handle_embeddings)
+        app.router.add_post("/pooling", self._handle_pooling)
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/v1/models/{model_id}", self._handle_model)
         # Logged 404s for anything else make "client called the wrong endpoint" easy to spot.
@@ -363,9 +385,13 @@ class FakeOpenAIServer:
         """Replace the responder (``None`` restores the echo default) while running."""
         self.responder = fn or echo_responder
 
+    def set_rewarder(self, fn: Rewarder | None) -> None:
+        """Replace the ``/pooling`` scorer (``None`` restores ``word_reward``) while running."""
+        self.rewarder = fn or word_reward
+
     def inject(self, kind: str, times: int = 1) -> None:
-        """Make the next ``times`` chat or embeddings requests fail with ``kind`` (queued after
-        earlier ones)."""
+        """Make the next ``times`` chat, embeddings or pooling requests fail with ``kind`` (queued
+        after earlier ones)."""
         fault = FaultKind(kind)
         if times < 1:
             raise ValueError("times must be >= 1")
@@ -382,6 +408,11 @@ class FakeOpenAIServer:
         """JSON bodies of the embeddings requests received so far."""
         return [e.body for e in self.requests
                 if e.path == "/v1/embeddings" and isinstance(e.body, dict)]
+
+    def pooling_requests(self) -> list[dict]:
+        """JSON bodies of the ``/pooling`` requests received so far."""
+        return [e.body for e in self.requests
+                if e.path == "/pooling" and isinstance(e.body, dict)]
 
     def chat_requests(self) -> list[dict]:
         """JSON bodies of the chat-completion requests received so far."""
@@ -515,6 +546,66 @@ class FakeOpenAIServer:
                 for i, t in enumerate(texts)]
         return web.json_response({"object": "list", "data": data,
                                   "model": body.get("model") or self.model, "usage": usage})
+
+    async def _handle_pooling(self, request: web.Request) -> web.StreamResponse:
+        """vLLM's Pooling API as a reward model answers it: ``{"model", "messages"}`` (one
+        conversation) or ``{"model", "input": str | [str]}`` -> ``data[i].data``, the rewarder's
+        value as a list (one value per label; a list per token where the rewarder gives one).
+        Queued and random faults apply as to chat requests."""
+        entry = self._new_entry(request)
+        if not self._authorized(request):
+            return self._reject_unauthorized(entry)
+        try:
+            body = await request.json()
+        except ValueError:
+            return self._bad_request(entry, "Request body is not valid JSON.")
+        entry.body = body
+        if not isinstance(body, dict):
+            return self._bad_request(entry, "The body is a JSON object.")
+        if isinstance(body.get("messages"), list):
+            inputs = [body]
+        elif isinstance(body.get("input"), (str, list)) and body["input"]:
+            texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+            inputs = [{**body, "input": t} for t in texts]
+        else:
+            return self._bad_request(entry, "Give 'messages' (a list) or 'input'.")
+        fault = self._next_fault()
+        outputs = []
+        if fault is None:
+            for one in inputs:
+                value = self.rewarder(one)
+                if isinstance(value, FaultKind):
+                    fault = value
+                    break
+                outputs.append(value if isinstance(value, list) else [float(value)])
+        self._finish(entry, fault.value if fault else "ok", _FAULT_STATUS.get(fault, 200))
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        if fault is RATE_LIMIT:
+            return web.json_response(
+                _error_body("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
+                status=429, headers={"Retry-After": f"{self.retry_after:g}",
+                                     "retry-after-ms": str(int(self.retry_after * 1000))})
+        if fault is SERVER_ERROR:
+            return web.json_response(_error_body("The server had an error.", "server_error"),
+                                     status=500)
+        if fault is DROP:
+            return await self._drop(request)
+        if fault is SLOW:
+            await asyncio.sleep(self.slow_seconds)
+            outputs = [[word_reward(one)] for one in inputs]
+        words = sum(_count_words(message_text(m.get("content"))) for m in body.get("messages", [])
+                    if isinstance(m, dict)) + sum(_count_words(str(one.get("input") or ""))
+                                                  for one in inputs)
+        usage = {"prompt_tokens": words, "total_tokens": words, "completion_tokens": 0}
+        if fault in (MALFORMED_JSON, EMPTY_CHOICES):
+            return web.json_response({"object": "list", "data": [], "usage": usage})
+        data = [{"index": i, "object": "pooling", "data": value}
+                for i, value in enumerate(outputs)]
+        return web.json_response({"id": f"pool-fake-{entry.index}", "object": "list",
+                                  "created": int(entry.time),
+                                  "model": body.get("model") or self.model, "data": data,
+                                  "usage": usage})
 
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
         entry = self._new_entry(request)
