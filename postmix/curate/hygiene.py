@@ -1,7 +1,7 @@
 """Kernels of the hygiene filters: leaked chat-template tokens, the shape of a reasoning answer,
-sentence repetition and the share of a script, each over a whole Arrow column of turns at once
-(RE2 through Arrow compute, NumPy for counting). ``postmix.curate.filters`` turns them into
-rules; nothing here knows about rows or configs.
+sentence splitting (counted in ``postmix.curate.repetition``) and the share of a script, each
+over a whole Arrow column of turns at once (RE2 through Arrow compute, NumPy for counting).
+``postmix.curate.filters`` turns them into rules; nothing here knows about rows or configs.
 
 Code is not prose: a turn that *talks about* ``<|im_end|>`` in backticks or a fenced block is an
 answer about tokenizers, not a leak, so the token check looks at a turn's text with its code
@@ -112,21 +112,6 @@ def split_sentences_py(text: str) -> list[str]:
     """``split_sentences`` for one text in Python (the reference for tests, and details)."""
     return [re.sub(WHITESPACE + "+", " ", p.lower()).strip(" ")
             for p in re.split(SENTENCE_END, text)]
-
-
-def most_repeated_sentence(texts: pa.Array, min_chars: int) -> np.ndarray:
-    """Per text, how often its most frequent sentence of ``min_chars`` or more occurs."""
-    flat, owner = split_sentences(texts)
-    counted = pc.greater_equal(pc.utf8_length(flat), min_chars).to_numpy(zero_copy_only=False)
-    best = np.zeros(len(texts), dtype=np.int64)
-    if not counted.any():
-        return best
-    owner = owner[counted]
-    codes = pc.dictionary_encode(flat.filter(pa.array(counted))).indices.to_numpy(
-        zero_copy_only=False).astype(np.int64)
-    keys, counts = np.unique(owner * (int(codes.max()) + 1) + codes, return_counts=True)
-    np.maximum.at(best, keys // (int(codes.max()) + 1), counts)
-    return best
 
 
 def script_share(texts: pa.Array, script: str) -> tuple[np.ndarray, np.ndarray]:

