@@ -5,7 +5,7 @@ run; and the speed of both.
     python benchmarks/bench_ifeval_agreement.py                      # baseline: 4c17770
     python benchmarks/bench_ifeval_agreement.py --baseline-rev HEAD~1 --list
 
-data       the published GPT-4 responses bundled in ``benchmarks/data/ifeval`` (143 of 541, 228
+data       the published GPT-4 responses bundled in ``benchmarks/data/ifeval`` (288 of 541, 440
            instructions, all 25 instruction types) with the official verdicts on them, and the
            541 bundled prompts (``postmix/data/benchmarks/ifeval_input_data.jsonl``).
 postmix    ``postmix.verifiers.ifeval_bench.evaluate_ifeval`` (this checkout).
@@ -15,7 +15,8 @@ baseline   ``postmix/verifiers/ifeval.py`` at ``--baseline-rev``, loaded from gi
            ``Day`` section splitter, the ``#`` letter, ``repeat_prompt``) counts as not followed.
 reported   instructions agreeing / total and prompts agreeing (all of a prompt's verdicts equal)
            for strict and loose, the four IFEval accuracies next to the official ones, and
-           instructions checked per second (strict + loose), with the ratio.
+           instructions checked per second (strict + loose; the fastest of --repeat alternating
+           passes), with the ratio.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--baseline-rev", default="4c17770",
                         help="git revision of the verifier to compare (default: before issue 17)")
     parser.add_argument("--list", action="store_true", help="list every disagreement")
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes of each verifier")
     args = parser.parse_args()
 
     samples, references = load("gpt4_responses_subset.jsonl"), load("reference_verdicts.jsonl")
@@ -130,12 +132,19 @@ def main() -> None:
     punkt.word_tokens("Warm UP the Punkt model.")
     detect_language("warm up the language profiles")
     baseline = old_module(args.baseline_rev)
-    runs = {
-        f"baseline ({args.baseline_rev})": compare(
+    evaluators = {
+        f"baseline ({args.baseline_rev})":
             lambda row, response: baseline_evaluate(baseline, row, response),
-            samples, references, rows_by_prompt),
-        "postmix": compare(evaluate_ifeval, samples, references, rows_by_prompt),
+        "postmix": evaluate_ifeval,
     }
+    # alternate the two --repeat times and keep each one's fastest pass: on a shared machine the
+    # load changes between passes, and the fastest is the least disturbed
+    runs: dict[str, tuple] = {}
+    for _ in range(args.repeat):
+        for name, evaluate in evaluators.items():
+            run = compare(evaluate, samples, references, rows_by_prompt)
+            if name not in runs or run[4] < runs[name][4]:
+                runs[name] = run
     print(f"{prompts} published GPT-4 responses, {instructions} instructions "
           f"(benchmarks/data/ifeval)\n")
     print(f"{'verifier':<22} {'instr strict':>14} {'instr loose':>14} {'prompt strict':>14} "
