@@ -35,6 +35,10 @@ class RootGroup(PostmixGroup):
         ),
         "mix": ("postmix.cli.mix:app", "Build, version, inspect and export training mixes."),
         "train": ("postmix.cli.train:app", "SFT, DPO and RLVR over TRL on one mix version."),
+        "eval": (
+            "postmix.cli.eval:eval_command",
+            "Score a model on benchmarks, with intervals and a per-item file for each.",
+        ),
         "leaderboard": (
             "postmix.cli.leaderboard:leaderboard_command",
             "Scores of mix versions (and their runs) per benchmark, against a baseline version.",
@@ -53,7 +57,7 @@ class RootGroup(PostmixGroup):
 app = typer.Typer(
     name="postmix",
     cls=RootGroup,
-    help="Post-training data toolkit: ingest, curate, judge, mix, train.",
+    help="Post-training data toolkit: ingest, curate, judge, mix, train, eval.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -409,3 +409,15 @@ def _present_answer_fields(spec: BenchmarkSpec, answer_fields: tuple[str, ...],
         f"benchmark {spec.name}: {source} has no answer field {missing[0]!r} (columns: "
         f"{', '.join(map(str, row))}); name the fields: {spec.name}={spec.path}:QUESTION|ANSWER"
     )
+
+
+def benchmark_rows(spec: BenchmarkSpec) -> tuple[BenchmarkSpec, str, Iterator[dict[str, Any]]]:
+    """The resolved spec, the source it reads and its whole rows (every column, not just the
+    text fields): what ``postmix eval`` scores against, from the same entry decontamination
+    scans, so "decontaminated against X" and "evaluated on X" mean one data set."""
+    from postmix.io.paths import resolve_path
+
+    spec = resolve_spec(spec)
+    source = str(resolve_path(spec.path))
+    rows = _hub_rows(spec, builtin_for(spec)) if source.startswith("hf:") else _file_rows(source)
+    return spec, source, rows

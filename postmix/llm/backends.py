@@ -16,6 +16,7 @@ BACKENDS: dict[str, str] = {
     "openai": "postmix.llm.transport:OpenAITransport",
     "vllm": "postmix.llm.vllm_offline:VLLMOfflineTransport",
     "vllm-ray": "postmix.llm.vllm_ray:VLLMRayTransport",
+    "transformers": "postmix.llm.transformers_local:TransformersTransport",
 }
 
 

@@ -59,11 +59,13 @@ class EndpointConfig(BaseModel):
                           "`vllm serve` at http://host:8000/v1 or https://api.openai.com/v1.")
     api_key_env: str | None = Field(None, description="Name of the environment variable holding "
                                     "the key; None sends no Authorization header (local vLLM).")
-    backend: Literal["http", "openai", "vllm", "vllm-ray"] = Field(
+    backend: Literal["http", "openai", "vllm", "vllm-ray", "transformers"] = Field(
         "http", description="http: thin aiohttp client (fastest, measured in "
         "benchmarks/bench_judge.py); openai: the official AsyncOpenAI client; vllm: vllm.LLM "
         "offline in this process (GPU node); vllm-ray: offline batch generation with vllm.LLM "
-        "replicas on a Ray cluster (postmix.llm.vllm_ray), through Ray Data map_batches.")
+        "replicas on a Ray cluster (postmix.llm.vllm_ray), through Ray Data map_batches; "
+        "transformers: batched generate() of a local or Hub model in this process "
+        "(postmix.llm.transformers_local), for small models on CPU, tests and the quickstart.")
     max_concurrency: int = Field(64, ge=1, description="Requests in flight (and sockets open) at "
                                  "once; more callers queue. 64 saturates a single vLLM replica.")
     requests_per_minute: float | None = Field(None, gt=0)
@@ -79,6 +81,11 @@ class EndpointConfig(BaseModel):
     vllm_args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for "
                                       "vllm.LLM when backend is vllm (tensor_parallel_size, ...).")
     vllm_batch_size: int = Field(256, ge=1, description="Requests per vllm.LLM.chat call.")
+    transformers_batch_size: int = Field(
+        8, ge=1, description="transformers: prompts per generate() call (left-padded together).")
+    transformers_args: dict[str, Any] = Field(
+        default_factory=dict, description="transformers: keyword arguments for "
+        "AutoModelForCausalLM.from_pretrained (dtype, device_map, trust_remote_code, revision).")
     ray_replicas: int = Field(
         1,
         ge=1,

@@ -1,0 +1,1 @@
+"""IFEval scoring placeholder (replaced when the verifiers' IFEval benchmark API lands)."""
