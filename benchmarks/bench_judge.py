@@ -46,11 +46,14 @@ LEVELS = (16, 64, 256, 1024)
 ENGINE_MAX_SOCKETS = 256
 
 
-def serve(port: int, latency: float) -> None:
+def serve(port: int, latency: float, sigma: float = 0.0) -> None:
     """A minimal chat-completions server: aiohttp's low-level server (no router or middleware,
-    so the server's own CPU cost stays small next to the client's), fixed latency, fixed answer,
-    default listen backlog."""
+    so the server's own CPU cost stays small next to the client's), fixed answer, default listen
+    backlog; a fixed latency, or with ``sigma`` the test server's seeded log-normal one
+    (``request_latency``: the same wait for the same request as ``postmix.testing``'s server)."""
     from aiohttp import web
+
+    from postmix.testing.openai_server import request_latency
 
     reply = {"id": "bench", "object": "chat.completion", "created": 0, "model": "bench",
              "choices": [{"index": 0, "finish_reason": "stop",
@@ -59,8 +62,8 @@ def serve(port: int, latency: float) -> None:
     body = json.dumps(reply).encode()
 
     async def chat(request: web.BaseRequest) -> web.Response:
-        await request.read()
-        await asyncio.sleep(latency)
+        raw = await request.read()
+        await asyncio.sleep(request_latency(json.loads(raw), latency, sigma) if sigma else latency)
         if request.path != "/v1/chat/completions":
             return web.Response(status=404)
         return web.Response(body=body, content_type="application/json")
@@ -167,12 +170,33 @@ async def run_engine(base_url: str, concurrency: int, total: int,
     return total - sum(ok), wall, cpu
 
 
-def serve_lognormal(port: int, median: float, sigma: float) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, "-m", "postmix.testing.openai_server", "--port",
-                               str(port), "--latency", str(median), "--latency-sigma", str(sigma),
-                               "--model", "bench"], stdout=subprocess.DEVNULL)
+def serve_lognormal(port: int, median: float, sigma: float, test_server: bool
+                    ) -> subprocess.Popen:
+    """The lean server of ``serve`` (default), or ``postmix.testing.openai_server`` (request
+    log, faults, router: about twice the CPU per request), in a process of its own."""
+    command = ([sys.executable, "-m", "postmix.testing.openai_server", "--port", str(port),
+                "--latency", str(median), "--latency-sigma", str(sigma), "--model", "bench"]
+               if test_server else [sys.executable, __file__, "--serve", str(port), "--latency",
+                                    str(median), "--sigma", str(sigma)])
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     wait_for(port)
     return server
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds a process has used so far (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def stage_bodies(prompts: list[dict]) -> list[dict]:
@@ -186,7 +210,9 @@ def stage_bodies(prompts: list[dict]) -> list[dict]:
              **config.sampling, "seed": request_seed(config.seed, p["id"], 0)} for p in prompts]
 
 
-async def run_plain(base_url: str, concurrency: int, bodies: list[dict]) -> tuple[int, float]:
+async def run_plain(base_url: str, concurrency: int, bodies: list[dict]
+                    ) -> tuple[int, float, float]:
+    """(failed, wall s, CPU s): the plain openai loop."""
     import openai
 
     client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0, timeout=600)
@@ -202,28 +228,52 @@ async def run_plain(base_url: str, concurrency: int, bodies: list[dict]) -> tupl
             except Exception:
                 return False
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ok = await asyncio.gather(*(one(b) for b in bodies))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     await client.close()
-    return len(bodies) - sum(ok), wall
+    return len(bodies) - sum(ok), wall, cpu
+
+
+async def run_bare_bodies(base_url: str, concurrency: int, bodies: list[dict]
+                          ) -> tuple[int, float, float]:
+    """(failed, wall s, CPU s): one pooled aiohttp session and nothing else, the least any
+    client can do: what it reaches is what this server and machine allow."""
+    import aiohttp
+
+    url = base_url + "/chat/completions"
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
+    gate = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def one(body: dict) -> bool:
+            async with gate, session.post(url, data=json.dumps(body).encode(),
+                                    headers=headers) as response:
+                data = json.loads(await response.read())
+                return bool(data["choices"][0]["message"]["content"])
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        ok = await asyncio.gather(*(one(b) for b in bodies), return_exceptions=True)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return sum(r is not True for r in ok), wall, cpu
 
 
 def run_cli_stage(workdir: Path, base_url: str, concurrency: int,
-                  prompts_path: Path) -> tuple[int, float, float]:
-    """(failed, stage seconds from the report, wall seconds of the subprocess)."""
+                  prompts_path: Path) -> tuple[int, float, float, float]:
+    """(failed, stage seconds from the report, wall seconds of the subprocess, its CPU
+    seconds, start-up and imports included)."""
     endpoints = workdir / f"endpoints-{concurrency}.yaml"
     endpoints.write_text(f"endpoints:\n  - name: bench\n    model: bench\n    base_url: {base_url}\n"
                          f"    max_concurrency: {concurrency}\n    timeout: 600\n")
     out = workdir / f"out-{concurrency}-{time.time_ns()}" / "completions.jsonl"
     command = [sys.executable, "-m", "postmix.cli", "judge", "generate", str(prompts_path), "-o",
                str(out), "--endpoints", str(endpoints), "--n", "1", "--json"]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), children_cpu()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, children_cpu() - c0
     report = json.loads(out.with_name("completions.report.json").read_text())
     assert report["rows_out"] + sum(report["rejected"].values()) == report["rows_in"]
-    return sum(report["rejected"].values()), report["timings"]["total"], wall
+    return sum(report["rejected"].values()), report["timings"]["total"], wall, cpu
 
 
 def in_order_makespan(waits: list[float], concurrency: int) -> float:
@@ -245,11 +295,16 @@ def heavy_tail(args: argparse.Namespace) -> None:
     prompts = [{"id": f"p{i}", "prompt": f"Question {i}: explain step {i} of the proof."}
                for i in range(args.requests)]
     bodies = stage_bodies(prompts)
-    print(f"server: postmix.testing.openai_server in its own process, log-normal latency, median "
-          f"{args.median * 1000:.0f} ms; {args.requests} requests; client CPUs: {os.cpu_count()}")
-    print(f"{'sigma':>5} {'C':>4} {'slowest':>8} {'sum/C':>7} {'bound':>7} {'in order':>8} "
-          f"{'plain':>7} {'stage':>7} {'cli wall':>8} {'stage/bound':>11} "
-          f"{'stage/order':>11} {'plain/stage':>11} {'failed':>6}")
+    n = len(bodies)
+    which = "postmix.testing.openai_server" if args.test_server else "lean aiohttp server"
+    print(f"server: {which} in its own process, log-normal latency, median "
+          f"{args.median * 1000:.0f} ms; {n} requests; CPUs: {os.cpu_count()}; load average "
+          f"before: {os.getloadavg()[0]:.1f}")
+    print("times in s; CPU in ms per request (cli: the whole subprocess, start-up included)")
+    print(f"{'sigma':>5} {'C':>4} {'slowest':>7} {'bound':>6} {'order':>6} {'plain':>6} "
+          f"{'stage':>6} {'cli':>6} {'bare':>6} {'st/bound':>8} {'st/order':>8} "
+          f"{'plain/st':>8} {'st/bare':>7} {'CPU plain':>9} {'cli':>5} {'bare':>5} "
+          f"{'server':>6} {'load':>4} {'failed':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         prompts_path = workdir / "prompts.jsonl"
@@ -257,21 +312,30 @@ def heavy_tail(args: argparse.Namespace) -> None:
         for sigma in args.sigmas:
             waits = [request_latency(b, args.median, sigma) for b in bodies]
             port = free_port()
-            server = serve_lognormal(port, args.median, sigma)
+            server = serve_lognormal(port, args.median, sigma, args.test_server)
             base_url = f"http://127.0.0.1:{port}/v1"
             try:
                 for c in args.levels:
                     bound = max(sum(waits) / c, max(waits))
                     ordered = in_order_makespan(waits, c)
-                    failed_p, plain = asyncio.run(run_plain(base_url, c, bodies))
+                    s0 = process_cpu(server.pid)
+                    failed_p, plain, cpu_p = asyncio.run(run_plain(base_url, c, bodies))
+                    time.sleep(1.0)  # let the server drop the last run's sockets
+                    failed_s, stage, wall, cpu_s = run_cli_stage(workdir, base_url, c,
+                                                                 prompts_path)
                     time.sleep(1.0)
-                    failed_s, stage, wall = run_cli_stage(workdir, base_url, c, prompts_path)
+                    failed_b, bare, cpu_b = asyncio.run(run_bare_bodies(base_url, c, bodies))
+                    s1 = process_cpu(server.pid)
+                    server_ms = (f"{(s1 - s0) / (3 * n) * 1000:>6.2f}"
+                                 if s0 is not None and s1 is not None else f"{'?':>6}")
+                    print(f"{sigma:>5.1f} {c:>4} {max(waits):>7.2f} {bound:>6.2f} "
+                          f"{ordered:>6.2f} {plain:>6.2f} {stage:>6.2f} {wall:>6.2f} "
+                          f"{bare:>6.2f} {stage / bound:>8.3f} {stage / ordered:>8.3f} "
+                          f"{plain / stage:>8.2f} {stage / bare:>7.3f} "
+                          f"{cpu_p / n * 1000:>9.2f} {cpu_s / n * 1000:>5.2f} "
+                          f"{cpu_b / n * 1000:>5.2f} {server_ms} {os.getloadavg()[0]:>4.1f} "
+                          f"{failed_p}/{failed_s}/{failed_b}", flush=True)
                     time.sleep(1.0)
-                    print(f"{sigma:>5.1f} {c:>4} {max(waits):>7.2f}s {sum(waits) / c:>6.2f}s "
-                          f"{bound:>6.2f}s {ordered:>7.2f}s {plain:>6.2f}s {stage:>6.2f}s "
-                          f"{wall:>7.2f}s {stage / bound:>11.3f} {stage / ordered:>11.3f} "
-                          f"{plain / stage:>11.2f} "
-                          f"{failed_p}/{failed_s:>1}", flush=True)
             finally:
                 server.terminate()
                 server.wait(timeout=10)
@@ -288,9 +352,12 @@ def main() -> None:
     parser.add_argument("--median", type=float, default=0.15, help="--heavy-tail: median s")
     parser.add_argument("--sigmas", type=float, nargs="*", default=[1.0, 1.5])
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--test-server", action="store_true", help="--heavy-tail against "
+                        "postmix.testing.openai_server instead of the lean server")
+    parser.add_argument("--sigma", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.latency)
+        serve(args.serve, args.latency, args.sigma)
         return
     if args.heavy_tail:
         if args.levels == list(LEVELS):
