@@ -1,15 +1,23 @@
-"""Write the example notebooks in ``notebooks/`` (without outputs); the tests execute them.
+"""Write the example notebooks in ``notebooks/``, executed with their outputs and figures.
 
-    python scripts/make_notebooks.py            # regenerate notebooks/
-    python scripts/make_notebooks.py --out DIR  # write elsewhere (the tests compare the two)
+    python scripts/make_notebooks.py --execute               # regenerate and run notebooks/
+    python scripts/make_notebooks.py --execute --only 03_train.ipynb
+    python scripts/make_notebooks.py --out DIR               # cells only (the tests compare them)
 
-The notebooks are committed, so edit the cells here and re-run this script; cell ids are fixed
-so the same cells always give the same bytes.
+The notebooks are committed executed, so a reader sees every table and plot without running
+anything; edit the cells here and re-run with ``--execute``. Cell ids are fixed, so the same cells
+always give the same cells; the outputs (timings, temporary paths) vary from run to run, which is
+why the tests compare the cells and check that outputs are there, and re-execute the notebooks
+themselves. Execution is offline and on the CPU (Hub offline, no GPU visible), each notebook in a
+fresh temporary folder (its figures land there, not here), with the notebooks' own settings.
+A new notebook is one more entry of ``NOTEBOOKS``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -22,9 +30,7 @@ import json
 import tempfile
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
+%matplotlib inline
 import matplotlib.pyplot as plt
 
 work = Path(tempfile.mkdtemp(prefix="postmix-notebook-"))
@@ -455,16 +461,60 @@ def build_notebook(name: str, cells: list) -> nbformat.NotebookNode:
     return new_notebook(cells=numbered, metadata={"kernelspec": KERNELSPEC})
 
 
+# what the kernel sees: nothing downloads, nothing runs on a GPU, no progress bars
+OFFLINE_CPU = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "CUDA_VISIBLE_DEVICES": "", "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1",
+               "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+CELL_TIMEOUT = 600  # seconds; the slowest cell (notebook 03's training) takes well under that
+
+
+def execute(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Run ``nb`` top to bottom in a fresh python3 kernel, in a temporary folder that is also
+    its TMPDIR (so the notebook's work folders go with it); raises on the first failing cell."""
+    import nbclient
+
+    saved = {k: os.environ.get(k) for k in [*OFFLINE_CPU, "TMPDIR", "PYTHONPATH"]}
+    # the kernel imports this checkout's postmix, whatever is installed
+    path = os.pathsep.join(p for p in (str(OUT.parent), saved["PYTHONPATH"]) if p)
+    with tempfile.TemporaryDirectory(prefix="postmix-make-notebooks-") as folder:
+        os.environ.update(OFFLINE_CPU, TMPDIR=folder, PYTHONPATH=path)
+        try:
+            client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                             record_timing=False,
+                                             resources={"metadata": {"path": folder}})
+            client.execute()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    # stderr is progress bars and library warnings: noise to a reader (the tests, which execute
+    # the notebooks again, still see it); stdout, tables and figures stay
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs
+                            if not (o.output_type == "stream" and o.name == "stderr")]
+    return nb
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT, help=f"Folder to write to (default {OUT}).")
-    out = parser.parse_args(argv).out
-    out.mkdir(parents=True, exist_ok=True)
-    for name, cells in NOTEBOOKS.items():
-        nb = build_notebook(name, cells)
+    parser.add_argument("--execute", action="store_true",
+                        help="Run each notebook and keep its outputs (how notebooks/ is committed).")
+    parser.add_argument("--only", action="append", choices=sorted(NOTEBOOKS), default=None,
+                        help="Write only this notebook (repeatable); default: all.")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.only or list(NOTEBOOKS):
+        nb = build_notebook(name, NOTEBOOKS[name])
         nbformat.validate(nb)
-        nbformat.write(nb, out / name)
-        print("wrote", out / name)
+        if args.execute:
+            nb = execute(nb)
+            nbformat.validate(nb)
+        nbformat.write(nb, args.out / name)
+        print("wrote", args.out / name, "(executed)" if args.execute else "")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The example notebooks run top to bottom on the bundled sample and draw every figure they
-promise, and the committed notebooks are exactly what ``scripts/make_notebooks.py`` writes."""
+promise; the committed notebooks hold exactly the cells ``scripts/make_notebooks.py`` writes, and
+were executed (``--execute``) with their outputs and figures kept."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -54,23 +56,40 @@ def test_notebook_runs_and_draws_its_figures(name, tmp_path, monkeypatch):
         assert len(data) > MIN_FIGURE_BYTES, f"{figure} is only {len(data)} bytes"
 
 
-def test_committed_notebooks_are_what_the_generator_writes(tmp_path):
-    pytest.importorskip("nbformat")
+def cells(notebook):
+    return [(cell.cell_type, cell.id, cell.source) for cell in notebook.cells]
+
+
+def test_committed_notebooks_hold_the_cells_the_generator_writes(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
     subprocess.run([sys.executable, str(GENERATOR), "--out", str(tmp_path)], check=True,
                    capture_output=True, text=True)
     generated = sorted(p.name for p in tmp_path.glob("*.ipynb"))
     assert generated == sorted(FIGURES)
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == generated
-    stale = [name for name in generated
-             if (tmp_path / name).read_bytes() != (NOTEBOOKS / name).read_bytes()]
-    assert stale == [], f"run `python scripts/make_notebooks.py`: {stale} differ from the generator"
+    stale = []
+    for name in generated:
+        fresh = nbformat.read(tmp_path / name, as_version=4)
+        committed = nbformat.read(NOTEBOOKS / name, as_version=4)
+        if cells(fresh) != cells(committed) or (
+                fresh.metadata.kernelspec != committed.metadata.kernelspec):
+            stale.append(name)
+    assert stale == [], f"run `python scripts/make_notebooks.py --execute`: {stale} differ from the generator"
 
 
-def test_committed_notebooks_carry_no_outputs():
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_committed_notebooks_are_executed_with_outputs_and_figures(name):
     nbformat = pytest.importorskip("nbformat")
-    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        notebook = nbformat.read(path, as_version=4)
-        nbformat.validate(notebook)
-        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-        assert code, path.name
-        assert all(cell.outputs == [] and cell.execution_count is None for cell in code), path.name
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(notebook)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    # one run, top to bottom, every cell
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
+    outputs = [output for cell in code for output in cell.outputs]
+    assert [o for o in outputs if o.output_type == "error"] == []
+    assert any(o.output_type == "stream" and o.name == "stdout" and o.text.strip() for o in outputs)
+    images = [base64.b64decode(o.data["image/png"]) for o in outputs
+              if o.output_type == "display_data" and "image/png" in o.get("data", {})]
+    assert len(images) >= len(FIGURES[name])
+    for image in images:
+        assert image.startswith(PNG_MAGIC) and len(image) > MIN_FIGURE_BYTES
