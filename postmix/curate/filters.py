@@ -87,6 +87,11 @@ _NEEDS = {"language": "keep_languages", "script_share": "script_limits"}
 MOJIBAKE_PATTERN = r"Ã[\x80-\xbf]|Â[\x80-\xbf]|â€|[\x80-\x9f]|\x{FFFD}"
 _MOJIBAKE_PY = r"Ã[\x80-\xbf]|Â[\x80-\xbf]|â€|[\x80-\x9f]|\ufffd"
 CONTROL_PATTERN = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+# A turn can match MOJIBAKE_PATTERN or CONTROL_PATTERN only if its UTF-8 holds one of these
+# bytes: U+0080-U+00BF (alone or after "Ã"/"Â") encode as C2 xx, "Ã", "Â" and "â" as C3 xx,
+# U+FFFD as EF BF BD, and the ASCII controls are themselves (never part of a longer sequence).
+_BYTE_SCREEN = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, 0xC2, 0xC3,
+                      0xEF])
 _DETAIL_CHARS = 80
 
 
@@ -432,24 +437,29 @@ def _regex_spec(rule: str, config: FilterConfig) -> tuple[str, bool, list[str] |
     return None
 
 
-def _screen(turns: Turns, config: FilterConfig) -> np.ndarray:
-    """Turns that some built-in regex rule of ``config`` matches, in one RE2 pass over all of
-    them: an alternation matches where one of its branches does, so each rule then runs its own
+def _screen(turns: Turns, config: FilterConfig, rule: str) -> np.ndarray:
+    """Turns that ``rule`` (a built-in regex rule) can match, found for all the regex rules of
+    ``config`` at once: ``mojibake`` and ``control_chars`` need one of ``_BYTE_SCREEN``'s bytes
+    (one byte count over the column), the phrase and token rules one RE2 pass of their
+    alternation (it matches where one of its branches does). Each rule then runs its own
     pattern on these few turns only and finds exactly what it would have found alone."""
-    if "screen" not in turns._memo:
-        specs = [spec for rule in config.rules if (spec := _regex_spec(rule, config))]
+    if rule in ("mojibake", "control_chars"):
+        if "bytes" not in turns._memo:
+            turns._memo["bytes"] = repetition.count_bytes(turns.content, _BYTE_SCREEN) > 0
+        return turns._memo["bytes"]
+    if "phrases" not in turns._memo:
+        specs = [spec for r in config.rules if r not in ("mojibake", "control_chars")
+                 and (spec := _regex_spec(r, config))]
         screened = np.ones(len(turns.row), dtype=bool)
         if len(specs) > 1:
-            roles = (None if any(r is None for _, _, r in specs)
-                     else sorted({role for _, _, r in specs for role in r}))
-            judged, texts = (turns.of_roles(roles) if roles is not None
-                             else (np.arange(len(turns.row)), turns.content))
+            roles = sorted({role for _, _, r in specs for role in r})
+            judged, texts = turns.of_roles(roles)
             either = "|".join(f"(?{'i' if case else ''}:{p})" for p, case, _ in specs)
             screened[:] = False
             screened[judged] = pc.match_substring_regex(texts, either).fill_null(False).to_numpy(
                 zero_copy_only=False)
-        turns._memo["screen"] = screened
-    return turns._memo["screen"]
+        turns._memo["phrases"] = screened
+    return turns._memo["phrases"]
 
 
 def _regex_rule(turns: Turns, n: int, pattern: str, python_pattern: str, roles: list[str] | None,
@@ -499,7 +509,7 @@ def _repeated_ngrams(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
 
 def _leaked_tokens(turns: Turns, n: int, config: FilterConfig) -> RuleResult:
     pattern, _, roles = _regex_spec("leaked_tokens", config)
-    judged = np.flatnonzero(turns.roles_in(roles) & _screen(turns, config))
+    judged = np.flatnonzero(turns.roles_in(roles) & _screen(turns, config, "leaked_tokens"))
     mask = np.zeros(len(turns.row), dtype=bool)
     if len(judged):
         mask[judged] = hygiene.leaked_tokens(turns.content.take(pa.array(judged)), pattern)
@@ -524,7 +534,8 @@ def _repeated_sentences(turns: Turns, n: int, config: FilterConfig) -> RuleResul
     judged, texts = turns.of_roles(config.repetition_roles)
     most = np.zeros(len(turns.row), dtype=np.int64)
     if len(judged):
-        most[judged] = repetition.most_repeated_sentence(texts, config.min_sentence_chars)
+        most[judged] = repetition.most_repeated_sentence(texts, config.min_sentence_chars,
+                                                       config.max_sentence_repeats + 1)
 
     def say(turn: int) -> str:
         counts = Counter(s for s in hygiene.split_sentences_py(turns.text(turn))
@@ -673,7 +684,7 @@ def _evaluate(rule: str, table: pa.Table, turns: Turns, kind: str, n: int, confi
     if rule in refusals.REASONS:
         pattern = config.pattern(rule)
         return _regex_rule(turns, n, pattern, pattern, config.phrase_roles, True,
-                           _screen(turns, config))
+                           _screen(turns, config, rule))
     if rule == "leaked_tokens":
         return _leaked_tokens(turns, n, config)
     if rule == "think_format":
@@ -690,10 +701,10 @@ def _evaluate(rule: str, table: pa.Table, turns: Turns, kind: str, n: int, confi
         return _language(turns, n, config)
     if rule == "mojibake":
         return _regex_rule(turns, n, MOJIBAKE_PATTERN, _MOJIBAKE_PY, None, False,
-                           _screen(turns, config))
+                           _screen(turns, config, rule))
     if rule == "control_chars":
         return _regex_rule(turns, n, CONTROL_PATTERN, CONTROL_PATTERN, None, False,
-                           _screen(turns, config))
+                           _screen(turns, config, rule))
     raise ValueError(rule)  # unreachable: FilterConfig validates rule names
 
 

@@ -9,6 +9,9 @@ turn with any other character goes through the reference path (NFKC and Unicode 
 Python's or Arrow's tables), so results do not depend on which path a turn took. Property tests
 hold the two paths to the same numbers.
 
+``count_bytes`` is the cheap pass before them: a text with too few line breaks (or sentence
+marks) cannot fire and is not read again.
+
 Lines, sentences and n-grams are compared by 64-bit hashes (FNV-1a with a MurmurHash3
 finaliser, as dedup and decontamination hash words); two different ones collide with odds
 around 2^-64 per pair.
@@ -34,6 +37,36 @@ _WORD_BREAK = _SPACE.copy()
 _WORD_BREAK[[ord(c) for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"]] = True
 _SENTENCE_MARK = np.zeros(128, dtype=np.bool_)
 _SENTENCE_MARK[[ord("."), ord("!"), ord("?")]] = True
+
+
+def count_bytes(texts: pa.Array, values: bytes) -> np.ndarray:
+    """Per text, how many of its UTF-8 bytes are among ``values``: one pass, which lets a rule
+    skip texts that cannot fire (too few line breaks, no byte a pattern needs)."""
+    data, offsets = _buffers(texts)
+    return _count_bytes(data, offsets, _table(values))
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_bytes(data, offsets, counted):  # pragma: no cover - compiled
+    """Per text, how many of its bytes ``counted`` marks (a 256-entry 0/1 table)."""
+    n = len(offsets) - 1
+    out = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        total = 0
+        for k in range(offsets[i], offsets[i + 1]):
+            total += counted[data[k]]
+        out[i] = total
+    return out
+
+
+def _table(values: bytes) -> np.ndarray:
+    table = np.zeros(256, dtype=np.int64)
+    table[list(values)] = 1
+    return table
+
+
+_NEWLINE_BYTE = _table(b"\n")
+_MARK_BYTES = _table(b".!?")
 
 
 def _ascii(texts: pa.Array) -> np.ndarray:
@@ -285,11 +318,13 @@ def line_counts_reference(texts: pa.Array, min_chars: int) -> tuple[np.ndarray, 
 def duplicate_line_fraction(texts: pa.Array, min_chars: int, min_lines: int) -> np.ndarray:
     """Per text: the share of its lines (trimmed, >= ``min_chars``) that repeat an earlier
     line; 0 for texts with fewer than ``min_lines`` such lines."""
-    ascii_ = _ascii(texts)
     data, offsets = _buffers(texts)
-    counted, distinct = _line_counts(data, offsets, ascii_, _SPACE, min_chars,
+    # fewer than min_lines - 1 line breaks: fewer than min_lines lines, nothing to read
+    enough = _count_bytes(data, offsets, _NEWLINE_BYTE) >= min_lines - 1
+    ascii_ = _ascii(texts)
+    counted, distinct = _line_counts(data, offsets, ascii_ & enough, _SPACE, min_chars,
                                      _parts(len(texts)))
-    other = np.flatnonzero(~ascii_)
+    other = np.flatnonzero(~ascii_ & enough)
     if len(other):
         counted[other], distinct[other] = line_counts_reference(texts.take(pa.array(other)),
                                                                 min_chars)
@@ -381,12 +416,17 @@ def most_repeated_sentence_reference(texts: pa.Array, min_chars: int) -> np.ndar
     return best
 
 
-def most_repeated_sentence(texts: pa.Array, min_chars: int) -> np.ndarray:
+def most_repeated_sentence(texts: pa.Array, min_chars: int, at_least: int = 0) -> np.ndarray:
     """Per text, how often its most frequent sentence of ``min_chars`` or more characters
-    occurs (sentences as ``hygiene.split_sentences`` cuts and normalises them)."""
+    occurs (sentences as ``hygiene.split_sentences`` cuts and normalises them). With
+    ``at_least``, an ASCII text that cannot reach that count (it has fewer than
+    ``at_least - 1`` of ``.!?``, so fewer sentence ends) is not read and counts 0."""
     ascii_ = _ascii(texts)
     data, offsets = _buffers(texts)
-    best = _most_repeated_sentence(data, offsets, ascii_, _SPACE, _SENTENCE_MARK, min_chars,
+    todo = ascii_
+    if at_least > 1:
+        todo = ascii_ & (_count_bytes(data, offsets, _MARK_BYTES) >= at_least - 1)
+    best = _most_repeated_sentence(data, offsets, todo, _SPACE, _SENTENCE_MARK, min_chars,
                                    _parts(len(texts)))
     other = np.flatnonzero(~ascii_)
     if len(other):
