@@ -4,6 +4,7 @@
     python benchmarks/bench_dedup.py --corpus debian-copyright
     python benchmarks/bench_dedup.py --sections survivors    # the survivor figures only
     python benchmarks/bench_dedup.py --sections e2e --e2e-docs 1000000   # default vs --no-verify
+    python benchmarks/bench_dedup.py --sections e2e --e2e-docs 100000 --e2e-repeats 3
     python benchmarks/bench_dedup.py --engine ray            # Ray engine next to the local one
 
 throughput  signatures of the same normalised 5-word shingles, 128 permutations: datasketch
@@ -523,15 +524,26 @@ def e2e(path: Path, verify: bool) -> dict:
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def print_e2e(results: dict[str, dict]) -> None:
-    base = results["--no-verify"]
-    for label, result in results.items():
-        stage = sum(v for k, v in (result["stage_timings"] or {}).items())
-        base_stage = sum(v for k, v in (base["stage_timings"] or {}).items())
-        print(f"end to end {label}: {result['rows_in']} docs -> {result['rows_out']} kept {result['rejected']} in "
-              f"{result['seconds']:.1f}s ({result['seconds'] / base['seconds']:.2f}x --no-verify; dedup phases "
-              f"{stage:.1f}s, {stage / base_stage:.2f}x), peak RSS {result['peak_rss_gib']:.2f} GiB")
-        print(f"  phases: {result['timings']}  dedup: {result['stage_timings']}")
+def print_e2e(runs: list[dict[str, dict]]) -> None:
+    """``runs``: one ``{"--no-verify": result, "default (verified)": result}`` per repeat."""
+    ratios, stage_ratios = [], []
+    for k, results in enumerate(runs, 1):
+        base = results["--no-verify"]
+        base_stage = sum((base["stage_timings"] or {}).values())
+        for label, result in results.items():
+            stage = sum((result["stage_timings"] or {}).values())
+            print(f"end to end {label} (run {k}): {result['rows_in']} docs -> {result['rows_out']} kept "
+                  f"{result['rejected']} in {result['seconds']:.1f}s ({result['seconds'] / base['seconds']:.2f}x "
+                  f"--no-verify; dedup phases {stage:.1f}s, {stage / base_stage:.2f}x), peak RSS "
+                  f"{result['peak_rss_gib']:.2f} GiB")
+            print(f"  phases: {result['timings']}  dedup: {result['stage_timings']}")
+        verified = results["default (verified)"]
+        ratios.append(verified["seconds"] / base["seconds"])
+        stage_ratios.append(sum(verified["stage_timings"].values()) / base_stage)
+    if len(runs) > 1:
+        print(f"default / --no-verify over {len(runs)} runs: total {', '.join(f'{r:.2f}' for r in ratios)} "
+              f"(median {np.median(ratios):.2f}x); dedup phases {', '.join(f'{r:.2f}' for r in stage_ratios)} "
+              f"(median {np.median(stage_ratios):.2f}x)")
 
 
 def main() -> None:
@@ -542,6 +554,7 @@ def main() -> None:
     parser.add_argument("--datasketch-docs", type=int, default=3_000, help="documents datasketch signs (it is slow)")
     parser.add_argument("--quality-docs", type=int, default=20_000)
     parser.add_argument("--e2e-docs", type=int, default=1_000_000)
+    parser.add_argument("--e2e-repeats", type=int, default=1, help="e2e: pairs of runs, first side alternating")
     parser.add_argument("--survivor-docs", type=int, default=100_000, help="synthetic documents for survivors")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="--engine ray: dedup without verification (the e2e section times both)")
@@ -577,8 +590,14 @@ def main() -> None:
         print_survivors("synthetic", *survivors(synthetic_corpus(args.survivor_docs, args.words)))
     if "e2e" in sections:
         path = e2e_corpus(args.corpus, args.e2e_docs, args.words)
-        # baseline first: today's default before verification was (MinHash clusters, 14x8)
-        print_e2e({"--no-verify": e2e(path, verify=False), "default (verified)": e2e(path, verify=True)})
+        # baseline: today's default before verification was (MinHash clusters, 14x8); the two sides
+        # alternate which goes first, so that a shared machine's load changes hurt both alike
+        runs = []
+        for k in range(args.e2e_repeats):
+            sides = [("--no-verify", False), ("default (verified)", True)][:: 1 if k % 2 == 0 else -1]
+            measured = {label: e2e(path, verify=verify) for label, verify in sides}
+            runs.append({label: measured[label] for label in ("--no-verify", "default (verified)")})
+        print_e2e(runs)
 
 
 if __name__ == "__main__":
