@@ -4,6 +4,7 @@
     python benchmarks/bench_dedup.py --corpus debian-copyright
     python benchmarks/bench_dedup.py --sections survivors    # the survivor figures only
     python benchmarks/bench_dedup.py --sections e2e --e2e-docs 1000000   # default vs --no-verify
+    python benchmarks/bench_dedup.py --sections e2e --e2e-docs 100000 --e2e-repeats 3
     python benchmarks/bench_dedup.py --engine ray            # Ray engine next to the local one
 
 throughput  signatures of the same normalised 5-word shingles, 128 permutations: datasketch
@@ -63,7 +64,8 @@ def synthetic_corpus(docs: int, words: int, seed: int = 0, planted: float = 0.1)
         ids[t] = ids[src]
         edits = int(rng.uniform(0, 0.15) * words)
         ids[t, rng.choice(words, size=edits, replace=False)] = rng.integers(0, len(vocab), size=edits)
-    return [" ".join(vocab[row]) for row in ids]
+    words_of = vocab.tolist()  # Python strings: joining numpy str_ items is several times slower
+    return [" ".join([words_of[i] for i in row]) for row in ids.tolist()]
 
 
 def debian_corpus(docs: int | None = None, min_words: int = 10) -> list[str]:
@@ -308,15 +310,49 @@ def print_quality(results: list[dict]) -> None:
 # ---------------------------------------------------------------- survivors
 
 
-def _sft_dataset(texts: list[str]):
-    import datasets
+def _sft_table(texts: list[str], ids: list[str]):
+    """sft rows (the text as the user turn, "ok" as the answer) built in Arrow: a million nested
+    Python dicts through ``Dataset.from_dict`` take minutes."""
+    import pyarrow as pa
 
     from postmix.schemas import FEATURES
 
-    return datasets.Dataset.from_dict({
-        "id": [str(i) for i in range(len(texts))],
-        "messages": [[{"role": "user", "content": t}, {"role": "assistant", "content": "ok"}] for t in texts],
-        "source": ["bench"] * len(texts), "meta": ["{}"] * len(texts)}, features=FEATURES["sft"])
+    n = len(texts)
+    content = pa.array([x for t in texts for x in (t, "ok")], pa.string())
+    role = pa.DictionaryArray.from_arrays(pa.array(np.tile([0, 1], n), pa.int8()),
+                                          pa.array(["user", "assistant"])).cast(pa.string())
+    turns = pa.StructArray.from_arrays([role, content], ["role", "content"])
+    messages = pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)), turns)
+    return pa.Table.from_arrays(
+        [pa.array(ids, pa.string()), messages, pa.array(["bench"] * n, pa.string()), pa.array(["{}"] * n, pa.string())],
+        schema=FEATURES["sft"].arrow_schema)
+
+
+def _sft_dataset(texts: list[str]):
+    import datasets
+
+    return datasets.Dataset(_sft_table(texts, [str(i) for i in range(len(texts))]))
+
+
+def brute_force_pairs(texts: list[str], threshold: float) -> set[int]:
+    """Keys ``i * len(texts) + j`` (i < j) of every pair with Jaccard >= threshold, by comparing
+    all pairs of Python sets of ``minhash.shingles`` (the UTF-8 shingle strings, so neither the
+    64-bit shingle hashes nor the prefix filter are trusted). Quadratic: for a few thousand texts."""
+    from postmix.curate.minhash import MinHashConfig, shingles
+
+    config = MinHashConfig()
+    sets = [frozenset(shingles(t, config)) for t in texts]
+    found = set()
+    for i, a in enumerate(sets):
+        if not a:
+            continue
+        for j in range(i + 1, len(sets)):
+            b = sets[j]
+            if b and min(len(a), len(b)) >= threshold * max(len(a), len(b)):  # J <= min/max
+                inter = len(a & b)
+                if inter >= threshold * (len(a) + len(b) - inter) - 1e-9:
+                    found.add(i * len(texts) + j)
+    return found
 
 
 class ExactTruth:
@@ -324,7 +360,7 @@ class ExactTruth:
     text (identical texts share a group, Jaccard 1), ``pairs`` are the group pairs with exact
     Jaccard >= threshold (all-pairs with prefix filtering over one text per group)."""
 
-    def __init__(self, texts: list[str], threshold: float):
+    def __init__(self, texts: list[str], threshold: float, brute_force: bool = False):
         import xxhash
 
         from postmix.curate.minhash import MinHashConfig, normalised_batch
@@ -349,6 +385,13 @@ class ExactTruth:
                               + (self.size[self.pairs[:, 0]] * self.size[self.pairs[:, 1]]).sum())
         self._keys = set((self.pairs[:, 0] * len(reps) + self.pairs[:, 1]).tolist())
         self.groups = len(reps)
+        self.brute_force_seconds = None
+        if brute_force:
+            started = time.perf_counter()
+            checked = brute_force_pairs([texts[i] for i in reps], threshold)
+            self.brute_force_seconds = time.perf_counter() - started
+            if checked != self._keys:
+                sys.exit(f"prefix filtering and brute force disagree on {len(checked ^ self._keys)} pairs")
 
     def similar(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Whether rows a[k], b[k] have exact Jaccard >= threshold."""
@@ -387,20 +430,21 @@ class ExactTruth:
         }
 
 
-def survivors(texts: list[str], with_datasketch_mode: bool = True) -> tuple[ExactTruth, int, list[dict]]:
+def survivors(texts: list[str], with_datasketch_mode: bool = True, brute_force: bool = False
+              ) -> tuple[ExactTruth, int, list[dict]]:
     """The four survivor figures of the issue for each dedup setting, against exact ground truth."""
     from postmix.curate.dedup import DedupConfig, dedup
 
-    truth = ExactTruth(texts, THRESHOLD)
+    truth = ExactTruth(texts, THRESHOLD, brute_force=brute_force)
     greedy = truth.greedy_kept()
     ds = _sft_dataset(texts)
     settings = [("postmix --no-verify (MinHash clusters)", DedupConfig(verify=False)),
                 ("postmix default (verified)", DedupConfig())]
     if with_datasketch_mode:
         settings.append(("postmix --hash datasketch (verified)", DedupConfig(hash="datasketch")))
-    dedup(ds.select(range(min(200, len(ds)))), DedupConfig(verify=True))  # compile outside the timing
     results = []
     for name, config in settings:
+        dedup(ds.select(range(min(200, len(ds)))), config)  # compile outside the timing
         started = time.perf_counter()
         verdicts = dedup(ds, config)
         seconds = time.perf_counter() - started
@@ -416,6 +460,9 @@ def survivors(texts: list[str], with_datasketch_mode: bool = True) -> tuple[Exac
 def print_survivors(label: str, truth: ExactTruth, greedy: int, results: list[dict]) -> None:
     print(f"\nsurvivors, {label}: {len(truth.group)} rows, {truth.groups} distinct texts, {truth.true_pairs} true pairs "
           f"(exact Jaccard >= {THRESHOLD}, {truth.seconds:.1f}s); greedy exact pass keeps {greedy}")
+    if truth.brute_force_seconds is not None:
+        print(f"brute force over all {truth.groups * (truth.groups - 1) // 2} pairs of distinct texts (Python sets of "
+              f"the shingle strings) finds the same pairs ({truth.brute_force_seconds:.1f}s)")
     print(f"{'method':42s} {'kept':>7s} {'vs greedy':>9s} {'orphans':>8s} {'named<t':>8s} {'named gone':>10s} "
           f"{'kept pairs':>10s} {'of true':>8s} {'seconds':>8s}")
     for r in results:
@@ -453,17 +500,13 @@ def e2e_child(path: str, out_dir: str, verify: bool) -> None:
 def e2e_corpus(name: str, docs: int, words: int) -> Path:
     import datasets
 
-    from postmix.schemas import FEATURES
 
     # the corpus is kept between runs (generating 1M documents takes longer than deduplicating them)
     path = Path(tempfile.gettempdir()) / f"postmix-bench-dedup-{name}-{docs}-{words}.parquet"
     if not path.exists():
         started = time.perf_counter()
         texts = corpus(name, docs, words)
-        ds = datasets.Dataset.from_dict({
-            "id": [f"doc-{i}" for i in range(len(texts))],
-            "messages": [[{"role": "user", "content": t}, {"role": "assistant", "content": "ok"}] for t in texts],
-            "source": ["bench"] * len(texts), "meta": ["{}"] * len(texts)}, features=FEATURES["sft"])
+        ds = datasets.Dataset(_sft_table(texts, [f"doc-{i}" for i in range(len(texts))]))
         ds.to_parquet(str(path.with_suffix(".partial")))
         path.with_suffix(".partial").rename(path)
         del ds, texts
@@ -481,15 +524,26 @@ def e2e(path: Path, verify: bool) -> dict:
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def print_e2e(results: dict[str, dict]) -> None:
-    base = results["--no-verify"]
-    for label, result in results.items():
-        stage = sum(v for k, v in (result["stage_timings"] or {}).items())
-        base_stage = sum(v for k, v in (base["stage_timings"] or {}).items())
-        print(f"end to end {label}: {result['rows_in']} docs -> {result['rows_out']} kept {result['rejected']} in "
-              f"{result['seconds']:.1f}s ({result['seconds'] / base['seconds']:.2f}x --no-verify; dedup phases "
-              f"{stage:.1f}s, {stage / base_stage:.2f}x), peak RSS {result['peak_rss_gib']:.2f} GiB")
-        print(f"  phases: {result['timings']}  dedup: {result['stage_timings']}")
+def print_e2e(runs: list[dict[str, dict]]) -> None:
+    """``runs``: one ``{"--no-verify": result, "default (verified)": result}`` per repeat."""
+    ratios, stage_ratios = [], []
+    for k, results in enumerate(runs, 1):
+        base = results["--no-verify"]
+        base_stage = sum((base["stage_timings"] or {}).values())
+        for label, result in results.items():
+            stage = sum((result["stage_timings"] or {}).values())
+            print(f"end to end {label} (run {k}): {result['rows_in']} docs -> {result['rows_out']} kept "
+                  f"{result['rejected']} in {result['seconds']:.1f}s ({result['seconds'] / base['seconds']:.2f}x "
+                  f"--no-verify; dedup phases {stage:.1f}s, {stage / base_stage:.2f}x), peak RSS "
+                  f"{result['peak_rss_gib']:.2f} GiB")
+            print(f"  phases: {result['timings']}  dedup: {result['stage_timings']}")
+        verified = results["default (verified)"]
+        ratios.append(verified["seconds"] / base["seconds"])
+        stage_ratios.append(sum(verified["stage_timings"].values()) / base_stage)
+    if len(runs) > 1:
+        print(f"default / --no-verify over {len(runs)} runs: total {', '.join(f'{r:.2f}' for r in ratios)} "
+              f"(median {np.median(ratios):.2f}x); dedup phases {', '.join(f'{r:.2f}' for r in stage_ratios)} "
+              f"(median {np.median(stage_ratios):.2f}x)")
 
 
 def main() -> None:
@@ -500,6 +554,7 @@ def main() -> None:
     parser.add_argument("--datasketch-docs", type=int, default=3_000, help="documents datasketch signs (it is slow)")
     parser.add_argument("--quality-docs", type=int, default=20_000)
     parser.add_argument("--e2e-docs", type=int, default=1_000_000)
+    parser.add_argument("--e2e-repeats", type=int, default=1, help="e2e: pairs of runs, first side alternating")
     parser.add_argument("--survivor-docs", type=int, default=100_000, help="synthetic documents for survivors")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="--engine ray: dedup without verification (the e2e section times both)")
@@ -531,12 +586,18 @@ def main() -> None:
     if "quality" in sections:
         print_quality(quality(corpus(args.corpus, args.quality_docs, args.words)))
     if "survivors" in sections:
-        print_survivors("licence paragraphs of 30+ words", *survivors(debian_corpus(min_words=30)))
+        print_survivors("licence paragraphs of 30+ words", *survivors(debian_corpus(min_words=30), brute_force=True))
         print_survivors("synthetic", *survivors(synthetic_corpus(args.survivor_docs, args.words)))
     if "e2e" in sections:
         path = e2e_corpus(args.corpus, args.e2e_docs, args.words)
-        # baseline first: today's default before verification was (MinHash clusters, 14x8)
-        print_e2e({"--no-verify": e2e(path, verify=False), "default (verified)": e2e(path, verify=True)})
+        # baseline: today's default before verification was (MinHash clusters, 14x8); the two sides
+        # alternate which goes first, so that a shared machine's load changes hurt both alike
+        runs = []
+        for k in range(args.e2e_repeats):
+            sides = [("--no-verify", False), ("default (verified)", True)][:: 1 if k % 2 == 0 else -1]
+            measured = {label: e2e(path, verify=verify) for label, verify in sides}
+            runs.append({label: measured[label] for label in ("--no-verify", "default (verified)")})
+        print_e2e(runs)
 
 
 if __name__ == "__main__":

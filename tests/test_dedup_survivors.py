@@ -173,3 +173,23 @@ def test_reference_rows_always_stay_and_are_named_first(tmp_path):
     # new rows, kept) is not removed by a row that is itself removed
     assert verdicts.reasons[0] is None and verdicts.reasons[1] == "near_duplicate"
     assert verdicts.details[1].startswith("duplicate_of=r0 ") and "kept_in=reference" in verdicts.details[1]
+
+
+@pytest.mark.parametrize("offset", [0, 7])
+def test_pairs_from_the_buckets_are_the_candidate_pairs_of_a_second_sort(offset):
+    """The verified pass derives its candidate pairs (clusters, report) from the bucket ids it
+    walks; they must be the pairs the band sort of ``--no-verify`` finds, reference pairs left out."""
+    import numpy as np
+
+    from postmix.curate.dedup import _bucket_pairs, _candidate_pairs
+    from postmix.curate.survivors import bucket_ids
+
+    rng = np.random.default_rng(offset)
+    members = np.sort(rng.choice(offset + 200, 150, replace=False)).astype(np.int64)
+    members = np.unique(np.concatenate([np.arange(min(offset, 5)), members]))  # some reference rows
+    hashes = rng.integers(0, 60, size=(6, len(members))).astype(np.uint64)  # many shared buckets
+    total = offset + 200
+    buckets = bucket_ids(hashes, counted=members >= offset)
+    expected = _candidate_pairs(members, hashes, offset, total)
+    assert len(expected) > 100
+    assert np.array_equal(_bucket_pairs(buckets, members, offset, total), expected)

@@ -256,6 +256,23 @@ def _candidate_pairs(members: np.ndarray, hashes: np.ndarray, offset: int, total
     return np.stack([unique // total, unique % total], axis=1)
 
 
+def _bucket_pairs(buckets: np.ndarray, members: np.ndarray, offset: int, total: int) -> np.ndarray:
+    """``_candidate_pairs`` from ``bucket_ids`` (computed with ``counted`` = new rows), without
+    sorting every band's hashes a second time: only rows in a shared bucket are sorted."""
+    keys = [np.zeros(0, np.int64)]
+    for band in range(buckets.shape[1]):
+        shared = np.flatnonzero(buckets[:, band] >= 0)
+        order = np.argsort(buckets[shared, band], kind="stable")  # members ascending: first = least
+        ids, rows = buckets[shared[order], band], members[shared[order]]
+        first = np.ones(len(ids), bool)
+        first[1:] = ids[1:] != ids[:-1]
+        run_first = np.maximum.accumulate(np.where(first, np.arange(len(ids)), 0))
+        keep = ~first & (rows >= offset)  # a pair inside the reference is not ours to resolve
+        keys.append(rows[run_first[keep]] * total + rows[keep])
+    unique = np.unique(np.concatenate(keys))
+    return np.stack([unique // total, unique % total], axis=1)
+
+
 class _JointText:
     """Shingle sets of some rows (joint index, taken ascending) for exact Jaccard, computed once."""
 
@@ -286,7 +303,11 @@ def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _O
     started = time.perf_counter()
     members, hashes, offset = _joint_bands(features, reference, active, bands, rows)
     total = offset + len(features)
-    pairs = _candidate_pairs(members, hashes, offset, total)
+    if config.verify:  # the buckets the greedy pass walks, and the same pairs from them
+        buckets = bucket_ids(hashes, counted=members >= offset)
+        pairs = _bucket_pairs(buckets, members, offset, total)
+    else:
+        pairs = _candidate_pairs(members, hashes, offset, total)
     timings["lsh"] = time.perf_counter() - started
     stats: dict[str, Any] = {
         "bands": bands, "rows": rows, "candidate_pairs": int(len(pairs)),
@@ -299,7 +320,7 @@ def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _O
     joint_rank = np.concatenate([np.arange(offset), offset + rank]) if offset else rank
     if config.verify:
         removed, kept, similarity = _verified_survivors(
-            ds, kind, reference, config, members, hashes, offset, joint_rank, stats)
+            ds, kind, reference, config, members, buckets, offset, joint_rank, stats)
         stats["chained_rows_kept"] = int(
             len(nodes) - np.isin(nodes, removed + offset).sum() - len(np.unique(labels[nodes])))
         timings["verify"] = time.perf_counter() - started
@@ -328,11 +349,10 @@ def _near_pass(ds, kind, features, reference, rank, config: DedupConfig, out: _O
 
 
 def _verified_survivors(ds, kind, reference, config: DedupConfig, members: np.ndarray,
-                        hashes: np.ndarray, offset: int, joint_rank: np.ndarray,
+                        buckets: np.ndarray, offset: int, joint_rank: np.ndarray,
                         stats: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(removed new rows, their survivors in the joint index, exact Jaccard)`` of the greedy
     pass (``postmix.curate.survivors``) over every row that shares a bucket with a new row."""
-    buckets = bucket_ids(hashes, counted=members >= offset)
     shared = (buckets >= 0).any(axis=1)
     rows, buckets = members[shared], buckets[shared]
     if not len(rows):
