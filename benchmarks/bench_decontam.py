@@ -4,6 +4,8 @@ per-row Python implementation of the same score, measured in one run on the same
     python benchmarks/bench_decontam.py                      # 1,000,000 rows, GSM8K test + HumanEval
     python benchmarks/bench_decontam.py --rows 100000 --baseline-rows 5000 --e2e
     python benchmarks/bench_decontam.py --answers 200000         # answer leaks in GSM8K train
+    git archive 80f9002 postmix | tar -x -C /tmp/before   # the code before the answer side
+    python benchmarks/bench_decontam.py --answers 200000 --before-tree /tmp/before
 
 corpus    synthetic SFT rows (user turn + short assistant turn): half are 1-2 real GSM8K *train*
           questions (so many 8-grams are shared with the test set, as in real math data), half are
@@ -24,8 +26,9 @@ answers   (``--answers N``) N SFT rows built from real GSM8K *train* rows (user 
           verbatim, markup stripped (``<<...>>`` removed, ``####`` line dropped or reworded),
           a few words changed (one in 12, at least one), reformatted (lines joined or numbered,
           numbers kept). Recall over the planted rows, genuine (unplanted) rows flagged, and the
-          scan time of today's default (both sides) against the old one (question side, user
-          turns) in the same run, with their ratio.
+          time of today's default (both sides) against the old one (question side, user turns)
+          on this code, and (``--before-tree``) against the default of the code before the
+          answer side, in a subprocess on the same rows; runs interleaved, the fastest counts.
 filters   (``--filters N``) ``apply_filters`` on N rows of GSM8K train question/answer pairs
           (1% with a planted refusal, 0.5% with mojibake): the four regex rules (refusal,
           self_identification, mojibake, control_chars; Arrow compute) against the same patterns
@@ -303,17 +306,40 @@ def answer_leak_rows(n: int, bench_dir: Path, seed: int = 0):
             train_item)
 
 
-def _timed(ds: datasets.Dataset, config: DecontamConfig, repeats: int):
-    """The fastest of ``repeats`` runs (the VM is shared: the minimum is the least disturbed)."""
-    best, verdicts = float("inf"), None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        verdicts = decontaminate(ds, config)
-        best = min(best, time.perf_counter() - started)
-    return best, verdicts
+_BEFORE_RUN = """
+import json, sys, time
+import datasets
+from postmix.curate.decontam import DecontamConfig, decontaminate
+ds = datasets.Dataset.from_parquet(sys.argv[1])
+config = DecontamConfig(benchmarks=[f"gsm8k={sys.argv[2]}:question"])
+decontaminate(ds.select(range(2000)), config)
+wall, cpu = time.perf_counter(), time.process_time()
+verdicts = decontaminate(ds, config)
+print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+                  "flagged": sum(r is not None for r in verdicts.reasons)}))
+"""
 
 
-def bench_answers(n: int, bench_dir: Path, repeats: int, show: int) -> None:
+def _timed(ds: datasets.Dataset, config: DecontamConfig) -> tuple[float, float, object]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    verdicts = decontaminate(ds, config)
+    return time.perf_counter() - wall, time.process_time() - cpu, verdicts
+
+
+def _before_timed(tree: Path, parquet: Path, test: Path) -> tuple[float, float]:
+    """The default of the code before the answer side (``tree``: a source tree of it) on the
+    same rows, in a subprocess: warm-up, then one timed run."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, "-c", _BEFORE_RUN, str(parquet), str(test)], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    return got["wall"], got["cpu"]
+
+
+def bench_answers(n: int, bench_dir: Path, repeats: int, show: int, before: Path | None) -> None:
     from postmix.curate.benchmarks import BenchmarkSpec
 
     started = time.perf_counter()
@@ -321,21 +347,39 @@ def bench_answers(n: int, bench_dir: Path, repeats: int, show: int) -> None:
     test = bench_dir / "gsm8k_test.jsonl"
     print(f"answers: {len(ds):,} rows ({len(planted):,} planted leaks of {len(planted) // len(LEAK_KINDS):,} "
           f"GSM8K test solutions x {len(LEAK_KINDS)}), built in {time.perf_counter() - started:.1f} s; "
-          f"cores: {len(os.sched_getaffinity(0))}")
+          f"cores: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}")
     today = DecontamConfig(benchmarks=[f"gsm8k={test}"])  # both sides, GSM8K markup (built-in)
     old = DecontamConfig(benchmarks=[BenchmarkSpec(name="gsm8k", path=str(test), fields=("question",),
                                                    answer_fields=(), markup=())], answer_on=None)
     decontaminate(ds.select(range(2000)), today)  # warm the compiled kernels
-    old_s, old_v = _timed(ds, old, repeats)
-    new_s, new_v = _timed(ds, today, repeats)
+    times: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    with tempfile.TemporaryDirectory() as tmp:
+        parquet = Path(tmp) / "rows.parquet"
+        if before is not None:
+            ds.to_parquet(str(parquet))
+        for _ in range(repeats):  # interleaved, so load on the shared VM hits every config alike
+            if before is not None:
+                times["before"].append(_before_timed(before, parquet, test))
+            wall, cpu, old_v = _timed(ds, old)
+            times["old"].append((wall, cpu))
+            wall, cpu, new_v = _timed(ds, today)
+            times["today"].append((wall, cpu))
+    best = {k: (min(w for w, _ in v), min(c for _, c in v)) for k, v in times.items()}
+    print(f"old       {best['old'][0]:7.2f} s wall, {best['old'][1]:7.2f} s CPU  (this code, question "
+          f"side only, user turns; the fastest of {repeats})")
+    print(f"today     {best['today'][0]:7.2f} s wall, {best['today'][1]:7.2f} s CPU  (this code's default: "
+          "question + answer side, GSM8K markup)")
+    print(f"ratio     today / old: {best['today'][0] / best['old'][0]:.2f}x wall, "
+          f"{best['today'][1] / best['old'][1]:.2f}x CPU")
+    if before is not None:
+        print(f"before    {best['before'][0]:7.2f} s wall, {best['before'][1]:7.2f} s CPU  ({before}: "
+              "the default before the answer side: question side, user turns)")
+        print(f"ratio     today / before: {best['today'][0] / best['before'][0]:.2f}x wall, "
+              f"{best['today'][1] / best['before'][1]:.2f}x CPU")
     flagged = np.array([r is not None for r in new_v.reasons])
     old_flagged = np.array([r is not None for r in old_v.reasons])
     genuine = np.ones(len(ds), dtype=bool)
     genuine[planted] = False
-    print(f"old       {old_s:7.2f} s  (question side, user turns; scan {old_v.stats['timings']['scan']:.2f} s)")
-    print(f"today     {new_s:7.2f} s  (question + answer side, markup; scan {new_v.stats['timings']['scan']:.2f} s)")
-    print(f"ratio     today / old: {new_s / old_s:.2f}x total, "
-          f"{new_v.stats['timings']['scan'] / old_v.stats['timings']['scan']:.2f}x scan")
     print(f"recall    {flagged[planted].mean():.4f} ({flagged[planted].sum()}/{len(planted)}); old default "
           f"{old_flagged[planted].mean():.4f}")
     for kind in LEAK_KINDS:
@@ -371,9 +415,12 @@ def main() -> None:
                         help="Only the answer-leak benchmark on N rows built from GSM8K train.")
     parser.add_argument("--repeats", type=int, default=3, help="Timed runs per config (--answers); the fastest counts.")
     parser.add_argument("--show", type=int, default=5, help="Flagged genuine rows printed (--answers).")
+    parser.add_argument("--before-tree", type=Path, default=None,
+                        help="Source tree of the code before the answer side (git archive 80f9002 postmix | "
+                             "tar -x -C DIR), whose default is timed on the same rows (--answers).")
     args = parser.parse_args()
     if args.answers:
-        bench_answers(args.answers, args.benchmarks, args.repeats, args.show)
+        bench_answers(args.answers, args.benchmarks, args.repeats, args.show, args.before_tree)
         return
     if args.filters:
         bench_filters(args.filters, args.benchmarks)

@@ -305,6 +305,7 @@ def scan_block(table: pa.Table, kind: str, config: DecontamConfig, index: Benchm
     row's id. Each side also gives one row per source of the block with ``row = -1`` (the sources
     scanned, so the matrix lists sources nothing was found in)."""
     parts = []
+    table = table.combine_chunks()  # once for both sides' text views
     sources = table.column("source")
     for side, view in scanned_sides(kind, config, index).items():
         if view is None:

@@ -417,25 +417,9 @@ def _instance_scores(n, segment_ids, positions, row_positions, segment_length, s
 
 @numba.njit(cache=True, nogil=True)
 def _row_scores(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
-                segment_length, segment_instance, instance_segments):  # pragma: no cover - compiled
-    empty = np.zeros(0, dtype=np.int64)
-    count = _hits(
-        tokens,
-        first,
-        m,
-        n,
-        short_lengths,
-        bitmap,
-        shift,
-        keys,
-        key_segment,
-        key_position,
-        segment_length,
-        False,
-        empty,
-        empty,
-        empty,
-    )
+                segment_length, segment_instance, instance_segments,
+                count):  # pragma: no cover - compiled
+    """The row's instance scores; ``count``: its hits (``_hits`` without ``collect``)."""
     segs = np.empty(count, dtype=np.int64)
     pos = np.empty(count, dtype=np.int64)
     rows = np.empty(count, dtype=np.int64)
@@ -455,12 +439,13 @@ def _count_flagged(tokens, token_offsets, n, short_lengths, bitmap, shift, keys,
     for i in numba.prange(rows):
         first = token_offsets[i]
         m = token_offsets[i + 1] - first
-        if _hits(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
-                 segment_length, False, empty, empty, empty) == 0:
+        count = _hits(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment,
+                      key_position, segment_length, False, empty, empty, empty)
+        if count == 0:
             continue  # the common case: no gram of this row is in any benchmark
         inst, scores, _, _, _ = _row_scores(tokens, first, m, n, short_lengths, bitmap, shift, keys,
                                          key_segment, key_position, segment_length,
-                                         segment_instance, instance_segments)
+                                         segment_instance, instance_segments, count)
         c = 0
         for j in range(inst.shape[0]):
             if scores[j] >= threshold:
@@ -478,9 +463,12 @@ def _flagged_pairs(tokens, token_offsets, rows, pair_offsets, n, short_lengths, 
         i = rows[q]
         first = token_offsets[i]
         m = token_offsets[i + 1] - first
+        empty = np.zeros(0, dtype=np.int64)
+        count = _hits(tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment,
+                      key_position, segment_length, False, empty, empty, empty)
         inst, scores, starts, ends, segments = _row_scores(
             tokens, first, m, n, short_lengths, bitmap, shift, keys, key_segment, key_position,
-            segment_length, segment_instance, instance_segments)
+            segment_length, segment_instance, instance_segments, count)
         k = pair_offsets[q]
         for j in range(inst.shape[0]):
             if scores[j] >= threshold:
