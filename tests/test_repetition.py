@@ -25,7 +25,7 @@ FRAGMENTS = [
     "the cat sat on the mat and then it slept", "Thank you", "e.g.x", "3.14", "Café au lait",
     "naïve façade", "İstanbul", "ÅNGSTRÖM", "请确认电源已经关闭", "x\u00a0y", "a\u202fb",
     ". ", "! ", "?\n", "...", ".", "\n", "\n\n", "\t", "  ", " ", "\r\n", "\x0b", "\x1c", "。",
-    "- item", "}", "    return total", "```", "`code`", ",", "'", "’", "—",
+    "- item", "}", "\x00", "    return total", "```", "`code`", ",", "'", "’", "—",
 ]
 PHRASES = ["As an AI language model, ", "<|im_end|>", "`<|im_end|>`", "As of my last update, ",
            "I'm Claude", "I cannot help with that", "Ã©", "\x07", "\ufffd", "<think>", "[INST]"]

@@ -35,6 +35,13 @@ _SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
 # (all in Unicode categories P*/S*, which ``normalise_texts`` turns into spaces).
 _WORD_BREAK = _SPACE.copy()
 _WORD_BREAK[[ord(c) for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"]] = True
+# Each byte as the n-gram rule reads it: 0 ends a word (whitespace, punctuation), A-Z as a-z,
+# NUL (a word byte to normalise_texts) as 256, every other byte as it is (bytes >= 128 only come
+# normalised, see repeated_ngram_fraction).
+_WORD_FOLD = np.arange(256, dtype=np.uint16)
+_WORD_FOLD[65:91] += 32
+_WORD_FOLD[0] = 256
+_WORD_FOLD[:128][_WORD_BREAK] = 0
 _SENTENCE_MARK = np.zeros(128, dtype=np.bool_)
 _SENTENCE_MARK[[ord("."), ord("!"), ord("?")]] = True
 
@@ -146,11 +153,11 @@ def _distinct(keys, m):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _ngram_fraction(data, offsets, todo, word_break, ngram, min_words, parts):  # pragma: no cover
+def _ngram_fraction(data, offsets, todo, fold, ngram, min_words, parts):  # pragma: no cover
     """Per text with ``todo``: share of its words inside a word ``ngram``-gram occurring twice or
-    more (0 under ``min_words`` words). A word is a run of bytes other than ``word_break`` ASCII
-    bytes, ASCII letters folded to lower case: ``normalise_texts``'s words for ASCII text, and
-    its output's words as they are (bytes >= 128 are word bytes)."""
+    more (0 under ``min_words`` words). A word is a run of bytes that ``fold`` does not map to
+    0 (``_WORD_FOLD``), read through ``fold``: ``normalise_texts``'s words for ASCII text, and
+    its output's words as they are."""
     n = len(offsets) - 1
     out = np.zeros(n, dtype=np.float64)
     power = np.uint64(1)  # _COMBINE ** ngram: drops the oldest word from a rolling gram
@@ -158,7 +165,7 @@ def _ngram_fraction(data, offsets, todo, word_break, ngram, min_words, parts):  
         power = power * _COMBINE
     bounds = _chunks(offsets, parts)
     for c in numba.prange(parts):
-        room = _longest(offsets, bounds[c], bounds[c + 1]) // 2 + 1  # most words of a text
+        room = _longest(offsets, bounds[c], bounds[c + 1]) // 2 + 2  # most words of a text, + 1
         words = np.empty(room, dtype=np.uint64)
         grams = np.empty(room, dtype=np.uint64)
         slot = np.empty(room, dtype=np.int64)
@@ -175,23 +182,18 @@ def _ngram_fraction(data, offsets, todo, word_break, ngram, min_words, parts):  
             m = 0
             h = _FNV_OFFSET
             inside = False
-            for k in range(start, end):
-                b = data[k]
-                if b < 128 and word_break[b]:
-                    if inside:
-                        words[m] = _fmix64(h)
-                        m += 1
-                        inside = False
-                    continue
-                if 65 <= b <= 90:
-                    b += 32
-                if not inside:
-                    h = _FNV_OFFSET
-                    inside = True
-                h = (h ^ np.uint64(b)) * _FNV_PRIME
+            for k in range(start, end):  # branch-free: word ends are too frequent to predict
+                f = fold[data[k]]
+                word = f != 0
+                words[m] = h  # kept only when this byte ends the word
+                m += inside and not word
+                h = ((h if inside else _FNV_OFFSET) ^ np.uint64(f)) * _FNV_PRIME
+                inside = word
             if inside:
-                words[m] = _fmix64(h)
+                words[m] = h
                 m += 1
+            for p in range(m):
+                words[p] = _fmix64(words[p])
             if m < min_words or m < ngram:
                 continue
             k = m - ngram + 1
@@ -241,13 +243,13 @@ def repeated_ngram_fraction(texts: pa.Array, ngram: int, min_words: int) -> np.n
 
     ascii_ = _ascii(texts)
     data, offsets = _buffers(texts)
-    out = _ngram_fraction(data, offsets, ascii_, _WORD_BREAK, ngram, min_words,
+    out = _ngram_fraction(data, offsets, ascii_, _WORD_FOLD, ngram, min_words,
                           _parts(len(texts)))
     other = np.flatnonzero(~ascii_)
     if len(other):  # NFKC and Unicode case first; the kernel then reads the normalised words
         data, offsets = normalise_texts(texts.take(pa.array(other)))
         out[other] = _ngram_fraction(data, offsets, np.ones(len(other), dtype=np.bool_),
-                                     _WORD_BREAK, ngram, min_words, _parts(len(other)))
+                                     _WORD_FOLD, ngram, min_words, _parts(len(other)))
     return out
 
 
