@@ -106,6 +106,55 @@ ax.pie(list(composition.values()), labels=list(composition), autopct="%1.0f%%")
 ax.set_title(first.mix.ref)
 fig.tight_layout()
 fig.savefig(FIGURES / "01_mix_composition.png")"""),
+    new_markdown_cell(
+        "## Sampling by a reward model's score\n\n"
+        "`curate tag --score reward` asks a reward model for a score of every conversation, and a "
+        "source's `weight_by:` takes rows with probability proportional to a weight instead of uniformly "
+        "(weighted sampling without replacement, Efraimidis-Spirakis keys from the id hash: as "
+        "reproducible as the uniform take). Here the local test server stands in for `vllm serve "
+        "<reward model>`: its `/pooling` scores an answer `log(1 + words)`. Reward-model outputs have "
+        "any sign, so the weight is `exp(reward / temperature)`."),
+    new_code_cell("""\
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow.parquet as pq
+
+from postmix.llm import EndpointConfig, PoolConfig
+from postmix.mix.attributes import TagConfig, tag
+from postmix.testing.openai_server import FakeOpenAIServer
+
+# tag drives its own event loop, so it runs beside the notebook's
+with FakeOpenAIServer(model="reward-model") as server, ThreadPoolExecutor(1) as thread:
+    pool = PoolConfig(endpoints=[EndpointConfig(name="rm", model="reward-model", base_url=server.base_url)])
+    tagged = thread.submit(tag, work / "clean.parquet", work / "tags.parquet",
+                           TagConfig(scores=["reward"], language=False, rule_hits=False), pool=pool).result()
+print(tagged.summary(), "| unscored:", tagged.details["reward"]["unscored"])
+
+
+def take_60(weight_by=None):
+    source = {"name": "clean", "path": str(work / "clean.parquet"), "count": 60}
+    if weight_by is not None:
+        source["weight_by"] = weight_by
+    spec = {"name": "nb-by-reward", "kind": "sft", "attributes": str(work / "tags.parquet"), "sources": [source]}
+    return mix.build(spec, home=work / ".postmix", progress=False)
+
+
+uniform, by_reward = take_60(), take_60({"column": "reward", "temperature": 0.5})
+print(uniform.mix.ref, "uniform;", by_reward.mix.ref, "weighted:",
+      by_reward.manifest["sources"][0]["steps"][-1]["details"]["weight_by"])
+reward_of = dict(zip(*pq.read_table(work / "tags.parquet", columns=["id", "reward"]).to_pydict().values()))
+low, high = min(reward_of.values()), max(reward_of.values())
+bins = [low + (high - low) * k / 15 for k in range(16)]  # the same bins for both
+fig, ax = plt.subplots(figsize=(6, 3))
+for built, label in ((uniform, "uniform"), (by_reward, "weight_by: exp(reward / 0.5)")):
+    taken = [reward_of[i] for i in mix.load(built.mix.ref, home=work / ".postmix")["id"]]
+    ax.hist(taken, bins=bins, alpha=0.6, label=f"{label}, mean {sum(taken) / len(taken):.2f}")
+ax.set_xlabel("reward of the rows taken")
+ax.set_ylabel("rows")
+ax.legend()
+ax.set_title("60 rows from the cleaned sample")
+fig.tight_layout()
+fig.savefig(FIGURES / "01_weight_by_reward.png")"""),
 ]
 
 JUDGE = [

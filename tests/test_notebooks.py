@@ -20,7 +20,8 @@ MIN_FIGURE_BYTES = 5_000
 
 FIGURES = {
     "01_curate_and_mix.ipynb": ["01_cluster_sizes.png", "01_contamination.png",
-                                "01_mix_composition.png", "01_rows_per_step.png"],
+                                "01_mix_composition.png", "01_rows_per_step.png",
+                                "01_weight_by_reward.png"],
     "02_judge_and_pairs.ipynb": ["02_compare.png", "02_length_bias.png", "02_ratings_by_aspect.png",
                                  "02_ratings_by_model.png", "02_win_rates.png"],
     "03_train.ipynb": ["03_rlvr_reward.png", "03_sft_loss.png"],
