@@ -121,7 +121,7 @@ CASES: dict[str, tuple[dict, str, str]] = {
     "keywords_forbidden": ({"forbidden_words": ["cheap"]}, "An affordable option.",
                            "A Cheap option."),
     "keyword_frequency": ({"keyword": "data", "relation": "at_least", "frequency": 2},
-                          "Data in, data out.", "Data in, metadata out."),
+                          "Data in, metadata out.", "Data in, facts out."),  # substrings, as IFEval
     "letter_frequency": ({"letter": "z", "relation": "at_most", "let_frequency": 1},
                          "A lazy afternoon.", "Zebras graze lazily."),
     "capital_word_frequency": ({"relation": "at_least", "capital_frequency": 2},
@@ -152,6 +152,8 @@ CASES: dict[str, tuple[dict, str, str]] = {
                                  "It rains.\n\nBut it stops.\n\nThe end."),
     "constrained_response": ({}, "Having thought about it: My answer is maybe.", "Probably yes."),
     "two_responses": ({}, "Take the bus.\n******\nWalk instead.", "Take the bus.\n******\nTake the bus."),
+    "repeat_prompt": ({"prompt_to_repeat": "Name a red fruit."},
+                      "Name a red fruit.\n\nA cherry.", "A cherry. Name a red fruit."),
     "response_language": ({"language": "de"},
                           "Morgen fahren wir mit dem Zug nach Berlin und besuchen das Museum.",
                           "Tomorrow we take the train to Berlin and visit the museum."),
@@ -201,7 +203,7 @@ def test_describe_renders_the_instruction():
 
 def test_ifeval_row_needs_all_constraints_and_reports_bad_specs():
     specs = [json.dumps({"type": "no_commas"}), json.dumps({"type": "lowercase"})]
-    assert verify("all good here", "", "ifeval", specs).correct is True
+    assert verify("everything here is fine and calm today", "", "ifeval", specs).correct is True
     both_wrong = verify("All good, here", "", "ifeval", specs)
     assert (both_wrong.correct, both_wrong.detail) == (False, "no_commas,lowercase")  # in the row's order
     # No constraints column: the ground truth holds the specs (what `curate synth` writes).

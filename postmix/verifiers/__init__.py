@@ -7,7 +7,7 @@ their ``verifier`` column; names are matched case-insensitively, so Tulu 3's ``M
 ==========  ==========================================================================
 gsm8k       final number (``#### 18``, ``\\boxed{18}``, "The answer is 18", ``$1,234``)
 math        symbolic equivalence via math-verify (``\\frac{1}{2}`` == ``0.5``)
-ifeval      every constraint of the row holds (see ``postmix.verifiers.ifeval``)
+ifeval      every constraint of the row holds, as official IFEval decides (``verifiers.ifeval``)
 exact       whitespace-normalised string equality
 regex       the ground truth, as a regular expression, matches the whole response
 ==========  ==========================================================================

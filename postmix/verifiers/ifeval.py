@@ -5,16 +5,28 @@ A constraint spec is a flat dict, ``{"type": "word_count", "relation": "at_most"
 ``params.model_json_schema()``), a checker ``check(response, **params) -> bool`` and an
 instruction ``describe(spec) -> "Answer in at most 50 words."`` that is appended to a prompt.
 
-The checks follow Google's IFEval (Zhou et al., 2023) where it is explicit: words are ``\\w+``
-runs, paragraphs are split by the markdown divider ``***``, sections and placeholders count "at
-least", bullets and paragraphs "exactly", end phrases compare case-insensitively. One deliberate
-difference: count relations are ``at_most`` / ``at_least`` (both inclusive), so the instruction
-text and the check say the same thing. A response satisfies a row when it satisfies every one of
-the row's constraints.
+Each checker decides exactly as Google's official IFEval implementation (Zhou et al., 2023,
+google-research ``instruction_following_eval``) decides for the instruction it stands for,
+quirks included, because RLVR rewards and ``postmix eval`` must agree with the published
+numbers: keywords are case-insensitive substrings (``"story"`` is in ``"history"``), forbidden
+words are ``\\b``-bounded, sentences are NLTK Punkt's (``postmix.verifiers.punkt``), a postscript
+marker may stand anywhere on a line, the two case rules also require English (langdetect), and
+``benchmarks/bench_ifeval_agreement.py`` measures the agreement on the published responses.
+Two things differ by design: count relations are ``at_most`` / ``at_least`` (both inclusive;
+IFEval's "less than N" reads as ``at_most N-1``, see ``postmix.verifiers.ifeval_formats``), and
+keywords, words and markers are matched literally (IFEval inserts them into a regex unescaped;
+the same for every word without regex metacharacters). ``start_phrase`` is postmix's own.
+
+A response satisfies a row when it satisfies every one of the row's constraints; a blank
+response satisfies none (IFEval's strict rule). Rows may carry postmix specs, IFEval's native
+``instruction_id_list`` + ``kwargs``, or RLVR-IFeval's ``func_name`` ground truth
+(``row_constraints``). The IFEval benchmark's strict and loose scoring is in
+``postmix.verifiers.ifeval_bench``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -23,6 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from postmix.verifiers import ifeval_formats, punkt
 from postmix.verifiers.base import Verdict, unscorable
 
 Relation = Literal["at_most", "at_least"]
@@ -72,17 +85,17 @@ def _quoted(words: list[str] | tuple[str, ...]) -> str:
     return ", ".join(f'"{w}"' for w in words)
 
 
-def _word_re(word: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\w)" + re.escape(word) + r"(?!\w)", re.IGNORECASE)
-
-
 def words(text: str) -> list[str]:
+    """IFEval's words: ``\\w+`` runs (``nltk.RegexpTokenizer(r"\\w+")``)."""
     return re.findall(r"\w+", text)
 
 
 def sentences(text: str) -> list[str]:
-    parts = re.split(r"(?<=[.!?])[\"')\]]*\s+", text.strip())
-    return [p for p in parts if re.search(r"\w", p)]
+    """IFEval's sentences: NLTK Punkt's English model."""
+    try:
+        return punkt.sentences(text)
+    except punkt.PunktUnavailable as exc:
+        raise ConstraintSpecError(str(exc)) from None
 
 
 # ---------------------------------------------------------------- length
@@ -141,7 +154,8 @@ class KeywordsInclude(_Params):
 @_constraint("keywords_include", KeywordsInclude,
              lambda p: f"Include the keywords {_quoted(p.keywords)} in the response.")
 def keywords_include(response: str, *, keywords: list[str]) -> bool:
-    return all(_word_re(k).search(response) for k in keywords)
+    # As IFEval: a case-insensitive substring, so "cat" is found in "category"
+    return all(re.search(re.escape(k), response, re.IGNORECASE) for k in keywords)
 
 
 class KeywordsForbidden(_Params):
@@ -151,26 +165,30 @@ class KeywordsForbidden(_Params):
 @_constraint("keywords_forbidden", KeywordsForbidden,
              lambda p: f"Do not include the words {_quoted(p.forbidden_words)} in the response.")
 def keywords_forbidden(response: str, *, forbidden_words: list[str]) -> bool:
-    return not any(_word_re(w).search(response) for w in forbidden_words)
+    return not any(re.search(r"\b" + re.escape(w) + r"\b", response, re.IGNORECASE)
+                   for w in forbidden_words)
 
 
 class KeywordFrequency(_Params):
     keyword: str = Field(min_length=1)
     relation: Relation
-    frequency: int = Field(ge=1, le=100)
+    frequency: int = Field(ge=0, le=100, description="0 with at_most: the word must not appear")
 
 
 @_constraint("keyword_frequency", KeywordFrequency,
              lambda p: f'In your response, the word "{p.keyword}" should appear '
                        f"{_rel(p.relation)} {p.frequency} times.")
 def keyword_frequency(response: str, *, keyword: str, relation: str, frequency: int) -> bool:
-    return _holds(len(_word_re(keyword).findall(response)), relation, frequency)
+    # As IFEval: non-overlapping case-insensitive substrings, so "story" counts in "history"
+    found = re.findall(re.escape(keyword.strip()), response, re.IGNORECASE)
+    return _holds(len(found), relation, frequency)
 
 
 class LetterFrequency(_Params):
-    letter: str = Field(pattern=r"^[A-Za-z]$")
+    letter: str = Field(pattern=r"^\S$",
+                        description="One character; IFEval asks for '#' and '!' too")
     relation: Relation
-    let_frequency: int = Field(ge=1, le=500)
+    let_frequency: int = Field(ge=0, le=500)
 
 
 @_constraint("letter_frequency", LetterFrequency,
@@ -189,7 +207,12 @@ class CapitalWordFrequency(_Params):
              lambda p: "In your response, words with all capital letters should appear "
                        f"{_rel(p.relation)} {p.capital_frequency} times.")
 def capital_word_frequency(response: str, *, relation: str, capital_frequency: int) -> bool:
-    return _holds(sum(1 for w in words(response) if w.isupper()), relation, capital_frequency)
+    # As IFEval: nltk.word_tokenize tokens, so "AI-POWERED" is one word and "U.S." another
+    try:
+        tokens = punkt.word_tokens(response)
+    except punkt.PunktUnavailable as exc:
+        raise ConstraintSpecError(str(exc)) from None
+    return _holds(sum(1 for w in tokens if w.isupper()), relation, capital_frequency)
 
 
 # ---------------------------------------------------------------- format
@@ -199,14 +222,14 @@ class NoParams(_Params):
     pass
 
 
-_FENCE = re.compile(r"^```(?:json|JSON|Json)?\s*|\s*```$")
-
-
 @_constraint("json_format", NoParams,
              lambda p: "Entire output should be wrapped in JSON format. You can use markdown "
                        "ticks such as ```.")
 def json_format(response: str) -> bool:
-    body = _FENCE.sub("", response.strip()).strip()
+    body = response.strip()
+    for fence in ("```json", "```Json", "```JSON", "```"):  # as IFEval: each prefix once, in turn
+        body = body.removeprefix(fence)
+    body = body.removesuffix("```").strip()
     try:
         json.loads(body)
     except ValueError:
@@ -218,21 +241,24 @@ class BulletCount(_Params):
     num_bullets: int = Field(ge=1, le=50)
 
 
-_BULLET = re.compile(r"^\s*(?:\*(?!\*)|-)\s+\S", re.MULTILINE)
+# As IFEval: a line opening with "*" not followed by "*", or with "-" (a "---" rule counts too)
+_STAR_BULLET = re.compile(r"^\s*\*[^\*].*$", re.MULTILINE)
+_DASH_BULLET = re.compile(r"^\s*-.*$", re.MULTILINE)
 
 
 @_constraint("bullet_count", BulletCount,
              lambda p: f"Your answer must contain exactly {p.num_bullets} bullet points. Use the "
                        "markdown bullet points such as:\n* This is point 1.\n* This is point 2")
 def bullet_count(response: str, *, num_bullets: int) -> bool:
-    return len(_BULLET.findall(response)) == num_bullets
+    found = len(_STAR_BULLET.findall(response)) + len(_DASH_BULLET.findall(response))
+    return found == num_bullets
 
 
 @_constraint("title", NoParams,
              lambda p: "Your answer must contain a title, wrapped in double angular brackets, "
                        "such as <<poem of joy>>.")
 def title(response: str) -> bool:
-    return any(t.strip() for t in re.findall(r"<<([^\n]+?)>>", response))
+    return any(t.lstrip("<").rstrip(">").strip() for t in re.findall(r"<<[^\n]+>>", response))
 
 
 class HighlightedSections(_Params):
@@ -243,14 +269,16 @@ class HighlightedSections(_Params):
              lambda p: f"Highlight at least {p.num_highlights} sections in your answer with "
                        "markdown, i.e. *highlighted section*.")
 def highlighted_sections(response: str, *, num_highlights: int) -> bool:
-    spans = re.findall(r"\*\*([^\n*]+)\*\*|\*([^\n*]+)\*", response)
-    return sum(1 for bold, italic in spans if (bold or italic).strip()) >= num_highlights
+    # As IFEval: *single* spans and **double** spans are counted separately
+    single = sum(1 for s in re.findall(r"\*[^\n\*]*\*", response) if s.strip("*").strip())
+    double = sum(1 for s in re.findall(r"\*\*[^\n\*]*\*\*", response)
+                 if s.removeprefix("**").removesuffix("**").strip())
+    return single + double >= num_highlights
 
 
 class Sections(_Params):
-    section_splitter: Literal["Section", "SECTION", "Part", "PART", "Chapter", "Paragraph"] = (
-        "Section"
-    )
+    section_splitter: str = Field("Section", min_length=1, pattern=r"\S",
+                                  description="The marker word: Section, SECTION, Day, Audience...")
     num_sections: int = Field(ge=1, le=20)
 
 
@@ -258,7 +286,8 @@ class Sections(_Params):
              lambda p: f"Your response must have {p.num_sections} sections. Mark the beginning of "
                        f"each section with {p.section_splitter} X, such as: {p.section_splitter} 1")
 def sections(response: str, *, section_splitter: str = "Section", num_sections: int) -> bool:
-    parts = re.split(r"\s?" + re.escape(section_splitter) + r"\s?\d+\s?", response)
+    marker = re.escape(section_splitter.strip())
+    parts = re.split(r"\s?" + marker + r"\s?\d+\s?", response)  # case-sensitive, as IFEval
     return len(parts) - 1 >= num_sections
 
 
@@ -270,19 +299,26 @@ class Placeholders(_Params):
              lambda p: f"The response must contain at least {p.num_placeholders} placeholders "
                        "represented by square brackets, such as [address].")
 def placeholders(response: str, *, num_placeholders: int) -> bool:
-    return len(re.findall(r"\[[^\[\]\n]+\]", response)) >= num_placeholders
+    return len(re.findall(r"\[.*?\]", response)) >= num_placeholders
 
 
 class Postscript(_Params):
-    postscript_marker: Literal["P.S.", "P.P.S."] = "P.S."
+    postscript_marker: str = Field("P.S.", min_length=1, pattern=r"\S",
+                                   description="P.S. or P.P.S (IFEval's two), or any other marker")
 
 
 @_constraint("postscript", Postscript,
              lambda p: "At the end of your response, please explicitly add a postscript "
                        f"starting with {p.postscript_marker}")
 def postscript(response: str, *, postscript_marker: str = "P.S.") -> bool:
-    letters = [re.escape(c) for c in postscript_marker.lower().replace(".", "").strip()]
-    pattern = r"^\s*" + r"\.\s?".join(letters) + r"\.?"
+    # As IFEval: the marker anywhere in a line, "p. s." spacing allowed for its two markers
+    marker = postscript_marker.strip()
+    if marker in ("P.P.S", "P.P.S."):
+        pattern = r"\s*p\.\s?p\.\s?s.*$"
+    elif marker == "P.S.":
+        pattern = r"\s*p\.\s?s\..*$"
+    else:
+        pattern = r"\s*" + re.escape(marker.lower()) + r".*$"
     return re.search(pattern, response.lower(), re.MULTILINE) is not None
 
 
@@ -300,13 +336,19 @@ def quotation(response: str) -> bool:
              lambda p: "Your entire response should be in English, and in all lowercase "
                        "letters. No capital letters are allowed.")
 def lowercase(response: str) -> bool:
-    return bool(response.strip()) and response == response.lower()
+    return response.islower() and _english(response)
 
 
 @_constraint("uppercase", NoParams,
              lambda p: "Your entire response should be in English, and in all capital letters.")
 def uppercase(response: str) -> bool:
-    return bool(response.strip()) and response == response.upper()
+    return response.isupper() and _english(response)
+
+
+def _english(response: str) -> bool:
+    # As IFEval: "in English" is langdetect's verdict; text it cannot read passes
+    detected = detect_language(response)
+    return detected is None or detected == "en"
 
 
 @_constraint("no_commas", NoParams,
@@ -323,13 +365,13 @@ class StartPhrase(_Params):
 
 
 def _unquoted(text: str) -> str:
-    return text.strip().strip('"').strip().lower()
+    return text.strip().strip('"').lower()
 
 
 @_constraint("start_phrase", StartPhrase,
              lambda p: f'Start your response with the exact phrase "{p.start_phrase}".')
 def start_phrase(response: str, *, start_phrase: str) -> bool:
-    return _unquoted(response).startswith(start_phrase.strip().lower())
+    return _unquoted(response).lstrip().startswith(start_phrase.strip().lower())
 
 
 class EndPhrase(_Params):
@@ -364,24 +406,30 @@ class NthParagraphFirstWord(_Params):
 def nth_paragraph_first_word(
     response: str, *, num_paragraphs: int, nth_paragraph: int, first_word: str
 ) -> bool:
-    # As IFEval: paragraphs split on "\n\n", empty ones not counted; the first word compared
-    # without surrounding quotes and punctuation, case-insensitively.
+    # As IFEval: paragraphs split on "\n\n" and empty ones not counted, but the nth is picked
+    # from the raw split; its first word loses leading quotes and is cut at . , ? ! ' "
     paragraphs = re.split(r"\n\n", response)
     count = sum(1 for p in paragraphs if p.strip())
-    if count != num_paragraphs or nth_paragraph > count:
+    if nth_paragraph > count or not paragraphs[nth_paragraph - 1].strip():
         return False
-    found = re.match(r"\W*(\w+)", paragraphs[nth_paragraph - 1])
-    return found is not None and found.group(1).lower() == first_word.lower()
+    word = paragraphs[nth_paragraph - 1].split()[0].lstrip("'").lstrip('"')
+    found = re.match(r"[^.,?!'\"]*", word).group(0).lower()
+    return count == num_paragraphs and found == first_word.lower()
 
 
 CONSTRAINED_OPTIONS = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
 
 
-@_constraint("constrained_response", NoParams,
+class ConstrainedResponse(_Params):
+    options: tuple[str, ...] = Field(CONSTRAINED_OPTIONS, min_length=1,
+                                     description="IFEval's yes/no/maybe unless a row names others")
+
+
+@_constraint("constrained_response", ConstrainedResponse,
              lambda p: "Answer with one of the following options: "
-                       f"({', '.join(repr(o) for o in CONSTRAINED_OPTIONS)})")
-def constrained_response(response: str) -> bool:
-    return any(option in response.strip() for option in CONSTRAINED_OPTIONS)
+                       f"({', '.join(repr(o) for o in p.options)})")
+def constrained_response(response: str, *, options: tuple[str, ...] = CONSTRAINED_OPTIONS) -> bool:
+    return any(option in response.strip() for option in options)
 
 
 @_constraint("two_responses", NoParams,
@@ -397,6 +445,24 @@ def two_responses(response: str) -> bool:
         elif 0 < index < len(parts) - 1:
             return False
     return len(answers) == 2 and answers[0] != answers[1]
+
+
+class RepeatPrompt(_Params):
+    prompt_to_repeat: str = Field(min_length=1)
+
+
+@_constraint("repeat_prompt", RepeatPrompt,
+             lambda p: "First repeat the request word for word without change, then give your "
+                       "answer (1. do not say any words or characters before repeating the "
+                       "request; 2. the request you need to repeat does not include this "
+                       "sentence)")
+def repeat_prompt(response: str, *, prompt_to_repeat: str) -> bool:
+    return response.strip().lower().startswith(prompt_to_repeat.strip().lower())
+
+
+# Types whose parameters are the prompt's own text: only rows that come with them (IFEval's
+# native format) carry them; a constraint sampler cannot draw them.
+PROMPT_BOUND = frozenset({"repeat_prompt"})
 
 
 class ResponseLanguage(_Params):
@@ -440,6 +506,7 @@ def response_language(response: str, *, language: str) -> bool:
     return detected is None or detected == language  # as IFEval: undetectable text passes
 
 
+@functools.lru_cache(maxsize=256)  # one completion is often asked its language by two rules
 def detect_language(text: str) -> str | None:
     """The language langdetect (IFEval's own detector) finds, seeded so it is deterministic."""
     try:
@@ -466,7 +533,7 @@ def parse_spec(spec: dict[str, Any] | str) -> tuple[ConstraintType, _Params]:
             spec = json.loads(spec)
         except json.JSONDecodeError as exc:
             raise ConstraintSpecError(f"constraint spec is not JSON: {exc.msg}") from None
-    if not isinstance(spec, dict) or "type" not in spec:
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
         raise ConstraintSpecError(f"constraint spec must be an object with a 'type': {spec!r:.100}")
     params = {k: v for k, v in spec.items() if k != "type"}
     kind = CONSTRAINTS.get(spec["type"])
@@ -495,11 +562,21 @@ def describe_all(specs: list[dict[str, Any]] | list[str]) -> str:
 def check(response: str, spec: dict[str, Any] | str) -> bool:
     """Whether ``response`` satisfies one spec (raises ConstraintSpecError on a bad spec)."""
     kind, params = parse_spec(spec)
-    return kind.check(response, **params.model_dump())
+    return holds(kind, params, response)
+
+
+def holds(kind: ConstraintType, params: _Params, response: str) -> bool:
+    """IFEval's strict rule: a blank response follows no instruction; else the checker decides."""
+    return bool(response.strip()) and kind.check(response, **params.model_dump())
 
 
 def row_constraints(ground_truth: str | None, constraints: Any) -> list[Any]:
-    """A row's specs: its ``constraints`` column, else its ground truth as a JSON list of specs."""
+    """A row's specs: its ``constraints`` column, else its ground truth as JSON.
+
+    The ground truth may be postmix specs (one or a list), IFEval's native
+    ``{"instruction_id_list": [...], "kwargs": [...]}``, or RLVR-IFeval's
+    ``{"func_name": ..., ...}``; the last two are read into specs by ``ifeval_formats``.
+    """
     if constraints:
         return list(constraints)
     try:
@@ -508,8 +585,11 @@ def row_constraints(ground_truth: str | None, constraints: Any) -> list[Any]:
         raise ConstraintSpecError(
             "row has no constraints and its ground truth is not JSON"
         ) from None
-    value = [value] if isinstance(value, dict) else value
-    if not isinstance(value, list) or not value:
+    try:
+        value = ifeval_formats.to_specs(value)
+    except ifeval_formats.FormatError as exc:
+        raise ConstraintSpecError(str(exc)) from None
+    if not value:
         raise ConstraintSpecError("row has no constraints and its ground truth lists none")
     return value
 
@@ -521,7 +601,7 @@ def verify(response: str, ground_truth: str | None, constraints: Any = None) -> 
         failed = [
             kind.name
             for kind, params in parsed
-            if not kind.check(response or "", **params.model_dump())
+            if not holds(kind, params, response or "")
         ]
     except ConstraintSpecError as exc:  # a bad spec, or a checker's library missing
         return unscorable("bad_constraint", str(exc))
