@@ -197,3 +197,63 @@ def test_few_shot_and_plain_formats_are_data():
     assert re.fullmatch(r"Be brief\.\n\nQ: 1\+1\?\nA:\n\n2\n\nQ: 2\+2\?\nA:", only["content"])
     assert plain.sampling({"temperature": 0})["raw_prompt"] is True
     assert fmt.record()["shots"] == 1
+
+
+# ---------------------------------------------------------------- IFEval
+
+
+def test_ifeval_strict_and_loose_prompt_and_instruction_level(tmp_path):
+    rows = [{"key": k, "prompt": f"Prompt {k}: write without commas.",
+             "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]} for k in range(3)]
+    rows.append({"key": 3, "prompt": "Prompt 3: broken.", "instruction_id_list": ["no:such"],
+                 "kwargs": [{}]})
+    path = tmp_path / "ifeval.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    answers = {0: "No commas here at all.",  # strict and loose
+               1: "Sure, here it is:\nNo commas in the rest.",  # loose only: first line dropped
+               2: "One, two, three.\nAnd four, five.", 3: "anything"}  # neither
+
+    def respond(body: dict) -> str:
+        return answers[int(body["messages"][-1]["content"].split()[1].rstrip(":"))]
+
+    with FakeOpenAIServer(respond) as server:
+        result = evaluate(_pool(server), tmp_path / "out",
+                          EvalConfig(benchmarks=[f"ifeval={path}"]))
+    score = result.score("ifeval")
+    assert score.metric == "prompt_level_strict"
+    assert (score.items, score.scored, score.rejected) == (4, 3, {"bad_item": 1})
+    assert score.score == pytest.approx(1 / 3)
+    assert score.metrics["prompt_level_loose"] == pytest.approx(2 / 3)
+    assert score.metrics["instruction_level_strict"] == pytest.approx(1 / 3)
+    assert score.metrics["instruction_level_loose"] == pytest.approx(2 / 3)
+    items = {i["id"]: i for i in _items(tmp_path / "out", "ifeval")}
+    assert items["1"]["details"]["strict"] == [False] and items["1"]["details"]["loose"] == [True]
+    assert items["2"]["details"]["failed"] == ["punctuation:no_comma"]
+
+
+def test_bundled_ifeval_is_read_offline():
+    from postmix.curate.benchmarks import BenchmarkSpec, benchmark_rows
+
+    spec, source, rows = benchmark_rows(BenchmarkSpec(name="ifeval"))
+    rows = list(rows)
+    assert not source.startswith("hf:") and len(rows) == 541
+    assert all("instruction_id_list" in r and "kwargs" in r for r in rows)
+
+
+def test_math_answers_are_compared_by_equivalence(tmp_path):
+    rows = [{"problem": "Half of one?", "answer": "\\frac{1}{2}"},
+            {"problem": "Two squared?", "answer": "4"},
+            {"problem": "Root of nine?", "answer": "3"}]
+    path = tmp_path / "math.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    answers = {"Half": "So it is \\boxed{0.5}.", "Two": "The answer is \\boxed{2^2}.",
+               "Root": "\\boxed{-3}"}
+
+    def respond(body: dict) -> str:
+        return answers[body["messages"][-1]["content"].split()[0]]
+
+    with FakeOpenAIServer(respond) as server:
+        result = evaluate(_pool(server), tmp_path / "out", EvalConfig(benchmarks=[f"math={path}"]))
+    verdicts = [i["verdict"] for i in _items(tmp_path / "out", "math")]
+    assert verdicts == [True, True, False]
+    assert result.score("math").score == pytest.approx(2 / 3)

@@ -1,7 +1,8 @@
 """Which benchmark a ``--benchmark`` option names, and loading its instances.
 
 ``NAME``                 a built-in: its Hub dataset, split and text fields (network needed), or
-                         ``gsm8k-sample``, 30 GSM8K test questions shipped with postmix (offline)
+                         ``gsm8k-sample``, 30 GSM8K test questions shipped with postmix, and
+                         ``ifeval``, its 541 published prompts, also shipped (both offline)
 ``NAME=PATH``            a local .jsonl/.json/.parquet (or ``hf:owner/name``); text fields are the
                          built-in's for a known NAME, else the first of question/prompt/problem/...
 ``NAME=PATH:F1,F2``      the same with explicit question fields; each field is scored on its own
@@ -33,6 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from postmix.errors import ConfigError
 
 SAMPLE_PATH = "pkg://postmix/data/benchmarks/gsm8k_test_sample.jsonl"
+# IFEval's 541 published prompts (google-research instruction_following_eval, Apache-2.0): the
+# same rows as the Hub's google/IFEval, bundled so it is evaluated and decontaminated offline
+IFEVAL_PATH = "pkg://postmix/data/benchmarks/ifeval_input_data.jsonl"
 # Tried in order when a local file is given without fields and its name is not built in.
 GUESSED_FIELDS = (
     "question",
@@ -103,7 +107,8 @@ BUILTIN_BENCHMARKS: dict[str, BuiltinBenchmark] = {
     "mmlu-pro": BuiltinBenchmark(
         "TIGER-Lab/MMLU-Pro", "test", ("question",), id_field="question_id"
     ),
-    "ifeval": BuiltinBenchmark("google/IFEval", "train", ("prompt",), id_field="key"),
+    "ifeval": BuiltinBenchmark("google/IFEval", "train", ("prompt",), id_field="key",
+                               path=IFEVAL_PATH),
     "alpacaeval": BuiltinBenchmark(
         "tatsu-lab/alpaca_eval", "eval", ("instruction",), ("alpaca_eval",)
     ),

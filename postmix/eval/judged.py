@@ -57,17 +57,20 @@ def make_judge(judge_pool: PoolConfig, output: Path, config: Any, model: str,
                 {"winner_ab": row["winner_ab"], "winner_ba": row["winner_ba"],
                  "flipped": row["flipped"], "rationale_ab": row["rationale_ab"][:500],
                  "rationale_ba": row["rationale_ba"][:500]})
+        judged = len(scored)  # pairs the judge saw, in both orders
         failed: dict[str, dict[str, Any]] = {}
+        identical = 0
         for raw in iter_raw_rows(result.failures):
             row = raw.data
             if row["reason"] == "identical_responses":  # the model said what the reference says
+                identical += 1
                 outcomes["ties"] += 1
                 scored[row["id"]] = Scored(False, 0.5, "tie", "tie",
                                            {"identical_to_reference": True})
             else:
                 failed[row["id"]] = {"judge_error": row["reason"],
                                      "detail": str(row.get("detail") or "")[:300]}
-        judged = outcomes["wins"] + outcomes["losses"] + outcomes["ties"]
+        outcomes["identical"] = identical
         model_lengths = [len(bench.answers[i.id].content) for i in items]
         reference_lengths = [len(i.reference or "") for i in items]
         metrics = {**{k: float(v) for k, v in outcomes.items()},

@@ -37,6 +37,7 @@ from postmix.curate.benchmarks import ID_FIELDS, benchmark_rows, parse_benchmark
 from postmix.errors import ConfigError
 from postmix.eval.bootstrap import bootstrap_interval
 from postmix.eval.formats import PromptFormat
+from postmix.eval.ifeval_scoring import score_ifeval
 from postmix.eval.tasks import (
     SUITES,
     BadItem,
@@ -238,8 +239,6 @@ def score_benchmark(bench: Benchmark, config: EvalConfig,
             for item, scored in zip(ready, pool.map(run, ready), strict=True):
                 results[item.id] = _item_result(bench, item, scored)
     elif kind == "ifeval":
-        from postmix.eval.ifeval_scoring import score_ifeval
-
         scored_items, metrics = score_ifeval(ready, bench.answers)
         for item, scored in zip(ready, scored_items, strict=True):
             results[item.id] = _item_result(bench, item, scored)

@@ -19,7 +19,9 @@ from postmix.errors import ConfigError
 from postmix.eval.formats import PromptFormat
 from postmix.eval.sandbox import run_program
 from postmix.verifiers import gsm8k as gsm8k_verifier
+from postmix.verifiers import ifeval_bench
 from postmix.verifiers import math as math_verifier
+from postmix.verifiers.ifeval import ConstraintSpecError
 
 GSM8K_FORMAT = PromptFormat(
     template="{question}\nSolve the problem step by step. Then give the final answer on its own "
@@ -60,7 +62,7 @@ KIND_OF = {"gsm8k": "gsm8k", "gsm8k-sample": "gsm8k", "math": "math", "math500":
            "aime": "math", "ifeval": "ifeval", "humaneval": "code", "alpacaeval": "judged"}
 
 SUITES: dict[str, tuple[str, ...]] = {
-    "quick": ("gsm8k-sample",),
+    "quick": ("gsm8k-sample", "ifeval"),
     "tulu3-dev": ("gsm8k", "math500", "ifeval", "humaneval", "alpacaeval"),
 }
 
@@ -104,8 +106,11 @@ def make_item(kind: Kind, row: dict[str, Any], item_id: str) -> Item:
         raise BadItem("bad_item", f"no reference answer ({' / '.join(kind.reference)})")
     if kind.name == "code" and not (row.get("test") and row.get("entry_point")):
         raise BadItem("bad_item", "a code item needs 'test' and 'entry_point'")
-    if kind.name == "ifeval" and "instruction_id_list" not in row:
-        raise BadItem("bad_item", "an IFEval item needs 'instruction_id_list' and 'kwargs'")
+    if kind.name == "ifeval":
+        try:  # checked before asking: a row no verifier can read is not worth a model call
+            ifeval_bench.row_specs(row)
+        except ConstraintSpecError as exc:
+            raise BadItem("bad_item", str(exc)[:300]) from None
     return Item(item_id, question, reference, row)
 
 
