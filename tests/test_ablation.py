@@ -15,8 +15,7 @@ from postmix.cli import app
 from postmix.errors import ConfigError
 from postmix.pipeline import Recipe, load_recipe, run_recipe
 from postmix.pipeline.ablation import Variant, apply_variant, set_path
-from postmix.pipeline.registry import STAGE_TYPES, StageContext, StageType
-from postmix.schemas.eval import BenchmarkScore, EvalResult, write_result
+from postmix.schemas.eval import read_result
 
 BASE = {
     "name": "abl", "kind": "sft", "seed": 0,
@@ -80,23 +79,6 @@ def test_set_path_writes_the_value_where_the_path_reads_it_back(path, value):
 # ---------------------------------------------------------------------------- a recipe ablation
 
 
-def fake_eval(ctx: StageContext) -> dict:
-    """An eval stage stand-in whose score follows the mix: rows / 100 with a narrow interval."""
-    upstream = ctx.input_outputs[0]
-    card = json.loads(Path(upstream["run_card"]).read_text())
-    from postmix import mix
-
-    rows = mix.resolve(upstream["mix"], home=upstream["home"]).rows
-    value = rows / 100
-    result = EvalResult(model=upstream["model"], model_kind="run", run_id=card["run_id"],
-                        run_dir=upstream["model"], mix=card["mix"], scores=[BenchmarkScore(
-                            benchmark="gsm8k-sample", metric="accuracy", score=value,
-                            ci_low=value - 0.001, ci_high=value + 0.001, items=10, scored=10)])
-    path = write_result(ctx.out_dir, result)
-    return {"results": str(path), "data": str(path), "mix": upstream["mix"],
-            "home": upstream["home"], "run_id": card["run_id"]}
-
-
 def write_data(path: Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for source, n in (("chat", 12), ("math", 8)):
@@ -120,7 +102,7 @@ def recipe_file(folder: Path, variants: list[dict], eval_config: dict | None = N
             "model": "tiny_model",
             "train": {"run": "train_sft", "config": {"max_steps": 1, "per_device_train_batch_size":
                                                      2, "max_length": 128}},
-            "eval": eval_config or {},
+            "eval": eval_config or EVAL,
         },
     }
     path = folder / "ablation.yaml"
@@ -128,12 +110,15 @@ def recipe_file(folder: Path, variants: list[dict], eval_config: dict | None = N
     return path
 
 
+# the tiny model on 10 GSM8K-sample items, up to 16 tokens each, cut at a newline (a random model
+# seldom ends an answer itself; a cut one is rejected as truncated): seconds on CPU
+EVAL = {"benchmarks": ["gsm8k-sample"], "limit": 10,
+        "prompt_formats": {"gsm8k": {"max_tokens": 16, "stop": ["\n"]}}}
 VARIANTS = [{"name": "base"}, {"name": "no-math", "drop": ["math"]},
             {"name": "dedup-0.7", "set": {"global_steps.dedup.threshold": 0.7}}]
 
 
-def test_the_recipe_expands_into_stages_per_variant_and_one_leaderboard(tmp_path, monkeypatch):
-    monkeypatch.setitem(STAGE_TYPES, "eval", StageType(fake_eval, "test eval"))
+def test_the_recipe_expands_into_stages_per_variant_and_one_leaderboard(tmp_path):
     write_data(tmp_path / "data.jsonl")
     recipe = load_recipe(recipe_file(tmp_path, VARIANTS))
     names = [s.name for s in recipe.stages]
@@ -150,11 +135,9 @@ def test_the_recipe_expands_into_stages_per_variant_and_one_leaderboard(tmp_path
         load_recipe(recipe_file(tmp_path, [{"name": "a"}, {"name": "b", "drop": ["code"]}]))
 
 
-def test_a_recipe_ablation_ends_in_a_leaderboard_linked_to_versions_and_runs(tmp_path,
-                                                                          monkeypatch):
-    monkeypatch.setitem(STAGE_TYPES, "eval", StageType(fake_eval, "test eval"))
+def test_a_recipe_ablation_ends_in_a_leaderboard_linked_to_versions_and_runs(tmp_path):
     write_data(tmp_path / "data.jsonl")
-    path = recipe_file(tmp_path, VARIANTS[:2])
+    path = recipe_file(tmp_path, VARIANTS[:2], EVAL)
     work = tmp_path / "work"
     result = run_recipe(load_recipe(path), work, recipe_dir=tmp_path, echo=lambda _: None)
     board = json.loads(Path(result.stages["leaderboard"]["outputs"]["leaderboard"]).read_text())
@@ -167,12 +150,18 @@ def test_a_recipe_ablation_ends_in_a_leaderboard_linked_to_versions_and_runs(tmp
         assert card["evals"][0]["mix"] == row["ref"]  # the run card lists its score
     base, no_math = board["rows"]
     assert no_math["diff"]["sources_removed"] == ["math"]
-    expected = (no_math["diff"]["rows"][1] - no_math["diff"]["rows"][0]) / 100
-    assert no_math["cells"]["gsm8k-sample"]["delta"] == pytest.approx(expected)
-    assert no_math["cells"]["gsm8k-sample"]["noise"]["within"] is False
+    scores = [read_result(result.stages[f"eval-{n}"]["outputs"]["results"]).score("gsm8k-sample")
+              for n in ("base", "no-math")]
+    assert base["cells"]["gsm8k-sample"]["score"] == scores[0].score
+    assert no_math["cells"]["gsm8k-sample"]["delta"] == pytest.approx(scores[1].score
+                                                                      - scores[0].score)
+    # both per-item files hold the same 10 items: the difference is judged item by item
+    assert no_math["cells"]["gsm8k-sample"]["noise"]["method"] == "paired_bootstrap"
+    assert no_math["cells"]["gsm8k-sample"]["noise"]["items"] == scores[1].scored
+    assert base["cells"]["gsm8k-sample"]["items"] == 10
     assert Path(result.stages["leaderboard"]["outputs"]["html"]).read_text().count("<tr>") == 3
     # a third variant: only its own stages and the leaderboard run; the rest is cached
-    path = recipe_file(tmp_path, VARIANTS)
+    path = recipe_file(tmp_path, VARIANTS, EVAL)
     again = run_recipe(load_recipe(path), work, recipe_dir=tmp_path, echo=lambda _: None)
     ran = sorted(name for name, stage in again.stages.items() if stage["status"] == "ran")
     assert ran == ["eval-dedup-0.7", "leaderboard", "mix-dedup-0.7", "train-dedup-0.7"]

@@ -3,6 +3,7 @@ with EvalResults made by hand: what the registry, the run card, `mix show`, `mix
 `postmix leaderboard` say of them."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,32 @@ def test_mix_show_report_and_record_eval_verb_list_the_scores(registry):
     page = mix.report("m@1", folder / "report.html", home=home).read_text()
     evaluations = page.split("<h2>Evaluations</h2>")[1]
     assert "gsm8k-sample" in evaluations and "0.375" in evaluations and "run-a" in evaluations
+
+
+def test_postmix_eval_of_a_run_records_itself_in_the_lineage(registry, tiny_model_dir):
+    folder, home = registry
+    run_dir = folder / "run"
+    shutil.copytree(tiny_model_dir, run_dir)
+    card = {"run_id": "run-e", "method": "sft", "mix": "m@2", "output_dir": str(run_dir),
+            "status": "completed"}
+    (run_dir / "run_card.json").write_text(json.dumps(card))
+    mix.record_run("m@2", card, home=home)
+    out = folder / "eval"
+    result = runner.invoke(app, ["eval", str(run_dir), "--benchmark", "gsm8k-sample", "--limit",
+                                 "2", "--max-tokens", "4", "-o", str(out), "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert "recorded against m@2 run run-e" in result.output
+    [entry] = mix.Registry(home).evals("m", 2)
+    assert (entry["run_id"], entry["results"]) == ("run-e", str(out / "results.json"))
+    assert entry["result"]["scores"][0]["items"] == 2
+    assert json.loads((run_dir / "run_card.json").read_text())["evals"][0]["mix"] == "m@2"
+    # a registry without that version: the scores are written, the lineage says what to do
+    other = runner.invoke(app, ["eval", str(run_dir), "--benchmark", "gsm8k-sample", "--limit",
+                                "2", "--max-tokens", "4", "-o", str(folder / "eval2"),
+                                "--home", str(folder / "empty")])
+    assert other.exit_code == 0, other.output
+    assert "not recorded in the lineage" in other.output and "mix record-eval" in other.output
+    assert (folder / "eval2" / "results.json").exists()
 
 
 # ---------------------------------------------------------------------------- the leaderboard

@@ -19,7 +19,7 @@ from rich.table import Table
 from postmix.cli import options as opts
 from postmix.cli.command import one_command, with_renames
 from postmix.cli.output import echo_line, json_option, out, output_option, print_json
-from postmix.errors import ConfigError
+from postmix.errors import ConfigError, PostmixError
 from postmix.eval.run import EvalConfig
 
 
@@ -71,6 +71,9 @@ def eval_cmd(
                                               "endpoints file to evaluate (default: its first)."),
     judge_endpoints: Path | None = typer.Option(None, "--judge-endpoints", help="Endpoints YAML "
                                                 "of the judge, for judged benchmarks."),
+    home: Path | None = typer.Option(None, "--home", help="Mix registry the result is recorded "
+                                     "in when MODEL is a training run of a mix (default: "
+                                     "$POSTMIX_HOME, else ./.postmix)."),
     config_file: Path | None = opts.config_file_option(),
     as_json: bool = json_option("Print results.json instead of the table."),
     config_values: Any = None,
@@ -87,6 +90,7 @@ def eval_cmd(
     judge_pool = load_endpoints(judge_endpoints) if judge_endpoints is not None else None
     result = evaluate(pool, output, config, model=name, info=info, judge_pool=judge_pool,
                       echo=None if as_json else echo_line)
+    recorded = _record(result, output, home, quiet=as_json)
     if as_json:
         print_json(result.model_dump(mode="json"))
         return
@@ -103,6 +107,27 @@ def eval_cmd(
                       str(score.scored), rejected)
     out.print(table)
     out.print(f"results: {output / 'results.json'}", markup=False, highlight=False)
+    if recorded:
+        out.print(recorded, markup=False, highlight=False, soft_wrap=True)
+
+
+def _record(result: Any, output: Path, home: Path | None, *, quiet: bool) -> str | None:
+    """Record a result that names a run or mix in the lineage (``postmix.mix.record_eval``); a
+    registry that does not hold that version is a note, not a failure: the scores are written."""
+    from postmix.mix import record_eval
+
+    if result.run_id is None and result.mix is None:
+        return None
+    try:
+        entry = record_eval(result, output / "results.json", home=home)
+    except PostmixError as exc:
+        note = (f"not recorded in the lineage ({exc}); record it with `postmix mix record-eval "
+                f"{output / 'results.json'} --home REGISTRY`")
+        if quiet:
+            typer.echo(note, err=True)
+        return note
+    run = f" run {entry['run_id']}" if entry["run_id"] else ""
+    return f"recorded against {entry['ref']}{run} (postmix mix show {entry['ref']})"
 
 
 def eval_command() -> Any:

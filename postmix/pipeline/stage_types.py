@@ -401,6 +401,57 @@ for _method, _description in TRAIN_STAGES.items():
         lambda ctx, method=_method: _train_stage(ctx, method))
 
 
+EVAL_SERVING = ("model", "backend", "batch_size")  # how the model is served, beside EvalConfig
+
+
+def _check_eval(config: dict[str, Any]) -> None:
+    from postmix.eval import EvalConfig
+
+    eval_config = checked(EvalConfig, {k: v for k, v in config.items() if k not in EVAL_SERVING})
+    eval_config.benchmark_names()  # at least one benchmark, and a known suite
+
+
+@stage_type("eval", "score the model of an earlier stage (a training run, tiny_model) or "
+            "config.model on benchmarks; recorded in the lineage of the run's mix version",
+            check=_check_eval, files=_model_files)
+def eval_stage(ctx: StageContext) -> dict[str, Any]:
+    """Input: a stage that made a model (its ``model`` output); a training run on a mix also
+    names the version and run, so the result is recorded against them. ``config``: the
+    ``EvalConfig`` fields, plus ``model`` (without an input), ``backend`` and ``batch_size``."""
+    from postmix.eval import EvalConfig, ModelInfo, evaluate, local_pool
+    from postmix.mix import record_eval
+
+    config = dict(ctx.stage.config)
+    model = config.pop("model", None)
+    serving = {"backend": config.pop("backend", "transformers"),
+               "batch_size": config.pop("batch_size", 8)}
+    upstream = ctx.input_outputs[0] if len(ctx.input_outputs) == 1 else None
+    if len(ctx.inputs) > 1:
+        raise ConfigError(f"stage {ctx.stage.name!r} (eval) takes one input: the model's stage")
+    if upstream and upstream.get("model"):
+        model = upstream["model"]
+    elif model is not None:
+        local = _local_path(str(model), ctx.recipe_dir)
+        model = str(local) if local is not None else str(model)
+    if model is None:
+        raise ConfigError(f"stage {ctx.stage.name!r} needs a model: an input stage that made "
+                          "one, or `config.model`")
+    lineage = {k: upstream[k] for k in ("mix", "home", "run_id") if upstream and upstream.get(k)}
+    info = ModelInfo(model, "run" if lineage.get("run_id") else "local",
+                     run_id=lineage.get("run_id"), run_dir=model if lineage else None,
+                     mix=lineage.get("mix"))
+    # answers cached outside the stage folder: a failed stage's folder is wiped, not its answers
+    config.setdefault("cache_path", str(ctx.out_dir.parent / f"{ctx.stage.name}.cache.sqlite"))
+    result = evaluate(local_pool(model, **serving), ctx.out_dir, EvalConfig.model_validate(config),
+                      model=model, info=info)
+    results = ctx.out_dir / "results.json"
+    if lineage.get("mix") and lineage.get("home"):
+        record_eval(result, results, home=lineage["home"], mix=lineage["mix"],
+                    run_id=lineage.get("run_id"))
+    failed = sum(s.rejected.get("generation_failed", 0) for s in result.scores)
+    return {"results": str(results), "data": str(results), "failed": str(failed), **lineage}
+
+
 def _check_leaderboard(config: dict[str, Any]) -> None:
     unknown = set(config) - {"baseline", "benchmarks"}
     if unknown:
