@@ -595,7 +595,10 @@ def main() -> None:
         runs = []
         for k in range(args.e2e_repeats):
             sides = [("--no-verify", False), ("default (verified)", True)][:: 1 if k % 2 == 0 else -1]
-            measured = {label: e2e(path, verify=verify) for label, verify in sides}
+            measured = {}
+            for label, verify in sides:
+                measured[label] = e2e(path, verify=verify)
+                print(f"  measured {label}: {json.dumps(measured[label])}", flush=True)  # if the rest never ends
             runs.append({label: measured[label] for label in ("--no-verify", "default (verified)")})
         print_e2e(runs)
 
