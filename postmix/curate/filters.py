@@ -3,8 +3,10 @@
 Every turn of every row (sft ``messages``; preference ``prompt``/``chosen``/``rejected``; rlvr
 ``prompt``; completion ``prompt`` and ``response``) goes into one flat Arrow table, and each rule
 runs over that table at once: Arrow compute for lengths and regular expressions, NumPy for role
-order and line counts, a compiled kernel for repeated n-grams. Python touches only the rows that
-fail, to write the detail (which phrase, which turn).
+order, compiled kernels (``postmix.curate.repetition``) for repeated lines, n-grams and
+sentences. The built-in regex rules share one screen per batch (``_screen``), so the column is
+read once for all of them. Python touches only the rows that fail, to write the detail (which
+phrase, which turn).
 
 A rejected row's reason is the first failing rule in ``config.rules`` order (then the custom regex
 rules in file order); the report also counts every rule that fired, so a rule whose rows were
