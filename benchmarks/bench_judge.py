@@ -16,16 +16,23 @@ ms per request, and failed requests. "engine" is the engine with its SQLite requ
 "bare" a minimal aiohttp loop with nothing else, the ceiling any client reaches on this server.
 
 ``--heavy-tail``: real generation latency is heavy-tailed, so a slow answer must not hold back
-the rest. The test server (``postmix.testing.openai_server``, its own process) waits a seeded
-log-normal time per request (median ``--median``, shape ``--sigma``), drawn from the request
-itself, so both clients face exactly the same waits. Per (sigma, C): the real CLI stage
-``postmix judge generate --n 1`` on ``--requests`` prompts with the request cache on, in a
-subprocess (stage time from its report; the wall time adds interpreter start-up), against a
-plain ``openai.AsyncOpenAI`` loop (a semaphore of C and ``asyncio.gather``) sending the same
-bodies. Bound = max(total latency / C, slowest single request): no client can beat it.
-"in order" is the makespan of sending the requests in input order to C slots, each as soon as
-one frees (greedy list scheduling, computed from the waits): the best any client can do that
-does not know the latencies in advance; it exceeds the bound when a slow request comes late.
+the rest. The server (its own process) waits a seeded log-normal time per request (median
+``--median``, shape ``--sigmas``), drawn from the request itself
+(``postmix.testing.openai_server.request_latency``), so every client faces exactly the same
+waits. It is the lean server of ``serve`` by default: ``postmix.testing.openai_server``
+(``--test-server``) spends about twice the CPU per request, which on a small machine is taken
+from the clients. Per (sigma, C): the real CLI stage ``postmix judge generate --n 1`` on
+``--requests`` prompts with the request cache on, in a subprocess ("stage": its report's time;
+"cli": the subprocess's wall time, interpreter start-up and imports included), a plain
+``openai.AsyncOpenAI`` loop (a semaphore of C and ``asyncio.gather``) and a bare aiohttp loop,
+both sending the same bodies. "bare" is the least any client can do, so it shows what the
+server and machine allow. Bound = max(total latency / C, slowest single request): no client
+can beat it. "order" is the makespan of sending the requests in input order to C slots, each as
+soon as one frees (greedy list scheduling, computed from the waits, zero overhead): what the
+engine's dispatch reaches at best, and about what any client reaches that does not know the
+latencies in advance; it exceeds the bound when a slow request comes late. CPU columns: ms per
+request of each client (cli: the whole subprocess) and of the server (over all three clients);
+"load": the machine's 1-minute load average after the row.
 """
 
 from __future__ import annotations

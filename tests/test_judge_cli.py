@@ -81,6 +81,7 @@ def test_generate_rate_pairs_compare(tmp_path, openai_server):
     for body in bodies:
         assert body["temperature"] == 0.0 and "max_tokens" not in body
         assert "## Rubric" not in body["messages"][-1]["content"]
+        assert "correct, helpful, honest" in body["messages"][0]["content"]
     assert report["config"]["rubric"] is None and "rubric_aspects" not in report["config"]
 
     rubric = tmp_path / "brevity.yaml"
@@ -94,6 +95,7 @@ def test_generate_rate_pairs_compare(tmp_path, openai_server):
             assert body["temperature"] == 0.3 and body["max_tokens"] == 77
             content = body["messages"][-1]["content"]
             assert content.startswith("## Rubric") and heading in content
+            assert "aspects of the rubric" in body["messages"][0]["content"]
         assert report["config"]["rubric"] == choice
     assert report["config"]["rubric_aspects"] == ["brevity"]
 

@@ -49,12 +49,17 @@ COMPARE_SYSTEM = ("You are an impartial judge comparing two AI assistant respons
                   "response better serves the user: correct, helpful, honest, and faithful to the "
                   "instruction. Ignore the order they are shown in and do not prefer a response "
                   "for being longer.")
+# with a rubric its aspects are the criteria, so the system prompt names none of its own
+RUBRIC_COMPARE_SYSTEM = ("You are an impartial judge comparing two AI assistant responses. "
+                         "Decide which response is better on the aspects of the rubric given. "
+                         "Ignore the order they are shown in and do not prefer a response for "
+                         "being longer.")
 
 
 def compare_messages(prompt: list[dict[str, str]], first: str, second: str,
                      rubric: Rubric | None = None) -> list[dict[str, str]]:
     """Without a rubric the judge weighs overall quality (``COMPARE_SYSTEM``); with one, the
-    rubric's aspects come first, as ``rating_messages`` shows them."""
+    rubric's aspects, shown as ``rating_messages`` shows them, are the criteria."""
     criteria = (f"## Rubric\n\nWeigh the responses on these aspects:\n\n{rubric.describe()}\n\n"
                 if rubric is not None else "")
     user = (
@@ -63,4 +68,5 @@ def compare_messages(prompt: list[dict[str, str]], first: str, second: str,
         "Which response is better? Answer with only a JSON object "
         "{\"rationale\": <one or two sentences>, \"winner\": \"1\" | \"2\" | \"tie\"}."
     )
-    return [{"role": "system", "content": COMPARE_SYSTEM}, {"role": "user", "content": user}]
+    system = COMPARE_SYSTEM if rubric is None else RUBRIC_COMPARE_SYSTEM
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
