@@ -257,3 +257,20 @@ def test_math_answers_are_compared_by_equivalence(tmp_path):
     verdicts = [i["verdict"] for i in _items(tmp_path / "out", "math")]
     assert verdicts == [True, True, False]
     assert result.score("math").score == pytest.approx(2 / 3)
+
+
+def test_cli_on_an_endpoints_file(tmp_path):
+    from postmix.cli import app
+
+    rows = _sample_rows()
+    with FakeOpenAIServer(_gsm8k_responder(rows, {0, 1})) as server:
+        endpoints = tmp_path / "endpoints.yaml"
+        endpoints.write_text(f"endpoints:\n  - name: fake\n    model: fake-model\n"
+                             f"    base_url: {server.base_url}\n", encoding="utf-8")
+        outcome = CliRunner().invoke(app, ["eval", str(endpoints), "--benchmark", "gsm8k-sample",
+                                           "--limit", "4", "--json", "-o", str(tmp_path / "o")])
+    assert outcome.exit_code == 0, outcome.output
+    printed = json.loads(outcome.output)
+    assert printed["model_kind"] == "endpoint" and printed["model"] == "fake-model"
+    assert printed["scores"][0]["score"] == 0.5
+    assert read_result(tmp_path / "o").scores[0].items == 4

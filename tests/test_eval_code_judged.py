@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from postmix.eval import EvalConfig, evaluate
 from postmix.eval.sandbox import run_program
@@ -159,3 +161,22 @@ def test_judged_benchmark_without_a_judge_is_skipped(tmp_path):
         result = evaluate(_pool(model), tmp_path / "out",
                           EvalConfig(benchmarks=[f"alpacaeval={_judged_file(tmp_path)}"]))
     assert "--judge-endpoints" in result.score("alpacaeval").skipped
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="`"), max_size=60))
+def test_extract_code_takes_the_fenced_block(code):
+    assert extract_code(f"Here you go:\n```python\n{code}\n```\nbye") == code + "\n"
+    assert extract_code(code) == code  # no fence: the whole answer
+
+
+def test_judge_failures_are_rejected_items(tmp_path):
+    with FakeOpenAIServer(_model_responder) as model, \
+            FakeOpenAIServer(lambda body: "not json", model="judge") as judge:
+        pool = _pool(judge, "judge")
+        pool.retry.parse_retries = 0
+        result = evaluate(_pool(model), tmp_path / "out",
+                          EvalConfig(benchmarks=[f"alpacaeval={_judged_file(tmp_path)}"]),
+                          judge_pool=pool)
+    score = result.score("alpacaeval")
+    # the identical answer is a tie without the judge; the other four have no verdict
+    assert score.rejected == {"judge_failed": 4} and score.scored == 1 and score.score == 0.5

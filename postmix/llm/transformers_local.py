@@ -94,6 +94,8 @@ class TransformersTransport(BatchingTransport):
             tokenizer.padding_side = "left"  # answers start where every prompt ends
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
+            if "device_map" not in args and torch.cuda.is_available():
+                model.to("cuda")  # a GPU when there is one, unless the endpoint placed it
             model.eval()
             self._torch, self._tokenizer, self._model = torch, tokenizer, model
 
