@@ -142,7 +142,8 @@ def take_60(weight_by=None):
 uniform, by_reward = take_60(), take_60({"column": "reward", "temperature": 0.5})
 print(uniform.mix.ref, "uniform;", by_reward.mix.ref, "weighted:",
       by_reward.manifest["sources"][0]["steps"][-1]["details"]["weight_by"])
-reward_of = dict(zip(*pq.read_table(work / "tags.parquet", columns=["id", "reward"]).to_pydict().values()))
+tags = pq.read_table(work / "tags.parquet", columns=["id", "reward"]).to_pydict()
+reward_of = dict(zip(tags["id"], tags["reward"], strict=True))
 low, high = min(reward_of.values()), max(reward_of.values())
 bins = [low + (high - low) * k / 15 for k in range(16)]  # the same bins for both
 fig, ax = plt.subplots(figsize=(6, 3))

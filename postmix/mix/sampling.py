@@ -111,11 +111,13 @@ def uniform_from_hash(hashes: np.ndarray) -> np.ndarray:
 def weighted_order(ids: pa.Array | pa.ChunkedArray, key: int,
                    log_weights: np.ndarray) -> np.ndarray:
     """Row indices ranked by Efraimidis-Spirakis keys (see the module text); ``log_weights``
-    may hold ``-inf`` (weight 0). Ties keep hash order, then source order."""
+    may hold ``-inf`` (weight 0); rows of weight 0, tied at +inf, keep hash order."""
     hashes = keyed_hash(ids, key)
     with np.errstate(divide="ignore"):
         rank = np.log(-np.log(uniform_from_hash(hashes))) - log_weights
-    return np.lexsort((hashes, rank))
+    if np.isinf(rank).any():  # weight-0 rows tie at +inf: hash order among them
+        return np.lexsort((hashes, rank))
+    return np.argsort(rank, kind="stable")  # positive weights: a tie has probability ~0
 
 
 @dataclass(frozen=True)
