@@ -101,7 +101,8 @@ def test_dry_run_prints_the_plan_without_running(tmp_path):
 def test_bundled_recipes_validate_in_a_dry_run():
     """Every stage config of the shipped recipes is checked against the library's config models."""
     root = Path(__file__).resolve().parents[1]
-    for recipe in (root / "recipes" / "tulu3.yaml", root / "postmix" / "data" / "recipes" / "quickstart.yaml"):
+    for recipe in (root / "recipes" / "tulu3.yaml", root / "recipes" / "ablation.yaml",
+                   root / "postmix" / "data" / "recipes" / "quickstart.yaml"):
         result = CliRunner().invoke(app, ["run", str(recipe), "--dry-run", "--output", "unused-dir"])
         assert result.exit_code == 0, result.output
         assert "to run" in result.output

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from postmix.cli import app
 from postmix.pipeline.quickstart import HOW_TO_ENABLE
 from postmix.schemas import StepReport
+from postmix.schemas.eval import read_result
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,9 @@ def offline_run(tmp_path_factory):
 def test_offline_quickstart_runs_every_stage_and_reports_reconcile(offline_run):
     out, printed = offline_run
     summary = json.loads((out / "last_run.json").read_text())
-    assert list(summary) == ["raw", "filtered", "deduped", "clean", "sft_mix", "tiny_model", "sft"]
+    assert list(summary) == ["raw", "filtered", "deduped", "clean", "sft_mix", "tiny_model", "sft",
+                             "eval_sft", "sft_mix_no_math", "sft_no_math", "eval_no_math",
+                             "leaderboard"]
     assert HOW_TO_ENABLE.split(":")[0] in printed
     rows = None
     for name in ("raw", "filtered", "deduped", "clean"):
@@ -40,6 +43,26 @@ def test_offline_quickstart_runs_every_stage_and_reports_reconcile(offline_run):
     card = json.loads(Path(summary["sft"]["outputs"]["run_card"]).read_text())
     assert card["mix"] == summary["sft_mix"]["outputs"]["mix"] == "quickstart-sft@1"
     assert card["status"] == "completed"
+
+
+def test_offline_quickstart_scores_both_variants_and_ends_with_their_leaderboard(offline_run):
+    out, printed = offline_run
+    summary = json.loads((out / "last_run.json").read_text())
+    board = json.loads(Path(summary["leaderboard"]["outputs"]["leaderboard"]).read_text())
+    assert board["baseline"] == "quickstart-sft@1"
+    rows = [(r["ref"], r["run_id"]) for r in board["rows"]]
+    cards = [json.loads(Path(summary[n]["outputs"]["run_card"]).read_text())
+             for n in ("sft", "sft_no_math")]
+    assert rows == [(c["mix"], c["run_id"]) for c in cards]
+    assert rows[1][0] == summary["sft_mix_no_math"]["outputs"]["mix"]
+    result = read_result(summary["eval_sft"]["outputs"]["results"])
+    score = result.score("gsm8k-sample")
+    assert score.items == score.scored + sum(score.rejected.values()) > 0
+    assert board["rows"][0]["cells"]["gsm8k-sample"]["score"] == score.score
+    # gsm8k-sample was decontaminated against upstream (the clean stage wrote both mixes' source)
+    assert board["rows"][1]["cells"]["gsm8k-sample"]["decontaminated"]
+    assert board["rows"][1]["diff"]["sources_removed"] == ["math"]
+    assert "quickstart-sft-no-math@1 vs quickstart-sft@1" in printed
 
 
 def test_rerun_is_fully_cached(offline_run):

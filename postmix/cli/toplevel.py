@@ -219,7 +219,8 @@ def quickstart(
     as_json: bool = json_option("Print the run summary as JSON."),
 ) -> None:
     """Run a real pipeline on the bundled sample: ingest, filter, dedup, decontaminate, version an
-    SFT mix and train a tiny model on CPU. Offline; no GPU, server or API key needed."""
+    SFT mix, train a tiny model on CPU, score it on a GSM8K sample and compare two variants of the
+    mix in a leaderboard. Offline; no GPU, server or API key needed."""
     from postmix.pipeline.quickstart import quickstart as run_quickstart
 
     result = run_quickstart(output, endpoint=endpoint, model=model, prompts=prompts, echo=echo_line)
@@ -228,7 +229,7 @@ def quickstart(
         return
     table = Table("stage", "status", "seconds", title=f"quickstart -> {output}")
     table.add_column("outputs", overflow="fold")  # wrap long paths: they are what this table is for
-    keys = ("data", "rejects", "report", "mix", "run_card", "failures")
+    keys = ("data", "rejects", "report", "mix", "run_card", "failures", "results", "html")
     for name, stage in result.stages.items():
         shown = {k: v for k, v in stage["outputs"].items() if k in keys}
         table.add_row(
@@ -238,6 +239,7 @@ def quickstart(
             "\n".join(f"{k}: {_from_cwd(v)}" for k, v in shown.items()),
         )
     out.print(table)
+    print_leaderboards(result.stages)
 
 
 def ingest_command() -> Any:

@@ -1,4 +1,5 @@
-"""``postmix quickstart``: the bundled quickstart recipe, run offline on the sample data, plus a
+"""``postmix quickstart``: the bundled quickstart recipe, run offline on the sample data (curation,
+two variants of an SFT mix, a tiny model trained and scored on each, their leaderboard), plus a
 preference branch (generate -> rate -> pairs -> preference mix -> DPO) when an OpenAI-compatible
 endpoint is configured. The API key is never written anywhere: only the *name* of the variable
 that holds it goes into the endpoint file."""
@@ -22,7 +23,7 @@ ENDPOINT_ENV = (
 )
 MODEL_ENV = "POSTMIX_MODEL"
 KEY_ENV = "POSTMIX_API_KEY"
-TRAINING_STAGES = {"tiny_model", "train_sft", "train_dpo", "train_rlvr"}
+TRAINING_STAGES = {"tiny_model", "train_sft", "train_dpo", "train_rlvr", "eval", "leaderboard"}
 HOW_TO_ENABLE = (
     "preference stages skipped: no endpoint. To add generate -> rate -> pairs -> DPO, start one "
     "(e.g. `vllm serve Qwen/Qwen2.5-0.5B-Instruct`) and run `postmix quickstart --endpoint "
