@@ -42,6 +42,12 @@ def _relation(relation: str | None, bound: Any, field: str, type_name: str) -> S
     return {"relation": "at_least", field: bound}
 
 
+def _letter(value: Any) -> str:
+    if value is not None and not isinstance(value, str):
+        raise FormatError(f"keywords:letter_frequency: letter must be a string, not {value!r:.80}")
+    return (value or "").strip().lower()
+
+
 def _keep(*names: str, rename: Mapping[str, str] | None = None) -> Callable[[dict], Spec]:
     def read(kwargs: dict) -> Spec:
         out = {}
@@ -60,7 +66,7 @@ NATIVE: dict[str, tuple[str, Callable[[dict], Spec]]] = {
         **_relation(k.get("relation"), k.get("frequency"), "frequency", "keywords:frequency")}),
     "keywords:forbidden_words": ("keywords_forbidden", _keep("forbidden_words")),
     "keywords:letter_frequency": ("letter_frequency", lambda k: {
-        "letter": (k.get("letter") or "").strip().lower(),
+        "letter": _letter(k.get("letter")),
         **_relation(k.get("let_relation"), k.get("let_frequency"), "let_frequency",
                     "keywords:letter_frequency")}),
     "language:response_language": ("response_language", _keep("language")),
