@@ -508,6 +508,8 @@ def ablation_cells() -> list:
             "random model's scores mean nothing**; the loop working end to end is the point."),
         new_code_cell(SETUP),
         new_code_cell("""\
+from concurrent.futures import ThreadPoolExecutor
+
 from postmix.pipeline import Recipe, run_recipe
 
 recipe = Recipe.model_validate({
@@ -530,7 +532,11 @@ recipe = Recipe.model_validate({
     },
 })
 print([stage.name for stage in recipe.stages])
-result = run_recipe(recipe, work / "run", recipe_dir=work, echo=lambda line: None)
+# the eval stages drive the engine with asyncio.run, and a notebook's kernel runs an event loop
+# already: run the recipe in a worker thread
+with ThreadPoolExecutor(1) as thread:
+    result = thread.submit(run_recipe, recipe, work / "run", recipe_dir=work,
+                           echo=lambda line: None).result()
 print({name: stage["status"] for name, stage in result.stages.items()})"""),
         new_markdown_cell(
             "## The leaderboard\n\n"

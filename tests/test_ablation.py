@@ -172,3 +172,31 @@ def test_a_recipe_ablation_ends_in_a_leaderboard_linked_to_versions_and_runs(tmp
     assert printed.exit_code == 0, printed.output
     tail = printed.output.split("done:")[-1]
     assert "abl-base@1" in tail and "abl-no-math@1 vs abl-base@1" in tail and "-math" in tail
+
+
+def test_a_training_run_that_names_its_mix_feeds_a_later_training_as_its_model(tmp_path,
+                                                                               monkeypatch):
+    """DPO after SFT: the SFT stage's outputs name its mix (for the lineage), yet it is the model."""
+    import postmix.train
+    from postmix.pipeline.recipe import StageSpec
+    from postmix.pipeline.registry import StageContext
+    from postmix.pipeline.stage_types import _train_stage
+
+    seen = {}
+
+    class Result:
+        run_card = {"run_id": "dpo-1", "metrics": {}}
+
+    def fake_train(method, model, **kwargs):
+        seen.update(method=method, model=model, mix=kwargs["mix"])
+        return Result()
+
+    monkeypatch.setattr(postmix.train, "train", fake_train)
+    prefs = {"mix": "prefs@1", "home": str(tmp_path), "data": "p.parquet"}
+    sft = {"model": "runs/sft", "mix": "sft@1", "home": str(tmp_path), "run_id": "sft-1"}
+    stage = StageSpec(name="dpo", run="train_dpo", input=["pref_mix", "sft"])
+    ctx = StageContext(stage, [Path("p.parquet"), Path("runs/sft")], [prefs, sft], tmp_path,
+                       tmp_path)
+    outputs = _train_stage(ctx, "dpo")
+    assert seen == {"method": "dpo", "model": "runs/sft", "mix": "prefs@1"}
+    assert (outputs["mix"], outputs["run_id"]) == ("prefs@1", "dpo-1")

@@ -371,10 +371,10 @@ def _train_stage(ctx: StageContext, method: str) -> dict[str, Any]:
         model = str(local) if local is not None else model
     mix = home = data = None
     for upstream, path in zip(ctx.input_outputs, ctx.inputs, strict=True):
-        if upstream and "mix" in upstream:
-            mix, home = upstream["mix"], upstream.get("home")
-        elif upstream and "model" in upstream:
+        if upstream and "model" in upstream:  # before "mix": a training run names its mix too
             model = upstream["model"]
+        elif upstream and "mix" in upstream:
+            mix, home = upstream["mix"], upstream.get("home")
         else:
             data = path
     if model is None:
