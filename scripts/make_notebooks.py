@@ -495,98 +495,10 @@ print("RLVR run:", rlvr.run_card["status"], "on", rlvr.run_card["data"]["path"],
 ]
 
 
-def ablation_cells() -> list:
-    """04: an ablation recipe (two variants of a mix) run end to end, its leaderboard and plot."""
-    return [
-        new_markdown_cell(
-            "# 04 — An ablation\n\n"
-            "Does the math source help? An ablation is a recipe: a base mix spec and named variants of "
-            "it, each built, trained and evaluated as cached stages, ending with a leaderboard of the "
-            "variants against the baseline (`postmix run recipes/ablation.yaml` is the same from the "
-            "command line). Here: the bundled sample with and without its math source, a tiny random "
-            "model trained a few steps on each and scored offline on the bundled GSM8K sample. **A "
-            "random model's scores mean nothing**; the loop working end to end is the point."),
-        new_code_cell(SETUP),
-        new_code_cell("""\
-from concurrent.futures import ThreadPoolExecutor
-
-from postmix.pipeline import Recipe, run_recipe
-
-recipe = Recipe.model_validate({
-    "name": "nb-ablation",
-    "stages": [{"name": "raw", "run": "ingest", "input": "pkg://postmix/data/sample_sft.jsonl"},
-               {"name": "tiny_model", "run": "tiny_model", "config": {"seed": 0}}],
-    "ablation": {
-        "mix": {"name": "nb", "kind": "sft", "seed": 0, "sources": [
-            {"name": "chat", "path": "raw", "where": {"source": "general_chat"}, "count": 80},
-            {"name": "math", "path": "raw", "where": {"source": "math_word"}},
-            {"name": "code", "path": "raw", "where": {"source": "code_help"}}],
-            "global_steps": [{"dedup": {"mode": "exact"}}, {"decontam": {"benchmarks": ["gsm8k-sample"]}}]},
-        "variants": [{"name": "base"}, {"name": "no-math", "drop": ["math"]}],
-        "model": "tiny_model",
-        "train": {"run": "train_sft", "config": {"max_steps": 4, "per_device_train_batch_size": 4,
-                                                 "max_length": 256, "learning_rate": 1e-3}},
-        # a random model seldom ends its answer: cut it at a newline
-        "eval": {"benchmarks": ["gsm8k-sample"], "limit": 20,
-                 "prompt_formats": {"gsm8k": {"max_tokens": 16, "stop": ["\\n"]}}},
-    },
-})
-print([stage.name for stage in recipe.stages])
-# the eval stages drive the engine with asyncio.run, and a notebook's kernel runs an event loop
-# already: run the recipe in a worker thread
-with ThreadPoolExecutor(1) as thread:
-    result = thread.submit(run_recipe, recipe, work / "run", recipe_dir=work,
-                           echo=lambda line: None).result()
-print({name: stage["status"] for name, stage in result.stages.items()})"""),
-        new_markdown_cell(
-            "## The leaderboard\n\n"
-            "One row per trained variant: its mix version and run, the score with its bootstrap 95% "
-            "interval, the delta against the baseline (`~`: within noise, here by a paired bootstrap on "
-            "the per-item files; `!`: the mix was not decontaminated against the benchmark), and what "
-            "`mix diff` says changed."),
-        new_code_cell("""\
-from postmix.mix.comparison_html import cell_text, legend, row_label
-
-board = json.loads(Path(result.stages["leaderboard"]["outputs"]["leaderboard"]).read_text())
-for row in board["rows"]:
-    print(f"{row_label(row):45}", *(cell_text(row["cells"].get(b)) for b in board["benchmarks"]),
-          "" if row["is_baseline"] else "| " + row["diff"]["text"])
-print(legend(board))"""),
-        new_code_cell("""\
-fig, ax = plt.subplots(figsize=(6, 3.5))
-for x, row in enumerate(board["rows"]):
-    cell = row["cells"]["gsm8k-sample"]
-    if cell["score"] is None:
-        continue
-    ax.errorbar([x], [cell["score"]], yerr=[[cell["score"] - cell["ci_low"]], [cell["ci_high"] - cell["score"]]],
-                fmt="o", capsize=5, color="#C44E52" if row["is_baseline"] else "#4C72B0")
-ax.set_xticks(range(len(board["rows"])), [row["ref"] for row in board["rows"]])
-ax.set_xlim(-0.5, len(board["rows"]) - 0.5)
-ax.set_ylabel("gsm8k-sample accuracy (95% interval)")
-ax.set_title(f"with and without the math source (baseline {board['baseline']}, red)")
-fig.tight_layout()
-fig.savefig(FIGURES / "04_ablation.png")"""),
-        new_markdown_cell(
-            "## Lineage\n\n"
-            "Every score is recorded in the mix registry against its run and mix version, and copied "
-            "onto the run card: mix version -> run -> scores."),
-        new_code_cell("""\
-from postmix import mix
-
-home = result.stages["leaderboard"]["outputs"]["home"]
-for entry in mix.Registry(home).evals():
-    scores = {s["benchmark"]: s["score"] for s in entry["result"]["scores"]}
-    print(entry["ref"], "->", entry["run_id"], "->", scores)
-card = json.loads(Path(result.stages["train-no-math"]["outputs"]["run_card"]).read_text())
-print("run card evals:", card["evals"])"""),
-    ]
-
-
 NOTEBOOKS = {
     "01_curate_and_mix.ipynb": CURATE,
     "02_judge_and_pairs.ipynb": JUDGE,
     "03_train.ipynb": TRAIN,
-    "04_ablation.ipynb": ablation_cells(),
 }
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 

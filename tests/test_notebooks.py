@@ -25,9 +25,8 @@ FIGURES = {
     "02_judge_and_pairs.ipynb": ["02_compare.png", "02_length_bias.png", "02_ratings_by_aspect.png",
                                  "02_ratings_by_model.png", "02_win_rates.png"],
     "03_train.ipynb": ["03_rlvr_reward.png", "03_sft_loss.png"],
-    "04_ablation.ipynb": ["04_ablation.png"],
 }
-NEEDS = {"03_train.ipynb": ["trl", "torch"], "04_ablation.ipynb": ["trl", "torch"]}
+NEEDS = {"03_train.ipynb": ["trl", "torch"]}
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
