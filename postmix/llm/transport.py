@@ -268,32 +268,24 @@ class OpenAITransport:
         return self._client
 
     async def send(self, body: dict[str, Any]) -> RawReply:
-        import openai
-
         client = self._client or self._open()
         extra = {k: v for k, v in body.items() if k not in self._CORE}
-        try:
-            response = await client.chat.completions.with_raw_response.create(
-                model=body["model"], messages=body["messages"], extra_body=extra)
-            raw = response.http_response.content
-        except openai.APITimeoutError:
-            raise TransportError("timeout", f"no reply within {self.endpoint.timeout}s") from None
-        except openai.APIConnectionError as exc:
-            raise TransportError("connection",
-                                 f"{type(exc).__name__}: {_short(str(exc))}") from None
-        except openai.APIStatusError as exc:
-            raise status_error(exc.status_code, exc.response.content,
-                               parse_retry_after(exc.response.headers)) from None
+        raw = await self._raw(client.chat.completions.with_raw_response.create(
+            model=body["model"], messages=body["messages"], extra_body=extra))
         return reply_from_bytes(raw)
 
     async def embed(self, body: dict[str, Any]) -> RawEmbeddings:
+        client = self._client or self._open()
+        raw = await self._raw(client.embeddings.with_raw_response.create(
+            model=body["model"], input=body["input"], encoding_format="float"))
+        return embeddings_from_bytes(raw, len(body["input"]))
+
+    async def _raw(self, call: Any) -> bytes:
+        """The reply's bytes, the SDK's errors mapped to the transport's (one mapping for all)."""
         import openai
 
-        client = self._client or self._open()
         try:
-            response = await client.embeddings.with_raw_response.create(
-                model=body["model"], input=body["input"], encoding_format="float")
-            raw = response.http_response.content
+            return (await call).http_response.content
         except openai.APITimeoutError:
             raise TransportError("timeout", f"no reply within {self.endpoint.timeout}s") from None
         except openai.APIConnectionError as exc:
@@ -302,7 +294,6 @@ class OpenAITransport:
         except openai.APIStatusError as exc:
             raise status_error(exc.status_code, exc.response.content,
                                parse_retry_after(exc.response.headers)) from None
-        return embeddings_from_bytes(raw, len(body["input"]))
 
     async def close(self) -> None:
         if self._client is not None:
