@@ -5,8 +5,8 @@ run; and the speed of both.
     python benchmarks/bench_ifeval_agreement.py                      # baseline: 4c17770
     python benchmarks/bench_ifeval_agreement.py --baseline-rev HEAD~1 --list
 
-data       the published GPT-4 responses bundled in ``benchmarks/data/ifeval`` (288 of 541, 440
-           instructions, all 25 instruction types) with the official verdicts on them, and the
+data       the published GPT-4 responses bundled in ``benchmarks/data/ifeval`` (all 541,
+           834 instructions, all 25 instruction types) with the official verdicts on them, and the
            541 bundled prompts (``postmix/data/benchmarks/ifeval_input_data.jsonl``).
 postmix    ``postmix.verifiers.ifeval_bench.evaluate_ifeval`` (this checkout).
 baseline   ``postmix/verifiers/ifeval.py`` at ``--baseline-rev``, loaded from git, fed the same
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed passes of each verifier")
     args = parser.parse_args()
 
-    samples, references = load("gpt4_responses_subset.jsonl"), load("reference_verdicts.jsonl")
+    samples, references = load("gpt4_responses.jsonl"), load("reference_verdicts.jsonl")
     rows_by_prompt = {row["prompt"]: row for row in load_ifeval_prompts()}
     instructions = sum(len(r["instruction_id_list"]) for r in references)
     prompts = len(references)

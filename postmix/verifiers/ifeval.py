@@ -148,7 +148,7 @@ def paragraph_count(response: str, *, num_paragraphs: int) -> bool:
 
 
 class KeywordsInclude(_Params):
-    keywords: list[str] = Field(min_length=1, max_length=10)
+    keywords: list[str] = Field(min_length=1, max_length=50)  # IFEval has up to 12
 
 
 @_constraint("keywords_include", KeywordsInclude,
@@ -159,7 +159,7 @@ def keywords_include(response: str, *, keywords: list[str]) -> bool:
 
 
 class KeywordsForbidden(_Params):
-    forbidden_words: list[str] = Field(min_length=1, max_length=10)
+    forbidden_words: list[str] = Field(min_length=1, max_length=50)  # IFEval has up to 12
 
 
 @_constraint("keywords_forbidden", KeywordsForbidden,
