@@ -67,6 +67,9 @@ def nltk_data_dir(into: Path) -> Path:
 
 
 def loose_variants(response: str) -> list[str]:
+    # Restated from evaluation_lib rather than imported from postmix.verifiers.ifeval_bench on
+    # purpose: the reference must not share code with the verifier it judges (and this script
+    # runs in a venv without postmix).
     lines = response.split("\n")
     first = "\n".join(lines[1:]).strip()
     last = "\n".join(lines[:-1]).strip()
@@ -131,13 +134,11 @@ def main() -> int:
 
     text = "".join(json.dumps(v) + "\n" for v in out)
     if args.check:
-        old = args.out.read_text(encoding="utf-8").splitlines()
-        new = text.splitlines()
-        old_by_key = {json.loads(line)["key"]: line for line in old}
-        differing = [line for line in new
-                     if json.loads(line)["key"] in old_by_key
-                     and old_by_key[json.loads(line)["key"]] != line]
-        print(f"{len(new)} responses; {len(old_by_key)} in {args.out.name}; "
+        old_by_key = {json.loads(line)["key"]: line
+                      for line in args.out.read_text(encoding="utf-8").splitlines()}
+        differing = [line for v, line in zip(out, text.splitlines(), strict=True)
+                     if v["key"] in old_by_key and old_by_key[v["key"]] != line]
+        print(f"{len(out)} responses; {len(old_by_key)} in {args.out.name}; "
               f"{len(differing)} of the shared ones differ")
         for line in differing[:10]:
             print("  ", line[:200])
